@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian 12 packages that building, running and testing need.
+# Idempotent: it only calls apt-get when a package is missing. Needs root (or sudo).
+set -eu
+
+PKGS="build-essential meson ninja-build pkg-config \
+librdkafka-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libnng-dev libmsgpack-dev \
+libjansson-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
+
+if [ "${1:-}" = "--test" ]; then
+	PKGS="$PKGS default-jre-headless maven"
+fi
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing$missing" >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
