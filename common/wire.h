@@ -55,11 +55,14 @@ const char *wire_strerror(int err);
 enum wire_sub_status {
 	WIRE_SUB_OK = 0,
 	WIRE_SUB_NOT_OWNER = 1, /* the edge does not own the partition (now) */
-	WIRE_SUB_BAD = 2,       /* partition out of range or key empty */
+	WIRE_SUB_BAD = 2,       /* partition >= the topic's partition count, or
+				 * from_offset < -1 (an empty key never gets
+				 * here: wire_decode rejects it as malformed) */
 };
 
-/* UP_ERR codes. */
-enum wire_up_err {
+/* UP_ERR codes. (The tag is not wire_up_err: C puts enum and struct tags in
+ * one namespace, and struct wire_up_err is the message.) */
+enum wire_up_code {
 	WIRE_UP_DISABLED = 1, /* the edge has no inbound topic */
 	WIRE_UP_FAILED = 2,   /* producing to the inbound topic failed */
 	WIRE_UP_NOT_OWNER = 3,
@@ -130,7 +133,7 @@ struct wire_up {
 
 struct wire_up_err {
 	uint64_t sid;
-	uint32_t code; /* enum wire_up_err */
+	uint32_t code; /* enum wire_up_code */
 	struct wire_bytes reason;
 };
 
@@ -170,10 +173,15 @@ struct wire_msg {
 };
 
 /* Decodes one message from buf[0..len). Returns 0, or a negative enum wire_err.
+ * m need not be initialised (it is overwritten; free a previous decode first).
  * On 0 the caller must call wire_msg_free(m). On -WIRE_EUNKNOWN, m->type and
  * m->seq are set (so the receiver can count the message and keep numbering)
- * and nothing needs freeing; on any other error nothing needs freeing either.
- * Never allocates more than a small multiple of len. */
+ * and nothing needs freeing; on any other error nothing needs freeing either,
+ * and m->type/m->seq hold what the envelope said if it could be read, else 0
+ * (for logging only). Every field, every DELIVER record and sid is checked
+ * here. Before msgpack-c sees the input, a pre-pass checks every declared
+ * length and count against the bytes present (PROTOCOL.md, "Decoder
+ * safety"), so it never allocates more than a small multiple of len. */
 int wire_decode(struct wire_msg *m, const void *buf, size_t len);
 /* Frees what wire_decode allocated; accepts a zeroed or freed msg. */
 void wire_msg_free(struct wire_msg *m);
@@ -199,7 +207,10 @@ void wire_buf_reset(struct wire_buf *b); /* len = 0, keeps the memory */
 void wire_buf_free(struct wire_buf *b);
 
 /* Encoders: each one appends exactly one whole message to b (call
- * wire_buf_reset first to start a new one). They cannot fail. */
+ * wire_buf_reset first to start a new one). They cannot fail, and they do not
+ * check the limits: a caller that passes an empty or over-long key, an
+ * over-long name or a partition >= WIRE_MAX_PARTITIONS gets a message the
+ * receiver rejects. */
 void wire_enc_hello(struct wire_buf *b, uint64_t seq, const struct wire_hello *h);
 void wire_enc_edge_hello(struct wire_buf *b, uint64_t seq, const struct wire_edge_hello *h);
 void wire_enc_assign(struct wire_buf *b, uint64_t seq, const struct wire_assignment *a);

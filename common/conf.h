@@ -1,0 +1,57 @@
+/*
+ * conf: table-driven settings from command-line flags and environment
+ * variables (for Kubernetes). Precedence: flag, then environment, then the
+ * default. One table per program also produces its --help text, so the flags,
+ * the variables and the documentation cannot drift apart.
+ */
+#ifndef KWS_CONF_H
+#define KWS_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+enum conf_type {
+	CONF_STR,  /* dst: const char ** (points into argv, environ or def) */
+	CONF_INT,  /* dst: long *; decimal, within [min, max] */
+	CONF_SIZE, /* dst: long *; bytes, with optional K/KiB/M/MiB/G/GiB suffix */
+	CONF_BOOL, /* dst: bool *; "true/false/1/0/yes/no/on/off"; a bare flag means true */
+	CONF_CHOICE, /* dst: int *; index of the value in choices (NULL-terminated) */
+	CONF_LIST, /* dst: struct conf_list *; repeatable flag; env is comma-separated */
+};
+
+#define CONF_REQUIRED 1u /* no default: a missing value is an error */
+
+struct conf_list {
+	const char **items; /* owned by the list (the array, not the strings) */
+	size_t count;
+};
+void conf_list_free(struct conf_list *l);
+
+struct conf_opt {
+	const char *name; /* the flag without "--" */
+	const char *env;  /* environment variable, or NULL */
+	enum conf_type type;
+	void *dst;
+	const char *def; /* default, in the flag's syntax; NULL: none */
+	const char *help;
+	unsigned flags;
+	long min, max;                /* CONF_INT / CONF_SIZE bounds when max > min */
+	const char *const *choices;   /* CONF_CHOICE */
+};
+
+/* Parses argv and the environment into the table's destinations.
+ * Returns 0 on success; 1 when --help was given (usage was printed to out);
+ * -1 on a bad or missing setting, with a message naming the flag and its
+ * environment variable in err. Strings in the table outlive the call. */
+int conf_parse(const struct conf_opt *opts, int argc, char **argv, FILE *out,
+	       const char *summary, char *err, size_t errlen);
+
+/* Prints the usage text: summary, then each flag with its variable, default
+ * and help. */
+void conf_usage(FILE *out, const char *prog, const char *summary, const struct conf_opt *opts);
+
+/* Parses a size such as "65536", "64K", "64KiB", "1M", "2GiB". 0 or -1. */
+int conf_parse_size(const char *s, long *out);
+
+#endif

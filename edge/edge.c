@@ -1,0 +1,772 @@
+/* edge: see edge.h. The protocol is in common/PROTOCOL.md. */
+#include "edge.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <nng/nng.h>
+#include <nng/protocol/pair1/pair.h>
+
+#include "subs.h"
+#include "util.h"
+#include "wire.h"
+
+/* One connected router, known by the nng pipe it came on. */
+struct router_link {
+	uint32_t pipe;
+	bool hello;        /* it said HELLO on this pipe */
+	bool desynced;     /* a gap was seen: ignore all but HELLO */
+	uint64_t tx_seq;   /* last number sent */
+	uint64_t rx_expect;
+	char *router_id;
+	struct wire_buf batch; /* DELIVER being built, when batch_open */
+	bool batch_open;
+};
+
+/* Per-partition state of the delivery topic. */
+struct part {
+	bool owned;
+	int64_t next_offset; /* offset after the last record handed out, -1 unknown */
+};
+
+/* What a produce call carries to its delivery report. */
+struct up_ctx {
+	uint32_t pipe;
+	uint64_t sid;
+};
+
+struct edge {
+	const struct edge_config *cfg;
+	char edge_id[256];
+	rd_kafka_t *consumer;
+	rd_kafka_queue_t *cq;
+	rd_kafka_t *producer; /* NULL when upstream is disabled */
+	rd_kafka_topic_t *inbound;
+	int kafka_fd[2];      /* consumer queue io-event pipe */
+	nng_socket sock;
+	int nng_fd;
+	int wake_fd;          /* eventfd: nng pipe removed */
+	pthread_mutex_t lock; /* guards removed[] */
+	uint32_t *removed;
+	size_t nremoved, capremoved;
+
+	struct subs subs;
+	struct router_link **links;
+	size_t nlinks;
+	struct part *parts;
+	uint32_t partition_count;
+	uint64_t epoch;
+	struct wire_buf out;
+	int64_t next_metadata_ms;
+	/* Counters (exported by the admin endpoint later; logged at exit). */
+	uint64_t records, delivered, dropped_send, malformed, gaps, unknown;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	stop_requested = 1;
+}
+
+/* ---- router links ------------------------------------------------------- */
+
+static struct router_link *link_find(struct edge *e, uint32_t pipe)
+{
+	for (size_t i = 0; i < e->nlinks; i++)
+		if (e->links[i]->pipe == pipe)
+			return e->links[i];
+	return NULL;
+}
+
+static struct router_link *link_get(struct edge *e, uint32_t pipe)
+{
+	struct router_link *l = link_find(e, pipe);
+	if (l)
+		return l;
+	l = xcalloc(1, sizeof *l);
+	l->pipe = pipe;
+	wire_buf_init(&l->batch);
+	e->links = xrealloc(e->links, (e->nlinks + 1) * sizeof *e->links);
+	e->links[e->nlinks++] = l;
+	return l;
+}
+
+static void link_destroy(struct edge *e, uint32_t pipe)
+{
+	for (size_t i = 0; i < e->nlinks; i++) {
+		struct router_link *l = e->links[i];
+		if (l->pipe != pipe)
+			continue;
+		size_t n = subs_remove_pipe(&e->subs, pipe);
+		log_info("router %s (pipe %u) left; dropped %zu subscriptions",
+			 l->router_id ? l->router_id : "?", pipe, n);
+		wire_buf_free(&l->batch);
+		free(l->router_id);
+		free(l);
+		e->links[i] = e->links[--e->nlinks];
+		return;
+	}
+}
+
+/* Sends buf[0..len) to a router. The transport may drop it (full queue, pipe
+ * gone); the router sees the gap in the numbering and resyncs. */
+static void send_raw(struct edge *e, struct router_link *l, const void *buf, size_t len)
+{
+	nng_msg *m;
+	if (nng_msg_alloc(&m, len) != 0) {
+		e->dropped_send++;
+		return;
+	}
+	memcpy(nng_msg_body(m), buf, len);
+	nng_pipe p = { .id = l->pipe };
+	nng_msg_set_pipe(m, p);
+	int rv = nng_sendmsg(e->sock, m, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		nng_msg_free(m);
+		e->dropped_send++;
+		log_debug("send to router pipe %u failed: %s", l->pipe, nng_strerror(rv));
+	}
+}
+
+static void flush_batch(struct edge *e, struct router_link *l)
+{
+	if (!l->batch_open)
+		return;
+	wire_enc_deliver_end(&l->batch, ++l->tx_seq);
+	send_raw(e, l, l->batch.data, l->batch.len);
+	l->batch_open = false;
+}
+
+static void flush_all(struct edge *e)
+{
+	for (size_t i = 0; i < e->nlinks; i++)
+		flush_batch(e, e->links[i]);
+}
+
+/* Builds the current assignment into the caller's array. */
+static uint32_t owned_list(const struct edge *e, uint32_t *out)
+{
+	uint32_t n = 0;
+	for (uint32_t p = 0; p < e->partition_count; p++)
+		if (e->parts[p].owned)
+			out[n++] = p;
+	return n;
+}
+
+static void send_edge_hello(struct edge *e, struct router_link *l)
+{
+	uint32_t *owned = xcalloc(e->partition_count ? e->partition_count : 1, sizeof *owned);
+	struct wire_edge_hello h = {
+		.edge_id = { e->edge_id, (uint32_t)strlen(e->edge_id) },
+		.upstream = e->producer != NULL,
+		.assign = { .epoch = e->epoch, .partition_count = e->partition_count,
+			    .count = owned_list(e, owned), .partitions = owned },
+	};
+	l->tx_seq = 1;
+	wire_buf_reset(&e->out);
+	wire_enc_edge_hello(&e->out, l->tx_seq, &h);
+	send_raw(e, l, e->out.data, e->out.len);
+	free(owned);
+}
+
+/* Tells every router the new assignment, after what was already batched. */
+static void broadcast_assign(struct edge *e)
+{
+	uint32_t *owned = xcalloc(e->partition_count ? e->partition_count : 1, sizeof *owned);
+	struct wire_assignment a = { .epoch = e->epoch, .partition_count = e->partition_count,
+				     .count = owned_list(e, owned), .partitions = owned };
+	flush_all(e);
+	for (size_t i = 0; i < e->nlinks; i++) {
+		struct router_link *l = e->links[i];
+		if (!l->hello)
+			continue;
+		wire_buf_reset(&e->out);
+		wire_enc_assign(&e->out, ++l->tx_seq, &a);
+		send_raw(e, l, e->out.data, e->out.len);
+	}
+	log_info("assignment epoch %llu: %u of %u partitions", (unsigned long long)e->epoch,
+		 a.count, e->partition_count);
+	free(owned);
+}
+
+/* ---- Kafka ---------------------------------------------------------------- */
+
+static void grow_parts(struct edge *e, uint32_t n)
+{
+	if (n <= e->partition_count)
+		return;
+	e->parts = xrealloc(e->parts, n * sizeof *e->parts);
+	for (uint32_t p = e->partition_count; p < n; p++)
+		e->parts[p] = (struct part){ .owned = false, .next_offset = -1 };
+	e->partition_count = n;
+}
+
+/* Learns the delivery topic's partition count; 0 or -1 (logged). */
+static int refresh_metadata(struct edge *e)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(e->consumer, e->cfg->topic, NULL);
+	rd_kafka_resp_err_t err = rd_kafka_metadata(e->consumer, 0, t, &md,
+						    (int)e->cfg->metadata_timeout_ms);
+	rd_kafka_topic_destroy(t);
+	if (err) {
+		log_warn("metadata for topic %s: %s", e->cfg->topic, rd_kafka_err2str(err));
+		return -1;
+	}
+	int rc = -1;
+	if (md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0) {
+		uint32_t n = (uint32_t)md->topics[0].partition_cnt;
+		if (n != e->partition_count)
+			log_info("topic %s has %u partitions", e->cfg->topic, n);
+		if (n > e->partition_count && e->partition_count) {
+			grow_parts(e, n);
+			e->epoch++;
+			broadcast_assign(e);
+		}
+		grow_parts(e, n);
+		rc = 0;
+	} else {
+		log_warn("topic %s: %s", e->cfg->topic,
+			 md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not found");
+	}
+	rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct edge *e = opaque;
+	bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	rd_kafka_error_t *error = NULL;
+	rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	for (int i = 0; i < parts->cnt; i++)
+		if (parts->elems[i].partition >= 0)
+			grow_parts(e, (uint32_t)parts->elems[i].partition + 1);
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		if (cooperative)
+			error = rd_kafka_incremental_assign(rk, parts);
+		else
+			aerr = rd_kafka_assign(rk, parts);
+		for (int i = 0; i < parts->cnt; i++) {
+			struct part *p = &e->parts[parts->elems[i].partition];
+			p->owned = true;
+			p->next_offset = -1;
+		}
+		e->epoch++;
+		broadcast_assign(e);
+	} else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+		/* Stop and tell the routers first, then let Kafka hand them on:
+		 * the routers see the revoke before the next owner's claim. */
+		flush_all(e);
+		for (int i = 0; i < parts->cnt; i++) {
+			uint32_t p = (uint32_t)parts->elems[i].partition;
+			e->parts[p].owned = false;
+			e->parts[p].next_offset = -1;
+			subs_remove_partition(&e->subs, p);
+		}
+		e->epoch++;
+		broadcast_assign(e);
+		if (cooperative)
+			error = rd_kafka_incremental_unassign(rk, parts);
+		else
+			aerr = rd_kafka_assign(rk, NULL);
+	} else {
+		log_error("rebalance error: %s", rd_kafka_err2str(err));
+		rd_kafka_assign(rk, NULL);
+	}
+	if (error) {
+		log_error("incremental (un)assign: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	if (aerr)
+		log_error("(un)assign: %s", rd_kafka_err2str(aerr));
+}
+
+/* Adds one record to the batch of every router with sessions for its key. */
+static void deliver(struct edge *e, const rd_kafka_message_t *m)
+{
+	uint32_t p = (uint32_t)m->partition;
+	if (p >= e->partition_count || !e->parts[p].owned)
+		return; /* a late message of a revoked partition */
+	e->records++;
+	e->parts[p].next_offset = m->offset + 1;
+	if (!m->key_len)
+		return;
+	const struct subs_key *k = subs_lookup(&e->subs, m->key, m->key_len);
+	if (!k)
+		return;
+
+	rd_kafka_timestamp_type_t tstype;
+	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+	struct wire_record r = {
+		.partition = p,
+		.offset = m->offset,
+		.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+		.value = { m->payload, (uint32_t)m->len },
+		.value_null = m->payload == NULL,
+	};
+	uint64_t sids_stack[64];
+	uint64_t *sids = sids_stack;
+	if (k->n > 64)
+		sids = xmalloc(k->n * sizeof *sids);
+
+	/* v[] is sorted by pipe: each run is one router. */
+	for (uint32_t i = 0; i < k->n;) {
+		uint32_t pipe = k->v[i]->pipe, n = 0;
+		for (; i < k->n && k->v[i]->pipe == pipe; i++)
+			if (k->v[i]->partition == p && !k->v[i]->paused)
+				sids[n++] = k->v[i]->sid;
+		struct router_link *l = link_find(e, pipe);
+		if (!n || !l || !l->hello)
+			continue;
+		if (!l->batch_open) {
+			wire_buf_reset(&l->batch);
+			wire_enc_deliver_begin(&l->batch);
+			l->batch_open = true;
+		}
+		wire_enc_deliver_record(&l->batch, &r, sids, n);
+		e->delivered += n;
+		if (l->batch.len >= (size_t)e->cfg->batch_bytes)
+			flush_batch(e, l);
+	}
+	if (sids != sids_stack)
+		free(sids);
+}
+
+static void consume(struct edge *e)
+{
+	rd_kafka_message_t *msgs[512];
+	ssize_t n;
+	do {
+		n = rd_kafka_consume_batch_queue(e->cq, 0, msgs, 512);
+		for (ssize_t i = 0; i < n; i++) {
+			rd_kafka_message_t *m = msgs[i];
+			if (!m->err)
+				deliver(e, m);
+			else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				log_warn("consumer: %s", rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+		}
+	} while (n == 512);
+	flush_all(e);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct edge *e = opaque;
+	struct up_ctx *c = m->_private;
+	if (m->err && c) {
+		struct router_link *l = link_find(e, c->pipe);
+		if (l && l->hello) {
+			const char *reason = rd_kafka_err2str(m->err);
+			struct wire_up_err ue = { .sid = c->sid, .code = WIRE_UP_FAILED,
+						  .reason = { reason, (uint32_t)strlen(reason) } };
+			wire_buf_reset(&e->out);
+			wire_enc_up_err(&e->out, ++l->tx_seq, &ue);
+			send_raw(e, l, e->out.data, e->out.len);
+		}
+		log_warn("upstream produce failed: %s", rd_kafka_err2str(m->err));
+	}
+	free(c);
+}
+
+/* Applies the shared settings and the user's key=value properties. */
+static int apply_props(const struct edge_config *cfg, rd_kafka_conf_t *conf, char *err,
+		       size_t errlen)
+{
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->bootstrap, err, errlen))
+		return -1;
+	for (size_t i = 0; i < cfg->kafka_props.count; i++) {
+		const char *kv = cfg->kafka_props.items[i];
+		const char *eq = strchr(kv, '=');
+		if (!eq) {
+			snprintf(err, errlen, "--kafka-prop '%s' is not key=value", kv);
+			return -1;
+		}
+		char *key = xstrndup(kv, (size_t)(eq - kv));
+		rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, key, eq + 1, err, errlen);
+		free(key);
+		if (r != RD_KAFKA_CONF_OK)
+			return -1;
+	}
+	return 0;
+}
+
+static int kafka_open(struct edge *e)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	const char *defaults[][2] = {
+		{ "group.id", e->cfg->group },
+		{ "partition.assignment.strategy", "cooperative-sticky" },
+		{ "auto.offset.reset", "latest" },
+		{ "enable.partition.eof", "false" },
+		{ "fetch.wait.max.ms", "100" },
+		{ "client.id", e->edge_id },
+	};
+	for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+		if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, sizeof err))
+			goto out_bad_conf;
+	if (*e->cfg->instance_id &&
+	    rd_kafka_conf_set(conf, "group.instance.id", e->cfg->instance_id, err, sizeof err))
+		goto out_bad_conf;
+	if (apply_props(e->cfg, conf, err, sizeof err) < 0)
+		goto out_bad_conf;
+	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+	rd_kafka_conf_set_opaque(conf, e);
+	e->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+	if (!e->consumer) {
+		log_error("kafka consumer: %s", err);
+		return -1;
+	}
+	rd_kafka_poll_set_consumer(e->consumer);
+	e->cq = rd_kafka_queue_get_consumer(e->consumer);
+	if (pipe2(e->kafka_fd, O_NONBLOCK | O_CLOEXEC) < 0) {
+		log_error("pipe: %s", strerror(errno));
+		return -1;
+	}
+	rd_kafka_queue_io_event_enable(e->cq, e->kafka_fd[1], "1", 1);
+
+	if (*e->cfg->inbound_topic) {
+		conf = rd_kafka_conf_new();
+		if (rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err) ||
+		    rd_kafka_conf_set(conf, "client.id", e->edge_id, err, sizeof err) ||
+		    apply_props(e->cfg, conf, err, sizeof err) < 0)
+			goto out_bad_conf;
+		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+		rd_kafka_conf_set_opaque(conf, e);
+		e->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+		if (!e->producer) {
+			log_error("kafka producer: %s", err);
+			return -1;
+		}
+		e->inbound = rd_kafka_topic_new(e->producer, e->cfg->inbound_topic, NULL);
+	}
+	return 0;
+out_bad_conf:
+	log_error("kafka configuration: %s", err);
+	rd_kafka_conf_destroy(conf);
+	return -1;
+}
+
+/* ---- router messages --------------------------------------------------- */
+
+static void send_sub_ack(struct edge *e, struct router_link *l, uint64_t sid, uint32_t status,
+			 int64_t start, bool complete)
+{
+	struct wire_sub_ack a = { .sid = sid, .status = status, .start_offset = start,
+				  .complete = complete };
+	flush_batch(e, l); /* keep order: records already batched come first */
+	wire_buf_reset(&e->out);
+	wire_enc_sub_ack(&e->out, ++l->tx_seq, &a);
+	send_raw(e, l, e->out.data, e->out.len);
+}
+
+static void on_sub(struct edge *e, struct router_link *l, const struct wire_sub *s)
+{
+	if (s->partition >= e->partition_count || !e->parts[s->partition].owned) {
+		send_sub_ack(e, l, s->sid, WIRE_SUB_NOT_OWNER, -1, false);
+		return;
+	}
+	subs_add(&e->subs, l->pipe, s->sid, s->partition, s->key.ptr, s->key.len);
+	int64_t next = e->parts[s->partition].next_offset;
+	/* Replay from an older position is not served yet: the session starts
+	 * at the live end and is told whether that covers its position. */
+	bool complete = s->from_offset < 0 || (next >= 0 && s->from_offset >= next);
+	send_sub_ack(e, l, s->sid, WIRE_SUB_OK, next, complete);
+}
+
+static void up_error(struct edge *e, struct router_link *l, uint64_t sid, uint32_t code,
+		     const char *reason)
+{
+	struct wire_up_err ue = { .sid = sid, .code = code,
+				  .reason = { reason, (uint32_t)strlen(reason) } };
+	wire_buf_reset(&e->out);
+	wire_enc_up_err(&e->out, ++l->tx_seq, &ue);
+	send_raw(e, l, e->out.data, e->out.len);
+}
+
+static void on_up(struct edge *e, struct router_link *l, const struct wire_up *u)
+{
+	if (!e->producer) {
+		up_error(e, l, u->sid, WIRE_UP_DISABLED, "no inbound topic is configured");
+		return;
+	}
+	struct up_ctx *c = xmalloc(sizeof *c);
+	c->pipe = l->pipe;
+	c->sid = u->sid;
+	if (rd_kafka_produce(e->inbound, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+			     (void *)u->data.ptr, u->data.len, u->key.ptr, u->key.len, c) < 0) {
+		free(c);
+		up_error(e, l, u->sid, WIRE_UP_FAILED, rd_kafka_err2str(rd_kafka_last_error()));
+	}
+}
+
+static void on_router_msg(struct edge *e, uint32_t pipe, const void *buf, size_t len)
+{
+	struct wire_msg m;
+	int rc = wire_decode(&m, buf, len);
+	struct router_link *l = link_get(e, pipe);
+	if (rc == -WIRE_EUNKNOWN) {
+		e->unknown++;
+		log_debug("router pipe %u: unknown message type %u", pipe, m.type);
+		if (!l->desynced && m.seq == l->rx_expect)
+			l->rx_expect++;
+		return;
+	}
+	if (rc < 0) {
+		e->malformed++;
+		log_warn("router pipe %u: dropped message: %s", pipe, wire_strerror(rc));
+		goto out_resync;
+	}
+	if (m.type == WIRE_HELLO) {
+		size_t n = subs_remove_pipe(&e->subs, pipe);
+		free(l->router_id);
+		l->router_id = xstrndup(m.u.hello.router_id.ptr, m.u.hello.router_id.len);
+		l->hello = true;
+		l->desynced = false;
+		l->batch_open = false;
+		l->rx_expect = m.seq + 1;
+		log_info("router %s connected (pipe %u)%s", l->router_id, pipe,
+			 n ? ", its earlier subscriptions dropped" : "");
+		send_edge_hello(e, l);
+		goto out_free;
+	}
+	if (!l->hello || l->desynced)
+		goto out_free; /* waiting for HELLO */
+	if (m.seq != l->rx_expect) {
+		e->gaps++;
+		log_warn("router %s: gap in numbering (got %llu, expected %llu)", l->router_id,
+			 (unsigned long long)m.seq, (unsigned long long)l->rx_expect);
+		wire_msg_free(&m);
+		goto out_resync;
+	}
+	l->rx_expect++;
+	switch (m.type) {
+	case WIRE_SUB:
+		on_sub(e, l, &m.u.sub);
+		break;
+	case WIRE_UNSUB:
+		subs_remove(&e->subs, pipe, m.u.unsub.sid);
+		break;
+	case WIRE_UP:
+		on_up(e, l, &m.u.up);
+		break;
+	case WIRE_FLOW: {
+		struct sub *x = subs_get(&e->subs, pipe, m.u.flow.sid);
+		if (x)
+			x->paused = m.u.flow.paused;
+		break;
+	}
+	default:
+		log_warn("router %s: unexpected message type %u", l->router_id, m.type);
+		break;
+	}
+out_free:
+	wire_msg_free(&m);
+	return;
+out_resync:
+	if (l->hello && !l->desynced) {
+		struct wire_resync r = { .reason = { "gap or malformed message", 24 } };
+		l->desynced = true;
+		subs_remove_pipe(&e->subs, pipe);
+		flush_batch(e, l);
+		wire_buf_reset(&e->out);
+		wire_enc_resync(&e->out, ++l->tx_seq, &r);
+		send_raw(e, l, e->out.data, e->out.len);
+	}
+}
+
+static void drain_nng(struct edge *e)
+{
+	for (int i = 0; i < 4096; i++) {
+		nng_msg *m;
+		if (nng_recvmsg(e->sock, &m, NNG_FLAG_NONBLOCK) != 0)
+			break;
+		uint32_t pipe = nng_msg_get_pipe(m).id;
+		on_router_msg(e, pipe, nng_msg_body(m), nng_msg_len(m));
+		nng_msg_free(m);
+	}
+	flush_all(e);
+}
+
+/* nng calls this on its own thread when a router's pipe goes away. */
+static void on_pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct edge *e = arg;
+	pthread_mutex_lock(&e->lock);
+	if (e->nremoved == e->capremoved) {
+		e->capremoved = e->capremoved ? e->capremoved * 2 : 16;
+		e->removed = xrealloc(e->removed, e->capremoved * sizeof *e->removed);
+	}
+	e->removed[e->nremoved++] = p.id;
+	pthread_mutex_unlock(&e->lock);
+	uint64_t one = 1;
+	if (write(e->wake_fd, &one, sizeof one) < 0)
+		log_debug("eventfd write: %s", strerror(errno));
+}
+
+static void handle_removed(struct edge *e)
+{
+	uint64_t v;
+	if (read(e->wake_fd, &v, sizeof v) < 0)
+		return;
+	pthread_mutex_lock(&e->lock);
+	uint32_t *gone = e->removed;
+	size_t n = e->nremoved;
+	e->removed = NULL;
+	e->nremoved = e->capremoved = 0;
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < n; i++)
+		link_destroy(e, gone[i]);
+	free(gone);
+}
+
+static int nng_open(struct edge *e)
+{
+	int rv;
+	if ((rv = nng_pair1_open_poly(&e->sock)) != 0 ||
+	    (rv = nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG_BYTES)) != 0 ||
+	    (rv = nng_socket_set_int(e->sock, NNG_OPT_SENDBUF, 1024)) != 0 ||
+	    (rv = nng_socket_set_int(e->sock, NNG_OPT_RECVBUF, 1024)) != 0 ||
+	    (rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_REM_POST, on_pipe_removed, e)) != 0) {
+		log_error("nng socket: %s", nng_strerror(rv));
+		return -1;
+	}
+	if ((rv = nng_listen(e->sock, e->cfg->listen, NULL, 0)) != 0) {
+		log_error("cannot listen on %s: %s", e->cfg->listen, nng_strerror(rv));
+		return -1;
+	}
+	if ((rv = nng_socket_get_int(e->sock, NNG_OPT_RECVFD, &e->nng_fd)) != 0) {
+		log_error("nng recv fd: %s", nng_strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
+static void drain_fd(int fd)
+{
+	char buf[256];
+	while (read(fd, buf, sizeof buf) == (ssize_t)sizeof buf)
+		;
+}
+
+int edge_run(const struct edge_config *cfg)
+{
+	struct edge *e = xcalloc(1, sizeof *e);
+	int rc = 1;
+	e->cfg = cfg;
+	e->kafka_fd[0] = e->kafka_fd[1] = -1;
+	pthread_mutex_init(&e->lock, NULL);
+	subs_init(&e->subs);
+	wire_buf_init(&e->out);
+	if (*cfg->edge_id) {
+		snprintf(e->edge_id, sizeof e->edge_id, "%s", cfg->edge_id);
+	} else {
+		char host[128] = "edge";
+		gethostname(host, sizeof host - 1);
+		snprintf(e->edge_id, sizeof e->edge_id, "%s:%d", host, (int)getpid());
+	}
+	e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (kafka_open(e) < 0 || nng_open(e) < 0)
+		goto out;
+
+	/* The partition count first: routers need it to place clients. */
+	while (!stop_requested && refresh_metadata(e) < 0)
+		usleep(500 * 1000);
+	if (stop_requested)
+		goto out_ok;
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, cfg->topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t err = rd_kafka_subscribe(e->consumer, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err) {
+		log_error("subscribe to %s: %s", cfg->topic, rd_kafka_err2str(err));
+		goto out;
+	}
+	log_info("edge %s: listening on %s, group %s, topic %s, upstream %s", e->edge_id,
+		 cfg->listen, cfg->group, cfg->topic,
+		 *cfg->inbound_topic ? cfg->inbound_topic : "disabled");
+	e->next_metadata_ms = now_mono_ms() + 30000;
+
+	struct pollfd fds[3] = {
+		{ .fd = e->kafka_fd[0], .events = POLLIN },
+		{ .fd = e->nng_fd, .events = POLLIN },
+		{ .fd = e->wake_fd, .events = POLLIN },
+	};
+	while (!stop_requested) {
+		int n = poll(fds, 3, 100);
+		if (n < 0 && errno != EINTR) {
+			log_error("poll: %s", strerror(errno));
+			goto out;
+		}
+		if (fds[2].revents & POLLIN)
+			handle_removed(e);
+		if (fds[1].revents & POLLIN)
+			drain_nng(e);
+		if (fds[0].revents & POLLIN)
+			drain_fd(e->kafka_fd[0]);
+		/* Always serve the consumer queue: rebalances and records. */
+		consume(e);
+		if (e->producer)
+			rd_kafka_poll(e->producer, 0);
+		if (now_mono_ms() >= e->next_metadata_ms) {
+			refresh_metadata(e);
+			e->next_metadata_ms = now_mono_ms() + 30000;
+		}
+	}
+out_ok:
+	log_info("edge %s: stopping (records %llu, delivered %llu, send drops %llu)", e->edge_id,
+		 (unsigned long long)e->records, (unsigned long long)e->delivered,
+		 (unsigned long long)e->dropped_send);
+	rc = 0;
+out:
+	if (e->consumer) {
+		/* Leave the group cleanly: the revoke callback tells the routers. */
+		rd_kafka_consumer_close(e->consumer);
+		flush_all(e);
+	}
+	if (e->producer) {
+		rd_kafka_flush(e->producer, 5000);
+		rd_kafka_topic_destroy(e->inbound);
+		rd_kafka_destroy(e->producer);
+	}
+	if (e->cq)
+		rd_kafka_queue_destroy(e->cq);
+	if (e->consumer)
+		rd_kafka_destroy(e->consumer);
+	nng_close(e->sock);
+	while (e->nlinks)
+		link_destroy(e, e->links[0]->pipe);
+	free(e->links);
+	free(e->removed);
+	subs_free(&e->subs);
+	wire_buf_free(&e->out);
+	free(e->parts);
+	for (int i = 0; i < 2; i++)
+		if (e->kafka_fd[i] >= 0)
+			close(e->kafka_fd[i]);
+	if (e->wake_fd >= 0)
+		close(e->wake_fd);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+	return rc;
+}

@@ -1,0 +1,61 @@
+/* edge: command line and environment; see edge.h. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conf.h"
+#include "edge.h"
+#include "util.h"
+
+static const char summary[] =
+	"edge: consumes the delivery topic as a member of a Kafka consumer group and\n"
+	"delivers each record to the router sessions of its key. Routers connect to\n"
+	"--listen. Every flag can also be set by the environment variable shown.";
+
+int main(int argc, char **argv)
+{
+	struct edge_config cfg = { 0 };
+	const char *log_level = NULL;
+	bool log_json = false;
+	static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
+	int level = LOG_INFO;
+	const struct conf_opt opts[] = {
+		{ "bootstrap", "EDGE_BOOTSTRAP", CONF_STR, &cfg.bootstrap, NULL,
+		  "Kafka bootstrap servers, host:port[,host:port...].", CONF_REQUIRED },
+		{ "topic", "EDGE_TOPIC", CONF_STR, &cfg.topic, "deliveries",
+		  "Delivery topic: records keyed by client id." },
+		{ "group", "EDGE_GROUP", CONF_STR, &cfg.group, "kws-edge",
+		  "Consumer group id shared by all edges." },
+		{ "listen", "EDGE_LISTEN", CONF_STR, &cfg.listen, "tcp://0.0.0.0:7100",
+		  "nng URL routers connect to." },
+		{ "inbound-topic", "EDGE_INBOUND_TOPIC", CONF_STR, &cfg.inbound_topic, "",
+		  "Topic for frames clients send, keyed by client id; empty disables upstream." },
+		{ "instance-id", "EDGE_INSTANCE_ID", CONF_STR, &cfg.instance_id, "",
+		  "Static group member id (group.instance.id), e.g. the pod name; empty: dynamic membership." },
+		{ "edge-id", "EDGE_ID", CONF_STR, &cfg.edge_id, "",
+		  "Name shown to routers and operators; empty: host:pid." },
+		{ "kafka-prop", "EDGE_KAFKA_PROPS", CONF_LIST, &cfg.kafka_props, NULL,
+		  "A librdkafka property key=value for the consumer and producer (e.g. security.protocol=SASL_SSL)." },
+		{ "batch-bytes", "EDGE_BATCH_BYTES", CONF_SIZE, &cfg.batch_bytes, "64KiB",
+		  "Largest DELIVER message to a router before it is sent.", 0, 1024, 8L << 20 },
+		{ "metadata-timeout-ms", "EDGE_METADATA_TIMEOUT_MS", CONF_INT, &cfg.metadata_timeout_ms,
+		  "5000", "Timeout of one Kafka metadata request.", 0, 100, 600000 },
+		{ "log-level", "EDGE_LOG_LEVEL", CONF_CHOICE, &level, "info", "Log threshold.", 0, 0, 0,
+		  levels },
+		{ "log-json", "EDGE_LOG_JSON", CONF_BOOL, &log_json, "false",
+		  "Write logs as JSON lines." },
+		{ 0 },
+	};
+	(void)log_level;
+	char err[512];
+	int rc = conf_parse(opts, argc, argv, stdout, summary, err, sizeof err);
+	if (rc == 1)
+		return 0;
+	if (rc < 0) {
+		fprintf(stderr, "edge: %s\n", err);
+		return 2;
+	}
+	log_setup("edge", (enum log_level)level, log_json);
+	rc = edge_run(&cfg);
+	conf_list_free(&cfg.kafka_props);
+	return rc;
+}

@@ -1,0 +1,639 @@
+/* router: see router.h. The edge protocol is in common/PROTOCOL.md. */
+#include "router.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "link.h"
+#include "partition.h"
+#include "routes.h"
+#include "sessions.h"
+#include "util.h"
+#include "wire.h"
+
+#define TICK_US (100 * 1000)
+#define WRITES_PER_CALLBACK 64
+
+/* Per-connection state, allocated by lws (per_session_data_size) and freed
+ * by it after LWS_CALLBACK_CLOSED. */
+struct conn {
+	struct session *s;
+	int close_code;
+	char close_reason[120];
+	unsigned char *rx; /* a client message being reassembled */
+	size_t rxlen;
+	bool rx_text;
+};
+
+struct router {
+	const struct router_config *cfg;
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	struct sessions sessions;
+	struct routes routes;
+	struct link *links;
+	int nlinks;
+	lws_sorted_usec_list_t tick;
+	bool retry_waiting;
+	bool complete; /* every partition has an owner */
+	char id_header[128]; /* lowercase, with ':' as lws wants it */
+	int id_header_len;
+	/* counters */
+	uint64_t rejected, delivered, fenced, duplicates, not_live, slow_closed, upstream;
+};
+
+static volatile sig_atomic_t stop_requested;
+static struct router *R; /* the one router of this process (lws callbacks) */
+
+static void on_signal(int sig)
+{
+	stop_requested = 1;
+	if (R && R->ctx)
+		lws_cancel_service(R->ctx);
+}
+
+/* ---- sessions and edges ------------------------------------------------- */
+
+static void send_unsub(struct link *l, uint64_t sid)
+{
+	if (l->state != LINK_UP)
+		return;
+	struct wire_unsub u = { .sid = sid };
+	wire_buf_reset(&l->out);
+	wire_enc_unsub(&l->out, link_next_seq(l), &u);
+	link_send(l);
+}
+
+/* Pins a WAITING session to its partition's owner, if that link is up. */
+static void try_pin(struct session *s)
+{
+	if (s->state != SESSION_WAITING)
+		return;
+	int owner = routes_owner(&R->routes, s->partition);
+	if (owner == ROUTES_NONE)
+		return;
+	struct link *l = &R->links[owner];
+	if (l->state != LINK_UP)
+		return;
+	session_pin(s, owner);
+	struct wire_sub sub = {
+		.sid = s->sid,
+		.partition = s->partition,
+		.key = { s->id, s->id_len },
+		.from_offset = s->next_offset,
+	};
+	wire_buf_reset(&l->out);
+	wire_enc_sub(&l->out, link_next_seq(l), &sub);
+	link_send(l);
+}
+
+/* Asks lws to close a client with code and reason (done in its writeable
+ * callback: STYLE 7, never free inside the callback that found the failure). */
+static void close_client(struct session *s, int code, const char *reason)
+{
+	struct lws *wsi = s->conn;
+	struct conn *c = lws_wsi_user(wsi);
+	if (c->close_code)
+		return;
+	c->close_code = code;
+	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+	if (s->edge >= 0)
+		send_unsub(&R->links[s->edge], s->sid);
+	session_close(s);
+	lws_callback_on_writable(wsi);
+}
+
+/* routes calls this for every partition whose owner changes. */
+static void on_moved(void *arg, uint32_t p, int old, int new)
+{
+	log_info("partition %u: owner %s -> %s", p,
+		 old == ROUTES_NONE ? "none" : R->links[old].url,
+		 new == ROUTES_NONE ? "none" : R->links[new].url);
+	for (struct session *s = sessions_in_partition(&R->sessions, p); s; s = s->pnext) {
+		if (s->state == SESSION_SUBSCRIBING || s->state == SESSION_LIVE) {
+			if (s->edge == new)
+				continue;
+			send_unsub(&R->links[s->edge], s->sid);
+			session_unpin(s);
+		}
+		try_pin(s);
+	}
+	bool complete = routes_complete(&R->routes);
+	if (complete != R->complete) {
+		R->complete = complete;
+		if (complete)
+			log_info("all %u partitions have owners", R->routes.partition_count);
+		else
+			log_warn("partition %u has no owner", p);
+	}
+}
+
+/* The link lost its pipe or its numbering: its partitions pass on. */
+static void link_reset(struct link *l)
+{
+	l->state = LINK_DOWN;
+	routes_edge_down(&R->routes, l->index);
+}
+
+static void link_restart(struct link *l)
+{
+	link_reset(l);
+	l->resyncs++;
+	link_hello(l, R->cfg->router_id);
+}
+
+/* Applies pipe changes that nng reported on its threads. */
+static void check_pipes(void)
+{
+	for (int i = 0; i < R->nlinks; i++) {
+		struct link *l = &R->links[i];
+		uint32_t now = atomic_load(&l->pipe_now);
+		if (now == l->pipe)
+			continue;
+		if (l->pipe || l->state != LINK_DOWN) {
+			log_info("edge %s: link lost", l->url);
+			link_reset(l);
+		}
+		l->pipe = now;
+		if (now) {
+			log_info("edge %s: connected, saying hello", l->url);
+			link_hello(l, R->cfg->router_id);
+		}
+	}
+}
+
+static void on_deliver(struct link *l, const struct wire_msg *m)
+{
+	struct wire_record r;
+	for (uint32_t i = 0; i < m->u.deliver.count; i++) {
+		wire_deliver_get(m, i, &r);
+		if (routes_owner(&R->routes, r.partition) != l->index) {
+			R->fenced += r.nsids;
+			continue;
+		}
+		for (uint32_t j = 0; j < r.nsids; j++) {
+			struct session *s = sessions_get(&R->sessions, wire_record_sid(&r, j));
+			if (!s || s->edge != l->index) {
+				R->fenced++;
+				continue;
+			}
+			bool was_empty = s->qhead == NULL;
+			switch (session_offer(&R->sessions, s, r.offset, r.value.ptr, r.value.len,
+					      (size_t)R->cfg->queue_bytes)) {
+			case SESSION_QUEUED:
+				R->delivered++;
+				if (was_empty)
+					lws_callback_on_writable(s->conn);
+				break;
+			case SESSION_DUPLICATE:
+				R->duplicates++;
+				break;
+			case SESSION_NOT_LIVE:
+				R->not_live++;
+				break;
+			case SESSION_OVERFLOW:
+				R->slow_closed++;
+				close_client(s, CLOSE_SLOW_CLIENT,
+					     "slow client: queue limit reached; reconnect to resume");
+				break;
+			}
+		}
+	}
+}
+
+static void on_sub_ack(struct link *l, const struct wire_sub_ack *a)
+{
+	struct session *s = sessions_get(&R->sessions, a->sid);
+	if (!s || s->edge != l->index || s->state != SESSION_SUBSCRIBING)
+		return;
+	if (a->status == WIRE_SUB_OK) {
+		session_acked(s, a->start_offset);
+	} else {
+		/* Not the owner (any more): wait for the routes to settle. */
+		session_unpin(s);
+		R->retry_waiting = true;
+	}
+}
+
+static void on_up_err(const struct wire_up_err *e)
+{
+	struct session *s = sessions_get(&R->sessions, e->sid);
+	if (!s)
+		return;
+	char reason[110];
+	snprintf(reason, sizeof reason, "upstream: %.*s", (int)e->reason.len, e->reason.ptr);
+	close_client(s, e->code == WIRE_UP_DISABLED ? CLOSE_UPSTREAM_DISABLED : CLOSE_UPSTREAM_FAILED,
+		     reason);
+}
+
+static void on_edge_msg(struct link *l, uint32_t pipe, const void *buf, size_t len)
+{
+	struct wire_msg m;
+	l->received++;
+	if (pipe != l->pipe)
+		return; /* left over from an earlier pipe */
+	int rc = wire_decode(&m, buf, len);
+	if (rc == -WIRE_EUNKNOWN) {
+		l->unknown++;
+		if (l->state == LINK_UP && !link_check_seq(l, &m))
+			link_restart(l);
+		return;
+	}
+	if (rc < 0) {
+		l->malformed++;
+		log_warn("edge %s: dropped message: %s; restarting the link", l->url,
+			 wire_strerror(rc));
+		link_restart(l);
+		return;
+	}
+	if (m.type == WIRE_EDGE_HELLO) {
+		if (l->state != LINK_HELLO_SENT)
+			goto out_free; /* a reply to an earlier HELLO */
+		link_check_seq(l, &m);
+		const struct wire_edge_hello *h = &m.u.edge_hello;
+		free(l->edge_id);
+		l->edge_id = xstrndup(h->edge_id.ptr, h->edge_id.len);
+		l->upstream = h->upstream;
+		link_reset(l);
+		l->state = LINK_UP;
+		log_info("edge %s is %s: %u of %u partitions, epoch %llu", l->url, l->edge_id,
+			 h->assign.count, h->assign.partition_count,
+			 (unsigned long long)h->assign.epoch);
+		routes_assign(&R->routes, l->index, h->assign.epoch, h->assign.partition_count,
+			      h->assign.partitions, h->assign.count, now_mono_ms());
+		goto out_free;
+	}
+	if (l->state != LINK_UP)
+		goto out_free;
+	if (!link_check_seq(l, &m)) {
+		log_warn("edge %s: gap in numbering; restarting the link", l->url);
+		link_restart(l);
+		goto out_free;
+	}
+	switch (m.type) {
+	case WIRE_ASSIGN:
+		if (routes_assign(&R->routes, l->index, m.u.assign.epoch, m.u.assign.partition_count,
+				  m.u.assign.partitions, m.u.assign.count, now_mono_ms()) < 0)
+			log_warn("edge %s: stale assignment epoch %llu ignored", l->url,
+				 (unsigned long long)m.u.assign.epoch);
+		break;
+	case WIRE_DELIVER:
+		on_deliver(l, &m);
+		break;
+	case WIRE_SUB_ACK:
+		on_sub_ack(l, &m.u.sub_ack);
+		break;
+	case WIRE_UP_ERR:
+		on_up_err(&m.u.up_err);
+		break;
+	case WIRE_RESYNC:
+		log_warn("edge %s asked to resync: %.*s", l->url, (int)m.u.resync.reason.len,
+			 m.u.resync.reason.ptr);
+		link_restart(l);
+		break;
+	default:
+		log_warn("edge %s: unexpected message type %u", l->url, m.type);
+		break;
+	}
+out_free:
+	wire_msg_free(&m);
+}
+
+static void drain_link(struct link *l)
+{
+	check_pipes();
+	for (int i = 0; i < 1024; i++) {
+		nng_msg *m;
+		if (nng_recvmsg(l->sock, &m, NNG_FLAG_NONBLOCK) != 0)
+			break;
+		on_edge_msg(l, nng_msg_get_pipe(m).id, nng_msg_body(m), nng_msg_len(m));
+		nng_msg_free(m);
+	}
+}
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+	check_pipes();
+	routes_tick(&R->routes, now_mono_ms());
+	if (R->retry_waiting) {
+		R->retry_waiting = false;
+		size_t b;
+		for (struct hnode *n = hmap_iter_first(&R->sessions.by_sid, &b); n;
+		     n = hmap_iter_next(&R->sessions.by_sid, n, &b))
+			try_pin(hmap_entry(n, struct session, by_sid));
+	}
+	lws_sul_schedule(R->ctx, 0, &R->tick, on_tick, TICK_US);
+}
+
+static void wake_from_nng(void *arg)
+{
+	lws_cancel_service(R->ctx);
+}
+
+/* lws callback of the adopted nng receive fds. */
+static int cb_link(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		   size_t len)
+{
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE: {
+		struct link *l = lws_get_opaque_user_data(wsi);
+		if (l)
+			drain_link(l);
+		return 0;
+	}
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		if (R)
+			check_pipes();
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* ---- clients -------------------------------------------------------------- */
+
+/* Refuses an upgrade with an HTTP status and a reason in the body. */
+static int reject(struct lws *wsi, unsigned int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int reject(struct lws *wsi, unsigned int status, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	R->rejected++;
+	log_debug("handshake refused: %u %s", status, msg);
+	lws_return_http_status(wsi, status, msg);
+	return -1;
+}
+
+/* Reads and checks the client id; returns its length, or -1 after rejecting. */
+static int read_client_id(struct lws *wsi, char *id, size_t cap)
+{
+	const char *hname = R->cfg->id_header;
+	int n = lws_hdr_custom_length(wsi, R->id_header, R->id_header_len);
+	if (n < 0)
+		return reject(wsi, 400, "missing %s header", hname);
+	if (n == 0)
+		return reject(wsi, 400, "empty %s header", hname);
+	if (n > R->cfg->max_id_bytes)
+		return reject(wsi, 400, "%s is longer than %ld bytes", hname, R->cfg->max_id_bytes);
+	if ((size_t)n >= cap ||
+	    lws_hdr_custom_copy(wsi, id, (int)cap, R->id_header, R->id_header_len) != n)
+		return reject(wsi, 400, "%s could not be read", hname);
+	for (int i = 0; i < n; i++)
+		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
+			return reject(wsi, 400, "%s contains a control character", hname);
+	return n;
+}
+
+static int check_handshake(struct lws *wsi)
+{
+	char uri[512], id[4096];
+	if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+		return reject(wsi, 400, "no request path");
+	char *q = strchr(uri, '?');
+	if (q)
+		*q = '\0';
+	if (strcmp(uri, "/ws") != 0)
+		return reject(wsi, 404, "no WebSocket endpoint at %.200s; use /ws", uri);
+	if (read_client_id(wsi, id, sizeof id) < 0)
+		return -1;
+	if (!R->routes.partition_count)
+		return reject(wsi, 503, "no edge has reported the partitions yet; retry shortly");
+	return 0;
+}
+
+static int client_established(struct lws *wsi, struct conn *c)
+{
+	char id[4096];
+	int n = lws_hdr_custom_copy(wsi, id, sizeof id, R->id_header, R->id_header_len);
+	if (n <= 0 || !R->routes.partition_count)
+		return -1; /* checked in the handshake; cannot happen */
+	int32_t p = partition_for_key(R->cfg->partitioner, id, (size_t)n,
+				      (int32_t)R->routes.partition_count);
+	c->s = sessions_create(&R->sessions, id, (size_t)n, (uint32_t)p, wsi);
+	log_debug("session %llu for %s in partition %d",
+		  (unsigned long long)c->s->sid, c->s->id, p);
+	try_pin(c->s);
+	return 0;
+}
+
+/* A whole client message: hand it to the owning edge. */
+static void client_message(struct conn *c)
+{
+	struct session *s = c->s;
+	if (s->state != SESSION_SUBSCRIBING && s->state != SESSION_LIVE) {
+		close_client(s, 1013, "no edge owns this client's partition right now; reconnect");
+		return;
+	}
+	struct link *l = &R->links[s->edge];
+	if (!l->upstream) {
+		close_client(s, CLOSE_UPSTREAM_DISABLED,
+			     "upstream messages are disabled (no inbound topic)");
+		return;
+	}
+	struct wire_up u = {
+		.sid = s->sid,
+		.partition = s->partition,
+		.key = { s->id, s->id_len },
+		.data = { (const char *)c->rx, (uint32_t)c->rxlen },
+		.text = c->rx_text,
+	};
+	wire_buf_reset(&l->out);
+	wire_enc_up(&l->out, link_next_seq(l), &u);
+	link_send(l);
+	R->upstream++;
+}
+
+static int client_receive(struct lws *wsi, struct conn *c, const void *in, size_t len)
+{
+	if (!c->s || c->close_code)
+		return 0;
+	if (lws_is_first_fragment(wsi)) {
+		c->rxlen = 0;
+		c->rx_text = !lws_frame_is_binary(wsi);
+	}
+	size_t remaining = lws_remaining_packet_payload(wsi);
+	if (c->rxlen + len + remaining > (size_t)R->cfg->max_frame_bytes) {
+		lws_close_reason(wsi, CLOSE_TOO_BIG, (unsigned char *)"message too big", 15);
+		return -1;
+	}
+	if (!c->rx)
+		c->rx = xmalloc((size_t)R->cfg->max_frame_bytes);
+	memcpy(c->rx + c->rxlen, in, len);
+	c->rxlen += len;
+	if (lws_is_final_fragment(wsi) && remaining == 0)
+		client_message(c);
+	return 0;
+}
+
+static int client_writeable(struct lws *wsi, struct conn *c)
+{
+	if (c->close_code) {
+		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		return -1;
+	}
+	if (!c->s)
+		return 0;
+	enum lws_write_protocol kind = R->cfg->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY;
+	for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
+		struct outmsg *m = session_peek(c->s);
+		if (!m)
+			return 0;
+		int n = lws_write(wsi, m->data + LWS_PRE, m->len, kind);
+		if (n < (int)m->len)
+			return -1;
+		session_pop_free(c->s);
+		if (lws_send_pipe_choked(wsi))
+			break;
+	}
+	if (session_peek(c->s))
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static void client_closed(struct conn *c)
+{
+	if (c->s) {
+		if (c->s->edge >= 0 && c->s->state != SESSION_CLOSING)
+			send_unsub(&R->links[c->s->edge], c->s->sid);
+		sessions_delete(&R->sessions, c->s);
+		c->s = NULL;
+	}
+	free(c->rx);
+	c->rx = NULL;
+}
+
+static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		     size_t len)
+{
+	struct conn *c = user;
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return check_handshake(wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		memset(c, 0, sizeof *c);
+		return client_established(wsi, c);
+	case LWS_CALLBACK_RECEIVE:
+		return client_receive(wsi, c, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return client_writeable(wsi, c);
+	case LWS_CALLBACK_CLOSED:
+		client_closed(c);
+		return 0;
+	case LWS_CALLBACK_HTTP: {
+		/* A plain HTTP request, not an upgrade. */
+		const char *path = in ? in : "";
+		int code = strcmp(path, "/ws") == 0 ? 426 : 404;
+		const char *msg = code == 426 ? "this endpoint needs a WebSocket upgrade"
+					      : "not found; WebSockets are served on /ws";
+		if (lws_return_http_status(wsi, (unsigned int)code, msg))
+			return -1;
+		return lws_http_transaction_completed(wsi);
+	}
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "kws", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
+	{ "kws-link", cb_link, 0, 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static void lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	log_msg(level == LLL_ERR ? LOG_ERROR : level == LLL_WARN ? LOG_WARN : LOG_DEBUG,
+		"lws: %.*s", (int)n, line);
+}
+
+int router_run(const struct router_config *cfg)
+{
+	struct router r = { .cfg = cfg };
+	int rc = 1;
+	R = &r;
+	sessions_init(&r.sessions, LWS_PRE);
+	r.nlinks = (int)cfg->edges.count;
+	routes_init(&r.routes, r.nlinks, cfg->handover_ms, on_moved, &r);
+	r.links = xcalloc((size_t)(r.nlinks ? r.nlinks : 1), sizeof *r.links);
+	int hl = snprintf(r.id_header, sizeof r.id_header - 1, "%s:", cfg->id_header);
+	for (int i = 0; i < hl; i++)
+		r.id_header[i] = (char)(r.id_header[i] >= 'A' && r.id_header[i] <= 'Z'
+						? r.id_header[i] + 32 : r.id_header[i]);
+	r.id_header_len = hl;
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	lws_set_log_level(LLL_ERR | LLL_WARN | (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0),
+			  lws_log);
+
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof info);
+	info.port = (int)cfg->port;
+	info.iface = *cfg->listen_host ? cfg->listen_host : NULL;
+	info.protocols = protocols;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
+		       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	info.vhost_name = "router";
+	r.ctx = lws_create_context(&info);
+	if (!r.ctx) {
+		log_error("cannot create the WebSocket context");
+		goto out;
+	}
+	r.vh = lws_create_vhost(r.ctx, &info);
+	if (!r.vh) {
+		log_error("cannot listen on %s:%ld", *cfg->listen_host ? cfg->listen_host : "*",
+			  cfg->port);
+		goto out;
+	}
+	for (int i = 0; i < r.nlinks; i++) {
+		struct link *l = &r.links[i];
+		if (link_open(l, i, cfg->edges.items[i], wake_from_nng, &r) < 0)
+			goto out;
+		lws_sock_file_fd_type fd = { .filefd = dup(l->recv_fd) };
+		struct lws *w = lws_adopt_descriptor_vhost(r.vh, LWS_ADOPT_RAW_FILE_DESC, fd,
+							   "kws-link", NULL);
+		if (!w) {
+			log_error("cannot watch the nng socket of %s", l->url);
+			goto out;
+		}
+		lws_set_opaque_user_data(w, l);
+	}
+	lws_sul_schedule(r.ctx, 0, &r.tick, on_tick, TICK_US);
+	log_info("router %s: WebSockets on %s:%ld/ws, client id from %s, partitioner %s, %d edges",
+		 cfg->router_id, *cfg->listen_host ? cfg->listen_host : "*", cfg->port,
+		 cfg->id_header, partitioner_name(cfg->partitioner), r.nlinks);
+
+	while (!stop_requested)
+		if (lws_service(r.ctx, 0) < 0)
+			break;
+	log_info("router %s: stopping (%zu sessions, delivered %llu, fenced %llu, duplicates %llu)",
+		 cfg->router_id, r.sessions.count, (unsigned long long)r.delivered,
+		 (unsigned long long)r.fenced, (unsigned long long)r.duplicates);
+	rc = 0;
+out:
+	if (r.ctx)
+		lws_context_destroy(r.ctx); /* closes clients: CLOSED frees their sessions */
+	for (int i = 0; i < r.nlinks; i++)
+		link_close(&r.links[i]);
+	free(r.links);
+	routes_free(&r.routes);
+	sessions_free(&r.sessions);
+	R = NULL;
+	return rc;
+}

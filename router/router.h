@@ -1,0 +1,39 @@
+/*
+ * router: terminates client WebSockets on /ws, places each client by the
+ * partition of its id, pins its session to the edge that owns that partition
+ * and proxies frames both ways. One lws service thread; nng receive fds are
+ * adopted into the lws loop, so every state change happens on that thread.
+ */
+#ifndef KWS_ROUTER_H
+#define KWS_ROUTER_H
+
+#include <stdbool.h>
+
+#include "conf.h"
+#include "partition.h"
+
+/* Close codes a client may see (README, "Close codes"). */
+#define CLOSE_GOING_AWAY 1001      /* the router is shutting down */
+#define CLOSE_TOO_BIG 1009         /* a client frame over --max-frame-bytes */
+#define CLOSE_UPSTREAM_DISABLED 4001 /* the edge has no inbound topic */
+#define CLOSE_UPSTREAM_FAILED 4002 /* producing the frame to Kafka failed */
+#define CLOSE_SLOW_CLIENT 4008     /* its queue passed --queue-bytes; resume */
+
+struct router_config {
+	const char *listen_host; /* "" = all interfaces */
+	long port;
+	struct conf_list edges;  /* nng URLs */
+	const char *id_header;   /* e.g. "X-Client-Id" */
+	int partitioner;         /* enum partitioner */
+	bool text;               /* send records as text messages */
+	long max_id_bytes;
+	long max_frame_bytes;
+	long queue_bytes;
+	long handover_ms;
+	const char *router_id;
+};
+
+/* Runs the router until SIGINT/SIGTERM. Returns the process exit code. */
+int router_run(const struct router_config *cfg);
+
+#endif

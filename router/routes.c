@@ -1,0 +1,166 @@
+/* routes: see routes.h. */
+#include "routes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void routes_init(struct routes *r, int nedges, int64_t handover_ms, routes_moved_fn moved,
+		 void *arg)
+{
+	memset(r, 0, sizeof *r);
+	r->nedges = nedges;
+	r->e = xcalloc((size_t)(nedges ? nedges : 1), sizeof *r->e);
+	r->handover_ms = handover_ms;
+	r->moved = moved;
+	r->arg = arg;
+}
+
+void routes_free(struct routes *r)
+{
+	for (int i = 0; i < r->nedges; i++)
+		free(r->e[i].claims);
+	free(r->e);
+	free(r->p);
+	memset(r, 0, sizeof *r);
+}
+
+/* Grows every array to n partitions. */
+static void grow(struct routes *r, uint32_t n)
+{
+	if (n <= r->partition_count)
+		return;
+	r->p = xrealloc(r->p, n * sizeof *r->p);
+	for (uint32_t i = r->partition_count; i < n; i++)
+		r->p[i] = (struct route){ .owner = ROUTES_NONE, .pending = ROUTES_NONE };
+	for (int k = 0; k < r->nedges; k++) {
+		r->e[k].claims = xrealloc(r->e[k].claims, n);
+		memset(r->e[k].claims + r->partition_count, 0, n - r->partition_count);
+	}
+	r->partition_count = n;
+}
+
+static void set_owner(struct routes *r, uint32_t p, int owner)
+{
+	int old = r->p[p].owner;
+	if (old == owner)
+		return;
+	r->p[p].owner = owner;
+	r->generation++;
+	if (r->moved)
+		r->moved(r->arg, p, old, owner);
+}
+
+/* Partition p lost its owner: hand it to a waiting claim, else to any other
+ * edge that claims it, else to nobody. */
+static void reassign(struct routes *r, uint32_t p)
+{
+	int next = r->p[p].pending;
+	r->p[p].pending = ROUTES_NONE;
+	if (next == ROUTES_NONE || !r->e[next].claims[p]) {
+		next = ROUTES_NONE;
+		for (int k = 0; k < r->nedges; k++) {
+			if (r->e[k].claims[p]) {
+				next = k;
+				break;
+			}
+		}
+	}
+	set_owner(r, p, next);
+}
+
+int routes_assign(struct routes *r, int edge, uint64_t epoch, uint32_t partition_count,
+		  const uint32_t *parts, uint32_t n, int64_t now_ms)
+{
+	struct routes_edge *e = &r->e[edge];
+	if (e->known && epoch <= e->epoch)
+		return -1;
+	uint32_t maxp = partition_count;
+	for (uint32_t i = 0; i < n; i++)
+		if (parts[i] + 1 > maxp)
+			maxp = parts[i] + 1;
+	grow(r, maxp);
+	e->known = true;
+	e->epoch = epoch;
+	e->partition_count = partition_count;
+
+	uint8_t *now = xcalloc(r->partition_count, 1);
+	for (uint32_t i = 0; i < n; i++)
+		now[parts[i]] = 1;
+
+	/* Revocations first, so a partition moving within this one update (it
+	 * cannot, within one edge) or to a waiting claim is handed on at once. */
+	for (uint32_t p = 0; p < r->partition_count; p++) {
+		if (e->claims[p] && !now[p]) {
+			e->claims[p] = 0;
+			e->nclaims--;
+			if (r->p[p].pending == edge)
+				r->p[p].pending = ROUTES_NONE;
+			if (r->p[p].owner == edge)
+				reassign(r, p);
+		}
+	}
+	for (uint32_t p = 0; p < r->partition_count; p++) {
+		if (!now[p] || e->claims[p])
+			continue;
+		e->claims[p] = 1;
+		e->nclaims++;
+		if (r->p[p].owner == ROUTES_NONE) {
+			set_owner(r, p, edge);
+		} else if (r->p[p].owner != edge && r->p[p].pending == ROUTES_NONE) {
+			r->p[p].pending = edge;
+			r->p[p].pending_since_ms = now_ms;
+		}
+	}
+	free(now);
+	return 0;
+}
+
+void routes_edge_down(struct routes *r, int edge)
+{
+	struct routes_edge *e = &r->e[edge];
+	e->known = false;
+	e->epoch = 0;
+	if (!e->nclaims)
+		return;
+	for (uint32_t p = 0; p < r->partition_count; p++) {
+		if (!e->claims[p])
+			continue;
+		e->claims[p] = 0;
+		if (r->p[p].pending == edge)
+			r->p[p].pending = ROUTES_NONE;
+		if (r->p[p].owner == edge)
+			reassign(r, p);
+	}
+	e->nclaims = 0;
+}
+
+void routes_tick(struct routes *r, int64_t now_ms)
+{
+	for (uint32_t p = 0; p < r->partition_count; p++) {
+		struct route *rt = &r->p[p];
+		if (rt->pending != ROUTES_NONE && now_ms - rt->pending_since_ms >= r->handover_ms) {
+			int next = rt->pending;
+			rt->pending = ROUTES_NONE;
+			set_owner(r, p, next);
+		}
+	}
+}
+
+int routes_owner(const struct routes *r, uint32_t partition)
+{
+	if (partition >= r->partition_count)
+		return ROUTES_NONE;
+	return r->p[partition].owner;
+}
+
+bool routes_complete(const struct routes *r)
+{
+	if (!r->partition_count)
+		return false;
+	for (uint32_t p = 0; p < r->partition_count; p++)
+		if (r->p[p].owner == ROUTES_NONE)
+			return false;
+	return true;
+}

@@ -1,0 +1,209 @@
+/* sessions: see sessions.h. */
+#include "sessions.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+const char *session_state_name(enum session_state s)
+{
+	switch (s) {
+	case SESSION_WAITING: return "waiting";
+	case SESSION_SUBSCRIBING: return "subscribing";
+	case SESSION_LIVE: return "live";
+	case SESSION_CLOSING: return "closing";
+	}
+	return "?";
+}
+
+void sessions_init(struct sessions *t, size_t headroom)
+{
+	memset(t, 0, sizeof *t);
+	hmap_init(&t->by_sid);
+	hmap_init(&t->by_client);
+	t->next_sid = 1;
+	t->headroom = headroom;
+}
+
+static void queue_drop(struct session *s)
+{
+	struct outmsg *m = s->qhead;
+	while (m) {
+		struct outmsg *next = m->next;
+		free(m);
+		m = next;
+	}
+	s->qhead = NULL;
+	s->qtail = &s->qhead;
+	s->qbytes = 0;
+	s->qcount = 0;
+}
+
+void sessions_free(struct sessions *t)
+{
+	size_t b;
+	struct hnode *n;
+	while (t->by_sid.buckets && (n = hmap_iter_first(&t->by_sid, &b)))
+		sessions_delete(t, hmap_entry(n, struct session, by_sid));
+	hmap_free(&t->by_sid);
+	hmap_free(&t->by_client);
+	free(t->part);
+	t->part = NULL;
+	t->nparts = 0;
+}
+
+struct session *sessions_create(struct sessions *t, const char *id, size_t idlen,
+				uint32_t partition, void *conn)
+{
+	struct session *s = xcalloc(1, sizeof *s + idlen + 1);
+	s->sid = t->next_sid++;
+	s->state = SESSION_WAITING;
+	s->partition = partition;
+	s->edge = -1;
+	s->next_offset = -1;
+	s->qtail = &s->qhead;
+	s->conn = conn;
+	s->id_len = (uint32_t)idlen;
+	memcpy(s->id, id, idlen);
+	hmap_insert(&t->by_sid, &s->by_sid, hash_u64(s->sid));
+	hmap_insert(&t->by_client, &s->by_client, hash_bytes(id, idlen));
+	if (partition >= t->nparts) {
+		uint32_t n = partition + 1;
+		t->part = xrealloc(t->part, n * sizeof *t->part);
+		memset(t->part + t->nparts, 0, (n - t->nparts) * sizeof *t->part);
+		t->nparts = n;
+	}
+	s->pnext = t->part[partition];
+	if (s->pnext)
+		s->pnext->pprev = s;
+	t->part[partition] = s;
+	t->count++;
+	return s;
+}
+
+void sessions_delete(struct sessions *t, struct session *s)
+{
+	if (!s)
+		return;
+	hmap_remove(&t->by_sid, &s->by_sid);
+	hmap_remove(&t->by_client, &s->by_client);
+	if (s->pprev)
+		s->pprev->pnext = s->pnext;
+	else
+		t->part[s->partition] = s->pnext;
+	if (s->pnext)
+		s->pnext->pprev = s->pprev;
+	queue_drop(s);
+	free(s);
+	t->count--;
+}
+
+struct session *sessions_get(const struct sessions *t, uint64_t sid)
+{
+	for (struct hnode *n = hmap_first(&t->by_sid, hash_u64(sid)); n; n = hmap_next(n)) {
+		struct session *s = hmap_entry(n, struct session, by_sid);
+		if (s->sid == sid)
+			return s;
+	}
+	return NULL;
+}
+
+struct session *sessions_in_partition(const struct sessions *t, uint32_t p)
+{
+	return p < t->nparts ? t->part[p] : NULL;
+}
+
+size_t sessions_for_client(const struct sessions *t, const char *id, size_t idlen,
+			   void (*fn)(struct session *s, void *arg), void *arg)
+{
+	size_t k = 0;
+	struct hnode *n = hmap_first(&t->by_client, hash_bytes(id, idlen));
+	while (n) {
+		struct hnode *next = hmap_next(n);
+		struct session *s = hmap_entry(n, struct session, by_client);
+		if (s->id_len == idlen && memcmp(s->id, id, idlen) == 0) {
+			k++;
+			if (fn)
+				fn(s, arg);
+		}
+		n = next;
+	}
+	return k;
+}
+
+int session_pin(struct session *s, int edge)
+{
+	if (s->state != SESSION_WAITING)
+		return -1;
+	s->edge = edge;
+	s->state = SESSION_SUBSCRIBING;
+	return 0;
+}
+
+int session_acked(struct session *s, int64_t start_offset)
+{
+	if (s->state != SESSION_SUBSCRIBING)
+		return -1;
+	s->state = SESSION_LIVE;
+	/* A live start: the first record at or after start_offset is new. */
+	if (s->next_offset < 0 && start_offset >= 0)
+		s->next_offset = start_offset;
+	return 0;
+}
+
+int session_unpin(struct session *s)
+{
+	if (s->state != SESSION_SUBSCRIBING && s->state != SESSION_LIVE)
+		return -1;
+	s->state = SESSION_WAITING;
+	s->edge = -1;
+	return 0;
+}
+
+void session_close(struct session *s)
+{
+	s->state = SESSION_CLOSING;
+	queue_drop(s);
+}
+
+enum session_offer session_offer(struct sessions *t, struct session *s, int64_t offset,
+				 const void *data, size_t len, size_t max_bytes)
+{
+	if (s->state != SESSION_LIVE)
+		return SESSION_NOT_LIVE;
+	if (s->next_offset >= 0 && offset < s->next_offset)
+		return SESSION_DUPLICATE;
+	if (s->qbytes + len > max_bytes)
+		return SESSION_OVERFLOW;
+	struct outmsg *m = xmalloc(sizeof *m + t->headroom + len);
+	m->next = NULL;
+	m->len = (uint32_t)len;
+	m->offset = offset;
+	if (len)
+		memcpy(m->data + t->headroom, data, len);
+	*s->qtail = m;
+	s->qtail = &m->next;
+	s->qbytes += len;
+	s->qcount++;
+	s->next_offset = offset + 1;
+	return SESSION_QUEUED;
+}
+
+struct outmsg *session_peek(struct session *s)
+{
+	return s->qhead;
+}
+
+void session_pop_free(struct session *s)
+{
+	struct outmsg *m = s->qhead;
+	if (!m)
+		return;
+	s->qhead = m->next;
+	if (!s->qhead)
+		s->qtail = &s->qhead;
+	s->qbytes -= m->len;
+	s->qcount--;
+	free(m);
+}

@@ -1,0 +1,296 @@
+"""Harness for the integration tests: real processes over loopback.
+
+Starts Kafka (librdkafka's mock cluster via tests/tools/kafka-mock, or a real
+Apache Kafka broker via tests/kafka/kafkafix.py), edges and routers from the
+build tree, and connects real WebSocket clients (Debian's python3-websockets).
+Every wait is bounded. Logs of every process go to a temp dir and are printed
+when a test fails.
+
+Environment (set by meson, see tests/integration/meson.build):
+  KWS_BUILD   the meson build directory
+  KWS_SOURCE  the source directory
+  KWS_KAFKA   "mock" or "real" (default: mock)
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SOURCE = os.environ.get("KWS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILD = os.environ.get("KWS_BUILD", os.path.join(SOURCE, "build"))
+sys.path.insert(0, os.path.join(SOURCE, "tests", "kafka"))
+
+EDGE = os.path.join(BUILD, "edge", "edge")
+ROUTER = os.path.join(BUILD, "router", "router")
+KAFKA_MOCK = os.path.join(BUILD, "tests", "tools", "kafka-mock")
+PRODUCE = os.path.join(BUILD, "tests", "tools", "produce")
+
+# Consumer settings that make group changes fast enough for tests.
+FAST_GROUP = ["--kafka-prop", "session.timeout.ms=6000",
+              "--kafka-prop", "max.poll.interval.ms=10000",
+              "--kafka-prop", "heartbeat.interval.ms=500"]
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A child process whose stdout+stderr go to a log file."""
+
+    def __init__(self, name, args, workdir, env=None):
+        self.name = name
+        self.args = args
+        self.log_path = os.path.join(workdir, name + ".log")
+        self._log = open(self.log_path, "wb")
+        self.p = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=env)
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_for(self, pattern, timeout=30, count=1):
+        """Waits until pattern appears count times in the log; returns the last match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = rx.findall(self.text())
+            if len(found) >= count:
+                return found[-1]
+            if self.p.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.p.returncode} "
+                                     f"while waiting for /{pattern}/")
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name}: /{pattern}/ not seen within {timeout}s")
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self._log.close()
+        return self.p.returncode
+
+
+class MockKafka:
+    """librdkafka's mock cluster (tests/tools/kafka-mock): no Java needed."""
+
+    kind = "mock"
+
+    def __init__(self, env, topics):
+        args = [KAFKA_MOCK]
+        for name, parts in topics.items():
+            args += ["--topic", f"{name}:{parts}"]
+        self.proc = env.spawn("kafka-mock", args)
+        self.bootstrap = self.proc.wait_for(r"BOOTSTRAP (\S+)", 20)
+        self.version = "librdkafka mock cluster"
+
+    def stop(self):
+        self.proc.stop()
+
+
+class RealKafka:
+    """A real Apache Kafka broker (tests/kafka/kafkafix.py)."""
+
+    kind = "real"
+
+    def __init__(self, env, topics):
+        import kafkafix
+        self._cm = kafkafix.cluster_or_skip(brokers=1)
+        self.cluster = self._cm.__enter__()
+        self.bootstrap = self.cluster.bootstrap
+        self.version = self.cluster.version
+        for name, parts in topics.items():
+            self.cluster.create_topic(name, partitions=parts)
+
+    def stop(self):
+        self._cm.__exit__(None, None, None)
+
+
+class Env:
+    """One test's processes and temp dir; use as a context manager."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=f"kws-{name}-")
+        self.procs = []
+        self.kafka = None
+        self.failed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        for p in reversed(self.procs):
+            p.stop()
+        if self.kafka:
+            self.kafka.stop()
+        if et is not None and et is not SystemExit:
+            for p in self.procs:
+                tail = p.text().splitlines()[-60:]
+                print(f"----- {p.name} log (last {len(tail)} lines) -----", file=sys.stderr)
+                print("\n".join(tail), file=sys.stderr)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    def spawn(self, name, args, env=None):
+        p = Proc(name, args, self.dir, env)
+        self.procs.append(p)
+        return p
+
+    def start_kafka(self, topics):
+        kind = os.environ.get("KWS_KAFKA", "mock")
+        t0 = time.monotonic()
+        self.kafka = RealKafka(self, topics) if kind == "real" else MockKafka(self, topics)
+        log(f"kafka: {self.kafka.version} at {self.kafka.bootstrap} "
+            f"(ready in {time.monotonic() - t0:.1f}s)")
+        return self.kafka
+
+    def start_edge(self, name, topic="deliveries", group="kws-edge", extra=()):
+        port = free_port()
+        args = [EDGE, "--bootstrap", self.kafka.bootstrap, "--topic", topic, "--group", group,
+                "--listen", f"tcp://127.0.0.1:{port}", "--edge-id", name] + FAST_GROUP + list(extra)
+        p = self.spawn(name, args)
+        p.url = f"tcp://127.0.0.1:{port}"
+        p.wait_for(r"listening on", 30)
+        return p
+
+    def start_router(self, name, edges, extra=()):
+        port = free_port()
+        args = [ROUTER, "--listen", f"127.0.0.1:{port}", "--router-id", name]
+        for e in edges:
+            args += ["--edges", e.url]
+        p = self.spawn(name, args + list(extra))
+        p.port = port
+        p.ws_url = f"ws://127.0.0.1:{port}/ws"
+        return p
+
+    def produce(self, topic, keys, count, tag=None, extra=()):
+        args = [PRODUCE, "--bootstrap", self.kafka.bootstrap, "--topic", topic,
+                "--keys", ",".join(keys), "--count", str(count)]
+        if tag:
+            args += ["--tag", tag]
+        r = subprocess.run(args + list(extra), capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise AssertionError(f"produce failed ({r.returncode}): {r.stdout}{r.stderr}")
+        return r.stdout
+
+
+def wait_all_owned(router, timeout=60):
+    router.wait_for(r"all \d+ partitions have owners", timeout)
+
+
+class Collector:
+    """A WebSocket client that records every message it receives."""
+
+    def __init__(self, url, client_id, headers=None):
+        self.url = url
+        self.client_id = client_id
+        self.headers = {"X-Client-Id": client_id} if headers is None else headers
+        self.messages = []
+        self.ws = None
+        self.close_code = None
+        self.task = None
+
+    async def connect(self):
+        import websockets
+        self.ws = await websockets.connect(self.url, extra_headers=self.headers,
+                                           max_size=None, open_timeout=10)
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self):
+        import websockets
+        try:
+            async for m in self.ws:
+                self.messages.append(m)
+        except websockets.ConnectionClosed:
+            pass
+        self.close_code = self.ws.close_code
+
+    def records(self, tag=None):
+        """The JSON records received (those with the given tag, if any)."""
+        out = []
+        for m in self.messages:
+            try:
+                r = json.loads(m)
+            except ValueError:
+                continue
+            if tag is None or r.get("tag") == tag:
+                out.append(r)
+        return out
+
+    async def close(self):
+        if self.ws:
+            await self.ws.close()
+        if self.task:
+            await asyncio.wait_for(self.task, 10)
+
+
+async def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def warm_up(env, clients, topic="deliveries", timeout=60):
+    """Produces tagged warm-up records until every client has received one:
+    from then on each client's session is live at its edge, so nothing
+    produced later can be missed by a client that starts at the live end."""
+    keys = [c.client_id for c in clients]
+    deadline = time.monotonic() + timeout
+    while True:
+        env.produce(topic, keys, 1, tag="warmup")
+        try:
+            await wait_until(lambda: all(c.records("warmup") for c in clients), 2, "warm-up")
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                missing = [c.client_id for c in clients if not c.records("warmup")]
+                raise AssertionError(f"clients never became live: {missing[:10]}")
+
+
+def check_streams(clients, count, tag):
+    """Per client: exactly seq 0..count-1 of its own key, in order, once.
+    Returns (lost, duplicated, reordered, foreign)."""
+    lost = dup = reordered = foreign = 0
+    for c in clients:
+        recs = c.records(tag)
+        foreign += sum(1 for r in recs if r.get("key") != c.client_id)
+        seqs = [r["seq"] for r in recs if r.get("key") == c.client_id]
+        seen = set()
+        last = -1
+        for s in seqs:
+            if s in seen:
+                dup += 1
+                continue
+            seen.add(s)
+            if s < last:
+                reordered += 1
+            last = max(last, s)
+        lost += sum(1 for s in range(count) if s not in seen)
+    return lost, dup, reordered, foreign
