@@ -14,7 +14,9 @@ void conf_list_free(struct conf_list *l)
 	if (!l)
 		return;
 	free(l->items);
+	free(l->buf);
 	l->items = NULL;
+	l->buf = NULL;
 	l->count = 0;
 }
 
@@ -34,7 +36,7 @@ int conf_parse_size(const char *s, long *out)
 	};
 	char *end;
 	errno = 0;
-	if (!*s || *s == '-')
+	if (!*s || strchr(s, '-') || *s == ' ' || *s == '\t')
 		return -1;
 	long v = strtol(s, &end, 10);
 	if (errno || end == s)
@@ -226,8 +228,11 @@ int conf_parse(const struct conf_opt *opts, int argc, char **argv, FILE *out,
 		const char *env = o->env ? getenv(o->env) : NULL;
 		if (env && *env) {
 			if (o->type == CONF_LIST) {
-				/* Split a copy on commas; the copy lives until exit. */
+				/* Split a copy on commas; the list owns the copy. */
+				struct conf_list *l = o->dst;
 				char *copy = xstrdup(env), *save = NULL;
+				free(l->buf);
+				l->buf = copy;
 				for (char *t = strtok_r(copy, ",", &save); t;
 				     t = strtok_r(NULL, ",", &save))
 					list_push(o->dst, t);

@@ -23,8 +23,9 @@ enum conf_type {
 #define CONF_REQUIRED 1u /* no default: a missing value is an error */
 
 struct conf_list {
-	const char **items; /* owned by the list (the array, not the strings) */
+	const char **items; /* owned by the list; the strings point into argv or buf */
 	size_t count;
+	char *buf; /* owned: the split copy of the environment variable, if used */
 };
 void conf_list_free(struct conf_list *l);
 

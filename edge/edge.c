@@ -24,6 +24,7 @@ struct router_link {
 	uint32_t pipe;
 	bool hello;        /* it said HELLO on this pipe */
 	bool desynced;     /* a gap was seen: ignore all but HELLO */
+	bool warned;       /* a bad message was logged on this link */
 	uint64_t tx_seq;   /* last number sent */
 	uint64_t rx_expect;
 	char *router_id;
@@ -476,7 +477,11 @@ static void send_sub_ack(struct edge *e, struct router_link *l, uint64_t sid, ui
 
 static void on_sub(struct edge *e, struct router_link *l, const struct wire_sub *s)
 {
-	if (s->partition >= e->partition_count || !e->parts[s->partition].owned) {
+	if (s->partition >= e->partition_count || s->from_offset < WIRE_OFFSET_LIVE) {
+		send_sub_ack(e, l, s->sid, WIRE_SUB_BAD, -1, false);
+		return;
+	}
+	if (!e->parts[s->partition].owned) {
 		send_sub_ack(e, l, s->sid, WIRE_SUB_NOT_OWNER, -1, false);
 		return;
 	}
@@ -520,15 +525,32 @@ static void on_router_msg(struct edge *e, uint32_t pipe, const void *buf, size_t
 	int rc = wire_decode(&m, buf, len);
 	struct router_link *l = link_get(e, pipe);
 	if (rc == -WIRE_EUNKNOWN) {
+		/* A newer router's message: it still takes part in the numbering. */
 		e->unknown++;
 		log_debug("router pipe %u: unknown message type %u", pipe, m.type);
-		if (!l->desynced && m.seq == l->rx_expect)
+		if (!l->hello || l->desynced)
+			return;
+		if (m.seq == l->rx_expect) {
 			l->rx_expect++;
+			return;
+		}
+		e->gaps++;
+		goto out_resync;
+	}
+	if (rc == -WIRE_EVERSION) {
+		/* Another protocol version: ignore the pipe until a HELLO of ours. */
+		e->malformed++;
+		if (!l->warned)
+			log_error("router pipe %u speaks another protocol version; ignoring it", pipe);
+		l->warned = true;
 		return;
 	}
 	if (rc < 0) {
 		e->malformed++;
-		log_warn("router pipe %u: dropped message: %s", pipe, wire_strerror(rc));
+		if (!l->warned)
+			log_warn("router pipe %u: dropped message: %s (logged once per link)", pipe,
+				 wire_strerror(rc));
+		l->warned = true;
 		goto out_resync;
 	}
 	if (m.type == WIRE_HELLO) {

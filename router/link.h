@@ -36,6 +36,7 @@ struct link {
 	uint64_t rx_expect;
 	char *edge_id;
 	bool upstream;
+	bool warned; /* a bad message was logged on this link */
 	struct wire_buf out;
 	void (*wake)(void *arg);
 	void *wake_arg;

@@ -245,10 +245,21 @@ static void on_edge_msg(struct link *l, uint32_t pipe, const void *buf, size_t l
 			link_restart(l);
 		return;
 	}
+	if (rc == -WIRE_EVERSION) {
+		/* Not usable: drop the pipe; nng redials with back-off, so a
+		 * later deploy with matching versions is picked up. */
+		l->malformed++;
+		log_error("edge %s speaks another protocol version; not using it", l->url);
+		link_reset(l);
+		nng_pipe_close((nng_pipe){ .id = pipe });
+		return;
+	}
 	if (rc < 0) {
 		l->malformed++;
-		log_warn("edge %s: dropped message: %s; restarting the link", l->url,
-			 wire_strerror(rc));
+		if (!l->warned)
+			log_warn("edge %s: dropped message: %s; restarting the link (logged once per link)",
+				 l->url, wire_strerror(rc));
+		l->warned = true;
 		link_restart(l);
 		return;
 	}

@@ -19,8 +19,10 @@ void routes_init(struct routes *r, int nedges, int64_t handover_ms, routes_moved
 
 void routes_free(struct routes *r)
 {
-	for (int i = 0; i < r->nedges; i++)
+	for (int i = 0; i < r->nedges; i++) {
 		free(r->e[i].claims);
+		free(r->e[i].claim_ms);
+	}
 	free(r->e);
 	free(r->p);
 	memset(r, 0, sizeof *r);
@@ -37,6 +39,7 @@ static void grow(struct routes *r, uint32_t n)
 	for (int k = 0; k < r->nedges; k++) {
 		r->e[k].claims = xrealloc(r->e[k].claims, n);
 		memset(r->e[k].claims + r->partition_count, 0, n - r->partition_count);
+		r->e[k].claim_ms = xrealloc(r->e[k].claim_ms, n * sizeof *r->e[k].claim_ms);
 	}
 	r->partition_count = n;
 }
@@ -52,22 +55,45 @@ static void set_owner(struct routes *r, uint32_t p, int owner)
 		r->moved(r->arg, p, old, owner);
 }
 
-/* Partition p lost its owner: hand it to a waiting claim, else to any other
- * edge that claims it, else to nobody. */
+/* The oldest claim on p by an edge other than its owner, or ROUTES_NONE. */
+static int oldest_claim(const struct routes *r, uint32_t p)
+{
+	int best = ROUTES_NONE;
+	for (int k = 0; k < r->nedges; k++) {
+		if (k == r->p[p].owner || !r->e[k].claims[p])
+			continue;
+		if (best == ROUTES_NONE || r->e[k].claim_ms[p] < r->e[best].claim_ms[p])
+			best = k;
+	}
+	return best;
+}
+
+/* Makes the oldest claim other than the owner's the waiting one. */
+static void refresh_pending(struct routes *r, uint32_t p)
+{
+	int next = oldest_claim(r, p);
+	r->p[p].pending = next;
+	if (next != ROUTES_NONE)
+		r->p[p].pending_since_ms = r->e[next].claim_ms[p];
+}
+
+/* The owner of p no longer claims it: the oldest other claim takes it (the
+ * previous owner has revoked, so nothing needs to wait), else nobody. */
 static void reassign(struct routes *r, uint32_t p)
 {
-	int next = r->p[p].pending;
-	r->p[p].pending = ROUTES_NONE;
-	if (next == ROUTES_NONE || !r->e[next].claims[p]) {
-		next = ROUTES_NONE;
-		for (int k = 0; k < r->nedges; k++) {
-			if (r->e[k].claims[p]) {
-				next = k;
-				break;
-			}
-		}
-	}
-	set_owner(r, p, next);
+	set_owner(r, p, oldest_claim(r, p));
+	refresh_pending(r, p);
+}
+
+/* Edge stops claiming p (revoke, link loss or forced handover). */
+static void drop_claim(struct routes *r, int edge, uint32_t p)
+{
+	r->e[edge].claims[p] = 0;
+	r->e[edge].nclaims--;
+	if (r->p[p].owner == edge)
+		reassign(r, p);
+	else if (r->p[p].pending == edge)
+		refresh_pending(r, p);
 }
 
 int routes_assign(struct routes *r, int edge, uint64_t epoch, uint32_t partition_count,
@@ -88,30 +114,20 @@ int routes_assign(struct routes *r, int edge, uint64_t epoch, uint32_t partition
 	uint8_t *now = xcalloc(r->partition_count, 1);
 	for (uint32_t i = 0; i < n; i++)
 		now[parts[i]] = 1;
-
-	/* Revocations first, so a partition moving within this one update (it
-	 * cannot, within one edge) or to a waiting claim is handed on at once. */
-	for (uint32_t p = 0; p < r->partition_count; p++) {
-		if (e->claims[p] && !now[p]) {
-			e->claims[p] = 0;
-			e->nclaims--;
-			if (r->p[p].pending == edge)
-				r->p[p].pending = ROUTES_NONE;
-			if (r->p[p].owner == edge)
-				reassign(r, p);
-		}
-	}
+	/* Revocations first, so a waiting claim is granted at once. */
+	for (uint32_t p = 0; p < r->partition_count; p++)
+		if (e->claims[p] && !now[p])
+			drop_claim(r, edge, p);
 	for (uint32_t p = 0; p < r->partition_count; p++) {
 		if (!now[p] || e->claims[p])
 			continue;
 		e->claims[p] = 1;
+		e->claim_ms[p] = now_ms;
 		e->nclaims++;
-		if (r->p[p].owner == ROUTES_NONE) {
+		if (r->p[p].owner == ROUTES_NONE)
 			set_owner(r, p, edge);
-		} else if (r->p[p].owner != edge && r->p[p].pending == ROUTES_NONE) {
-			r->p[p].pending = edge;
-			r->p[p].pending_since_ms = now_ms;
-		}
+		else if (r->p[p].pending == ROUTES_NONE)
+			refresh_pending(r, p);
 	}
 	free(now);
 	return 0;
@@ -122,29 +138,26 @@ void routes_edge_down(struct routes *r, int edge)
 	struct routes_edge *e = &r->e[edge];
 	e->known = false;
 	e->epoch = 0;
-	if (!e->nclaims)
-		return;
-	for (uint32_t p = 0; p < r->partition_count; p++) {
-		if (!e->claims[p])
-			continue;
-		e->claims[p] = 0;
-		if (r->p[p].pending == edge)
-			r->p[p].pending = ROUTES_NONE;
-		if (r->p[p].owner == edge)
-			reassign(r, p);
-	}
-	e->nclaims = 0;
+	for (uint32_t p = 0; e->nclaims && p < r->partition_count; p++)
+		if (e->claims[p])
+			drop_claim(r, edge, p);
 }
 
 void routes_tick(struct routes *r, int64_t now_ms)
 {
 	for (uint32_t p = 0; p < r->partition_count; p++) {
 		struct route *rt = &r->p[p];
-		if (rt->pending != ROUTES_NONE && now_ms - rt->pending_since_ms >= r->handover_ms) {
-			int next = rt->pending;
-			rt->pending = ROUTES_NONE;
-			set_owner(r, p, next);
+		if (rt->pending == ROUTES_NONE || now_ms - rt->pending_since_ms < r->handover_ms)
+			continue;
+		/* The owner never revoked: its claim is taken as stale. If it
+		 * claims the partition again, that claim waits its turn. */
+		int old = rt->owner, next = rt->pending;
+		if (old != ROUTES_NONE && r->e[old].claims[p]) {
+			r->e[old].claims[p] = 0;
+			r->e[old].nclaims--;
 		}
+		set_owner(r, p, next);
+		refresh_pending(r, p);
 	}
 }
 

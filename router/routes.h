@@ -16,7 +16,7 @@
 
 struct route {
 	int owner;        /* edge index or ROUTES_NONE */
-	int pending;      /* edge whose claim waits for the owner's revoke */
+	int pending;      /* the oldest claim waiting for the owner's revoke */
 	int64_t pending_since_ms;
 };
 
@@ -25,6 +25,7 @@ struct routes_edge {
 	uint64_t epoch;      /* of its last assignment */
 	uint32_t partition_count;
 	uint8_t *claims;     /* [routes.partition_count]: 1 if it claims it */
+	int64_t *claim_ms;   /* [routes.partition_count]: when it claimed it */
 	uint32_t nclaims;
 };
 

@@ -117,18 +117,23 @@ struct session *sessions_in_partition(const struct sessions *t, uint32_t p)
 size_t sessions_for_client(const struct sessions *t, const char *id, size_t idlen,
 			   void (*fn)(struct session *s, void *arg), void *arg)
 {
-	size_t k = 0;
-	struct hnode *n = hmap_first(&t->by_client, hash_bytes(id, idlen));
-	while (n) {
-		struct hnode *next = hmap_next(n);
+	/* Collect first: fn may delete sessions, and a delete may rehash. */
+	size_t k = 0, cap = 0;
+	struct session **found = NULL;
+	for (struct hnode *n = hmap_first(&t->by_client, hash_bytes(id, idlen)); n;
+	     n = hmap_next(n)) {
 		struct session *s = hmap_entry(n, struct session, by_client);
-		if (s->id_len == idlen && memcmp(s->id, id, idlen) == 0) {
-			k++;
-			if (fn)
-				fn(s, arg);
+		if (s->id_len != idlen || memcmp(s->id, id, idlen) != 0)
+			continue;
+		if (k == cap) {
+			cap = cap ? cap * 2 : 8;
+			found = xrealloc(found, cap * sizeof *found);
 		}
-		n = next;
+		found[k++] = s;
 	}
+	for (size_t i = 0; fn && i < k; i++)
+		fn(found[i], arg);
+	free(found);
 	return k;
 }
 

@@ -75,7 +75,8 @@ void sessions_delete(struct sessions *t, struct session *s);
 struct session *sessions_get(const struct sessions *t, uint64_t sid);
 /* The first session of partition p (then follow ->pnext), or NULL. */
 struct session *sessions_in_partition(const struct sessions *t, uint32_t p);
-/* Calls fn for each session of client id; returns how many. */
+/* Calls fn for each session of client id (fn may delete the session it is
+ * given); returns how many there were. */
 size_t sessions_for_client(const struct sessions *t, const char *id, size_t idlen,
 			   void (*fn)(struct session *s, void *arg), void *arg);
 
