@@ -355,7 +355,7 @@ static int get_deliver(struct wire_msg *m, const msgpack_object *arr)
 static uint32_t fields_needed(uint32_t type)
 {
 	static const uint8_t need[] = {
-		[WIRE_HELLO] = 1,    [WIRE_EDGE_HELLO] = 5, [WIRE_ASSIGN] = 3,
+		[WIRE_HELLO] = 1,    [WIRE_EDGE_HELLO] = 6, [WIRE_ASSIGN] = 3,
 		[WIRE_SUB] = 4,      [WIRE_UNSUB] = 1,      [WIRE_SUB_ACK] = 4,
 		[WIRE_DELIVER] = 1,  [WIRE_UP] = 5,         [WIRE_UP_ERR] = 3,
 		[WIRE_FLOW] = 2,     [WIRE_RESYNC] = 1,
@@ -379,6 +379,8 @@ static int decode_body(struct wire_msg *m, const msgpack_object *f)
 			err = get_bool(&f[1], &m->u.edge_hello.upstream);
 		if (!err)
 			err = get_assignment(m, &f[2], &m->u.edge_hello.assign);
+		if (!err)
+			err = get_u64(&f[5], &m->u.edge_hello.hello_seq);
 		break;
 	case WIRE_ASSIGN:
 		err = get_assignment(m, &f[0], &m->u.assign);
@@ -629,11 +631,12 @@ void wire_enc_hello(struct wire_buf *b, uint64_t seq, const struct wire_hello *h
 
 void wire_enc_edge_hello(struct wire_buf *b, uint64_t seq, const struct wire_edge_hello *h)
 {
-	msgpack_packer *pk = enc_start(b, WIRE_EDGE_HELLO, seq, 5);
+	msgpack_packer *pk = enc_start(b, WIRE_EDGE_HELLO, seq, 6);
 
 	enc_bytes(pk, &h->edge_id);
 	enc_bool(pk, h->upstream);
 	enc_assignment(pk, &h->assign);
+	msgpack_pack_uint64(pk, h->hello_seq);
 }
 
 void wire_enc_assign(struct wire_buf *b, uint64_t seq, const struct wire_assignment *a)

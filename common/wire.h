@@ -16,7 +16,7 @@
 #define WIRE_VERSION 1
 
 /* Limits (PROTOCOL.md, "Limits"). A decoder rejects anything beyond them. */
-#define WIRE_MAX_MSG_BYTES (16u * 1024 * 1024) /* one nng message */
+#define WIRE_MAX_MSG_BYTES (16u * 1024 * 1024) /* one message (frame payload) */
 #define WIRE_MAX_KEY_BYTES 1024u               /* client id / record key */
 #define WIRE_MAX_NAME_BYTES 256u               /* router id, edge id, reason */
 #define WIRE_MAX_PARTITIONS 100000u            /* partition count and ids */
@@ -92,6 +92,8 @@ struct wire_edge_hello {
 	struct wire_bytes edge_id; /* unique per edge process (restart = new id) */
 	bool upstream;             /* the edge produces UP frames to a topic */
 	struct wire_assignment assign;
+	uint64_t hello_seq; /* seq of the HELLO this answers (PROTOCOL.md,
+			     * "Numbering"); required on the wire */
 };
 
 struct wire_sub {

@@ -13,19 +13,25 @@
 
 #include <librdkafka/rdkafka.h>
 #include <nng/nng.h>
-#include <nng/protocol/pair1/pair.h>
+
+#include "chan.h"
 
 #include "subs.h"
 #include "util.h"
 #include "wire.h"
 
-/* One connected router, known by the nng pipe it came on. */
+/* Bound of the send queue to one router (PROTOCOL.md, "Transport"). */
+#define EDGE_LINK_MAX_QUEUE (64u * 1024 * 1024)
+
+/* One connected router: a chan over the TCP connection it dialed. */
 struct router_link {
-	uint32_t pipe;
-	bool hello;        /* it said HELLO on this pipe */
+	uint32_t id;       /* link number; subscriptions are keyed by it */
+	struct chan *ch;
+	bool hello;        /* it said HELLO on this connection */
 	bool desynced;     /* a gap was seen: ignore all but HELLO */
 	bool warned;       /* a bad message was logged on this link */
 	uint64_t tx_seq;   /* last number sent */
+	uint64_t hello_seq; /* seq of its latest HELLO, echoed in EDGE_HELLO */
 	uint64_t rx_expect;
 	char *router_id;
 	struct wire_buf batch; /* DELIVER being built, when batch_open */
@@ -40,7 +46,7 @@ struct part {
 
 /* What a produce call carries to its delivery report. */
 struct up_ctx {
-	uint32_t pipe;
+	uint32_t link;
 	uint64_t sid;
 };
 
@@ -52,12 +58,9 @@ struct edge {
 	rd_kafka_t *producer; /* NULL when upstream is disabled */
 	rd_kafka_topic_t *inbound;
 	int kafka_fd[2];      /* consumer queue io-event pipe */
-	nng_socket sock;
-	int nng_fd;
-	int wake_fd;          /* eventfd: nng pipe removed */
-	pthread_mutex_t lock; /* guards removed[] */
-	uint32_t *removed;
-	size_t nremoved, capremoved;
+	struct chan_listener *listener;
+	int wake_fd;          /* eventfd: nng's threads signal news here */
+	uint32_t next_link_id;
 
 	struct subs subs;
 	struct router_link **links;
@@ -80,62 +83,53 @@ static void on_signal(int sig)
 
 /* ---- router links ------------------------------------------------------- */
 
-static struct router_link *link_find(struct edge *e, uint32_t pipe)
+static struct router_link *link_find(struct edge *e, uint32_t id)
 {
 	for (size_t i = 0; i < e->nlinks; i++)
-		if (e->links[i]->pipe == pipe)
+		if (e->links[i]->id == id)
 			return e->links[i];
 	return NULL;
 }
 
-static struct router_link *link_get(struct edge *e, uint32_t pipe)
+/* Called on nng's threads: only wakes the loop. */
+static void wake_loop(void *arg)
 {
-	struct router_link *l = link_find(e, pipe);
-	if (l)
-		return l;
-	l = xcalloc(1, sizeof *l);
-	l->pipe = pipe;
+	struct edge *e = arg;
+	uint64_t one = 1;
+	if (write(e->wake_fd, &one, sizeof one) < 0)
+		return; /* the counter is full: a wake-up is pending anyway */
+}
+
+static void link_new(struct edge *e, nng_stream *s)
+{
+	struct router_link *l = xcalloc(1, sizeof *l);
+	l->id = ++e->next_link_id;
+	l->ch = chan_new(s, WIRE_MAX_MSG_BYTES, EDGE_LINK_MAX_QUEUE, wake_loop, e);
 	wire_buf_init(&l->batch);
 	e->links = xrealloc(e->links, (e->nlinks + 1) * sizeof *e->links);
 	e->links[e->nlinks++] = l;
-	return l;
+	log_info("router connected from %s (link %u)", chan_peer(l->ch), l->id);
 }
 
-static void link_destroy(struct edge *e, uint32_t pipe)
+static void link_destroy(struct edge *e, size_t i)
 {
-	for (size_t i = 0; i < e->nlinks; i++) {
-		struct router_link *l = e->links[i];
-		if (l->pipe != pipe)
-			continue;
-		size_t n = subs_remove_pipe(&e->subs, pipe);
-		log_info("router %s (pipe %u) left; dropped %zu subscriptions",
-			 l->router_id ? l->router_id : "?", pipe, n);
-		wire_buf_free(&l->batch);
-		free(l->router_id);
-		free(l);
-		e->links[i] = e->links[--e->nlinks];
-		return;
-	}
+	struct router_link *l = e->links[i];
+	size_t n = subs_remove_pipe(&e->subs, l->id);
+	log_info("router %s (link %u) left: %s; dropped %zu subscriptions",
+		 l->router_id ? l->router_id : "?", l->id, chan_error(l->ch), n);
+	chan_free(l->ch);
+	wire_buf_free(&l->batch);
+	free(l->router_id);
+	free(l);
+	e->links[i] = e->links[--e->nlinks];
 }
 
-/* Sends buf[0..len) to a router. The transport may drop it (full queue, pipe
- * gone); the router sees the gap in the numbering and resyncs. */
+/* Queues buf[0..len) for a router. A router too slow to take it is
+ * disconnected (the queue is bounded); it reconnects and resubscribes. */
 static void send_raw(struct edge *e, struct router_link *l, const void *buf, size_t len)
 {
-	nng_msg *m;
-	if (nng_msg_alloc(&m, len) != 0) {
+	if (chan_send(l->ch, buf, len) < 0)
 		e->dropped_send++;
-		return;
-	}
-	memcpy(nng_msg_body(m), buf, len);
-	nng_pipe p = { .id = l->pipe };
-	nng_msg_set_pipe(m, p);
-	int rv = nng_sendmsg(e->sock, m, NNG_FLAG_NONBLOCK);
-	if (rv != 0) {
-		nng_msg_free(m);
-		e->dropped_send++;
-		log_debug("send to router pipe %u failed: %s", l->pipe, nng_strerror(rv));
-	}
 }
 
 static void flush_batch(struct edge *e, struct router_link *l)
@@ -169,6 +163,7 @@ static void send_edge_hello(struct edge *e, struct router_link *l)
 	struct wire_edge_hello h = {
 		.edge_id = { e->edge_id, (uint32_t)strlen(e->edge_id) },
 		.upstream = e->producer != NULL,
+		.hello_seq = l->hello_seq,
 		.assign = { .epoch = e->epoch, .partition_count = e->partition_count,
 			    .count = owned_list(e, owned), .partitions = owned },
 	};
@@ -323,7 +318,7 @@ static void deliver(struct edge *e, const rd_kafka_message_t *m)
 	if (k->n > 64)
 		sids = xmalloc(k->n * sizeof *sids);
 
-	/* v[] is sorted by pipe: each run is one router. */
+	/* v[] is sorted by link ("pipe" in subs): each run is one router. */
 	for (uint32_t i = 0; i < k->n;) {
 		uint32_t pipe = k->v[i]->pipe, n = 0;
 		for (; i < k->n && k->v[i]->pipe == pipe; i++)
@@ -369,7 +364,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	struct edge *e = opaque;
 	struct up_ctx *c = m->_private;
 	if (m->err && c) {
-		struct router_link *l = link_find(e, c->pipe);
+		struct router_link *l = link_find(e, c->link);
 		if (l && l->hello) {
 			const char *reason = rd_kafka_err2str(m->err);
 			struct wire_up_err ue = { .sid = c->sid, .code = WIRE_UP_FAILED,
@@ -485,7 +480,7 @@ static void on_sub(struct edge *e, struct router_link *l, const struct wire_sub 
 		send_sub_ack(e, l, s->sid, WIRE_SUB_NOT_OWNER, -1, false);
 		return;
 	}
-	subs_add(&e->subs, l->pipe, s->sid, s->partition, s->key.ptr, s->key.len);
+	subs_add(&e->subs, l->id, s->sid, s->partition, s->key.ptr, s->key.len);
 	int64_t next = e->parts[s->partition].next_offset;
 	/* Replay from an older position is not served yet: the session starts
 	 * at the live end and is told whether that covers its position. */
@@ -510,7 +505,7 @@ static void on_up(struct edge *e, struct router_link *l, const struct wire_up *u
 		return;
 	}
 	struct up_ctx *c = xmalloc(sizeof *c);
-	c->pipe = l->pipe;
+	c->link = l->id;
 	c->sid = u->sid;
 	if (rd_kafka_produce(e->inbound, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
 			     (void *)u->data.ptr, u->data.len, u->key.ptr, u->key.len, c) < 0) {
@@ -519,15 +514,15 @@ static void on_up(struct edge *e, struct router_link *l, const struct wire_up *u
 	}
 }
 
-static void on_router_msg(struct edge *e, uint32_t pipe, const void *buf, size_t len)
+static void on_router_msg(struct edge *e, struct router_link *l, const void *buf, size_t len)
 {
 	struct wire_msg m;
 	int rc = wire_decode(&m, buf, len);
-	struct router_link *l = link_get(e, pipe);
+	uint32_t pipe = l->id;
 	if (rc == -WIRE_EUNKNOWN) {
 		/* A newer router's message: it still takes part in the numbering. */
 		e->unknown++;
-		log_debug("router pipe %u: unknown message type %u", pipe, m.type);
+		log_debug("router link %u: unknown message type %u", pipe, m.type);
 		if (!l->hello || l->desynced)
 			return;
 		if (m.seq == l->rx_expect) {
@@ -541,14 +536,14 @@ static void on_router_msg(struct edge *e, uint32_t pipe, const void *buf, size_t
 		/* Another protocol version: ignore the pipe until a HELLO of ours. */
 		e->malformed++;
 		if (!l->warned)
-			log_error("router pipe %u speaks another protocol version; ignoring it", pipe);
+			log_error("router link %u speaks another protocol version; ignoring it", pipe);
 		l->warned = true;
 		return;
 	}
 	if (rc < 0) {
 		e->malformed++;
 		if (!l->warned)
-			log_warn("router pipe %u: dropped message: %s (logged once per link)", pipe,
+			log_warn("router link %u: dropped message: %s (logged once per link)", pipe,
 				 wire_strerror(rc));
 		l->warned = true;
 		goto out_resync;
@@ -561,7 +556,8 @@ static void on_router_msg(struct edge *e, uint32_t pipe, const void *buf, size_t
 		l->desynced = false;
 		l->batch_open = false;
 		l->rx_expect = m.seq + 1;
-		log_info("router %s connected (pipe %u)%s", l->router_id, pipe,
+		l->hello_seq = m.seq;
+		log_info("router %s said hello (link %u)%s", l->router_id, pipe,
 			 n ? ", its earlier subscriptions dropped" : "");
 		send_edge_hello(e, l);
 		goto out_free;
@@ -611,71 +607,31 @@ out_resync:
 	}
 }
 
-static void drain_nng(struct edge *e)
-{
-	for (int i = 0; i < 4096; i++) {
-		nng_msg *m;
-		if (nng_recvmsg(e->sock, &m, NNG_FLAG_NONBLOCK) != 0)
-			break;
-		uint32_t pipe = nng_msg_get_pipe(m).id;
-		on_router_msg(e, pipe, nng_msg_body(m), nng_msg_len(m));
-		nng_msg_free(m);
-	}
-	flush_all(e);
-}
-
-/* nng calls this on its own thread when a router's pipe goes away. */
-static void on_pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	struct edge *e = arg;
-	pthread_mutex_lock(&e->lock);
-	if (e->nremoved == e->capremoved) {
-		e->capremoved = e->capremoved ? e->capremoved * 2 : 16;
-		e->removed = xrealloc(e->removed, e->capremoved * sizeof *e->removed);
-	}
-	e->removed[e->nremoved++] = p.id;
-	pthread_mutex_unlock(&e->lock);
-	uint64_t one = 1;
-	if (write(e->wake_fd, &one, sizeof one) < 0)
-		log_debug("eventfd write: %s", strerror(errno));
-}
-
-static void handle_removed(struct edge *e)
+/* Takes new connections and what routers sent; drops ended links. */
+static void drain_links(struct edge *e)
 {
 	uint64_t v;
-	if (read(e->wake_fd, &v, sizeof v) < 0)
-		return;
-	pthread_mutex_lock(&e->lock);
-	uint32_t *gone = e->removed;
-	size_t n = e->nremoved;
-	e->removed = NULL;
-	e->nremoved = e->capremoved = 0;
-	pthread_mutex_unlock(&e->lock);
-	for (size_t i = 0; i < n; i++)
-		link_destroy(e, gone[i]);
-	free(gone);
-}
-
-static int nng_open(struct edge *e)
-{
-	int rv;
-	if ((rv = nng_pair1_open_poly(&e->sock)) != 0 ||
-	    (rv = nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG_BYTES)) != 0 ||
-	    (rv = nng_socket_set_int(e->sock, NNG_OPT_SENDBUF, 1024)) != 0 ||
-	    (rv = nng_socket_set_int(e->sock, NNG_OPT_RECVBUF, 1024)) != 0 ||
-	    (rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_REM_POST, on_pipe_removed, e)) != 0) {
-		log_error("nng socket: %s", nng_strerror(rv));
-		return -1;
+	if (read(e->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+		log_debug("eventfd read: %s", strerror(errno));
+	nng_stream *s;
+	while ((s = chan_listener_take(e->listener)))
+		link_new(e, s);
+	for (size_t i = 0; i < e->nlinks;) {
+		struct router_link *l = e->links[i];
+		const void *buf;
+		size_t len;
+		int rc = 0;
+		for (int k = 0; k < 4096 && (rc = chan_recv(l->ch, &buf, &len)) > 0; k++)
+			on_router_msg(e, l, buf, len);
+		if (rc < 0) {
+			link_destroy(e, i);
+			continue;
+		}
+		if (rc > 0)
+			wake_loop(e); /* more is waiting: come back after Kafka */
+		i++;
 	}
-	if ((rv = nng_listen(e->sock, e->cfg->listen, NULL, 0)) != 0) {
-		log_error("cannot listen on %s: %s", e->cfg->listen, nng_strerror(rv));
-		return -1;
-	}
-	if ((rv = nng_socket_get_int(e->sock, NNG_OPT_RECVFD, &e->nng_fd)) != 0) {
-		log_error("nng recv fd: %s", nng_strerror(rv));
-		return -1;
-	}
-	return 0;
+	flush_all(e);
 }
 
 static void drain_fd(int fd)
@@ -691,7 +647,6 @@ int edge_run(const struct edge_config *cfg)
 	int rc = 1;
 	e->cfg = cfg;
 	e->kafka_fd[0] = e->kafka_fd[1] = -1;
-	pthread_mutex_init(&e->lock, NULL);
 	subs_init(&e->subs);
 	wire_buf_init(&e->out);
 	if (*cfg->edge_id) {
@@ -702,14 +657,21 @@ int edge_run(const struct edge_config *cfg)
 		snprintf(e->edge_id, sizeof e->edge_id, "%s:%d", host, (int)getpid());
 	}
 	e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	e->listener = NULL;
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (kafka_open(e) < 0 || nng_open(e) < 0)
+	if (kafka_open(e) < 0)
 		goto out;
+	char lerr[300];
+	e->listener = chan_listener_new(cfg->listen, wake_loop, e, lerr, sizeof lerr);
+	if (!e->listener) {
+		log_error("%s", lerr);
+		goto out;
+	}
 
 	/* The partition count first: routers need it to place clients. */
 	while (!stop_requested && refresh_metadata(e) < 0)
@@ -729,21 +691,18 @@ int edge_run(const struct edge_config *cfg)
 		 *cfg->inbound_topic ? cfg->inbound_topic : "disabled");
 	e->next_metadata_ms = now_mono_ms() + 30000;
 
-	struct pollfd fds[3] = {
+	struct pollfd fds[2] = {
 		{ .fd = e->kafka_fd[0], .events = POLLIN },
-		{ .fd = e->nng_fd, .events = POLLIN },
 		{ .fd = e->wake_fd, .events = POLLIN },
 	};
 	while (!stop_requested) {
-		int n = poll(fds, 3, 100);
+		int n = poll(fds, 2, 100);
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			goto out;
 		}
-		if (fds[2].revents & POLLIN)
-			handle_removed(e);
 		if (fds[1].revents & POLLIN)
-			drain_nng(e);
+			drain_links(e);
 		if (fds[0].revents & POLLIN)
 			drain_fd(e->kafka_fd[0]);
 		/* Always serve the consumer queue: rebalances and records. */
@@ -775,11 +734,10 @@ out:
 		rd_kafka_queue_destroy(e->cq);
 	if (e->consumer)
 		rd_kafka_destroy(e->consumer);
-	nng_close(e->sock);
+	chan_listener_free(e->listener);
 	while (e->nlinks)
-		link_destroy(e, e->links[0]->pipe);
+		link_destroy(e, e->nlinks - 1);
 	free(e->links);
-	free(e->removed);
 	subs_free(&e->subs);
 	wire_buf_free(&e->out);
 	free(e->parts);
@@ -788,7 +746,6 @@ out:
 			close(e->kafka_fd[i]);
 	if (e->wake_fd >= 0)
 		close(e->wake_fd);
-	pthread_mutex_destroy(&e->lock);
 	free(e);
 	return rc;
 }

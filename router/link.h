@@ -1,65 +1,71 @@
 /*
- * link: the router's connection to one edge: an nng pair1 socket that dials
- * the edge and redials on its own, the link's numbering (PROTOCOL.md,
- * "Numbering") and its state. nng reports pipe changes on its own threads;
- * link records them atomically and calls wake(), and the router's loop then
- * calls link_poll_pipe() on its own thread.
+ * link: the router's connection to one edge: a chan (framed messages over a
+ * TCP stream) that a chan_dialer re-establishes whenever it ends, plus the
+ * link's numbering (PROTOCOL.md, "Numbering") and state. nng signals news on
+ * its own threads through the wake callback; everything else runs on the
+ * router's loop.
  */
 #ifndef KWS_LINK_H
 #define KWS_LINK_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <nng/nng.h>
-
+#include "chan.h"
 #include "wire.h"
 
 enum link_state {
-	LINK_DOWN = 0,   /* no pipe */
-	LINK_HELLO_SENT, /* HELLO sent on the current pipe, no EDGE_HELLO yet */
+	LINK_DOWN = 0,   /* not connected */
+	LINK_HELLO_SENT, /* HELLO sent, its EDGE_HELLO not received yet */
 	LINK_UP,         /* EDGE_HELLO received: subscriptions may be sent */
 };
 const char *link_state_name(enum link_state s);
 
+/* Bounds of one link (PROTOCOL.md, "Transport"). */
+#define LINK_MAX_QUEUE (64u * 1024 * 1024)
+
 struct link {
 	int index;
 	char *url;
-	nng_socket sock;
-	nng_dialer dialer;
-	int recv_fd;             /* readable while a message waits (NNG_OPT_RECVFD) */
-	_Atomic uint32_t pipe_now; /* set by nng's thread: current pipe, 0 none */
-	uint32_t pipe;           /* the pipe the router works with */
+	struct chan_dialer *dialer;
+	struct chan *ch;       /* NULL while disconnected */
 	enum link_state state;
+	uint64_t hello_seq;    /* seq of the latest HELLO (never reused) */
 	uint64_t tx_seq;
 	uint64_t rx_expect;
 	char *edge_id;
 	bool upstream;
-	bool warned; /* a bad message was logged on this link */
+	bool warned;           /* a bad message was logged on this link */
 	struct wire_buf out;
-	void (*wake)(void *arg);
+	chan_wake_fn wake;
 	void *wake_arg;
 	/* counters */
-	uint64_t sent, send_failed, received, gaps, malformed, unknown, resyncs;
+	uint64_t connects, received, gaps, malformed, unknown, resyncs;
 };
 
-/* Opens the socket and starts dialing url in the background. wake(arg) is
- * called from nng's threads whenever the pipe changes. 0 or -1 (logged). */
-int link_open(struct link *l, int index, const char *url, void (*wake)(void *), void *arg);
+/* Starts dialing url in the background; wake(arg) is called from nng's
+ * threads when the link has news. 0, or -1 with a message in err. */
+int link_open(struct link *l, int index, const char *url, chan_wake_fn wake, void *arg,
+	      char *err, size_t errlen);
 void link_close(struct link *l);
 
-/* Sends the message in l->out (encoded by the caller with seq link_next_seq()).
- * Returns 0, or -1 if the transport refused it: the link then restarts with
- * HELLO, which resubscribes its sessions. */
+/* Sends the message encoded in l->out (with seq link_next_seq()). Returns 0,
+ * or -1 if the link is down or its queue overflowed (it then closes, and the
+ * router sees the end in link_recv()). */
 int link_send(struct link *l);
 uint64_t link_next_seq(struct link *l);
 
-/* Starts the link on a new pipe: resets numbering and sends HELLO. */
+/* Restarts the numbering and sends HELLO (on connect, and after a gap). */
 int link_hello(struct link *l, const char *router_id);
 
-/* Checks a received message's number: true if it is the expected one
- * (and advances), false on a gap. EDGE_HELLO restarts the numbering. */
+/* Takes the next message from the edge: 1 with buf/len set, 0 when none is
+ * waiting, -1 when the connection ended (the link is then DOWN and redialing;
+ * the caller drops the edge's routes). Also picks up a new connection: then
+ * *connected is set and the caller says HELLO. */
+int link_recv(struct link *l, const void **buf, size_t *len, bool *connected);
+
+/* Checks a received message's number: true if it is the expected one (and
+ * advances), false on a gap. */
 bool link_check_seq(struct link *l, const struct wire_msg *m);
 
 #endif

@@ -134,7 +134,7 @@ static void on_moved(void *arg, uint32_t p, int old, int new)
 	}
 }
 
-/* The link lost its pipe or its numbering: its partitions pass on. */
+/* The link lost its connection or its numbering: its partitions pass on. */
 static void link_reset(struct link *l)
 {
 	l->state = LINK_DOWN;
@@ -146,26 +146,6 @@ static void link_restart(struct link *l)
 	link_reset(l);
 	l->resyncs++;
 	link_hello(l, R->cfg->router_id);
-}
-
-/* Applies pipe changes that nng reported on its threads. */
-static void check_pipes(void)
-{
-	for (int i = 0; i < R->nlinks; i++) {
-		struct link *l = &R->links[i];
-		uint32_t now = atomic_load(&l->pipe_now);
-		if (now == l->pipe)
-			continue;
-		if (l->pipe || l->state != LINK_DOWN) {
-			log_info("edge %s: link lost", l->url);
-			link_reset(l);
-		}
-		l->pipe = now;
-		if (now) {
-			log_info("edge %s: connected, saying hello", l->url);
-			link_hello(l, R->cfg->router_id);
-		}
-	}
 }
 
 static void on_deliver(struct link *l, const struct wire_msg *m)
@@ -232,12 +212,9 @@ static void on_up_err(const struct wire_up_err *e)
 		     reason);
 }
 
-static void on_edge_msg(struct link *l, uint32_t pipe, const void *buf, size_t len)
+static void on_edge_msg(struct link *l, const void *buf, size_t len)
 {
 	struct wire_msg m;
-	l->received++;
-	if (pipe != l->pipe)
-		return; /* left over from an earlier pipe */
 	int rc = wire_decode(&m, buf, len);
 	if (rc == -WIRE_EUNKNOWN) {
 		l->unknown++;
@@ -246,12 +223,12 @@ static void on_edge_msg(struct link *l, uint32_t pipe, const void *buf, size_t l
 		return;
 	}
 	if (rc == -WIRE_EVERSION) {
-		/* Not usable: drop the pipe; nng redials with back-off, so a
+		/* Not usable: hang up; the dialer retries with back-off, so a
 		 * later deploy with matching versions is picked up. */
 		l->malformed++;
 		log_error("edge %s speaks another protocol version; not using it", l->url);
 		link_reset(l);
-		nng_pipe_close((nng_pipe){ .id = pipe });
+		chan_close(l->ch);
 		return;
 	}
 	if (rc < 0) {
@@ -264,7 +241,7 @@ static void on_edge_msg(struct link *l, uint32_t pipe, const void *buf, size_t l
 		return;
 	}
 	if (m.type == WIRE_EDGE_HELLO) {
-		if (l->state != LINK_HELLO_SENT)
+		if (l->state != LINK_HELLO_SENT || m.u.edge_hello.hello_seq != l->hello_seq)
 			goto out_free; /* a reply to an earlier HELLO */
 		link_check_seq(l, &m);
 		const struct wire_edge_hello *h = &m.u.edge_hello;
@@ -316,21 +293,40 @@ out_free:
 	wire_msg_free(&m);
 }
 
+/* Takes what the edge sent, up to a batch; asks for another turn if more is
+ * waiting, so clients get their turn in between. */
 static void drain_link(struct link *l)
 {
-	check_pipes();
 	for (int i = 0; i < 1024; i++) {
-		nng_msg *m;
-		if (nng_recvmsg(l->sock, &m, NNG_FLAG_NONBLOCK) != 0)
-			break;
-		on_edge_msg(l, nng_msg_get_pipe(m).id, nng_msg_body(m), nng_msg_len(m));
-		nng_msg_free(m);
+		const void *buf;
+		size_t len;
+		bool connected;
+		int rc = link_recv(l, &buf, &len, &connected);
+		if (connected) {
+			log_info("edge %s: connected (%s), saying hello", l->url, chan_peer(l->ch));
+			link_hello(l, R->cfg->router_id);
+			continue;
+		}
+		if (rc < 0) {
+			link_reset(l);
+			return;
+		}
+		if (rc == 0)
+			return;
+		on_edge_msg(l, buf, len);
 	}
+	lws_cancel_service(R->ctx);
+}
+
+static void drain_links(void)
+{
+	for (int i = 0; i < R->nlinks; i++)
+		drain_link(&R->links[i]);
 }
 
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
-	check_pipes();
+	drain_links();
 	routes_tick(&R->routes, now_mono_ms());
 	if (R->retry_waiting) {
 		R->retry_waiting = false;
@@ -342,29 +338,11 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 	lws_sul_schedule(R->ctx, 0, &R->tick, on_tick, TICK_US);
 }
 
+/* Called on nng's threads: only wakes the lws loop. */
 static void wake_from_nng(void *arg)
 {
-	lws_cancel_service(R->ctx);
-}
-
-/* lws callback of the adopted nng receive fds. */
-static int cb_link(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-		   size_t len)
-{
-	switch (reason) {
-	case LWS_CALLBACK_RAW_RX_FILE: {
-		struct link *l = lws_get_opaque_user_data(wsi);
-		if (l)
-			drain_link(l);
-		return 0;
-	}
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (R)
-			check_pipes();
-		return 0;
-	default:
-		return 0;
-	}
+	struct router *r = arg;
+	lws_cancel_service(r->ctx);
 }
 
 /* ---- clients -------------------------------------------------------------- */
@@ -541,6 +519,10 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	case LWS_CALLBACK_CLOSED:
 		client_closed(c);
 		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		if (R)
+			drain_links();
+		return 0;
 	case LWS_CALLBACK_HTTP: {
 		/* A plain HTTP request, not an upgrade. */
 		const char *path = in ? in : "";
@@ -558,7 +540,6 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 
 static const struct lws_protocols protocols[] = {
 	{ "kws", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
-	{ "kws-link", cb_link, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -613,17 +594,12 @@ int router_run(const struct router_config *cfg)
 		goto out;
 	}
 	for (int i = 0; i < r.nlinks; i++) {
-		struct link *l = &r.links[i];
-		if (link_open(l, i, cfg->edges.items[i], wake_from_nng, &r) < 0)
-			goto out;
-		lws_sock_file_fd_type fd = { .filefd = dup(l->recv_fd) };
-		struct lws *w = lws_adopt_descriptor_vhost(r.vh, LWS_ADOPT_RAW_FILE_DESC, fd,
-							   "kws-link", NULL);
-		if (!w) {
-			log_error("cannot watch the nng socket of %s", l->url);
+		char err[256];
+		if (link_open(&r.links[i], i, cfg->edges.items[i], wake_from_nng, &r, err,
+			      sizeof err) < 0) {
+			log_error("edge %s", err);
 			goto out;
 		}
-		lws_set_opaque_user_data(w, l);
 	}
 	lws_sul_schedule(r.ctx, 0, &r.tick, on_tick, TICK_US);
 	log_info("router %s: WebSockets on %s:%ld/ws, client id from %s, partitioner %s, %d edges",
@@ -638,10 +614,11 @@ int router_run(const struct router_config *cfg)
 		 (unsigned long long)r.fenced, (unsigned long long)r.duplicates);
 	rc = 0;
 out:
-	if (r.ctx)
-		lws_context_destroy(r.ctx); /* closes clients: CLOSED frees their sessions */
+	/* Links first: their nng threads wake the lws context. */
 	for (int i = 0; i < r.nlinks; i++)
 		link_close(&r.links[i]);
+	if (r.ctx)
+		lws_context_destroy(r.ctx); /* closes clients: CLOSED frees their sessions */
 	free(r.links);
 	routes_free(&r.routes);
 	sessions_free(&r.sessions);

@@ -58,7 +58,7 @@ static void walk(const struct wire_msg *m)
 		break;
 	case WIRE_EDGE_HELLO:
 		h += touch(&m->u.edge_hello.edge_id) + m->u.edge_hello.upstream;
-		h += touch_assignment(&m->u.edge_hello.assign);
+		h += touch_assignment(&m->u.edge_hello.assign) + m->u.edge_hello.hello_seq;
 		break;
 	case WIRE_ASSIGN:
 		h += touch_assignment(&m->u.assign);
@@ -198,7 +198,8 @@ static int same(const struct wire_msg *a, const struct wire_msg *b)
 	case WIRE_EDGE_HELLO:
 		return same_bytes(&a->u.edge_hello.edge_id, &b->u.edge_hello.edge_id) &&
 		       a->u.edge_hello.upstream == b->u.edge_hello.upstream &&
-		       same_assignment(&a->u.edge_hello.assign, &b->u.edge_hello.assign);
+		       same_assignment(&a->u.edge_hello.assign, &b->u.edge_hello.assign) &&
+		       a->u.edge_hello.hello_seq == b->u.edge_hello.hello_seq;
 	case WIRE_ASSIGN:
 		return same_assignment(&a->u.assign, &b->u.assign);
 	case WIRE_SUB:

@@ -97,11 +97,12 @@ static void samples_init(void)
 	hellos[1].router_id = str("router-1");
 	hellos[2].router_id = bytes(pat, WIRE_MAX_NAME_BYTES);
 
-	edge_hellos[0] = (struct wire_edge_hello){ str("edge-a"), false, { 0, 0, 0, NULL } };
+	edge_hellos[0] = (struct wire_edge_hello){ str("edge-a"), false, { 0, 0, 0, NULL }, 1 };
 	edge_hellos[1] = (struct wire_edge_hello){
 		bytes(pat, WIRE_MAX_NAME_BYTES), true,
-		{ UINT64_MAX, WIRE_MAX_PARTITIONS, 3, parts3 } };
-	edge_hellos[2] = (struct wire_edge_hello){ str("e"), true, { 7, 12, 12, parts12 } };
+		{ UINT64_MAX, WIRE_MAX_PARTITIONS, 3, parts3 }, UINT64_MAX };
+	edge_hellos[2] = (struct wire_edge_hello){ str("e"), true, { 7, 12, 12, parts12 },
+						   1ull << 32 };
 
 	assigns[0] = (struct wire_assignment){ 0, 0, 0, NULL };
 	assigns[1] = (struct wire_assignment){ 8, 12, 12, parts12 };
@@ -300,6 +301,7 @@ START_TEST(rt_edge_hello)
 	assert_bytes(&m.u.edge_hello.edge_id, &h->edge_id, &b);
 	ck_assert(m.u.edge_hello.upstream == h->upstream);
 	assert_assignment(&m.u.edge_hello.assign, &h->assign);
+	ck_assert_uint_eq(m.u.edge_hello.hello_seq, h->hello_seq);
 	wire_msg_free(&m);
 	wire_buf_free(&b);
 }
@@ -499,6 +501,14 @@ START_TEST(enc_layout)
 		(char)0xdd, 0, 0, 0, 1,
 		(char)0x95, 2, 3, (char)0xff, (char)0xc0, (char)0x91, 9,
 	};
+	/* [1, 2, 1, "e1", false, 3, 4, [0, 2], 7]: EDGE_HELLO answering the
+	 * HELLO of seq 7 (the example in PROTOCOL.md) */
+	static const char edge_hello[] = {
+		(char)0x99, 1, WIRE_EDGE_HELLO, 1, (char)0xc4, 2, 'e', '1', (char)0xc2,
+		3, 4, (char)0x92, 0, 2, 7,
+	};
+	static const uint32_t parts[] = { 0, 2 };
+	struct wire_edge_hello eh = { str("e1"), false, { 3, 4, 2, parts }, 7 };
 	struct wire_unsub u = { 5 };
 	struct wire_record r = record(2, 3, -1, NULL, 0, true);
 	uint64_t sid = 9;
@@ -508,6 +518,11 @@ START_TEST(enc_layout)
 	wire_enc_unsub(&b, 1, &u);
 	ck_assert_uint_eq(b.len, sizeof(unsub));
 	ck_assert_mem_eq(b.data, unsub, sizeof(unsub));
+
+	wire_buf_reset(&b);
+	wire_enc_edge_hello(&b, 1, &eh);
+	ck_assert_uint_eq(b.len, sizeof(edge_hello));
+	ck_assert_mem_eq(b.data, edge_hello, sizeof(edge_hello));
 
 	wire_buf_reset(&b);
 	ck_assert_uint_eq(b.len, 0);
@@ -609,12 +624,12 @@ enum kind {
 struct layout {
 	uint32_t type;
 	unsigned n;
-	enum kind k[5];
+	enum kind k[6];
 };
 
 static const struct layout layouts[] = {
 	{ WIRE_HELLO, 1, { K_NAME } },
-	{ WIRE_EDGE_HELLO, 5, { K_NAME, K_BOOL, K_U64, K_PCOUNT, K_PARTS } },
+	{ WIRE_EDGE_HELLO, 6, { K_NAME, K_BOOL, K_U64, K_PCOUNT, K_PARTS, K_U64 } },
 	{ WIRE_ASSIGN, 3, { K_U64, K_PCOUNT, K_PARTS } },
 	{ WIRE_SUB, 4, { K_U64, K_PART, K_KEY, K_I64 } },
 	{ WIRE_UNSUB, 1, { K_U64 } },
@@ -788,6 +803,7 @@ START_TEST(hand_valid)
 			ck_assert_uint_eq(m.u.edge_hello.assign.partitions[2], 99999);
 			ck_assert(m.u.edge_hello.upstream);
 			ck_assert_uint_eq(m.u.edge_hello.assign.epoch, UINT64_MAX);
+			ck_assert_uint_eq(m.u.edge_hello.hello_seq, UINT64_MAX);
 			break;
 		case WIRE_SUB:
 			ck_assert_uint_eq(m.u.sub.partition, 5);
@@ -836,6 +852,37 @@ START_TEST(record_extra_fields)
 	ck_assert_uint_eq(r.value.len, 1);
 	ck_assert_uint_eq(r.nsids, 1);
 	ck_assert_uint_eq(wire_record_sid(&r, 0), 5);
+	wire_msg_free(&m);
+}
+END_TEST
+
+START_TEST(edge_hello_seq_required)
+{
+	/* hello_seq is required although it was appended (no release had
+	 * EDGE_HELLO without it): the 5-field form is malformed, and so is a
+	 * hello_seq that is not a uint64. */
+	static const struct {
+		struct lit v;
+		int err;
+	} cases[] = {
+		{ L("\x98\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02"), WIRE_EMALFORMED },
+		{ L("\x99\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\xc0"), WIRE_EMALFORMED },
+		{ L("\x99\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\xff"), WIRE_EMALFORMED },
+		{ L("\x99\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\xa1" "7"),
+		  WIRE_EMALFORMED },
+		{ L("\x99\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\xc3"), WIRE_EMALFORMED },
+	};
+	static const struct lit ok =
+		L("\x9a\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02"
+		  "\xcf\x00\x00\x00\x00\x00\x00\x00\x07" "\xc0");
+	struct wire_msg m;
+
+	for (size_t i = 0; i < N(cases); i++)
+		decode_err(cases[i].v.b, cases[i].v.n, cases[i].err);
+	/* a wide uint64, and an extra field after it, are fine */
+	ck_assert_int_eq(decode(&m, ok.b, ok.n), 0);
+	ck_assert_uint_eq(m.u.edge_hello.hello_seq, 7);
+	ck_assert_uint_eq(m.u.edge_hello.assign.count, 2);
 	wire_msg_free(&m);
 }
 END_TEST
@@ -1313,6 +1360,7 @@ static Suite *wire_suite(void)
 	tc = tcase_create("fields");
 	tcase_add_loop_test(tc, hand_valid, 0, N(layouts));
 	tcase_add_test(tc, record_extra_fields);
+	tcase_add_test(tc, edge_hello_seq_required);
 	tcase_add_loop_test(tc, wrong_types, 0, N(layouts));
 	tcase_add_loop_test(tc, missing_fields, 0, N(layouts));
 	tcase_add_test(tc, limits);

@@ -1,0 +1,530 @@
+/* chan: see chan.h. Locking: c->mu guards the queues and the flags; nng's
+ * send/recv calls are made without it held. */
+#include "chan.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define CHAN_READ_CHUNK (64 * 1024)
+#define CHAN_WRITE_CHUNK (64 * 1024)
+
+struct chan_msg {
+	struct chan_msg *next;
+	uint32_t len;
+	char data[]; /* for the send queue: the 4-byte header, then the bytes */
+};
+
+struct chan {
+	nng_stream *s;
+	nng_aio *rx_aio, *tx_aio;
+	pthread_mutex_t mu;
+	size_t max_msg, max_queue;
+	chan_wake_fn wake;
+	void *arg;
+	char peer[64];
+
+	/* receive side: rbuf is touched only by the rx callback (and by
+	 * chan_recv when it restarts reading, when no read is pending) */
+	char *rbuf;
+	size_t rcap, rlen;
+	struct chan_msg *inq, **inq_tail;
+	size_t inq_bytes;
+	bool rx_paused;
+	bool signalled; /* woke the owner; cleared when chan_recv finds none */
+	struct chan_msg *taken;
+
+	/* send side */
+	struct chan_msg *outq, **outq_tail;
+	size_t out_bytes;
+	char *tbuf;
+	size_t tcap, tlen, toff;
+	bool tx_busy;
+
+	bool closed;
+	char error[96];
+	struct chan_stats st;
+};
+
+static void set_closed(struct chan *c, const char *why)
+{
+	if (!c->closed) {
+		c->closed = true;
+		snprintf(c->error, sizeof c->error, "%s", why);
+	}
+}
+
+/* Arms a read into the free part of rbuf. Called without the lock. */
+static void start_read(struct chan *c)
+{
+	nng_iov iov = { .iov_buf = c->rbuf + c->rlen, .iov_len = c->rcap - c->rlen };
+	nng_aio_set_iov(c->rx_aio, 1, &iov);
+	nng_stream_recv(c->s, c->rx_aio);
+}
+
+static void rx_done(void *arg)
+{
+	struct chan *c = arg;
+	bool wake = false, more = true;
+	int rv = nng_aio_result(c->rx_aio);
+
+	pthread_mutex_lock(&c->mu);
+	if (rv != 0) {
+		set_closed(c, rv == NNG_ECLOSED ? "closed" : nng_strerror(rv));
+		more = false;
+		goto out_wake;
+	}
+	c->rlen += nng_aio_count(c->rx_aio);
+	c->st.rx_bytes += nng_aio_count(c->rx_aio);
+	size_t off = 0;
+	while (c->rlen - off >= 4) {
+		uint32_t n;
+		memcpy(&n, c->rbuf + off, 4);
+		n = ntohl(n);
+		if (n == 0 || n > c->max_msg) {
+			set_closed(c, n ? "frame over the size limit" : "empty frame");
+			more = false;
+			goto out_wake;
+		}
+		if (c->rlen - off - 4 < n) {
+			if (4 + (size_t)n > c->rcap) {
+				/* Make room for this frame: move it to the front
+				 * and grow the buffer. */
+				memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+				c->rlen -= off;
+				off = 0;
+				c->rcap = 4 + (size_t)n;
+				c->rbuf = xrealloc(c->rbuf, c->rcap);
+			}
+			break;
+		}
+		struct chan_msg *m = xmalloc(sizeof *m + n);
+		m->next = NULL;
+		m->len = n;
+		memcpy(m->data, c->rbuf + off + 4, n);
+		*c->inq_tail = m;
+		c->inq_tail = &m->next;
+		c->inq_bytes += n;
+		c->st.rx_msgs++;
+		off += 4 + (size_t)n;
+		wake = true;
+	}
+	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+	c->rlen -= off;
+	if (c->inq_bytes > c->max_queue) {
+		c->rx_paused = true; /* the owner restarts reading in chan_recv */
+		more = false;
+	}
+out_wake:
+	if (c->closed)
+		wake = true;
+	if (wake && c->signalled)
+		wake = false;
+	if (wake)
+		c->signalled = true;
+	pthread_mutex_unlock(&c->mu);
+	if (wake)
+		c->wake(c->arg);
+	if (more)
+		start_read(c);
+}
+
+/* Moves queued messages into tbuf (at least one, up to CHAN_WRITE_CHUNK).
+ * Locked. Returns false when there was nothing to send. */
+static bool fill_tbuf(struct chan *c)
+{
+	c->tlen = c->toff = 0;
+	while (c->outq && (c->tlen == 0 || c->tlen + 4 + c->outq->len <= CHAN_WRITE_CHUNK)) {
+		struct chan_msg *m = c->outq;
+		size_t need = 4 + (size_t)m->len;
+		if (c->tlen + need > c->tcap) {
+			c->tcap = c->tlen + need > CHAN_WRITE_CHUNK ? c->tlen + need : CHAN_WRITE_CHUNK;
+			c->tbuf = xrealloc(c->tbuf, c->tcap);
+		}
+		memcpy(c->tbuf + c->tlen, m->data, need);
+		c->tlen += need;
+		c->out_bytes -= need;
+		c->outq = m->next;
+		if (!c->outq)
+			c->outq_tail = &c->outq;
+		free(m);
+	}
+	return c->tlen > 0;
+}
+
+static void start_write(struct chan *c)
+{
+	nng_iov iov = { .iov_buf = c->tbuf + c->toff, .iov_len = c->tlen - c->toff };
+	nng_aio_set_iov(c->tx_aio, 1, &iov);
+	nng_stream_send(c->s, c->tx_aio);
+}
+
+static void tx_done(void *arg)
+{
+	struct chan *c = arg;
+	int rv = nng_aio_result(c->tx_aio);
+	bool send = false, wake = false;
+
+	pthread_mutex_lock(&c->mu);
+	if (rv != 0) {
+		set_closed(c, rv == NNG_ECLOSED ? "closed" : nng_strerror(rv));
+		c->tx_busy = false;
+		wake = !c->signalled;
+		c->signalled = true;
+		goto out_unlock;
+	}
+	c->toff += nng_aio_count(c->tx_aio);
+	c->st.tx_bytes += nng_aio_count(c->tx_aio);
+	c->st.tx_writes++;
+	if (c->toff < c->tlen)
+		send = true; /* a partial write: send the rest */
+	else if (!c->closed && fill_tbuf(c))
+		send = true;
+	else
+		c->tx_busy = false;
+out_unlock:
+	pthread_mutex_unlock(&c->mu);
+	if (wake)
+		c->wake(c->arg);
+	if (send)
+		start_write(c);
+}
+
+struct chan *chan_new(nng_stream *s, size_t max_msg, size_t max_queue, chan_wake_fn wake,
+		      void *arg)
+{
+	struct chan *c = xcalloc(1, sizeof *c);
+	c->s = s;
+	c->max_msg = max_msg;
+	c->max_queue = max_queue;
+	c->wake = wake;
+	c->arg = arg;
+	c->inq_tail = &c->inq;
+	c->outq_tail = &c->outq;
+	c->rcap = CHAN_READ_CHUNK;
+	c->rbuf = xmalloc(c->rcap);
+	pthread_mutex_init(&c->mu, NULL);
+	nng_sockaddr sa;
+	snprintf(c->peer, sizeof c->peer, "?");
+	if (nng_stream_get_addr(s, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip);
+		snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+	}
+	if (nng_aio_alloc(&c->rx_aio, rx_done, c) != 0 || nng_aio_alloc(&c->tx_aio, tx_done, c) != 0) {
+		fprintf(stderr, "fatal: nng_aio_alloc failed\n");
+		abort();
+	}
+	start_read(c);
+	return c;
+}
+
+void chan_close(struct chan *c)
+{
+	pthread_mutex_lock(&c->mu);
+	set_closed(c, "closed here");
+	pthread_mutex_unlock(&c->mu);
+	nng_stream_close(c->s);
+}
+
+static void free_list(struct chan_msg *m)
+{
+	while (m) {
+		struct chan_msg *next = m->next;
+		free(m);
+		m = next;
+	}
+}
+
+void chan_free(struct chan *c)
+{
+	if (!c)
+		return;
+	nng_stream_close(c->s);
+	nng_aio_stop(c->rx_aio);
+	nng_aio_stop(c->tx_aio);
+	nng_aio_free(c->rx_aio);
+	nng_aio_free(c->tx_aio);
+	nng_stream_free(c->s);
+	free_list(c->inq);
+	free_list(c->outq);
+	free(c->taken);
+	free(c->rbuf);
+	free(c->tbuf);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+int chan_send(struct chan *c, const void *buf, size_t len)
+{
+	bool send = false;
+	pthread_mutex_lock(&c->mu);
+	if (c->closed)
+		goto out_fail;
+	if (len == 0 || len > c->max_msg || c->out_bytes + 4 + len > c->max_queue) {
+		set_closed(c, len > c->max_msg ? "message over the size limit"
+					       : "send queue full: the peer is too slow");
+		pthread_mutex_unlock(&c->mu);
+		nng_stream_close(c->s);
+		return -1;
+	}
+	struct chan_msg *m = xmalloc(sizeof *m + 4 + len);
+	m->next = NULL;
+	m->len = (uint32_t)len;
+	uint32_t n = htonl((uint32_t)len);
+	memcpy(m->data, &n, 4);
+	memcpy(m->data + 4, buf, len);
+	*c->outq_tail = m;
+	c->outq_tail = &m->next;
+	c->out_bytes += 4 + len;
+	c->st.tx_msgs++;
+	if (!c->tx_busy && fill_tbuf(c)) {
+		c->tx_busy = true;
+		send = true;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (send)
+		start_write(c);
+	return 0;
+out_fail:
+	pthread_mutex_unlock(&c->mu);
+	return -1;
+}
+
+int chan_recv(struct chan *c, const void **buf, size_t *len)
+{
+	int rc;
+	bool restart = false;
+	free(c->taken);
+	c->taken = NULL;
+	pthread_mutex_lock(&c->mu);
+	struct chan_msg *m = c->inq;
+	if (m) {
+		c->inq = m->next;
+		if (!c->inq)
+			c->inq_tail = &c->inq;
+		c->inq_bytes -= m->len;
+		c->taken = m;
+		*buf = m->data;
+		*len = m->len;
+		rc = 1;
+		if (c->rx_paused && !c->closed && c->inq_bytes <= c->max_queue / 2) {
+			c->rx_paused = false;
+			restart = true;
+		}
+	} else {
+		c->signalled = false;
+		rc = c->closed ? -1 : 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (restart)
+		start_read(c);
+	return rc;
+}
+
+const char *chan_error(struct chan *c)
+{
+	pthread_mutex_lock(&c->mu);
+	const char *e = c->closed ? c->error : "";
+	pthread_mutex_unlock(&c->mu);
+	return e;
+}
+
+const char *chan_peer(const struct chan *c)
+{
+	return c->peer;
+}
+
+void chan_get_stats(struct chan *c, struct chan_stats *st)
+{
+	pthread_mutex_lock(&c->mu);
+	*st = c->st;
+	st->queued_bytes = c->out_bytes + (c->tlen - c->toff);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- dialer ---------------------------------------------------------------- */
+
+struct chan_dialer {
+	nng_stream_dialer *d;
+	nng_aio *dial_aio, *sleep_aio;
+	pthread_mutex_t mu;
+	nng_stream *ready;
+	nng_duration backoff;
+	bool closing;
+	chan_wake_fn wake;
+	void *arg;
+};
+
+static void dial_done(void *arg)
+{
+	struct chan_dialer *d = arg;
+	int rv = nng_aio_result(d->dial_aio);
+	if (rv == 0) {
+		pthread_mutex_lock(&d->mu);
+		d->ready = nng_aio_get_output(d->dial_aio, 0);
+		d->backoff = 100;
+		pthread_mutex_unlock(&d->mu);
+		d->wake(d->arg);
+		return;
+	}
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	pthread_mutex_lock(&d->mu);
+	nng_duration wait = d->backoff;
+	d->backoff = d->backoff * 2 > 2000 ? 2000 : d->backoff * 2;
+	bool closing = d->closing;
+	pthread_mutex_unlock(&d->mu);
+	if (!closing)
+		nng_sleep_aio(wait, d->sleep_aio);
+}
+
+static void sleep_done(void *arg)
+{
+	struct chan_dialer *d = arg;
+	if (nng_aio_result(d->sleep_aio) == 0)
+		nng_stream_dialer_dial(d->d, d->dial_aio);
+}
+
+struct chan_dialer *chan_dialer_new(const char *url, chan_wake_fn wake, void *arg, char *err,
+				    size_t errlen)
+{
+	struct chan_dialer *d = xcalloc(1, sizeof *d);
+	int rv;
+	d->wake = wake;
+	d->arg = arg;
+	d->backoff = 100;
+	pthread_mutex_init(&d->mu, NULL);
+	if ((rv = nng_stream_dialer_alloc(&d->d, url)) != 0) {
+		snprintf(err, errlen, "%s: %s", url, nng_strerror(rv));
+		pthread_mutex_destroy(&d->mu);
+		free(d);
+		return NULL;
+	}
+	if (nng_aio_alloc(&d->dial_aio, dial_done, d) != 0 ||
+	    nng_aio_alloc(&d->sleep_aio, sleep_done, d) != 0) {
+		fprintf(stderr, "fatal: nng_aio_alloc failed\n");
+		abort();
+	}
+	nng_stream_dialer_dial(d->d, d->dial_aio);
+	return d;
+}
+
+void chan_dialer_free(struct chan_dialer *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->closing = true;
+	pthread_mutex_unlock(&d->mu);
+	nng_stream_dialer_close(d->d);
+	nng_aio_stop(d->sleep_aio);
+	nng_aio_stop(d->dial_aio);
+	nng_aio_free(d->sleep_aio);
+	nng_aio_free(d->dial_aio);
+	if (d->ready)
+		nng_stream_free(d->ready);
+	nng_stream_dialer_free(d->d);
+	pthread_mutex_destroy(&d->mu);
+	free(d);
+}
+
+nng_stream *chan_dialer_take(struct chan_dialer *d)
+{
+	pthread_mutex_lock(&d->mu);
+	nng_stream *s = d->ready;
+	d->ready = NULL;
+	pthread_mutex_unlock(&d->mu);
+	return s;
+}
+
+void chan_dialer_redial(struct chan_dialer *d)
+{
+	pthread_mutex_lock(&d->mu);
+	nng_duration wait = d->backoff;
+	pthread_mutex_unlock(&d->mu);
+	nng_sleep_aio(wait, d->sleep_aio);
+}
+
+/* ---- listener -------------------------------------------------------------- */
+
+struct chan_listener {
+	nng_stream_listener *l;
+	nng_aio *aio;
+	pthread_mutex_t mu;
+	nng_stream **ready;
+	size_t nready, cap;
+	chan_wake_fn wake;
+	void *arg;
+};
+
+static void accept_done(void *arg)
+{
+	struct chan_listener *l = arg;
+	int rv = nng_aio_result(l->aio);
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv == 0) {
+		pthread_mutex_lock(&l->mu);
+		if (l->nready == l->cap) {
+			l->cap = l->cap ? l->cap * 2 : 8;
+			l->ready = xrealloc(l->ready, l->cap * sizeof *l->ready);
+		}
+		l->ready[l->nready++] = nng_aio_get_output(l->aio, 0);
+		pthread_mutex_unlock(&l->mu);
+		l->wake(l->arg);
+	}
+	nng_stream_listener_accept(l->l, l->aio);
+}
+
+struct chan_listener *chan_listener_new(const char *url, chan_wake_fn wake, void *arg, char *err,
+					size_t errlen)
+{
+	struct chan_listener *l = xcalloc(1, sizeof *l);
+	int rv;
+	l->wake = wake;
+	l->arg = arg;
+	pthread_mutex_init(&l->mu, NULL);
+	if ((rv = nng_stream_listener_alloc(&l->l, url)) != 0 ||
+	    (rv = nng_stream_listener_listen(l->l)) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", url, nng_strerror(rv));
+		if (l->l)
+			nng_stream_listener_free(l->l);
+		pthread_mutex_destroy(&l->mu);
+		free(l);
+		return NULL;
+	}
+	if (nng_aio_alloc(&l->aio, accept_done, l) != 0) {
+		fprintf(stderr, "fatal: nng_aio_alloc failed\n");
+		abort();
+	}
+	nng_stream_listener_accept(l->l, l->aio);
+	return l;
+}
+
+void chan_listener_free(struct chan_listener *l)
+{
+	if (!l)
+		return;
+	nng_stream_listener_close(l->l);
+	nng_aio_stop(l->aio);
+	nng_aio_free(l->aio);
+	for (size_t i = 0; i < l->nready; i++)
+		nng_stream_free(l->ready[i]);
+	free(l->ready);
+	nng_stream_listener_free(l->l);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+nng_stream *chan_listener_take(struct chan_listener *l)
+{
+	pthread_mutex_lock(&l->mu);
+	nng_stream *s = l->nready ? l->ready[--l->nready] : NULL;
+	pthread_mutex_unlock(&l->mu);
+	return s;
+}

@@ -1,0 +1,83 @@
+/*
+ * chan: framed messages both ways over one nng byte stream (TCP), in order,
+ * none dropped while the connection lives. A frame is a 4-byte big-endian
+ * length and that many bytes. nng runs the I/O on its own threads; received
+ * messages and the end of the connection are queued and announced through a
+ * wake callback, and the owner's loop takes them with chan_recv(). Sends are
+ * queued, bounded in bytes, and several queued messages go out in one write.
+ *
+ * Why not an nng protocol socket: pair1's polyamorous mode (the only nng
+ * pattern that addresses one peer among many) silently drops a message
+ * whenever more than two are queued for one pipe; see PROTOCOL.md.
+ *
+ * chan_dialer and chan_listener produce the streams: the router dials each
+ * edge (redialing with back-off), the edge accepts routers.
+ */
+#ifndef KWS_CHAN_H
+#define KWS_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+/* Called on an nng thread when something may be ready for the owner: it must
+ * only signal the owner's loop (write an eventfd, lws_cancel_service). */
+typedef void (*chan_wake_fn)(void *arg);
+
+struct chan;
+
+struct chan_stats {
+	uint64_t rx_msgs, rx_bytes, tx_msgs, tx_bytes, tx_writes;
+	size_t queued_bytes; /* waiting to be written */
+};
+
+/* Takes ownership of stream s and starts reading. max_msg bounds one frame
+ * (a larger one closes the connection); max_queue bounds the bytes queued
+ * each way (a send past it closes the connection; reading pauses while the
+ * owner has that much unread). */
+struct chan *chan_new(nng_stream *s, size_t max_msg, size_t max_queue, chan_wake_fn wake,
+		      void *arg);
+/* Stops the I/O, waits for nng's callbacks to finish and frees everything.
+ * Must not be called from a wake callback. Accepts NULL. */
+void chan_free(struct chan *c);
+/* Closes the connection; chan_recv() then returns -1 once the queue is empty. */
+void chan_close(struct chan *c);
+
+/* Queues len bytes (copied) to be sent. Returns 0, or -1 if the channel is
+ * closed or the queue would pass max_queue (the channel is then closed). */
+int chan_send(struct chan *c, const void *buf, size_t len);
+
+/* Takes the next received message: returns 1 with *buf and *len set (valid
+ * until the next chan_recv or chan_free on this channel), 0 if none is
+ * waiting, -1 if the connection has ended and everything was taken. After a
+ * 0 the wake callback fires again when more arrives. */
+int chan_recv(struct chan *c, const void **buf, size_t *len);
+
+/* Why the channel closed ("" while open). */
+const char *chan_error(struct chan *c);
+/* The peer's address as text, e.g. "127.0.0.1:51234". */
+const char *chan_peer(const struct chan *c);
+void chan_get_stats(struct chan *c, struct chan_stats *st);
+
+/* Dials url (tcp://host:port; the host is resolved at every attempt) in the
+ * background until connected, with back-off from 100 ms to 2 s. */
+struct chan_dialer;
+struct chan_dialer *chan_dialer_new(const char *url, chan_wake_fn wake, void *arg, char *err,
+				    size_t errlen);
+void chan_dialer_free(struct chan_dialer *d);
+/* The connected stream, once (then NULL until chan_dialer_redial). */
+nng_stream *chan_dialer_take(struct chan_dialer *d);
+/* Starts dialing again (after the stream's channel ended). */
+void chan_dialer_redial(struct chan_dialer *d);
+
+/* Listens on url and accepts connections in the background. */
+struct chan_listener;
+struct chan_listener *chan_listener_new(const char *url, chan_wake_fn wake, void *arg, char *err,
+					size_t errlen);
+void chan_listener_free(struct chan_listener *l);
+/* An accepted stream, or NULL. */
+nng_stream *chan_listener_take(struct chan_listener *l);
+
+#endif

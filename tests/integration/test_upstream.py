@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Upstream and text mode: messages a client sends are produced by the owning
+edge to the inbound topic, keyed by the client id, in order; with
+--message-type text, records reach the client as text messages."""
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import harness as h
+
+CONSUME = os.path.join(h.BUILD, "tests", "tools", "consume")
+
+
+async def run(env):
+    env.start_kafka({"deliveries": 3, "inbound": 3})
+    edge = env.start_edge("edge-1", extra=["--inbound-topic", "inbound"])
+    router = env.start_router("router-1", [edge], ["--message-type", "text"])
+    h.wait_all_owned(router)
+
+    alice = h.Collector(router.ws_url, "alice")
+    bob = h.Collector(router.ws_url, "bob")
+    await asyncio.gather(alice.connect(), bob.connect())
+    await h.warm_up(env, [alice, bob])
+    assert all(isinstance(m, str) for m in alice.messages), "text mode sends text messages"
+
+    sent = []
+    for i in range(5):
+        await alice.ws.send(f"alice-says-{i}")
+        await bob.ws.send(f"bob-says-{i}".encode())  # binary frames too
+        sent += [("alice", f"alice-says-{i}"), ("bob", f"bob-says-{i}")]
+    r = subprocess.run([CONSUME, "--bootstrap", env.kafka.bootstrap, "--topic", "inbound",
+                        "--count", str(len(sent)), "--timeout-ms", "30000"],
+                       capture_output=True, text=True, timeout=60)
+    h.log(r.stdout.strip())
+    assert r.returncode == 0, r.stderr
+    got = [line.split(" ", 3) for line in r.stdout.splitlines()]
+    by_key = {}
+    for part, off, key, value in got:
+        by_key.setdefault(key, []).append((int(part), int(off), value))
+    for key in ("alice", "bob"):
+        values = [v for _, _, v in by_key.get(key, [])]
+        want = [v for k, v in sent if k == key]
+        h.log(f"{key}: {len(values)} upstream records in the inbound topic")
+        assert values == want, f"{key}: got {values}, want {want}"
+        assert len({p for p, _, _ in by_key[key]}) == 1, "one key, one partition"
+    assert alice.close_code is None and bob.close_code is None
+    await asyncio.gather(alice.close(), bob.close())
+
+
+def main():
+    with h.Env("upstream") as env:
+        asyncio.run(run(env))
+    print("PASS")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
