@@ -16,63 +16,12 @@
 
 #include "chan.h"
 
-#include "subs.h"
+#include "edge_int.h"
 #include "util.h"
 #include "wire.h"
 
 /* Bound of the send queue to one router (PROTOCOL.md, "Transport"). */
 #define EDGE_LINK_MAX_QUEUE (64u * 1024 * 1024)
-
-/* One connected router: a chan over the TCP connection it dialed. */
-struct router_link {
-	uint32_t id;       /* link number; subscriptions are keyed by it */
-	struct chan *ch;
-	bool hello;        /* it said HELLO on this connection */
-	bool desynced;     /* a gap was seen: ignore all but HELLO */
-	bool warned;       /* a bad message was logged on this link */
-	uint64_t tx_seq;   /* last number sent */
-	uint64_t hello_seq; /* seq of its latest HELLO, echoed in EDGE_HELLO */
-	uint64_t rx_expect;
-	char *router_id;
-	struct wire_buf batch; /* DELIVER being built, when batch_open */
-	bool batch_open;
-};
-
-/* Per-partition state of the delivery topic. */
-struct part {
-	bool owned;
-	int64_t next_offset; /* offset after the last record handed out, -1 unknown */
-};
-
-/* What a produce call carries to its delivery report. */
-struct up_ctx {
-	uint32_t link;
-	uint64_t sid;
-};
-
-struct edge {
-	const struct edge_config *cfg;
-	char edge_id[256];
-	rd_kafka_t *consumer;
-	rd_kafka_queue_t *cq;
-	rd_kafka_t *producer; /* NULL when upstream is disabled */
-	rd_kafka_topic_t *inbound;
-	int kafka_fd[2];      /* consumer queue io-event pipe */
-	struct chan_listener *listener;
-	int wake_fd;          /* eventfd: nng's threads signal news here */
-	uint32_t next_link_id;
-
-	struct subs subs;
-	struct router_link **links;
-	size_t nlinks;
-	struct part *parts;
-	uint32_t partition_count;
-	uint64_t epoch;
-	struct wire_buf out;
-	int64_t next_metadata_ms;
-	/* Counters (exported by the admin endpoint later; logged at exit). */
-	uint64_t records, delivered, dropped_send, malformed, gaps, unknown;
-};
 
 static volatile sig_atomic_t stop_requested;
 
@@ -83,7 +32,7 @@ static void on_signal(int sig)
 
 /* ---- router links ------------------------------------------------------- */
 
-static struct router_link *link_find(struct edge *e, uint32_t id)
+struct router_link *link_find(struct edge *e, uint32_t id)
 {
 	for (size_t i = 0; i < e->nlinks; i++)
 		if (e->links[i]->id == id)
@@ -132,7 +81,7 @@ static void send_raw(struct edge *e, struct router_link *l, const void *buf, siz
 		e->dropped_send++;
 }
 
-static void flush_batch(struct edge *e, struct router_link *l)
+void flush_batch(struct edge *e, struct router_link *l)
 {
 	if (!l->batch_open)
 		return;
@@ -196,13 +145,25 @@ static void broadcast_assign(struct edge *e)
 
 /* ---- Kafka ---------------------------------------------------------------- */
 
+/* Each owned partition's share of --tail-bytes. */
+static size_t tail_budget(const struct edge *e)
+{
+	uint32_t owned = 0;
+	for (uint32_t p = 0; p < e->partition_count; p++)
+		owned += e->parts[p].owned;
+	return (size_t)e->cfg->tail_bytes / (owned ? owned : 1);
+}
+
 static void grow_parts(struct edge *e, uint32_t n)
 {
 	if (n <= e->partition_count)
 		return;
 	e->parts = xrealloc(e->parts, n * sizeof *e->parts);
-	for (uint32_t p = e->partition_count; p < n; p++)
-		e->parts[p] = (struct part){ .owned = false, .next_offset = -1 };
+	for (uint32_t p = e->partition_count; p < n; p++) {
+		e->parts[p] = (struct part){ .owned = false, .next_offset = -1, .low = -1,
+					     .tail_due = -1 };
+		tail_init(&e->parts[p].tail);
+	}
 	e->partition_count = n;
 }
 
@@ -238,6 +199,30 @@ static int refresh_metadata(struct edge *e)
 	return rc;
 }
 
+/* Sets the offset each newly assigned partition starts at: its committed
+ * offset, or for a group that never committed, the live end. Explicit, so the
+ * edge knows its live point before the first record arrives. */
+static void start_offsets(struct edge *e, rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_resp_err_t err = rd_kafka_committed(e->consumer, parts,
+						     (int)e->cfg->metadata_timeout_ms);
+	if (err)
+		log_warn("committed offsets: %s; starting at the live end", rd_kafka_err2str(err));
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &parts->elems[i];
+		if (!err && tp->offset >= 0)
+			continue;
+		int64_t lo = -1, hi = -1;
+		rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(
+			e->consumer, tp->topic, tp->partition, &lo, &hi,
+			(int)e->cfg->metadata_timeout_ms);
+		tp->offset = werr ? RD_KAFKA_OFFSET_END : hi;
+		if (werr)
+			log_warn("watermarks of partition %d: %s", tp->partition,
+				 rd_kafka_err2str(werr));
+	}
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -251,6 +236,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			grow_parts(e, (uint32_t)parts->elems[i].partition + 1);
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		start_offsets(e, parts);
 		if (cooperative)
 			error = rd_kafka_incremental_assign(rk, parts);
 		else
@@ -258,7 +244,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		for (int i = 0; i < parts->cnt; i++) {
 			struct part *p = &e->parts[parts->elems[i].partition];
 			p->owned = true;
-			p->next_offset = -1;
+			p->next_offset = parts->elems[i].offset;
+			p->stored = p->next_offset;
+			tail_reset(&p->tail, p->next_offset);
 		}
 		e->epoch++;
 		broadcast_assign(e);
@@ -270,6 +258,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			uint32_t p = (uint32_t)parts->elems[i].partition;
 			e->parts[p].owned = false;
 			e->parts[p].next_offset = -1;
+			replay_drop(e, p);
+			tail_free(&e->parts[p].tail);
 			subs_remove_partition(&e->subs, p);
 		}
 		e->epoch++;
@@ -290,26 +280,46 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		log_error("(un)assign: %s", rd_kafka_err2str(aerr));
 }
 
-/* Adds one record to the batch of every router with sessions for its key. */
+void batch_record(struct edge *e, struct router_link *l, const struct wire_record *r,
+		  const uint64_t *sids, uint32_t n)
+{
+	if (!l->batch_open) {
+		wire_buf_reset(&l->batch);
+		wire_enc_deliver_begin(&l->batch);
+		l->batch_open = true;
+	}
+	wire_enc_deliver_record(&l->batch, r, sids, n);
+	e->delivered += n;
+	if (l->batch.len >= (size_t)e->cfg->batch_bytes)
+		flush_batch(e, l);
+}
+
+/* Keeps the record in the partition's tail and adds it to the batch of every
+ * router with live sessions for its key. */
 static void deliver(struct edge *e, const rd_kafka_message_t *m)
 {
 	uint32_t p = (uint32_t)m->partition;
 	if (p >= e->partition_count || !e->parts[p].owned)
 		return; /* a late message of a revoked partition */
+	struct part *pt = &e->parts[p];
 	e->records++;
-	e->parts[p].next_offset = m->offset + 1;
+	rd_kafka_timestamp_type_t tstype;
+	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+	if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+		ts = -1;
+	tail_append(&pt->tail, m->offset, ts, m->key, m->key_len, m->payload, m->len,
+		    m->payload == NULL, tail_budget(e));
+	pt->next_offset = m->offset + 1;
 	if (!m->key_len)
 		return;
 	const struct subs_key *k = subs_lookup(&e->subs, m->key, m->key_len);
 	if (!k)
 		return;
 
-	rd_kafka_timestamp_type_t tstype;
-	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
 	struct wire_record r = {
 		.partition = p,
 		.offset = m->offset,
-		.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+		.timestamp_ms = ts,
 		.value = { m->payload, (uint32_t)m->len },
 		.value_null = m->payload == NULL,
 	};
@@ -321,24 +331,40 @@ static void deliver(struct edge *e, const rd_kafka_message_t *m)
 	/* v[] is sorted by link ("pipe" in subs): each run is one router. */
 	for (uint32_t i = 0; i < k->n;) {
 		uint32_t pipe = k->v[i]->pipe, n = 0;
-		for (; i < k->n && k->v[i]->pipe == pipe; i++)
-			if (k->v[i]->partition == p && !k->v[i]->paused)
-				sids[n++] = k->v[i]->sid;
-		struct router_link *l = link_find(e, pipe);
-		if (!n || !l || !l->hello)
-			continue;
-		if (!l->batch_open) {
-			wire_buf_reset(&l->batch);
-			wire_enc_deliver_begin(&l->batch);
-			l->batch_open = true;
+		for (; i < k->n && k->v[i]->pipe == pipe; i++) {
+			const struct sub *x = k->v[i];
+			if (x->partition == p && !x->paused && x->replay == SUB_LIVE)
+				sids[n++] = x->sid;
 		}
-		wire_enc_deliver_record(&l->batch, &r, sids, n);
-		e->delivered += n;
-		if (l->batch.len >= (size_t)e->cfg->batch_bytes)
-			flush_batch(e, l);
+		struct router_link *l = link_find(e, pipe);
+		if (n && l && l->hello)
+			batch_record(e, l, &r, sids, n);
 	}
 	if (sids != sids_stack)
 		free(sids);
+}
+
+/* Stores, for the next commit, the offsets of everything handed to the
+ * routers' connections: a restarted group resumes after them. */
+static void store_offsets(struct edge *e)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+	for (uint32_t p = 0; p < e->partition_count; p++) {
+		struct part *pt = &e->parts[p];
+		if (!pt->owned || pt->next_offset < 0 || pt->next_offset == pt->stored)
+			continue;
+		if (!l)
+			l = rd_kafka_topic_partition_list_new(8);
+		rd_kafka_topic_partition_list_add(l, e->cfg->topic, (int32_t)p)->offset =
+			pt->next_offset;
+		pt->stored = pt->next_offset;
+	}
+	if (!l)
+		return;
+	rd_kafka_resp_err_t err = rd_kafka_offsets_store(e->consumer, l);
+	if (err)
+		log_debug("offsets_store: %s", rd_kafka_err2str(err));
+	rd_kafka_topic_partition_list_destroy(l);
 }
 
 static void consume(struct edge *e)
@@ -357,6 +383,7 @@ static void consume(struct edge *e)
 		}
 	} while (n == 512);
 	flush_all(e);
+	store_offsets(e);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -409,6 +436,7 @@ static int kafka_open(struct edge *e)
 		{ "partition.assignment.strategy", "cooperative-sticky" },
 		{ "auto.offset.reset", "latest" },
 		{ "enable.partition.eof", "false" },
+		{ "enable.auto.offset.store", "false" },
 		{ "fetch.wait.max.ms", "100" },
 		{ "client.id", e->edge_id },
 	};
@@ -434,6 +462,21 @@ static int kafka_open(struct edge *e)
 		return -1;
 	}
 	rd_kafka_queue_io_event_enable(e->cq, e->kafka_fd[1], "1", 1);
+
+	/* The replay consumer: outside the group, never commits. */
+	conf = rd_kafka_conf_new();
+	char rgroup[300];
+	snprintf(rgroup, sizeof rgroup, "%s.replay", e->cfg->group);
+	if (rd_kafka_conf_set(conf, "group.id", rgroup, err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "client.id", e->edge_id, err, sizeof err) ||
+	    apply_props(e->cfg, conf, err, sizeof err) < 0)
+		goto out_bad_conf;
+	if (replay_open(e, conf) < 0)
+		return -1;
 
 	if (*e->cfg->inbound_topic) {
 		conf = rd_kafka_conf_new();
@@ -470,22 +513,29 @@ static void send_sub_ack(struct edge *e, struct router_link *l, uint64_t sid, ui
 	send_raw(e, l, e->out.data, e->out.len);
 }
 
+/* A router session subscribes to its key: live from here, after replaying
+ * what it missed since its position (PROTOCOL.md, SUB). */
 static void on_sub(struct edge *e, struct router_link *l, const struct wire_sub *s)
 {
 	if (s->partition >= e->partition_count || s->from_offset < WIRE_OFFSET_LIVE) {
 		send_sub_ack(e, l, s->sid, WIRE_SUB_BAD, -1, false);
 		return;
 	}
-	if (!e->parts[s->partition].owned) {
+	struct part *pt = &e->parts[s->partition];
+	if (!pt->owned) {
 		send_sub_ack(e, l, s->sid, WIRE_SUB_NOT_OWNER, -1, false);
 		return;
 	}
-	subs_add(&e->subs, l->id, s->sid, s->partition, s->key.ptr, s->key.len);
-	int64_t next = e->parts[s->partition].next_offset;
-	/* Replay from an older position is not served yet: the session starts
-	 * at the live end and is told whether that covers its position. */
-	bool complete = s->from_offset < 0 || (next >= 0 && s->from_offset >= next);
-	send_sub_ack(e, l, s->sid, WIRE_SUB_OK, next, complete);
+	struct sub *x = subs_add(&e->subs, l->id, s->sid, s->partition, s->key.ptr, s->key.len);
+	int64_t live = pt->next_offset;
+	if (s->from_offset < 0 || live < 0 || s->from_offset >= live) {
+		send_sub_ack(e, l, s->sid, WIRE_SUB_OK, live, true);
+		return;
+	}
+	/* Behind the live point: complete unless Kafka no longer has it. */
+	int64_t low = replay_low(e, s->partition);
+	send_sub_ack(e, l, s->sid, WIRE_SUB_OK, live, low < 0 || s->from_offset >= low);
+	replay_start(e, x, s->from_offset);
 }
 
 static void up_error(struct edge *e, struct router_link *l, uint64_t sid, uint32_t code,
@@ -647,6 +697,7 @@ int edge_run(const struct edge_config *cfg)
 	int rc = 1;
 	e->cfg = cfg;
 	e->kafka_fd[0] = e->kafka_fd[1] = -1;
+	e->replay_fd[0] = e->replay_fd[1] = -1;
 	subs_init(&e->subs);
 	wire_buf_init(&e->out);
 	if (*cfg->edge_id) {
@@ -691,12 +742,13 @@ int edge_run(const struct edge_config *cfg)
 		 *cfg->inbound_topic ? cfg->inbound_topic : "disabled");
 	e->next_metadata_ms = now_mono_ms() + 30000;
 
-	struct pollfd fds[2] = {
+	struct pollfd fds[3] = {
 		{ .fd = e->kafka_fd[0], .events = POLLIN },
 		{ .fd = e->wake_fd, .events = POLLIN },
+		{ .fd = replay_fd(e), .events = POLLIN },
 	};
 	while (!stop_requested) {
-		int n = poll(fds, 2, 100);
+		int n = poll(fds, 3, 100);
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			goto out;
@@ -705,6 +757,9 @@ int edge_run(const struct edge_config *cfg)
 			drain_links(e);
 		if (fds[0].revents & POLLIN)
 			drain_fd(e->kafka_fd[0]);
+		/* Replays before new records: what a session is owed comes
+		 * first, and the tail does not move under a pending replay. */
+		replay_poll(e);
 		/* Always serve the consumer queue: rebalances and records. */
 		consume(e);
 		if (e->producer)
@@ -730,6 +785,7 @@ out:
 		rd_kafka_topic_destroy(e->inbound);
 		rd_kafka_destroy(e->producer);
 	}
+	replay_close(e);
 	if (e->cq)
 		rd_kafka_queue_destroy(e->cq);
 	if (e->consumer)
@@ -740,6 +796,8 @@ out:
 	free(e->links);
 	subs_free(&e->subs);
 	wire_buf_free(&e->out);
+	for (uint32_t p = 0; p < e->partition_count; p++)
+		tail_free(&e->parts[p].tail);
 	free(e->parts);
 	for (int i = 0; i < 2; i++)
 		if (e->kafka_fd[i] >= 0)

@@ -24,6 +24,8 @@ struct edge_config {
 	const char *edge_id;       /* "" = <host>:<pid>:<random> */
 	struct conf_list kafka_props; /* k=v passed to librdkafka */
 	long batch_bytes;          /* flush a router's DELIVER batch at this size */
+	long tail_bytes;           /* records kept in memory for replays, all partitions */
+	long replay_timeout_ms;    /* a replay from Kafka that takes longer is abandoned */
 	long metadata_timeout_ms;
 };
 

@@ -16,6 +16,14 @@
 
 struct subs_key;
 
+/* Where a subscription stands in catching up (replay.c). */
+enum sub_replay {
+	SUB_LIVE = 0, /* gets records as they are consumed */
+	SUB_TAIL,     /* to be replayed from the in-memory tail, then live */
+	SUB_JOB,      /* being replayed from Kafka by the partition's job */
+	SUB_JOB_WAIT, /* behind the running job: replayed by its next round */
+};
+
 /* One session of one router, subscribed to one key. Owned by the table. */
 struct sub {
 	struct hnode node; /* by (pipe, sid) */
@@ -23,7 +31,9 @@ struct sub {
 	uint64_t sid;
 	uint32_t partition;
 	struct subs_key *key;
-	bool paused; /* FLOW from the router: hold deliveries (position is kept) */
+	bool paused;    /* FLOW from the router: hold deliveries (position is kept) */
+	uint8_t replay; /* enum sub_replay: live records wait while not SUB_LIVE */
+	int64_t replay_next; /* next offset the replay owes this session */
 };
 
 /* The subscriptions of one key; v[0..n) sorted by pipe. */

@@ -46,6 +46,7 @@ struct router {
 	int id_header_len;
 	/* counters */
 	uint64_t rejected, delivered, fenced, duplicates, not_live, slow_closed, upstream;
+	uint64_t resumes, resumes_incomplete;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -164,8 +165,14 @@ static void on_deliver(struct link *l, const struct wire_msg *m)
 				continue;
 			}
 			bool was_empty = s->qhead == NULL;
-			switch (session_offer(&R->sessions, s, r.offset, r.value.ptr, r.value.len,
-					      (size_t)R->cfg->queue_bytes)) {
+			char hdr[48];
+			size_t hlen = 0;
+			if (s->framed)
+				hlen = (size_t)snprintf(hdr, sizeof hdr, "d %u %lld\n", r.partition,
+							(long long)r.offset);
+			switch (session_offer_prefixed(&R->sessions, s, r.offset, hdr, hlen,
+						       r.value.ptr, r.value.len,
+						       (size_t)R->cfg->queue_bytes)) {
 			case SESSION_QUEUED:
 				R->delivered++;
 				if (was_empty)
@@ -187,6 +194,38 @@ static void on_deliver(struct link *l, const struct wire_msg *m)
 	}
 }
 
+/* kws.v1: tells the client where its session stands (README, "Positions and
+ * resume"): first after its first SUB_ACK, and again whenever a re-pin could
+ * not replay everything. */
+static void send_status(struct session *s, const struct wire_sub_ack *a)
+{
+	if (!s->framed || (s->status_sent && a->complete))
+		return;
+	const char *state;
+	int64_t offset;
+	if (s->status_sent || s->foreign_position || (s->presented && !a->complete)) {
+		state = "incomplete";
+		offset = s->presented && !s->status_sent && !s->foreign_position
+				 ? s->presented_offset : s->next_offset;
+	} else if (s->presented) {
+		state = "complete";
+		offset = s->presented_offset;
+	} else {
+		state = "live";
+		offset = a->start_offset;
+	}
+	char line[80];
+	int n = snprintf(line, sizeof line, "s %s %u %lld\n", state, s->partition,
+			 (long long)offset);
+	bool was_empty = s->qhead == NULL;
+	session_push(&R->sessions, s, line, (size_t)n);
+	s->status_sent = true;
+	if (!a->complete || s->foreign_position)
+		R->resumes_incomplete++;
+	if (was_empty)
+		lws_callback_on_writable(s->conn);
+}
+
 static void on_sub_ack(struct link *l, const struct wire_sub_ack *a)
 {
 	struct session *s = sessions_get(&R->sessions, a->sid);
@@ -194,6 +233,7 @@ static void on_sub_ack(struct link *l, const struct wire_sub_ack *a)
 		return;
 	if (a->status == WIRE_SUB_OK) {
 		session_acked(s, a->start_offset);
+		send_status(s, a);
 	} else {
 		/* Not the owner (any more): wait for the routes to settle. */
 		session_unpin(s);
@@ -383,6 +423,43 @@ static int read_client_id(struct lws *wsi, char *id, size_t cap)
 	return n;
 }
 
+/* Parses "<partition>:<offset>"; 0 or -1. */
+static int parse_position(const char *s, uint32_t *p, int64_t *off)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	unsigned long pp = strtoul(s, &end, 10);
+	if (errno || *end != ':' || pp >= WIRE_MAX_PARTITIONS || end[1] < '0' || end[1] > '9')
+		return -1;
+	long long oo = strtoll(end + 1, &end, 10);
+	if (errno || *end || oo < 0)
+		return -1;
+	*p = (uint32_t)pp;
+	*off = oo;
+	return 0;
+}
+
+/* The position a client presented (X-Kws-Position header, or the query
+ * parameter position=): 1 found, 0 none, -1 malformed. */
+static int read_position(struct lws *wsi, uint32_t *p, int64_t *off)
+{
+	char buf[64];
+	int n = lws_hdr_custom_length(wsi, "x-kws-position:", 15);
+	if (n >= (int)sizeof buf)
+		return -1;
+	if (n > 0) {
+		if (lws_hdr_custom_copy(wsi, buf, sizeof buf, "x-kws-position:", 15) != n)
+			return -1;
+		return parse_position(buf, p, off) < 0 ? -1 : 1;
+	}
+	const char *v = lws_get_urlarg_by_name(wsi, "position", buf, sizeof buf);
+	if (!v)
+		return 0;
+	return parse_position(v, p, off) < 0 ? -1 : 1;
+}
+
 static int check_handshake(struct lws *wsi)
 {
 	char uri[512], id[4096];
@@ -395,6 +472,10 @@ static int check_handshake(struct lws *wsi)
 		return reject(wsi, 404, "no WebSocket endpoint at %.200s; use /ws", uri);
 	if (read_client_id(wsi, id, sizeof id) < 0)
 		return -1;
+	uint32_t pp;
+	int64_t po;
+	if (read_position(wsi, &pp, &po) < 0)
+		return reject(wsi, 400, "malformed position: want <partition>:<offset>, e.g. 3:1234");
 	if (!R->routes.partition_count)
 		return reject(wsi, 503, "no edge has reported the partitions yet; retry shortly");
 	return 0;
@@ -409,6 +490,19 @@ static int client_established(struct lws *wsi, struct conn *c)
 	int32_t p = partition_for_key(R->cfg->partitioner, id, (size_t)n,
 				      (int32_t)R->routes.partition_count);
 	c->s = sessions_create(&R->sessions, id, (size_t)n, (uint32_t)p, wsi);
+	const struct lws_protocols *proto = lws_get_protocol(wsi);
+	c->s->framed = proto && strcmp(proto->name, "kws.v1") == 0;
+	uint32_t pp;
+	int64_t po;
+	if (read_position(wsi, &pp, &po) == 1) {
+		R->resumes++;
+		c->s->presented = true;
+		c->s->presented_offset = po;
+		if (pp == (uint32_t)p)
+			c->s->next_offset = po;
+		else
+			c->s->foreign_position = true; /* the partition count changed */
+	}
 	log_debug("session %llu for %s in partition %d",
 		  (unsigned long long)c->s->sid, c->s->id, p);
 	try_pin(c->s);
@@ -539,7 +633,10 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 }
 
 static const struct lws_protocols protocols[] = {
+	/* No subprotocol: bare values. */
 	{ "kws", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
+	/* kws.v1: positions and resume (README). */
+	{ "kws.v1", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 

@@ -172,27 +172,48 @@ void session_close(struct session *s)
 	queue_drop(s);
 }
 
-enum session_offer session_offer(struct sessions *t, struct session *s, int64_t offset,
-				 const void *data, size_t len, size_t max_bytes)
+static void enqueue(struct sessions *t, struct session *s, int64_t offset, const void *prefix,
+		    size_t plen, const void *data, size_t len)
+{
+	struct outmsg *m = xmalloc(sizeof *m + t->headroom + plen + len);
+	m->next = NULL;
+	m->len = (uint32_t)(plen + len);
+	m->offset = offset;
+	if (plen)
+		memcpy(m->data + t->headroom, prefix, plen);
+	if (len)
+		memcpy(m->data + t->headroom + plen, data, len);
+	*s->qtail = m;
+	s->qtail = &m->next;
+	s->qbytes += m->len;
+	s->qcount++;
+}
+
+enum session_offer session_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
+					  const void *prefix, size_t plen, const void *data,
+					  size_t len, size_t max_bytes)
 {
 	if (s->state != SESSION_LIVE)
 		return SESSION_NOT_LIVE;
 	if (s->next_offset >= 0 && offset < s->next_offset)
 		return SESSION_DUPLICATE;
-	if (s->qbytes + len > max_bytes)
+	if (s->qbytes + plen + len > max_bytes)
 		return SESSION_OVERFLOW;
-	struct outmsg *m = xmalloc(sizeof *m + t->headroom + len);
-	m->next = NULL;
-	m->len = (uint32_t)len;
-	m->offset = offset;
-	if (len)
-		memcpy(m->data + t->headroom, data, len);
-	*s->qtail = m;
-	s->qtail = &m->next;
-	s->qbytes += len;
-	s->qcount++;
+	enqueue(t, s, offset, prefix, plen, data, len);
 	s->next_offset = offset + 1;
 	return SESSION_QUEUED;
+}
+
+enum session_offer session_offer(struct sessions *t, struct session *s, int64_t offset,
+				 const void *data, size_t len, size_t max_bytes)
+{
+	return session_offer_prefixed(t, s, offset, NULL, 0, data, len, max_bytes);
+}
+
+void session_push(struct sessions *t, struct session *s, const void *data, size_t len)
+{
+	if (s->state != SESSION_CLOSING)
+		enqueue(t, s, -1, NULL, 0, data, len);
 }
 
 struct outmsg *session_peek(struct session *s)

@@ -49,6 +49,11 @@ struct session {
 	size_t qbytes;
 	uint32_t qcount;
 	void *conn; /* the glue's connection handle */
+	bool framed;         /* kws.v1: messages carry their position */
+	bool presented;      /* the client presented a position */
+	bool status_sent;    /* kws.v1: the first status line went out */
+	bool foreign_position; /* the presented position was for another partition */
+	int64_t presented_offset;
 	uint32_t id_len;
 	char id[]; /* client id, NUL-terminated */
 };
@@ -99,6 +104,14 @@ enum session_offer {
  * position. */
 enum session_offer session_offer(struct sessions *t, struct session *s, int64_t offset,
 				 const void *data, size_t len, size_t max_bytes);
+/* The same, with prefix[0..plen) written before the data in one message (the
+ * kws.v1 header line). The prefix counts against max_bytes. */
+enum session_offer session_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
+					  const void *prefix, size_t plen, const void *data,
+					  size_t len, size_t max_bytes);
+/* Queues a message that is not a record (a kws.v1 status line): no state or
+ * position check, no limit. */
+void session_push(struct sessions *t, struct session *s, const void *data, size_t len);
 /* The oldest queued message, or NULL; then session_pop_free to consume it. */
 struct outmsg *session_peek(struct session *s);
 void session_pop_free(struct session *s);

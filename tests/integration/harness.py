@@ -203,28 +203,64 @@ def wait_all_owned(router, timeout=60):
 
 
 class Collector:
-    """A WebSocket client that records every message it receives."""
+    """A WebSocket client that records every message it receives.
 
-    def __init__(self, url, client_id, headers=None):
+    With framed=True it speaks the kws.v1 subprotocol: it keeps its position
+    (partition, next offset), records the status lines, and can reconnect
+    presenting its position (to the same or another router)."""
+
+    def __init__(self, url, client_id, headers=None, framed=False):
         self.url = url
         self.client_id = client_id
         self.headers = {"X-Client-Id": client_id} if headers is None else headers
-        self.messages = []
+        self.framed = framed
+        self.messages = []      # bodies, across every connection
+        self.offsets = []       # (partition, offset) of each framed record
+        self.statuses = []      # (state, partition, offset) status lines
+        self.position = None    # (partition, next offset)
         self.ws = None
         self.close_code = None
         self.task = None
+        self.connections = 0
 
-    async def connect(self):
+    async def connect(self, url=None, resume=False):
         import websockets
-        self.ws = await websockets.connect(self.url, extra_headers=self.headers,
-                                           max_size=None, open_timeout=10)
+        if url:
+            self.url = url
+        headers = dict(self.headers)
+        if resume and self.position:
+            headers["X-Kws-Position"] = "%d:%d" % self.position
+        kw = {"subprotocols": ["kws.v1"]} if self.framed else {}
+        self.close_code = None
+        self.ws = await websockets.connect(self.url, extra_headers=headers, max_size=None,
+                                           open_timeout=10, **kw)
+        self.connections += 1
         self.task = asyncio.ensure_future(self._read())
+
+    def _take(self, m):
+        if not self.framed:
+            self.messages.append(m)
+            return
+        raw = m.encode() if isinstance(m, str) else m
+        head, _, body = raw.partition(b"\n")
+        f = head.decode().split(" ")
+        if f[0] == "d":
+            p, o = int(f[1]), int(f[2])
+            self.offsets.append((p, o))
+            self.position = (p, o + 1)
+            self.messages.append(body)
+        elif f[0] == "s":
+            self.statuses.append((f[1], int(f[2]), int(f[3])))
+            if self.position is None and f[1] == "live":
+                self.position = (int(f[2]), int(f[3]))
+        else:
+            raise AssertionError(f"{self.client_id}: unknown kws.v1 line {head!r}")
 
     async def _read(self):
         import websockets
         try:
             async for m in self.ws:
-                self.messages.append(m)
+                self._take(m)
         except websockets.ConnectionClosed:
             pass
         self.close_code = self.ws.close_code
@@ -246,6 +282,33 @@ class Collector:
             await self.ws.close()
         if self.task:
             await asyncio.wait_for(self.task, 10)
+
+    async def drop(self):
+        """Closes the connection and waits until the reader has stopped."""
+        await self.close()
+
+
+def raw_handshake(port, path="/ws", headers=()):
+    """Sends a WebSocket upgrade by hand; returns (status, body)."""
+    req = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+           "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="] + list(headers)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(("\r\n".join(req) + "\r\n\r\n").encode())
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            data += chunk
+            if b"101 Switching" in data:
+                break
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1]) if head else 0
+    return status, body.decode("utf-8", "replace")
 
 
 async def wait_until(pred, timeout, what):

@@ -7,33 +7,9 @@ session with 4001. An honest client stays connected throughout and receives
 every one of its records."""
 
 import asyncio
-import socket
 import sys
 
 import harness as h
-
-
-def raw_handshake(port, path="/ws", headers=()):
-    """Sends a WebSocket upgrade by hand; returns (status, body)."""
-    req = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
-           "Connection: Upgrade", "Sec-WebSocket-Version: 13",
-           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="] + list(headers)
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(("\r\n".join(req) + "\r\n\r\n").encode())
-        data = b""
-        while True:
-            try:
-                chunk = s.recv(4096)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            data += chunk
-            if b"101 Switching" in data:
-                break
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ")[1]) if head else 0
-    return status, body.decode("utf-8", "replace")
 
 
 async def run(env):
@@ -53,7 +29,7 @@ async def run(env):
         ("another path", "/elsewhere", ["X-Client-Id: a"], 404, "use /ws"),
     ]
     for name, path, headers, want, reason in cases:
-        status, body = raw_handshake(router.port, path, headers)
+        status, body = h.raw_handshake(router.port, path, headers)
         h.log(f"{name}: HTTP {status}: {body.strip()[-80:]}")
         assert status == want, f"{name}: got HTTP {status}, want {want}"
         assert reason in body, f"{name}: reason {reason!r} not in {body!r}"
