@@ -434,7 +434,9 @@ static int kafka_open(struct edge *e)
 	const char *defaults[][2] = {
 		{ "group.id", e->cfg->group },
 		{ "partition.assignment.strategy", "cooperative-sticky" },
-		{ "auto.offset.reset", "latest" },
+		/* Start offsets are set explicitly (start_offsets); this applies only
+		 * when a position fell out of retention: keep what is left. */
+		{ "auto.offset.reset", "earliest" },
 		{ "enable.partition.eof", "false" },
 		{ "enable.auto.offset.store", "false" },
 		{ "fetch.wait.max.ms", "100" },
@@ -463,14 +465,10 @@ static int kafka_open(struct edge *e)
 	}
 	rd_kafka_queue_io_event_enable(e->cq, e->kafka_fd[1], "1", 1);
 
-	/* The replay consumer: outside the group, never commits. */
+	/* The replay consumer: no group, never commits. */
 	conf = rd_kafka_conf_new();
-	char rgroup[300];
-	snprintf(rgroup, sizeof rgroup, "%s.replay", e->cfg->group);
-	if (rd_kafka_conf_set(conf, "group.id", rgroup, err, sizeof err) ||
-	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
+	if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
 	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof err) ||
-	    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err) ||
 	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err) ||
 	    rd_kafka_conf_set(conf, "client.id", e->edge_id, err, sizeof err) ||
 	    apply_props(e->cfg, conf, err, sizeof err) < 0)

@@ -74,6 +74,7 @@ struct edge {
 	/* replays from Kafka: a consumer outside the group */
 	rd_kafka_t *replayer;
 	rd_kafka_queue_t *rq;
+	rd_kafka_topic_t *rtopic;
 	int replay_fd[2];
 	size_t njobs;
 	/* Counters (exported by the admin endpoint later; logged at exit). */

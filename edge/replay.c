@@ -10,6 +10,13 @@
  * rest up to the live point, and the sessions go live. Sessions that ask for a
  * position behind a running job wait for its next round. Everything runs on
  * the edge's loop thread.
+ *
+ * The replay consumer uses librdkafka's per-partition start/stop API, not
+ * assign(): in librdkafka 2.0.2, changing an assignment while an earlier
+ * change is still stopping a partition can send two FETCH_STOPs for it and
+ * abort the process (rd_kafka_assignment_partition_stopped: Assertion
+ * `rktp->rktp_started' failed; upstream issue 5573), and replay jobs start
+ * and stop often.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,10 +48,14 @@ int replay_open(struct edge *e, rd_kafka_conf_t *conf)
 		log_error("kafka replay consumer: %s", err);
 		return -1;
 	}
-	e->rq = rd_kafka_queue_get_consumer(e->replayer);
-	if (!e->rq)
-		e->rq = rd_kafka_queue_get_main(e->replayer);
-	rd_kafka_poll_set_consumer(e->replayer);
+	rd_kafka_topic_conf_t *tconf = rd_kafka_topic_conf_new();
+	if (rd_kafka_topic_conf_set(tconf, "auto.offset.reset", "earliest", err, sizeof err)) {
+		log_error("kafka replay consumer: %s", err);
+		rd_kafka_topic_conf_destroy(tconf);
+		return -1;
+	}
+	e->rtopic = rd_kafka_topic_new(e->replayer, e->cfg->topic, tconf);
+	e->rq = rd_kafka_queue_new(e->replayer);
 	if (pipe2(e->replay_fd, O_NONBLOCK | O_CLOEXEC) < 0) {
 		log_error("pipe: %s", strerror(errno));
 		return -1;
@@ -56,34 +67,37 @@ int replay_open(struct edge *e, rd_kafka_conf_t *conf)
 void replay_close(struct edge *e)
 {
 	for (uint32_t p = 0; p < e->partition_count; p++) {
+		if (e->parts[p].job)
+			rd_kafka_consume_stop(e->rtopic, (int32_t)p);
 		free(e->parts[p].job);
 		e->parts[p].job = NULL;
 	}
 	if (e->rq)
 		rd_kafka_queue_destroy(e->rq);
-	if (e->replayer) {
-		rd_kafka_consumer_close(e->replayer);
+	if (e->rtopic)
+		rd_kafka_topic_destroy(e->rtopic);
+	if (e->replayer)
 		rd_kafka_destroy(e->replayer);
-	}
 	for (int i = 0; i < 2; i++)
 		if (e->replay_fd[i] >= 0)
 			close(e->replay_fd[i]);
 }
 
-/* Points the replay consumer at every running job's position. */
-static void reassign(struct edge *e)
+/* Starts (or restarts) reading partition p at offset pos. */
+static void fetch_start(struct edge *e, uint32_t p, int64_t pos, bool running)
 {
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-	for (uint32_t p = 0; p < e->partition_count; p++) {
-		struct replay_job *j = e->parts[p].job;
-		if (j)
-			rd_kafka_topic_partition_list_add(l, e->cfg->topic, (int32_t)p)->offset =
-				j->pos;
-	}
-	rd_kafka_resp_err_t err = rd_kafka_assign(e->replayer, l);
-	if (err)
-		log_error("replay assign: %s", rd_kafka_err2str(err));
-	rd_kafka_topic_partition_list_destroy(l);
+	if (running)
+		rd_kafka_consume_stop(e->rtopic, (int32_t)p);
+	if (rd_kafka_consume_start_queue(e->rtopic, (int32_t)p, pos, e->rq) < 0)
+		log_error("replay of partition %u from %lld: %s", p, (long long)pos,
+			  rd_kafka_err2str(rd_kafka_last_error()));
+}
+
+static void fetch_stop(struct edge *e, uint32_t p)
+{
+	if (rd_kafka_consume_stop(e->rtopic, (int32_t)p) < 0)
+		log_warn("stopping the replay of partition %u: %s", p,
+			 rd_kafka_err2str(rd_kafka_last_error()));
 }
 
 int64_t replay_low(struct edge *e, uint32_t p)
@@ -195,7 +209,7 @@ void replay_start(struct edge *e, struct sub *x, int64_t from)
 	x->replay = SUB_JOB;
 	log_info("partition %u: replaying from offset %lld (live at %lld) from Kafka",
 		 x->partition, (long long)from, (long long)pt->next_offset);
-	reassign(e);
+	fetch_start(e, x->partition, from, false);
 }
 
 void replay_drop(struct edge *e, uint32_t p)
@@ -204,9 +218,9 @@ void replay_drop(struct edge *e, uint32_t p)
 	pt->tail_due = -1;
 	if (!pt->job)
 		return;
+	fetch_stop(e, p);
 	free(pt->job);
 	pt->job = NULL;
-	reassign(e);
 }
 
 /* The job caught up with the tail (or gave up): its sessions get the rest
@@ -228,11 +242,12 @@ static void finish_job(struct edge *e, struct replay_job *j, bool timed_out)
 		j->pos = j->wait_from;
 		j->wait_from = -1;
 		j->started_ms = now_mono_ms();
+		fetch_start(e, j->partition, j->pos, true);
 	} else {
+		fetch_stop(e, j->partition);
 		pt->job = NULL;
 		free(j);
 	}
-	reassign(e);
 }
 
 static void on_replay_message(struct edge *e, const rd_kafka_message_t *m)

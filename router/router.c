@@ -46,7 +46,9 @@ struct router {
 	int id_header_len;
 	/* counters */
 	uint64_t rejected, delivered, fenced, duplicates, not_live, slow_closed, upstream;
-	uint64_t resumes, resumes_incomplete;
+	uint64_t resumes, resumes_incomplete, throttles;
+	size_t nthrottled; /* sessions throttled now */
+	int64_t next_stall_check_ms;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -74,7 +76,7 @@ static void send_unsub(struct link *l, uint64_t sid)
 /* Pins a WAITING session to its partition's owner, if that link is up. */
 static void try_pin(struct session *s)
 {
-	if (s->state != SESSION_WAITING)
+	if (s->state != SESSION_WAITING || s->throttled)
 		return;
 	int owner = routes_owner(&R->routes, s->partition);
 	if (owner == ROUTES_NONE)
@@ -102,12 +104,57 @@ static void close_client(struct session *s, int code, const char *reason)
 	struct conn *c = lws_wsi_user(wsi);
 	if (c->close_code)
 		return;
+	log_info("closing a session of %s with %d: %s", s->id, code, reason);
 	c->close_code = code;
 	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
 	if (s->edge >= 0)
 		send_unsub(&R->links[s->edge], s->sid);
 	session_close(s);
 	lws_callback_on_writable(wsi);
+}
+
+/* A slow client: its queue is half full. Its subscription is dropped at the
+ * edge (records still in flight are not queued, and its position stays
+ * behind them) until the client has taken most of its queue; then it
+ * subscribes again from its position and the edge replays the rest. So a
+ * burst never costs a client its connection, and the router holds at most
+ * --queue-bytes for it. */
+static void throttle(struct session *s)
+{
+	if (s->edge >= 0)
+		send_unsub(&R->links[s->edge], s->sid);
+	session_unpin(s);
+	s->throttled = true;
+	s->last_write_ms = now_mono_ms();
+	log_debug("session %llu of %s throttled: %zu bytes queued", (unsigned long long)s->sid,
+		  s->id, s->qbytes);
+	R->throttles++;
+	R->nthrottled++;
+}
+
+static void unthrottle(struct session *s)
+{
+	log_debug("session %llu of %s resumes at offset %lld", (unsigned long long)s->sid, s->id,
+		  (long long)s->next_offset);
+	s->throttled = false;
+	R->nthrottled--;
+	try_pin(s);
+}
+
+/* Closes throttled clients that took nothing for --stall-timeout-ms. */
+static void close_stalled(int64_t now)
+{
+	size_t b;
+	for (struct hnode *n = hmap_iter_first(&R->sessions.by_sid, &b); n;
+	     n = hmap_iter_next(&R->sessions.by_sid, n, &b)) {
+		struct session *s = hmap_entry(n, struct session, by_sid);
+		if (s->throttled && s->state != SESSION_CLOSING &&
+		    now - s->last_write_ms >= R->cfg->stall_timeout_ms) {
+			R->slow_closed++;
+			close_client(s, CLOSE_SLOW_CLIENT,
+				     "slow client: not reading; reconnect to resume");
+		}
+	}
 }
 
 /* routes calls this for every partition whose owner changes. */
@@ -177,6 +224,8 @@ static void on_deliver(struct link *l, const struct wire_msg *m)
 				R->delivered++;
 				if (was_empty)
 					lws_callback_on_writable(s->conn);
+				if (s->qbytes >= (size_t)R->cfg->queue_bytes / 2)
+					throttle(s);
 				break;
 			case SESSION_DUPLICATE:
 				R->duplicates++;
@@ -367,7 +416,12 @@ static void drain_links(void)
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
 	drain_links();
-	routes_tick(&R->routes, now_mono_ms());
+	int64_t now = now_mono_ms();
+	routes_tick(&R->routes, now);
+	if (R->nthrottled && now >= R->next_stall_check_ms) {
+		R->next_stall_check_ms = now + 1000;
+		close_stalled(now);
+	}
 	if (R->retry_waiting) {
 		R->retry_waiting = false;
 		size_t b;
@@ -567,19 +621,25 @@ static int client_writeable(struct lws *wsi, struct conn *c)
 	}
 	if (!c->s)
 		return 0;
+	struct session *s = c->s;
 	enum lws_write_protocol kind = R->cfg->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY;
 	for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
-		struct outmsg *m = session_peek(c->s);
+		struct outmsg *m = session_peek(s);
 		if (!m)
-			return 0;
+			break;
 		int n = lws_write(wsi, m->data + LWS_PRE, m->len, kind);
 		if (n < (int)m->len)
 			return -1;
-		session_pop_free(c->s);
+		session_pop_free(s);
 		if (lws_send_pipe_choked(wsi))
 			break;
 	}
-	if (session_peek(c->s))
+	if (s->throttled) {
+		s->last_write_ms = now_mono_ms();
+		if (s->qbytes <= (size_t)R->cfg->queue_bytes / 8)
+			unthrottle(s);
+	}
+	if (session_peek(s))
 		lws_callback_on_writable(wsi);
 	return 0;
 }
@@ -587,6 +647,8 @@ static int client_writeable(struct lws *wsi, struct conn *c)
 static void client_closed(struct conn *c)
 {
 	if (c->s) {
+		if (c->s->throttled)
+			R->nthrottled--;
 		if (c->s->edge >= 0 && c->s->state != SESSION_CLOSING)
 			send_unsub(&R->links[c->s->edge], c->s->sid);
 		sessions_delete(&R->sessions, c->s);

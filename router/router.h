@@ -17,7 +17,7 @@
 #define CLOSE_TOO_BIG 1009         /* a client frame over --max-frame-bytes */
 #define CLOSE_UPSTREAM_DISABLED 4001 /* the edge has no inbound topic */
 #define CLOSE_UPSTREAM_FAILED 4002 /* producing the frame to Kafka failed */
-#define CLOSE_SLOW_CLIENT 4008     /* its queue passed --queue-bytes; resume */
+#define CLOSE_SLOW_CLIENT 4008     /* it stopped reading (or its queue overflowed); resume */
 
 struct router_config {
 	const char *listen_host; /* "" = all interfaces */
@@ -30,6 +30,7 @@ struct router_config {
 	long max_frame_bytes;
 	long queue_bytes;
 	long handover_ms;
+	long stall_timeout_ms;   /* a throttled client that takes nothing this long is closed */
 	const char *router_id;
 };
 

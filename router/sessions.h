@@ -50,6 +50,8 @@ struct session {
 	uint32_t qcount;
 	void *conn; /* the glue's connection handle */
 	bool framed;         /* kws.v1: messages carry their position */
+	bool throttled;      /* unsubscribed while its queue drains (slow client) */
+	int64_t last_write_ms; /* when the client last took a message */
 	bool presented;      /* the client presented a position */
 	bool status_sent;    /* kws.v1: the first status line went out */
 	bool foreign_position; /* the presented position was for another partition */

@@ -168,8 +168,8 @@ class Env:
             f"(ready in {time.monotonic() - t0:.1f}s)")
         return self.kafka
 
-    def start_edge(self, name, topic="deliveries", group="kws-edge", extra=()):
-        port = free_port()
+    def start_edge(self, name, topic="deliveries", group="kws-edge", extra=(), port=None):
+        port = port or free_port()
         args = [EDGE, "--bootstrap", self.kafka.bootstrap, "--topic", topic, "--group", group,
                 "--listen", f"tcp://127.0.0.1:{port}", "--edge-id", name] + FAST_GROUP + list(extra)
         p = self.spawn(name, args)
@@ -198,6 +198,15 @@ class Env:
         return r.stdout
 
 
+class Placeholder:
+    """An edge that will start later: routers can be given its URL now."""
+
+    def __init__(self, name):
+        self.name = name
+        self.port = free_port()
+        self.url = f"tcp://127.0.0.1:{self.port}"
+
+
 def wait_all_owned(router, timeout=60):
     router.wait_for(r"all \d+ partitions have owners", timeout)
 
@@ -215,6 +224,8 @@ class Collector:
         self.headers = {"X-Client-Id": client_id} if headers is None else headers
         self.framed = framed
         self.messages = []      # bodies, across every connection
+        self.times = []         # monotonic receipt time of each message
+        self.closes = []
         self.offsets = []       # (partition, offset) of each framed record
         self.statuses = []      # (state, partition, offset) status lines
         self.position = None    # (partition, next offset)
@@ -222,6 +233,8 @@ class Collector:
         self.close_code = None
         self.task = None
         self.connections = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
 
     async def connect(self, url=None, resume=False):
         import websockets
@@ -240,6 +253,7 @@ class Collector:
     def _take(self, m):
         if not self.framed:
             self.messages.append(m)
+            self.times.append(time.monotonic())
             return
         raw = m.encode() if isinstance(m, str) else m
         head, _, body = raw.partition(b"\n")
@@ -249,6 +263,7 @@ class Collector:
             self.offsets.append((p, o))
             self.position = (p, o + 1)
             self.messages.append(body)
+            self.times.append(time.monotonic())
         elif f[0] == "s":
             self.statuses.append((f[1], int(f[2]), int(f[3])))
             if self.position is None and f[1] == "live":
@@ -260,6 +275,7 @@ class Collector:
         import websockets
         try:
             async for m in self.ws:
+                await self.gate.wait()
                 self._take(m)
         except websockets.ConnectionClosed:
             pass
@@ -277,6 +293,17 @@ class Collector:
                 out.append(r)
         return out
 
+    def longest_gap(self, tag):
+        """Longest time between two consecutive records of this tag (s)."""
+        ts = []
+        for m, t in zip(self.messages, self.times):
+            try:
+                if json.loads(m).get("tag") == tag:
+                    ts.append(t)
+            except ValueError:
+                pass
+        return max((b - a for a, b in zip(ts, ts[1:])), default=0.0)
+
     async def close(self):
         if self.ws:
             await self.ws.close()
@@ -286,6 +313,41 @@ class Collector:
     async def drop(self):
         """Closes the connection and waits until the reader has stopped."""
         await self.close()
+
+    def stall(self, on=True):
+        """Stops (or resumes) taking messages; the socket stays open: a
+        client that hangs. Once websockets' own queue is full it stops
+        reading the socket, and the router sees its queue grow."""
+        if on:
+            self.gate.clear()
+        else:
+            self.gate.set()
+
+    async def run_resuming(self, urls, stop):
+        """Stays connected until stop is set: whenever the connection ends
+        (router killed, closed with a code), reconnects to the next URL,
+        presenting the position. Records close codes and reconnect times."""
+        import websockets
+        self.closes = []
+        i = urls.index(self.url) if self.url in urls else 0
+        while not stop.is_set():
+            if getattr(self, "hold", False):
+                await asyncio.sleep(0.1)
+                continue
+            if self.ws is None or self.task is None or self.task.done():
+                try:
+                    await self.connect(urls[i % len(urls)], resume=True)
+                except (OSError, websockets.WebSocketException, asyncio.TimeoutError):
+                    i += 1
+                    await asyncio.sleep(0.2)
+                    continue
+            while not self.task.done() and not stop.is_set():
+                await asyncio.sleep(0.05)
+            if stop.is_set():
+                break
+            self.closes.append((self.close_code, time.monotonic()))
+            i += 1
+            await asyncio.sleep(0.2)
 
 
 def raw_handshake(port, path="/ws", headers=()):
