@@ -245,7 +245,8 @@ struct tallies {
 	unsigned n;
 };
 
-static void tally_add(struct tallies *ts, const char *key, const char *note, size_t note_len)
+/* Counts one of key; returns whether it is the first. */
+static bool tally_add(struct tallies *ts, const char *key, const char *note, size_t note_len)
 {
 	struct tally *t;
 	unsigned i;
@@ -272,7 +273,7 @@ static void tally_add(struct tallies *ts, const char *key, const char *note, siz
 			t->note[j] = note[j] >= 0x20 && note[j] < 0x7f ? note[j] : '?';
 		t->note[note_len] = '\0';
 	}
-	t->n++;
+	return t->n++ == 0;
 }
 
 /* Numeric keys first, by value; then the others by name. */
@@ -425,7 +426,7 @@ struct loadgen {
 	uint64_t close_timeouts, disc_skipped, state_changes;
 	uint64_t states[NSTATES], resumed[NSTATES];
 	unsigned logged_unparsed, logged_proto;
-	bool warned_refused, warned_hs;
+	bool warned_refused;
 	struct tallies closes, hs_fail;
 	struct hist lat;
 	FILE *report;
@@ -485,6 +486,7 @@ static void usage(FILE *f)
 	"                       the close counts as 1006) and, with --resume,\n"
 	"                       reconnects and reads normally. A client stalled\n"
 	"                       before its first record has no position to present\n"
+	"                       and resumes at the live end\n"
 	"  --disconnect ID:AT_S:FOR_S  client ID closes (code 1000) AT_S seconds after\n"
 	"                       every client connected and reconnects with its\n"
 	"                       position FOR_S seconds after that; may be repeated\n"
@@ -511,7 +513,11 @@ static void usage(FILE *f)
 	"closes counts the close codes the routers sent, 1006 for a connection\n"
 	"that ended without a close frame; the final close is not counted. states\n"
 	"counts the first kws.v1 state line of each session, resumed those of the\n"
-	"sessions that presented a position.\n"
+	"sessions that presented a position. unparsed: messages that are not\n"
+	"producer records; protocol_errors: WebSocket or kws.v1 violations;\n"
+	"subprotocol_refused: 101 responses without kws.v1 (their messages are then\n"
+	"taken as bare records); handshake_failures: failed connection attempts by\n"
+	"HTTP status or cause.\n"
 	"\n"
 	"Prints one summary line on stdout. Exit status: 0 after a run (judge the\n"
 	"counters), 1 on an internal error or when no client connected at all,\n"
@@ -788,7 +794,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->stall_args[o->nstall_args++] = optarg;
 			break;
 		case O_DISCONNECT:
-			o->disc_args = xrealloc(o->disc_args, (o->ndisc + 1) * sizeof *o->disc_args);
+			o->disc_args = xrealloc(o->disc_args,
+						(o->ndisc + 1) * sizeof *o->disc_args);
 			o->disc_args[o->ndisc++] = optarg;
 			break;
 		case O_RESUME:
@@ -850,7 +857,6 @@ static void parse_args(int argc, char **argv, struct options *o)
 				die_usage("--stall: '%.*s' is not one of the ids %s%" PRIu64
 					  " .. %s%" PRIu64, (int)len, s, o->prefix, o->ids_from,
 					  o->prefix, o->ids_from + o->clients - 1);
-			/* Marked on the clients once they exist; remember the index. */
 			if (!s[len])
 				break;
 			s += len + 1;
@@ -940,15 +946,14 @@ static void enqueue(struct client *c)
 	L.qlen++;
 }
 
+/* Counts a failed connection attempt; logs the first of each kind. */
 static void hs_fail(struct client *c, const char *key, const char *note, size_t note_len)
 {
 	char id[ID_MAX];
 
-	tally_add(&L.hs_fail, key, note, note_len);
-	if (!L.warned_hs) {
-		L.warned_hs = true;
+	if (tally_add(&L.hs_fail, key, note, note_len)) {
 		client_id(c, id, sizeof id);
-		log_warn("%s: handshake with %s failed (%s): %.*s%s", id,
+		log_warn("%s: connecting to %s failed (%s): %.*s%s", id,
 			 L.o.urls[c->url].text, key, (int)note_len, note ? note : "",
 			 L.o.kws && (!strcmp(key, "eof") || !strcmp(key, "400")) ?
 			 " (does the router support the subprotocol " SUBPROTOCOL
@@ -996,13 +1001,25 @@ static void conn_end(struct client *c)
 	}
 }
 
+/* Counts a close the router sent (1006: none); logs the first of each code. */
+static void count_close(struct client *c, const char *code, const char *reason, size_t len)
+{
+	char id[ID_MAX];
+
+	if (tally_add(&L.closes, code, reason, len)) {
+		client_id(c, id, sizeof id);
+		log_info("%s: first close %s from %s: %.*s", id, code, L.o.urls[c->url].text,
+			 (int)len, reason);
+	}
+}
+
 /* The connection of c broke: a reset, or the end without a close frame. */
 static void conn_lost(struct client *c, const char *why)
 {
 	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE)
 		hs_fail(c, "eof", why, strlen(why));
 	else if (c->state == C_OPEN && L.phase < P_CLOSING)
-		tally_add(&L.closes, "1006", why, strlen(why));
+		count_close(c, "1006", why, strlen(why));
 	conn_end(c);
 }
 
@@ -1749,9 +1766,10 @@ static enum act consume_response(struct client *c, char *p, size_t len, size_t *
 		L.refused++;
 		if (!L.warned_refused) {
 			L.warned_refused = true;
-			log_warn("the router at %s accepted the WebSocket but not the subprotocol "
-				 SUBPROTOCOL " (no Sec-WebSocket-Protocol in its 101): its messages "
-				 "are taken as bare records, without positions or states",
+			log_warn("the router at %s accepted the WebSocket but not the "
+				 "subprotocol " SUBPROTOCOL " (no Sec-WebSocket-Protocol in its "
+				 "101): its messages are taken as bare records, without "
+				 "positions or states",
 				 L.o.urls[c->url].text);
 		}
 	}
@@ -1839,15 +1857,16 @@ static enum act consume_frames(struct client *c, char *p, size_t len, size_t *us
 					code = (unsigned)(uint8_t)pl[0] << 8 | (uint8_t)pl[1];
 				snprintf(key, sizeof key, "%u", code);
 				if (L.phase < P_CLOSING)
-					tally_add(&L.closes, key, plen > 2 ? pl + 2 : "",
-						  plen > 2 ? (size_t)plen - 2 : 0);
+					count_close(c, key, plen > 2 ? pl + 2 : "",
+						    plen > 2 ? (size_t)plen - 2 : 0);
 				if (!(c->flags & F_CLOSE_SENT))
 					send_close(c, code == 1005 ? 1000 : code, "");
 				return ACT_END;
 			}
 			if (op == 0x9) {
-				if (send_control(c, 0xA, pl, (size_t)plen) < 0)
-					return ACT_END;
+				/* If the connection broke, the input that did arrive
+				 * is still read; the read after it reports the end. */
+				send_control(c, 0xA, pl, (size_t)plen);
 			} else if (op != 0xA) {
 				proto_error(c, "unknown control opcode %u", op);
 				return ACT_END;
