@@ -5,10 +5,10 @@ set -eu
 
 PKGS="build-essential meson ninja-build pkg-config \
 librdkafka-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libnng-dev libmsgpack-dev \
-libjansson-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
+libjansson-dev libjwt-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
 
 if [ "${1:-}" = "--test" ]; then
-	PKGS="$PKGS default-jre-headless maven"
+	PKGS="$PKGS default-jre-headless maven chromium"
 fi
 
 missing=""

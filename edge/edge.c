@@ -180,6 +180,7 @@ static int refresh_metadata(struct edge *e)
 		return -1;
 	}
 	int rc = -1;
+	e->kafka_ok_ms = now_mono_ms();
 	if (md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0) {
 		uint32_t n = (uint32_t)md->topics[0].partition_cnt;
 		if (n != e->partition_count)
@@ -682,6 +683,21 @@ static void drain_links(struct edge *e)
 	flush_all(e);
 }
 
+void edge_drain(struct edge *e)
+{
+	if (e->draining)
+		return;
+	e->draining = true;
+	/* Unsubscribing revokes every partition (the rebalance callback tells
+	 * the routers at once) and the group gives them to the other edges;
+	 * this edge stays a member with nothing assigned. */
+	rd_kafka_resp_err_t err = rd_kafka_unsubscribe(e->consumer);
+	if (err)
+		log_error("drain: unsubscribe: %s", rd_kafka_err2str(err));
+	else
+		log_info("draining: handing every partition to the other edges");
+}
+
 static void drain_fd(int fd)
 {
 	char buf[256];
@@ -738,7 +754,9 @@ int edge_run(const struct edge_config *cfg)
 	log_info("edge %s: listening on %s, group %s, topic %s, upstream %s", e->edge_id,
 		 cfg->listen, cfg->group, cfg->topic,
 		 *cfg->inbound_topic ? cfg->inbound_topic : "disabled");
-	e->next_metadata_ms = now_mono_ms() + 30000;
+	e->next_metadata_ms = now_mono_ms() + 10000;
+	if (ops_start(e) < 0)
+		goto out;
 
 	struct pollfd fds[3] = {
 		{ .fd = e->kafka_fd[0], .events = POLLIN },
@@ -764,8 +782,9 @@ int edge_run(const struct edge_config *cfg)
 			rd_kafka_poll(e->producer, 0);
 		if (now_mono_ms() >= e->next_metadata_ms) {
 			refresh_metadata(e);
-			e->next_metadata_ms = now_mono_ms() + 30000;
+			e->next_metadata_ms = now_mono_ms() + 10000;
 		}
+		ops_tick(e);
 	}
 out_ok:
 	log_info("edge %s: stopping (records %llu, delivered %llu, send drops %llu)", e->edge_id,
@@ -773,6 +792,7 @@ out_ok:
 		 (unsigned long long)e->dropped_send);
 	rc = 0;
 out:
+	ops_stop(e);
 	if (e->consumer) {
 		/* Leave the group cleanly: the revoke callback tells the routers. */
 		rd_kafka_consumer_close(e->consumer);

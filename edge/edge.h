@@ -27,6 +27,8 @@ struct edge_config {
 	long tail_bytes;           /* records kept in memory for replays, all partitions */
 	long replay_timeout_ms;    /* a replay from Kafka that takes longer is abandoned */
 	long metadata_timeout_ms;
+	const char *admin_listen;  /* admin endpoint host:port; "" disables it */
+	const char *admin_token;   /* bearer token for drain */
 };
 
 /* Runs the edge until SIGINT/SIGTERM. Returns the process exit code. */

@@ -10,7 +10,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "admin.h"
 #include "chan.h"
+#include "metrics.h"
 #include "edge.h"
 #include "subs.h"
 #include "tail.h"
@@ -77,6 +79,11 @@ struct edge {
 	rd_kafka_topic_t *rtopic;
 	int replay_fd[2];
 	size_t njobs;
+	/* operations (ops.c) */
+	struct admin *admin;
+	struct metrics *metrics;
+	bool draining;
+	int64_t kafka_ok_ms; /* last successful metadata request */
 	/* Counters (exported by the admin endpoint later; logged at exit). */
 	uint64_t records, delivered, dropped_send, malformed, gaps, unknown;
 	uint64_t replays_memory, replays_kafka, replayed_records, replay_timeouts;
@@ -89,6 +96,15 @@ struct router_link *link_find(struct edge *e, uint32_t id);
 void batch_record(struct edge *e, struct router_link *l, const struct wire_record *r,
 		  const uint64_t *sids, uint32_t n);
 void flush_batch(struct edge *e, struct router_link *l);
+
+/* Hands every partition to the other edges (leaves the consumer group's
+ * assignment) while staying up, so routers re-pin without closing sockets. */
+void edge_drain(struct edge *e);
+
+/* ops.c */
+int ops_start(struct edge *e);
+void ops_tick(struct edge *e);
+void ops_stop(struct edge *e);
 
 /* replay.c */
 int replay_open(struct edge *e, rd_kafka_conf_t *conf);

@@ -10,53 +10,21 @@
 
 #include <libwebsockets.h>
 
-#include "link.h"
+#include "router_int.h"
 #include "partition.h"
-#include "routes.h"
-#include "sessions.h"
 #include "util.h"
 #include "wire.h"
 
 #define TICK_US (100 * 1000)
 #define WRITES_PER_CALLBACK 64
 
-/* Per-connection state, allocated by lws (per_session_data_size) and freed
- * by it after LWS_CALLBACK_CLOSED. */
-struct conn {
-	struct session *s;
-	int close_code;
-	char close_reason[120];
-	unsigned char *rx; /* a client message being reassembled */
-	size_t rxlen;
-	bool rx_text;
-};
+static volatile sig_atomic_t stop_requested; /* signals received */
+struct router *R; /* the one router of this process (lws callbacks) */
 
-struct router {
-	const struct router_config *cfg;
-	struct lws_context *ctx;
-	struct lws_vhost *vh;
-	struct sessions sessions;
-	struct routes routes;
-	struct link *links;
-	int nlinks;
-	lws_sorted_usec_list_t tick;
-	bool retry_waiting;
-	bool complete; /* every partition has an owner */
-	char id_header[128]; /* lowercase, with ':' as lws wants it */
-	int id_header_len;
-	/* counters */
-	uint64_t rejected, delivered, fenced, duplicates, not_live, slow_closed, upstream;
-	uint64_t resumes, resumes_incomplete, throttles;
-	size_t nthrottled; /* sessions throttled now */
-	int64_t next_stall_check_ms;
-};
-
-static volatile sig_atomic_t stop_requested;
-static struct router *R; /* the one router of this process (lws callbacks) */
-
+/* The first SIGTERM/SIGINT drains (ops.c), a second one stops at once. */
 static void on_signal(int sig)
 {
-	stop_requested = 1;
+	stop_requested++;
 	if (R && R->ctx)
 		lws_cancel_service(R->ctx);
 }
@@ -98,7 +66,7 @@ static void try_pin(struct session *s)
 
 /* Asks lws to close a client with code and reason (done in its writeable
  * callback: STYLE 7, never free inside the callback that found the failure). */
-static void close_client(struct session *s, int code, const char *reason)
+void close_client(struct session *s, int code, const char *reason)
 {
 	struct lws *wsi = s->conn;
 	struct conn *c = lws_wsi_user(wsi);
@@ -163,6 +131,7 @@ static void on_moved(void *arg, uint32_t p, int old, int new)
 	log_info("partition %u: owner %s -> %s", p,
 		 old == ROUTES_NONE ? "none" : R->links[old].url,
 		 new == ROUTES_NONE ? "none" : R->links[new].url);
+	R->moves++;
 	for (struct session *s = sessions_in_partition(&R->sessions, p); s; s = s->pnext) {
 		if (s->state == SESSION_SUBSCRIBING || s->state == SESSION_LIVE) {
 			if (s->edge == new)
@@ -171,6 +140,8 @@ static void on_moved(void *arg, uint32_t p, int old, int new)
 			session_unpin(s);
 		}
 		try_pin(s);
+		if (s->state == SESSION_SUBSCRIBING)
+			R->repins++;
 	}
 	bool complete = routes_complete(&R->routes);
 	if (complete != R->complete) {
@@ -217,11 +188,13 @@ static void on_deliver(struct link *l, const struct wire_msg *m)
 			if (s->framed)
 				hlen = (size_t)snprintf(hdr, sizeof hdr, "d %u %lld\n", r.partition,
 							(long long)r.offset);
-			switch (session_offer_prefixed(&R->sessions, s, r.offset, hdr, hlen,
+			switch (session_offer_prefixed(&R->sessions, s, r.offset, r.timestamp_ms,
+						       hdr, hlen,
 						       r.value.ptr, r.value.len,
 						       (size_t)R->cfg->queue_bytes)) {
 			case SESSION_QUEUED:
 				R->delivered++;
+				R->delivered_bytes += r.value.len;
 				if (was_empty)
 					lws_callback_on_writable(s->conn);
 				if (s->qbytes >= (size_t)R->cfg->queue_bytes / 2)
@@ -429,6 +402,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 		     n = hmap_iter_next(&R->sessions.by_sid, n, &b))
 			try_pin(hmap_entry(n, struct session, by_sid));
 	}
+	ops_tick(R);
 	lws_sul_schedule(R->ctx, 0, &R->tick, on_tick, TICK_US);
 }
 
@@ -442,16 +416,22 @@ static void wake_from_nng(void *arg)
 /* ---- clients -------------------------------------------------------------- */
 
 /* Refuses an upgrade with an HTTP status and a reason in the body. */
-static int reject(struct lws *wsi, unsigned int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int reject(struct lws *wsi, unsigned int status, const char *fmt, ...)
+const char *const reject_reason_names[REJECT_NREASONS] = {
+	"missing_id", "empty_id", "long_id", "bad_id", "bad_path", "not_ready",
+	"bad_position", "draining", "other",
+};
+
+static int reject(struct lws *wsi, enum reject_reason why, unsigned int status,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int reject(struct lws *wsi, enum reject_reason why, unsigned int status,
+		  const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	R->rejected++;
+	R->rejected[why]++;
 	log_debug("handshake refused: %u %s", status, msg);
 	lws_return_http_status(wsi, status, msg);
 	return -1;
@@ -463,17 +443,17 @@ static int read_client_id(struct lws *wsi, char *id, size_t cap)
 	const char *hname = R->cfg->id_header;
 	int n = lws_hdr_custom_length(wsi, R->id_header, R->id_header_len);
 	if (n < 0)
-		return reject(wsi, 400, "missing %s header", hname);
+		return reject(wsi, REJECT_NO_ID, 400, "missing %s header", hname);
 	if (n == 0)
-		return reject(wsi, 400, "empty %s header", hname);
+		return reject(wsi, REJECT_EMPTY_ID, 400, "empty %s header", hname);
 	if (n > R->cfg->max_id_bytes)
-		return reject(wsi, 400, "%s is longer than %ld bytes", hname, R->cfg->max_id_bytes);
+		return reject(wsi, REJECT_LONG_ID, 400, "%s is longer than %ld bytes", hname, R->cfg->max_id_bytes);
 	if ((size_t)n >= cap ||
 	    lws_hdr_custom_copy(wsi, id, (int)cap, R->id_header, R->id_header_len) != n)
-		return reject(wsi, 400, "%s could not be read", hname);
+		return reject(wsi, REJECT_BAD_ID, 400, "%s could not be read", hname);
 	for (int i = 0; i < n; i++)
 		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
-			return reject(wsi, 400, "%s contains a control character", hname);
+			return reject(wsi, REJECT_BAD_ID, 400, "%s contains a control character", hname);
 	return n;
 }
 
@@ -517,21 +497,25 @@ static int read_position(struct lws *wsi, uint32_t *p, int64_t *off)
 static int check_handshake(struct lws *wsi)
 {
 	char uri[512], id[4096];
+	if (R->draining)
+		return reject(wsi, REJECT_DRAINING, 503,
+			      "this router is draining; connect to another one");
 	if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
-		return reject(wsi, 400, "no request path");
+		return reject(wsi, REJECT_BAD_PATH, 400, "no request path");
 	char *q = strchr(uri, '?');
 	if (q)
 		*q = '\0';
 	if (strcmp(uri, "/ws") != 0)
-		return reject(wsi, 404, "no WebSocket endpoint at %.200s; use /ws", uri);
+		return reject(wsi, REJECT_BAD_PATH, 404, "no WebSocket endpoint at %.200s; use /ws", uri);
 	if (read_client_id(wsi, id, sizeof id) < 0)
 		return -1;
 	uint32_t pp;
 	int64_t po;
 	if (read_position(wsi, &pp, &po) < 0)
-		return reject(wsi, 400, "malformed position: want <partition>:<offset>, e.g. 3:1234");
+		return reject(wsi, REJECT_BAD_POSITION, 400, "malformed position: want <partition>:<offset>, e.g. 3:1234");
 	if (!R->routes.partition_count)
-		return reject(wsi, 503, "no edge has reported the partitions yet; retry shortly");
+		return reject(wsi, REJECT_NOT_READY, 503,
+			      "no edge has reported the partitions yet; retry shortly");
 	return 0;
 }
 
@@ -588,6 +572,7 @@ static void client_message(struct conn *c)
 	wire_enc_up(&l->out, link_next_seq(l), &u);
 	link_send(l);
 	R->upstream++;
+	R->upstream_bytes += c->rxlen;
 }
 
 static int client_receive(struct lws *wsi, struct conn *c, const void *in, size_t len)
@@ -630,6 +615,8 @@ static int client_writeable(struct lws *wsi, struct conn *c)
 		int n = lws_write(wsi, m->data + LWS_PRE, m->len, kind);
 		if (n < (int)m->len)
 			return -1;
+		if (m->timestamp_ms >= 0)
+			metrics_observe(R->delay, (double)(now_wall_ms() - m->timestamp_ms) / 1000.0);
 		session_pop_free(s);
 		if (lws_send_pipe_choked(wsi))
 			break;
@@ -676,8 +663,11 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		client_closed(c);
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (R)
+		if (R) {
 			drain_links();
+			if (R->admin)
+				admin_run_pending(R->admin);
+		}
 		return 0;
 	case LWS_CALLBACK_HTTP: {
 		/* A plain HTTP request, not an upgrade. */
@@ -765,9 +755,14 @@ int router_run(const struct router_config *cfg)
 		 cfg->router_id, *cfg->listen_host ? cfg->listen_host : "*", cfg->port,
 		 cfg->id_header, partitioner_name(cfg->partitioner), r.nlinks);
 
-	while (!stop_requested)
+	if (ops_start(&r) < 0)
+		goto out;
+	while (stop_requested < 2 && !ops_drained(&r)) {
+		if (stop_requested && !r.draining)
+			ops_drain(&r, cfg->drain_timeout_ms, true);
 		if (lws_service(r.ctx, 0) < 0)
 			break;
+	}
 	log_info("router %s: stopping (%zu sessions, delivered %llu, fenced %llu, duplicates %llu)",
 		 cfg->router_id, r.sessions.count, (unsigned long long)r.delivered,
 		 (unsigned long long)r.fenced, (unsigned long long)r.duplicates);
@@ -778,6 +773,7 @@ out:
 		link_close(&r.links[i]);
 	if (r.ctx)
 		lws_context_destroy(r.ctx); /* closes clients: CLOSED frees their sessions */
+	ops_stop(&r);
 	free(r.links);
 	routes_free(&r.routes);
 	sessions_free(&r.sessions);

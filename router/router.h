@@ -32,6 +32,9 @@ struct router_config {
 	long handover_ms;
 	long stall_timeout_ms;   /* a throttled client that takes nothing this long is closed */
 	const char *router_id;
+	const char *admin_listen; /* host:port of the admin endpoint; "" disables it */
+	const char *admin_token;  /* bearer token for mutating admin calls */
+	long drain_timeout_ms;    /* SIGTERM: close sessions over this long, then exit */
 };
 
 /* Runs the router until SIGINT/SIGTERM. Returns the process exit code. */

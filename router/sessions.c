@@ -172,13 +172,14 @@ void session_close(struct session *s)
 	queue_drop(s);
 }
 
-static void enqueue(struct sessions *t, struct session *s, int64_t offset, const void *prefix,
-		    size_t plen, const void *data, size_t len)
+static void enqueue(struct sessions *t, struct session *s, int64_t offset, int64_t ts,
+		    const void *prefix, size_t plen, const void *data, size_t len)
 {
 	struct outmsg *m = xmalloc(sizeof *m + t->headroom + plen + len);
 	m->next = NULL;
 	m->len = (uint32_t)(plen + len);
 	m->offset = offset;
+	m->timestamp_ms = ts;
 	if (plen)
 		memcpy(m->data + t->headroom, prefix, plen);
 	if (len)
@@ -190,8 +191,8 @@ static void enqueue(struct sessions *t, struct session *s, int64_t offset, const
 }
 
 enum session_offer session_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
-					  const void *prefix, size_t plen, const void *data,
-					  size_t len, size_t max_bytes)
+					  int64_t timestamp_ms, const void *prefix, size_t plen,
+					  const void *data, size_t len, size_t max_bytes)
 {
 	if (s->state != SESSION_LIVE)
 		return SESSION_NOT_LIVE;
@@ -199,7 +200,7 @@ enum session_offer session_offer_prefixed(struct sessions *t, struct session *s,
 		return SESSION_DUPLICATE;
 	if (s->qbytes + plen + len > max_bytes)
 		return SESSION_OVERFLOW;
-	enqueue(t, s, offset, prefix, plen, data, len);
+	enqueue(t, s, offset, timestamp_ms, prefix, plen, data, len);
 	s->next_offset = offset + 1;
 	return SESSION_QUEUED;
 }
@@ -207,13 +208,13 @@ enum session_offer session_offer_prefixed(struct sessions *t, struct session *s,
 enum session_offer session_offer(struct sessions *t, struct session *s, int64_t offset,
 				 const void *data, size_t len, size_t max_bytes)
 {
-	return session_offer_prefixed(t, s, offset, NULL, 0, data, len, max_bytes);
+	return session_offer_prefixed(t, s, offset, -1, NULL, 0, data, len, max_bytes);
 }
 
 void session_push(struct sessions *t, struct session *s, const void *data, size_t len)
 {
 	if (s->state != SESSION_CLOSING)
-		enqueue(t, s, -1, NULL, 0, data, len);
+		enqueue(t, s, -1, -1, NULL, 0, data, len);
 }
 
 struct outmsg *session_peek(struct session *s)

@@ -33,6 +33,7 @@ struct outmsg {
 	struct outmsg *next;
 	uint32_t len;
 	int64_t offset;
+	int64_t timestamp_ms; /* the record's Kafka timestamp, -1 if none */
 	unsigned char data[];
 };
 
@@ -109,8 +110,8 @@ enum session_offer session_offer(struct sessions *t, struct session *s, int64_t 
 /* The same, with prefix[0..plen) written before the data in one message (the
  * kws.v1 header line). The prefix counts against max_bytes. */
 enum session_offer session_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
-					  const void *prefix, size_t plen, const void *data,
-					  size_t len, size_t max_bytes);
+					  int64_t timestamp_ms, const void *prefix, size_t plen,
+					  const void *data, size_t len, size_t max_bytes);
 /* Queues a message that is not a record (a kws.v1 status line): no state or
  * position check, no limit. */
 void session_push(struct sessions *t, struct session *s, const void *data, size_t len);

@@ -141,10 +141,13 @@ def _parse_bootstrap(bootstrap):
 
 def _random_cluster_id():
     # Kafka's Uuid.toString(): url-safe base64 of 16 bytes, no padding.
+    # Not one starting with "-": kafka-storage would take it for an option
+    # (one run in 64 failed that way).
     while True:
         b = secrets.token_bytes(16)
-        if b[:8] != b"\0" * 8:
-            return base64.urlsafe_b64encode(b).decode().rstrip("=")
+        cid = base64.urlsafe_b64encode(b).decode().rstrip("=")
+        if b[:8] != b"\0" * 8 and not cid.startswith("-"):
+            return cid
 
 
 _PR_SET_PDEATHSIG = 1
