@@ -36,6 +36,8 @@ struct link {
 	char *edge_id;
 	bool upstream;
 	bool warned;           /* a bad message was logged on this link */
+	bool retired;          /* its edge vanished from DNS: the slot is free */
+	bool from_dns;         /* found by --edges-dns (else from --edges) */
 	struct wire_buf out;
 	chan_wake_fn wake;
 	void *wake_arg;

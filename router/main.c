@@ -26,7 +26,11 @@ int main(int argc, char **argv)
 		{ "listen", "ROUTER_LISTEN", CONF_STR, &listen, "0.0.0.0:8080",
 		  "Address and port for client WebSockets, [host:]port." },
 		{ "edges", "ROUTER_EDGES", CONF_LIST, &cfg.edges, NULL,
-		  "nng URL of an edge, e.g. tcp://10.0.0.5:7100.", CONF_REQUIRED },
+		  "Address of an edge, e.g. tcp://10.0.0.5:7100 (a static list; or --edges-dns)." },
+		{ "edges-dns", "ROUTER_EDGES_DNS", CONF_STR, &cfg.edges_dns, "",
+		  "host:port: a DNS name resolving to every edge (a headless Service), re-resolved periodically." },
+		{ "dns-interval-ms", "ROUTER_DNS_INTERVAL_MS", CONF_INT, &cfg.dns_interval_ms, "5000",
+		  "How often --edges-dns is resolved again.", 0, 100, 600000 },
 		{ "id-header", "ROUTER_ID_HEADER", CONF_STR, &cfg.id_header, "X-Client-Id",
 		  "HTTP header that carries the client id." },
 		{ "partitioner", "ROUTER_PARTITIONER", CONF_CHOICE, &cfg.partitioner, "murmur2",
@@ -67,6 +71,11 @@ int main(int argc, char **argv)
 		return 0;
 	if (rc < 0) {
 		fprintf(stderr, "router: %s\n", err);
+		return 2;
+	}
+	if (!cfg.edges.count && !*cfg.edges_dns) {
+		fprintf(stderr, "router: give the edges: --edges (ROUTER_EDGES) or --edges-dns "
+				"(ROUTER_EDGES_DNS)\n");
 		return 2;
 	}
 	/* [host:]port */

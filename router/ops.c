@@ -87,16 +87,21 @@ static void collect(void *arg, struct metrics_writer *w)
 	family(w, "kws_router_edge_links", "Links to edges, by state", METRICS_GAUGE);
 	int st[3] = { 0 };
 	for (int i = 0; i < r->nlinks; i++)
-		st[r->links[i].state]++;
+		if (!r->links[i].retired)
+			st[r->links[i].state]++;
 	for (int i = 0; i < 3; i++)
 		metrics_write_sample(w, st[i], "state", link_state_name((enum link_state)i));
 	family(w, "kws_router_link_messages_total", "Messages received from edges", METRICS_COUNTER);
 	for (int i = 0; i < r->nlinks; i++)
-		metrics_write_sample(w, (double)r->links[i].received, "edge", r->links[i].url);
+		if (!r->links[i].retired)
+			metrics_write_sample(w, (double)r->links[i].received, "edge",
+					     r->links[i].url);
 	family(w, "kws_router_link_resyncs_total", "Link restarts after a gap or a bad message",
 	       METRICS_COUNTER);
 	for (int i = 0; i < r->nlinks; i++)
-		metrics_write_sample(w, (double)r->links[i].resyncs, "edge", r->links[i].url);
+		if (!r->links[i].retired)
+			metrics_write_sample(w, (double)r->links[i].resyncs, "edge",
+					     r->links[i].url);
 	family(w, "kws_router_draining", "1 while the router drains", METRICS_GAUGE);
 	metrics_write_sample(w, r->draining ? 1 : 0);
 }
@@ -170,6 +175,8 @@ static void h_edges(void *arg, const struct admin_request *req, struct admin_res
 	for (int i = 0; i < r->nlinks; i++) {
 		const struct link *l = &r->links[i];
 		const struct routes_edge *e = &r->routes.e[i];
+		if (l->retired)
+			continue;
 		json_array_append_new(
 			edges,
 			json_pack("{s:s,s:o,s:s,s:I,s:I,s:i,s:I,s:I,s:I,s:b}", "url", l->url,

@@ -10,6 +10,7 @@
 
 #include <libwebsockets.h>
 
+#include "resolve.h"
 #include "router_int.h"
 #include "partition.h"
 #include "util.h"
@@ -380,10 +381,84 @@ static void drain_link(struct link *l)
 	lws_cancel_service(R->ctx);
 }
 
+/* Called on nng's (and the resolver's) threads: only wakes the lws loop. */
+static void wake_from_nng(void *arg)
+{
+	struct router *r = arg;
+	lws_cancel_service(r->ctx);
+}
+
+/* Adds a link to the edge at url, in a free slot if there is one. */
+static int add_link(const char *url, bool from_dns)
+{
+	int i = 0;
+	while (i < R->nlinks && !R->links[i].retired)
+		i++;
+	if (i == R->nlinks) {
+		R->links = xrealloc(R->links, (size_t)(R->nlinks + 1) * sizeof *R->links);
+		memset(&R->links[i], 0, sizeof *R->links);
+		R->nlinks++;
+		if (routes_add_edge(&R->routes) != i)
+			abort(); /* links and routes are indexed alike */
+	}
+	char err[256];
+	if (link_open(&R->links[i], i, url, wake_from_nng, R, err, sizeof err) < 0) {
+		log_error("edge %s", err);
+		link_close(&R->links[i]);
+		R->links[i].retired = true;
+		return -1;
+	}
+	R->links[i].from_dns = from_dns;
+	log_info("edge %s added%s", url, from_dns ? " (found in DNS)" : "");
+	return i;
+}
+
+/* Drops the link of an edge that vanished: its partitions pass on. */
+static void retire_link(int i)
+{
+	struct link *l = &R->links[i];
+	log_info("edge %s removed (gone from DNS)", l->url);
+	link_reset(l);
+	link_close(l);
+	l->index = i;
+	l->retired = true;
+}
+
+/* Applies a new DNS answer: links to new edges, drops vanished ones. */
+static void apply_dns(void)
+{
+	char **urls;
+	size_t n;
+	if (!R->resolver || !resolver_take(R->resolver, &urls, &n))
+		return;
+	for (int i = 0; i < R->nlinks; i++) {
+		struct link *l = &R->links[i];
+		if (l->retired || !l->from_dns)
+			continue;
+		bool found = false;
+		for (size_t k = 0; k < n && !found; k++)
+			found = strcmp(urls[k], l->url) == 0;
+		if (!found)
+			retire_link(i);
+	}
+	for (size_t k = 0; k < n; k++) {
+		bool known = false;
+		for (int i = 0; i < R->nlinks && !known; i++)
+			known = !R->links[i].retired && strcmp(R->links[i].url, urls[k]) == 0;
+		if (!known)
+			add_link(urls[k], true);
+		free(urls[k]);
+	}
+	free(urls);
+	lws_cancel_service(R->ctx); /* new links may have news */
+}
+
 static void drain_links(void)
 {
+	apply_dns();
 	for (int i = 0; i < R->nlinks; i++)
-		drain_link(&R->links[i]);
+		if (!R->links[i].retired)
+			drain_link(&R->links[i]);
 }
 
 static void on_tick(lws_sorted_usec_list_t *sul)
@@ -404,13 +479,6 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 	}
 	ops_tick(R);
 	lws_sul_schedule(R->ctx, 0, &R->tick, on_tick, TICK_US);
-}
-
-/* Called on nng's threads: only wakes the lws loop. */
-static void wake_from_nng(void *arg)
-{
-	struct router *r = arg;
-	lws_cancel_service(r->ctx);
 }
 
 /* ---- clients -------------------------------------------------------------- */
@@ -707,9 +775,7 @@ int router_run(const struct router_config *cfg)
 	int rc = 1;
 	R = &r;
 	sessions_init(&r.sessions, LWS_PRE);
-	r.nlinks = (int)cfg->edges.count;
-	routes_init(&r.routes, r.nlinks, cfg->handover_ms, on_moved, &r);
-	r.links = xcalloc((size_t)(r.nlinks ? r.nlinks : 1), sizeof *r.links);
+	routes_init(&r.routes, 0, cfg->handover_ms, on_moved, &r);
 	int hl = snprintf(r.id_header, sizeof r.id_header - 1, "%s:", cfg->id_header);
 	for (int i = 0; i < hl; i++)
 		r.id_header[i] = (char)(r.id_header[i] >= 'A' && r.id_header[i] <= 'Z'
@@ -742,18 +808,24 @@ int router_run(const struct router_config *cfg)
 			  cfg->port);
 		goto out;
 	}
-	for (int i = 0; i < r.nlinks; i++) {
-		char err[256];
-		if (link_open(&r.links[i], i, cfg->edges.items[i], wake_from_nng, &r, err,
-			      sizeof err) < 0) {
-			log_error("edge %s", err);
+	for (size_t i = 0; i < cfg->edges.count; i++)
+		if (add_link(cfg->edges.items[i], false) < 0)
+			goto out;
+	if (*cfg->edges_dns) {
+		char host[256], port[16];
+		if (resolver_split(cfg->edges_dns, host, sizeof host, port, sizeof port) < 0) {
+			log_error("--edges-dns: '%s' is not host:port", cfg->edges_dns);
 			goto out;
 		}
+		r.resolver = resolver_start(host, port, (int)cfg->dns_interval_ms, wake_from_nng, &r);
 	}
 	lws_sul_schedule(r.ctx, 0, &r.tick, on_tick, TICK_US);
 	log_info("router %s: WebSockets on %s:%ld/ws, client id from %s, partitioner %s, %d edges",
 		 cfg->router_id, *cfg->listen_host ? cfg->listen_host : "*", cfg->port,
 		 cfg->id_header, partitioner_name(cfg->partitioner), r.nlinks);
+	if (*cfg->edges_dns)
+		log_info("edges: every address of %s, resolved every %ld ms", cfg->edges_dns,
+			 cfg->dns_interval_ms);
 
 	if (ops_start(&r) < 0)
 		goto out;
@@ -768,9 +840,11 @@ int router_run(const struct router_config *cfg)
 		 (unsigned long long)r.fenced, (unsigned long long)r.duplicates);
 	rc = 0;
 out:
-	/* Links first: their nng threads wake the lws context. */
+	/* Links and the resolver first: their threads wake the lws context. */
+	resolver_stop(r.resolver);
 	for (int i = 0; i < r.nlinks; i++)
-		link_close(&r.links[i]);
+		if (!r.links[i].retired)
+			link_close(&r.links[i]);
 	if (r.ctx)
 		lws_context_destroy(r.ctx); /* closes clients: CLOSED frees their sessions */
 	ops_stop(&r);

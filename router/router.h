@@ -22,7 +22,9 @@
 struct router_config {
 	const char *listen_host; /* "" = all interfaces */
 	long port;
-	struct conf_list edges;  /* nng URLs */
+	struct conf_list edges;  /* edge URLs, tcp://host:port */
+	const char *edges_dns;   /* host:port resolving to every edge; "" none */
+	long dns_interval_ms;
 	const char *id_header;   /* e.g. "X-Client-Id" */
 	int partitioner;         /* enum partitioner */
 	bool text;               /* send records as text messages */

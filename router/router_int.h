@@ -42,8 +42,9 @@ struct router {
 	struct lws_vhost *vh;
 	struct sessions sessions;
 	struct routes routes;
-	struct link *links;
+	struct link *links; /* [nlinks]; retired slots are reused */
 	int nlinks;
+	struct resolver *resolver; /* --edges-dns, or NULL */
 	lws_sorted_usec_list_t tick;
 	bool retry_waiting;
 	bool complete; /* every partition has an owner */

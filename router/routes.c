@@ -28,6 +28,18 @@ void routes_free(struct routes *r)
 	memset(r, 0, sizeof *r);
 }
 
+int routes_add_edge(struct routes *r)
+{
+	r->e = xrealloc(r->e, (size_t)(r->nedges + 1) * sizeof *r->e);
+	struct routes_edge *e = &r->e[r->nedges];
+	memset(e, 0, sizeof *e);
+	if (r->partition_count) {
+		e->claims = xcalloc(r->partition_count, 1);
+		e->claim_ms = xcalloc(r->partition_count, sizeof *e->claim_ms);
+	}
+	return r->nedges++;
+}
+
 /* Grows every array to n partitions. */
 static void grow(struct routes *r, uint32_t n)
 {

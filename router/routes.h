@@ -47,6 +47,8 @@ struct routes {
 void routes_init(struct routes *r, int nedges, int64_t handover_ms, routes_moved_fn moved,
 		 void *arg);
 void routes_free(struct routes *r);
+/* Adds an edge (discovered later, e.g. by DNS); returns its index. */
+int routes_add_edge(struct routes *r);
 
 /* Replaces edge's claims with parts[0..n) at epoch. An epoch not above the
  * last one seen on this link is stale and ignored (returns -1); a new link
