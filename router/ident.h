@@ -57,6 +57,8 @@ enum ident_mode {
  * (an unknown kid is refused); without "kid", with each key of the token's
  * algorithm in turn until one verifies.
  *
+ * libjwt also refuses a header "typ" other than "JWT" (as a bad signature).
+ *
  * Claims: "exp" is required (a number, seconds since the epoch); the token
  * is refused when now >= exp + leeway. "nbf", when present, must be a number
  * too, and the token is refused while now + leeway < nbf. When cfg.issuer
@@ -74,8 +76,10 @@ enum ident_mode {
  *  2. a Sec-WebSocket-Protocol list entry "kws.token.<token>", for browsers,
  *     which cannot set headers on a WebSocket. The router must NOT echo this
  *     entry back as the selected subprotocol (the token would be in the
- *     response); it selects "kws.v1" when that is also requested, and none
- *     otherwise. A browser client asks for ["kws.v1", "kws.token." + jwt].
+ *     response); it selects "kws.v1" when that is also requested. Browsers
+ *     fail a handshake whose response selects no subprotocol when they
+ *     offered some, so a browser client offers a real one next to the token:
+ *     new WebSocket(url, ["kws.v1", "kws.token." + jwt]).
  *  3. the id header itself, when cfg.token_in_id_header.
  *  4. the query parameter access_token (the value as it is in the URL: a JWT
  *     needs no percent-decoding), only when cfg.token_in_query. Off by
