@@ -22,6 +22,7 @@ int main(int argc, char **argv)
 	static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
 	static const char *const partitioners[] = { "murmur2", "crc32", NULL };
 	static const char *const types[] = { "binary", "text", NULL };
+	static const char *const auths[] = { "none", "header-from-proxies", "jwt", NULL };
 	const struct conf_opt opts[] = {
 		{ "listen", "ROUTER_LISTEN", CONF_STR, &listen, "0.0.0.0:8080",
 		  "Address and port for client WebSockets, [host:]port." },
@@ -59,6 +60,43 @@ int main(int argc, char **argv)
 		{ "drain-timeout-ms", "ROUTER_DRAIN_TIMEOUT_MS", CONF_INT, &cfg.drain_timeout_ms,
 		  "30000", "On SIGTERM, close the sessions (1012) over this long, then exit.", 0, 0,
 		  3600000 },
+		{ "auth", "ROUTER_AUTH", CONF_CHOICE, &cfg.auth_mode, "none",
+		  "How a client's id is trusted: none (the header as sent: local runs only), "
+		  "header-from-proxies (the header only from --trusted-proxies), jwt (a signed token).",
+		  0, 0, 0, auths },
+		{ "trusted-proxies", "ROUTER_TRUSTED_PROXIES", CONF_STR, &cfg.trusted_proxies, "",
+		  "CIDRs of the proxies whose id header is trusted (header-from-proxies)." },
+		{ "jwt-keys", "ROUTER_JWT_KEYS", CONF_LIST, &cfg.jwt_keys, NULL,
+		  "A key file or directory (HMAC secret, or RSA/EC public key PEM; the file name is the kid)." },
+		{ "jwt-claim", "ROUTER_JWT_CLAIM", CONF_STR, &cfg.jwt_claim, "sub",
+		  "The token claim that holds the client id." },
+		{ "jwt-issuer", "ROUTER_JWT_ISSUER", CONF_STR, &cfg.jwt_issuer, "",
+		  "Required iss claim; empty: not checked." },
+		{ "jwt-audience", "ROUTER_JWT_AUDIENCE", CONF_STR, &cfg.jwt_audience, "",
+		  "Required aud claim; empty: tokens with an aud are refused." },
+		{ "jwt-leeway-s", "ROUTER_JWT_LEEWAY_S", CONF_INT, &cfg.jwt_leeway_s, "30",
+		  "Clock skew allowed on exp and nbf.", 0, 0, 86400 },
+		{ "token-in-id-header", "ROUTER_TOKEN_IN_ID_HEADER", CONF_BOOL, &cfg.token_in_id_header,
+		  "false", "Also take the token from the id header." },
+		{ "token-in-query", "ROUTER_TOKEN_IN_QUERY", CONF_BOOL, &cfg.token_in_query, "false",
+		  "Also take the token from ?access_token= (it then appears in proxy logs)." },
+		{ "allowed-origins", "ROUTER_ALLOWED_ORIGINS", CONF_LIST, &cfg.allowed_origins, NULL,
+		  "An Origin browsers may connect from, e.g. https://app.example.com; none given: any." },
+		{ "max-connections", "ROUTER_MAX_CONNECTIONS", CONF_INT, &cfg.max_connections, "18000",
+		  "Client sessions on this router; beyond: 503.", 0, 1, 10000000 },
+		{ "max-sessions-per-id", "ROUTER_MAX_SESSIONS_PER_ID", CONF_INT, &cfg.max_sessions_per_id,
+		  "16", "Sessions of one client id on this router; beyond: 429.", 0, 1, 100000 },
+		{ "handshakes-per-ip", "ROUTER_HANDSHAKES_PER_IP", CONF_INT, &cfg.handshakes_per_ip, "100",
+		  "Handshakes a second from one source address (burst: twice that); beyond: 429.", 0, 1,
+		  1000000 },
+		{ "handshake-timeout-s", "ROUTER_HANDSHAKE_TIMEOUT_S", CONF_INT, &cfg.handshake_timeout_s,
+		  "5", "A connection must complete its handshake within this.", 0, 1, 300 },
+		{ "ping-interval-s", "ROUTER_PING_INTERVAL_S", CONF_INT, &cfg.ping_interval_s, "30",
+		  "Idle clients are pinged this often and closed after two intervals without an answer.",
+		  0, 1, 3600 },
+		{ "max-header-bytes", "ROUTER_MAX_HEADER_BYTES", CONF_INT, &cfg.max_header_bytes, "4096",
+		  "Room for the request line and headers of a handshake; beyond: refused.", 0, 1024,
+		  65536 },
 		{ "log-level", "ROUTER_LOG_LEVEL", CONF_CHOICE, &level, "info", "Log threshold.", 0, 0,
 		  0, levels },
 		{ "log-json", "ROUTER_LOG_JSON", CONF_BOOL, &log_json, "false",
@@ -102,5 +140,7 @@ int main(int argc, char **argv)
 	log_setup("router", (enum log_level)level, log_json);
 	rc = router_run(&cfg);
 	conf_list_free(&cfg.edges);
+	conf_list_free(&cfg.jwt_keys);
+	conf_list_free(&cfg.allowed_origins);
 	return rc;
 }

@@ -2,6 +2,9 @@
 #include "router.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -10,6 +13,8 @@
 
 #include <libwebsockets.h>
 
+#include "cidr.h"
+#include "ident.h"
 #include "resolve.h"
 #include "router_int.h"
 #include "partition.h"
@@ -18,6 +23,8 @@
 
 #define TICK_US (100 * 1000)
 #define WRITES_PER_CALLBACK 64
+
+static void prune_buckets(void);
 
 static volatile sig_atomic_t stop_requested; /* signals received */
 struct router *R; /* the one router of this process (lws callbacks) */
@@ -466,6 +473,10 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 	drain_links();
 	int64_t now = now_mono_ms();
 	routes_tick(&R->routes, now);
+	if (now >= R->next_prune_ms) {
+		R->next_prune_ms = now + 5000;
+		prune_buckets();
+	}
 	if (R->nthrottled && now >= R->next_stall_check_ms) {
 		R->next_stall_check_ms = now + 1000;
 		close_stalled(now);
@@ -486,7 +497,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 /* Refuses an upgrade with an HTTP status and a reason in the body. */
 const char *const reject_reason_names[REJECT_NREASONS] = {
 	"missing_id", "empty_id", "long_id", "bad_id", "bad_path", "not_ready",
-	"bad_position", "draining", "other",
+	"bad_position", "draining", "auth", "origin", "limit", "other",
 };
 
 static int reject(struct lws *wsi, enum reject_reason why, unsigned int status,
@@ -505,24 +516,129 @@ static int reject(struct lws *wsi, enum reject_reason why, unsigned int status,
 	return -1;
 }
 
-/* Reads and checks the client id; returns its length, or -1 after rejecting. */
-static int read_client_id(struct lws *wsi, char *id, size_t cap)
+/* Copies a header into buf (NUL-terminated); NULL if absent or too long. */
+static const char *header(struct lws *wsi, enum lws_token_indexes h, char *buf, int cap)
 {
-	const char *hname = R->cfg->id_header;
+	int n = lws_hdr_total_length(wsi, h);
+	if (n <= 0 || n >= cap || lws_hdr_copy(wsi, buf, cap, h) < 0)
+		return NULL;
+	return buf;
+}
+
+/* Origin allow-list (browsers send Origin; other clients usually do not). */
+static bool origin_allowed(struct lws *wsi)
+{
+	if (!R->cfg->allowed_origins.count)
+		return true;
+	char o[512];
+	if (!header(wsi, WSI_TOKEN_ORIGIN, o, sizeof o))
+		return lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0;
+	for (size_t i = 0; i < R->cfg->allowed_origins.count; i++)
+		if (strcasecmp(o, R->cfg->allowed_origins.items[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Who the client is (ident.c decides, by --auth). Returns the id's length
+ * with the id in id[], or -1 after refusing the handshake. */
+static int identify(struct lws *wsi, char *id, size_t cap)
+{
+	char idh[4096], auth[IDENT_MAX_TOKEN + 32], protos[IDENT_MAX_TOKEN + 256],
+		qtok[IDENT_MAX_TOKEN + 16], why[160];
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof peer;
+	struct ident_input in = { 0 };
 	int n = lws_hdr_custom_length(wsi, R->id_header, R->id_header_len);
-	if (n < 0)
-		return reject(wsi, REJECT_NO_ID, 400, "missing %s header", hname);
-	if (n == 0)
-		return reject(wsi, REJECT_EMPTY_ID, 400, "empty %s header", hname);
-	if (n > R->cfg->max_id_bytes)
-		return reject(wsi, REJECT_LONG_ID, 400, "%s is longer than %ld bytes", hname, R->cfg->max_id_bytes);
-	if ((size_t)n >= cap ||
-	    lws_hdr_custom_copy(wsi, id, (int)cap, R->id_header, R->id_header_len) != n)
-		return reject(wsi, REJECT_BAD_ID, 400, "%s could not be read", hname);
-	for (int i = 0; i < n; i++)
-		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
-			return reject(wsi, REJECT_BAD_ID, 400, "%s contains a control character", hname);
-	return n;
+	if (n >= 0 && n < (int)sizeof idh &&
+	    lws_hdr_custom_copy(wsi, idh, sizeof idh, R->id_header, R->id_header_len) == n) {
+		in.id_header = idh;
+		in.id_len = (size_t)n;
+	} else if (n >= (int)sizeof idh) {
+		return reject(wsi, REJECT_LONG_ID, 400, "%s is too long", R->cfg->id_header);
+	}
+	in.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof auth);
+	in.subprotocols = header(wsi, WSI_TOKEN_PROTOCOL, protos, sizeof protos);
+	in.query_token = lws_get_urlarg_by_name(wsi, "access_token", qtok, sizeof qtok);
+	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &plen) == 0)
+		in.peer = (struct sockaddr *)&peer;
+	size_t len;
+	int rc = ident_check(R->ident, &in, now_wall_ms() / 1000, id, cap, &len, why, sizeof why);
+	if (rc < 0) {
+		enum reject_reason rr = rc == IDENT_ENOID ? REJECT_NO_ID
+				       : rc == IDENT_EBADID ? REJECT_BAD_ID : REJECT_AUTH;
+		if (rc == IDENT_ENOID || rc == IDENT_EBADID)
+			return reject(wsi, rr, 400, "%s", why);
+		return reject(wsi, rr, (unsigned int)ident_http_status(rc), "%s", why);
+	}
+	return (int)len;
+}
+
+/* A token bucket per source address: at most --handshakes-per-ip a second,
+ * bursts of twice that. */
+struct ip_bucket {
+	struct hnode node;
+	uint8_t addr[16];
+	double tokens;
+	int64_t at_ms;
+};
+
+static bool rate_ok(struct lws *wsi)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	uint8_t key[16] = { 0 };
+	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&ss, &sl) != 0)
+		return true;
+	if (ss.ss_family == AF_INET)
+		memcpy(key, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	else if (ss.ss_family == AF_INET6)
+		memcpy(key, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	uint64_t h = hash_bytes(key, sizeof key);
+	struct ip_bucket *b = NULL;
+	for (struct hnode *n = hmap_first(&R->buckets, h); n && !b; n = hmap_next(n)) {
+		struct ip_bucket *x = hmap_entry(n, struct ip_bucket, node);
+		if (memcmp(x->addr, key, sizeof key) == 0)
+			b = x;
+	}
+	int64_t now = now_mono_ms();
+	double rate = (double)R->cfg->handshakes_per_ip, burst = 2 * rate;
+	if (!b) {
+		b = xcalloc(1, sizeof *b);
+		memcpy(b->addr, key, sizeof key);
+		b->tokens = burst;
+		b->at_ms = now;
+		hmap_insert(&R->buckets, &b->node, h);
+	}
+	b->tokens += (double)(now - b->at_ms) * rate / 1000.0;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->at_ms = now;
+	if (b->tokens < 1)
+		return false;
+	b->tokens -= 1;
+	return true;
+}
+
+/* Forgets source addresses whose buckets are full again (every few seconds). */
+static void prune_buckets(void)
+{
+	size_t bk, n = 0, cap = 0;
+	struct ip_bucket **old = NULL;
+	int64_t now = now_mono_ms();
+	for (struct hnode *it = hmap_iter_first(&R->buckets, &bk); it;
+	     it = hmap_iter_next(&R->buckets, it, &bk)) {
+		struct ip_bucket *b = hmap_entry(it, struct ip_bucket, node);
+		if (now - b->at_ms > 10000) {
+			if (n == cap)
+				old = xrealloc(old, (cap = cap ? cap * 2 : 64) * sizeof *old);
+			old[n++] = b;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		hmap_remove(&R->buckets, &old[i]->node);
+		free(old[i]);
+	}
+	free(old);
 }
 
 /* Parses "<partition>:<offset>"; 0 or -1. */
@@ -575,8 +691,18 @@ static int check_handshake(struct lws *wsi)
 		*q = '\0';
 	if (strcmp(uri, "/ws") != 0)
 		return reject(wsi, REJECT_BAD_PATH, 404, "no WebSocket endpoint at %.200s; use /ws", uri);
-	if (read_client_id(wsi, id, sizeof id) < 0)
+	if (!rate_ok(wsi))
+		return reject(wsi, REJECT_LIMIT, 429, "too many handshakes from this address; slow down");
+	if (!origin_allowed(wsi))
+		return reject(wsi, REJECT_ORIGIN, 403, "this Origin is not allowed");
+	if (R->sessions.count >= (size_t)R->cfg->max_connections)
+		return reject(wsi, REJECT_LIMIT, 503, "this router is full; connect to another one");
+	int n = identify(wsi, id, sizeof id);
+	if (n < 0)
 		return -1;
+	if (sessions_for_client(&R->sessions, id, (size_t)n, NULL, NULL) >=
+	    (size_t)R->cfg->max_sessions_per_id)
+		return reject(wsi, REJECT_LIMIT, 429, "too many sessions for this client id");
 	uint32_t pp;
 	int64_t po;
 	if (read_position(wsi, &pp, &po) < 0)
@@ -584,15 +710,20 @@ static int check_handshake(struct lws *wsi)
 	if (!R->routes.partition_count)
 		return reject(wsi, REJECT_NOT_READY, 503,
 			      "no edge has reported the partitions yet; retry shortly");
+	/* Keep the verified id for ESTABLISHED (freed there, or at WSI_DESTROY). */
+	lws_set_opaque_user_data(wsi, xstrndup(id, (size_t)n));
 	return 0;
 }
 
 static int client_established(struct lws *wsi, struct conn *c)
 {
-	char id[4096];
-	int n = lws_hdr_custom_copy(wsi, id, sizeof id, R->id_header, R->id_header_len);
-	if (n <= 0 || !R->routes.partition_count)
+	char *id = lws_get_opaque_user_data(wsi);
+	lws_set_opaque_user_data(wsi, NULL);
+	if (!id || !R->routes.partition_count) {
+		free(id);
 		return -1; /* checked in the handshake; cannot happen */
+	}
+	int n = (int)strlen(id);
 	int32_t p = partition_for_key(R->cfg->partitioner, id, (size_t)n,
 				      (int32_t)R->routes.partition_count);
 	c->s = sessions_create(&R->sessions, id, (size_t)n, (uint32_t)p, wsi);
@@ -611,6 +742,7 @@ static int client_established(struct lws *wsi, struct conn *c)
 	}
 	log_debug("session %llu for %s in partition %d",
 		  (unsigned long long)c->s->sid, c->s->id, p);
+	free(id);
 	try_pin(c->s);
 	return 0;
 }
@@ -730,6 +862,11 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	case LWS_CALLBACK_CLOSED:
 		client_closed(c);
 		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* A handshake that passed the filter but never got established. */
+		free(lws_get_opaque_user_data(wsi));
+		lws_set_opaque_user_data(wsi, NULL);
+		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (R) {
 			drain_links();
@@ -769,6 +906,47 @@ static void lws_log(int level, const char *line)
 		"lws: %.*s", (int)n, line);
 }
 
+/* Builds the identity checker from the settings (README, "Trust"). */
+static int setup_ident(struct router *r)
+{
+	const struct router_config *cfg = r->cfg;
+	struct ident_config ic = {
+		.mode = (enum ident_mode)cfg->auth_mode,
+		.id_header = cfg->id_header,
+		.max_id_bytes = cfg->max_id_bytes,
+		.key_files = cfg->jwt_keys,
+		.claim = cfg->jwt_claim,
+		.leeway_s = cfg->jwt_leeway_s,
+		.issuer = cfg->jwt_issuer,
+		.audience = cfg->jwt_audience,
+		.token_in_id_header = cfg->token_in_id_header,
+		.token_in_query = cfg->token_in_query,
+	};
+	char err[300];
+	if (*cfg->trusted_proxies &&
+	    cidr_parse(cfg->trusted_proxies, &ic.proxies, err, sizeof err) < 0) {
+		log_error("--trusted-proxies (ROUTER_TRUSTED_PROXIES): %s", err);
+		return -1;
+	}
+	r->ident = ident_new(&ic, err, sizeof err);
+	cidr_free(&ic.proxies);
+	if (!r->ident) {
+		log_error("identity (--auth %s): %s", ident_mode_name(ic.mode), err);
+		return -1;
+	}
+	if (ic.mode == IDENT_NONE)
+		log_warn("*** --auth none: the %s header is trusted as sent, so any client can "
+			 "read any other client's messages. For local runs only. ***",
+			 cfg->id_header);
+	else if (ic.mode == IDENT_JWT)
+		log_info("identity: JWT, %zu keys, id from claim %s", ident_key_count(r->ident),
+			 cfg->jwt_claim);
+	else
+		log_info("identity: the %s header from %s only", cfg->id_header,
+			 cfg->trusted_proxies);
+	return 0;
+}
+
 int router_run(const struct router_config *cfg)
 {
 	struct router r = { .cfg = cfg };
@@ -789,8 +967,17 @@ int router_run(const struct router_config *cfg)
 	lws_set_log_level(LLL_ERR | LLL_WARN | (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0),
 			  lws_log);
 
+	if (setup_ident(&r) < 0)
+		goto out;
+	lws_retry_bo_t retry = {
+		.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s,
+		.secs_since_valid_hangup = (uint16_t)(2 * cfg->ping_interval_s),
+	};
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
+	info.timeout_secs = (unsigned int)cfg->handshake_timeout_s;
+	info.max_http_header_data = (unsigned short)cfg->max_header_bytes;
+	info.retry_and_idle_policy = &retry;
 	info.port = (int)cfg->port;
 	info.iface = *cfg->listen_host ? cfg->listen_host : NULL;
 	info.protocols = protocols;
@@ -850,6 +1037,16 @@ out:
 	ops_stop(&r);
 	free(r.links);
 	routes_free(&r.routes);
+	ident_free(r.ident);
+	{
+		size_t bk;
+		struct hnode *it;
+		while (r.buckets.buckets && (it = hmap_iter_first(&r.buckets, &bk))) {
+			hmap_remove(&r.buckets, it);
+			free(hmap_entry(it, struct ip_bucket, node));
+		}
+		hmap_free(&r.buckets);
+	}
 	sessions_free(&r.sessions);
 	R = NULL;
 	return rc;

@@ -37,6 +37,21 @@ struct router_config {
 	const char *admin_listen; /* host:port of the admin endpoint; "" disables it */
 	const char *admin_token;  /* bearer token for mutating admin calls */
 	long drain_timeout_ms;    /* SIGTERM: close sessions over this long, then exit */
+	/* identity (README, "Trust") */
+	int auth_mode;            /* enum ident_mode */
+	const char *trusted_proxies; /* CIDRs for header-from-proxies */
+	struct conf_list jwt_keys;
+	const char *jwt_claim, *jwt_issuer, *jwt_audience;
+	long jwt_leeway_s;
+	bool token_in_id_header, token_in_query;
+	struct conf_list allowed_origins; /* empty: any Origin */
+	/* limits */
+	long max_connections;     /* sessions on this router */
+	long max_sessions_per_id;
+	long handshakes_per_ip;   /* per second, per source address */
+	long handshake_timeout_s;
+	long ping_interval_s;     /* idle clients are pinged; no pong: closed */
+	long max_header_bytes;
 };
 
 /* Runs the router until SIGINT/SIGTERM. Returns the process exit code. */

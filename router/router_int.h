@@ -21,7 +21,8 @@
 /* Why a handshake was refused (metrics label). */
 enum reject_reason {
 	REJECT_NO_ID, REJECT_EMPTY_ID, REJECT_LONG_ID, REJECT_BAD_ID, REJECT_BAD_PATH,
-	REJECT_NOT_READY, REJECT_BAD_POSITION, REJECT_DRAINING, REJECT_OTHER, REJECT_NREASONS
+	REJECT_NOT_READY, REJECT_BAD_POSITION, REJECT_DRAINING, REJECT_AUTH, REJECT_ORIGIN,
+	REJECT_LIMIT, REJECT_OTHER, REJECT_NREASONS
 };
 extern const char *const reject_reason_names[REJECT_NREASONS];
 
@@ -45,6 +46,9 @@ struct router {
 	struct link *links; /* [nlinks]; retired slots are reused */
 	int nlinks;
 	struct resolver *resolver; /* --edges-dns, or NULL */
+	struct ident *ident;       /* who clients are (--auth) */
+	struct hmap buckets;       /* handshake rate per source address */
+	int64_t next_prune_ms;
 	lws_sorted_usec_list_t tick;
 	bool retry_waiting;
 	bool complete; /* every partition has an owner */

@@ -171,9 +171,14 @@ class Env:
     def start_edge(self, name, topic="deliveries", group="kws-edge", extra=(), port=None):
         port = port or free_port()
         args = [EDGE, "--bootstrap", self.kafka.bootstrap, "--topic", topic, "--group", group,
-                "--listen", f"tcp://127.0.0.1:{port}", "--edge-id", name] + FAST_GROUP + list(extra)
-        p = self.spawn(name, args)
+                "--listen", f"tcp://127.0.0.1:{port}", "--edge-id", name] + FAST_GROUP
+        admin = None
+        if "--admin-listen" not in extra:
+            admin = free_port()
+            args += ["--admin-listen", f"127.0.0.1:{admin}"]
+        p = self.spawn(name, args + list(extra))
         p.url = f"tcp://127.0.0.1:{port}"
+        p.admin_port = admin
         p.wait_for(r"listening on", 30)
         return p
 
@@ -182,8 +187,13 @@ class Env:
         args = [ROUTER, "--listen", f"127.0.0.1:{port}", "--router-id", name]
         for e in edges:
             args += ["--edges", e.url]
+        admin = None
+        if "--admin-listen" not in extra:
+            admin = free_port()
+            args += ["--admin-listen", f"127.0.0.1:{admin}"]
         p = self.spawn(name, args + list(extra))
         p.port = port
+        p.admin_port = admin
         p.ws_url = f"ws://127.0.0.1:{port}/ws"
         return p
 
