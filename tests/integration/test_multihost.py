@@ -13,11 +13,12 @@ edges found through one DNS name that resolves to all of them.
 The name: `ip netns exec` bind-mounts /etc/netns/<ns>/hosts over /etc/hosts,
 and glibc's getaddrinfo returns every matching line, so edges.kws.test lists
 the edges written in /etc/netns/kwsmh-router/hosts. That bind mount pins the
-file's inode: a file renamed over it later is never seen by the running
-router. So each change is written to a temp file and renamed (the next
-`ip netns exec` sees it), and the new file is bind-mounted over /etc/hosts in
-the router's own mount namespace (nsenter): path lookups see the old or the
-new list, never a half-written one. Those mounts die with the router.
+file's inode, so a file renamed over it is never seen by the running router
+(and renaming over a file that is a mount point detaches the mounts on it).
+So each change goes to a new file, hosts.<n>, which is bind-mounted over
+/etc/hosts in the router's own mount namespace (nsenter): path lookups see
+the old list or the new one, never a half-written file. No file is replaced
+or removed while the router runs; its mounts die with it.
 
 While 100 kws.v1 clients receive a continuous tagged stream, edge 3 is added
 (started, then its line added) and edge 2 removed (SIGTERM, line dropped).
@@ -108,6 +109,7 @@ class Net:
     def __init__(self):
         self.created_etc_netns = False
         self.router_pid = None
+        self.version = 0
 
     @staticmethod
     def preflight():
@@ -199,22 +201,23 @@ class Net:
         text = "127.0.0.1 localhost\n" + "".join(
             f"{NODES[e][1]} {NAME}\n" for e in sorted(edges))
         path = os.path.join(self.etc("router"), "hosts")
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
         pid = self.router_pid
-        if pid is not None:
-            # The router must be in its own mount namespace (ip netns exec
-            # made one) and in kwsmh-router: never mount over this system's
-            # /etc/hosts. The mount comes before the rename: mount(2) refuses
-            # (ENOENT) to mount on a file already renamed over (unlinked).
-            own_mnt = os.stat("/proc/self/ns/mnt").st_ino
-            assert os.stat(f"/proc/{pid}/ns/mnt").st_ino != own_mnt, "router shares our mounts"
-            assert os.stat(f"/proc/{pid}/ns/net").st_ino == \
-                os.stat(f"/run/netns/{NODES['router'][0]}").st_ino, "router not in its netns"
-            sh("nsenter", "-t", str(pid), "-m", "mount", "--bind", path + ".tmp", "/etc/hosts")
-        os.replace(path + ".tmp", path)
-        if pid is None:
+        if pid is None:                 # before the router: ip netns exec mounts it
+            with open(path + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(path + ".tmp", path)
             return
+        self.version += 1
+        path = f"{path}.{self.version}"
+        with open(path, "w") as f:
+            f.write(text)
+        # The router must be in its own mount namespace (ip netns exec made
+        # one) and in kwsmh-router: never mount over this system's /etc/hosts.
+        own_mnt = os.stat("/proc/self/ns/mnt").st_ino
+        assert os.stat(f"/proc/{pid}/ns/mnt").st_ino != own_mnt, "router shares our mounts"
+        assert os.stat(f"/proc/{pid}/ns/net").st_ino == \
+            os.stat(f"/run/netns/{NODES['router'][0]}").st_ino, "router not in its netns"
+        sh("nsenter", "-t", str(pid), "-m", "mount", "--bind", path, "/etc/hosts")
         with open(f"/proc/{pid}/root/etc/hosts") as f:
             seen = f.read()
         assert seen == text, f"the router sees {seen!r}, not {text!r}"
@@ -381,7 +384,7 @@ async def run(env, net):
                                    r"edge tcp://10\.77\.0\.23:7100 added \(found in DNS\)", 20)
         await h.wait_until(lambda: e3.url in sysm.owners().values(), 40,
                            "edge 3 to own partitions")
-        await asyncio.sleep(2)
+        await asyncio.sleep(5)
 
         h.log("listening sockets with three edges, the router and Kafka up:")
         bad = await loop.run_in_executor(None, check_listeners, sysm)
