@@ -242,7 +242,7 @@ class NsKafka:
 
     kind = "real"
 
-    def __init__(self, workdir):
+    def __init__(self):
         import kafkafix
         ns, addr = NODES["kafka"]
         self._cm = kafkafix.cluster_or_skip(brokers=1, host=addr, wrapper=ns_exec(ns))
@@ -267,7 +267,9 @@ class System:
         self.env.procs.append(p)
         return p
 
-    def start_edge(self, name):
+    def start_edge(self, name, wait=True):
+        """Spawns edge `name` (from this thread: its PR_SET_PDEATHSIG is tied
+        to the spawning thread) and, if wait, waits until it listens."""
         addr = NODES[name][1]
         url = f"tcp://{addr}:{EDGE_PORT}"
         p = self.spawn(name, name, [
@@ -275,7 +277,8 @@ class System:
             "--group", "kws-edge", "--listen", url, "--admin-listen", f"{addr}:9091",
             "--edge-id", name] + h.FAST_GROUP)
         p.url = url
-        p.wait_for(r"listening on", 30)
+        if wait:
+            p.wait_for(r"listening on", 30)
         self.edges[name] = p
         return p
 
@@ -314,13 +317,16 @@ def listeners(ns):
     return out
 
 
-def check_listeners(sysm):
+def check_listeners():
     """Prints every listening socket of every namespace; returns the bad
-    ones (not on the namespace's own address)."""
+    ones (not on the namespace's own address) and {namespace: {"ip:port"}}
+    of the TCP ones."""
     bad = []
+    tcp = {}
     h.log(f"  {'namespace':<14} {'proto':<5} {'address':<24} process")
-    for role, (ns, addr) in NODES.items():
+    for ns, addr in NODES.values():
         socks = listeners(ns)
+        tcp[ns] = {f"{a}:{p}" for proto, a, p, _ in socks if proto == "tcp"}
         if not socks:
             h.log(f"  {ns:<14} (nothing listening)")
         for proto, a, port, proc in socks:
@@ -329,7 +335,7 @@ def check_listeners(sysm):
                   + ("" if ok else "   <-- not on " + addr))
             if not ok:
                 bad.append((ns, proto, a, port, proc))
-    return bad
+    return bad, tcp
 
 
 def expected_listeners(sysm, kafka):
@@ -346,7 +352,7 @@ def expected_listeners(sysm, kafka):
 
 async def run(env, net):
     t0 = time.monotonic()
-    env.kafka = NsKafka(env.dir)
+    env.kafka = NsKafka()
     kafka = env.kafka
     kafka.cluster.create_topic("deliveries", partitions=PARTITIONS)
     h.log(f"kafka: {kafka.version} in {NODES['kafka'][0]} at {kafka.bootstrap} "
@@ -377,7 +383,8 @@ async def run(env, net):
     try:
         await asyncio.sleep(4)
         # Edge 3 joins: started, then found in DNS.
-        e3 = sysm.start_edge("edge-3")
+        e3 = sysm.start_edge("edge-3", wait=False)
+        await loop.run_in_executor(None, e3.wait_for, r"listening on", 30)
         net.write_hosts(["edge-1", "edge-2", "edge-3"])
         t_add = time.monotonic() - t_stream
         await loop.run_in_executor(None, router.wait_for,
@@ -387,10 +394,7 @@ async def run(env, net):
         await asyncio.sleep(5)
 
         h.log("listening sockets with three edges, the router and Kafka up:")
-        bad = await loop.run_in_executor(None, check_listeners, sysm)
-        socks = {}
-        for role, (ns, _) in NODES.items():
-            socks[ns] = {f"{a}:{p}" for proto, a, p, _ in listeners(ns) if proto == "tcp"}
+        bad, socks = await loop.run_in_executor(None, check_listeners)
         missing = [(ns, ap) for ns, ap in expected_listeners(sysm, kafka)
                    if ap not in socks.get(ns, set())]
 

@@ -55,16 +55,18 @@ class Edges:
         self.procs[name] = e
         return e
 
-    def restart(self, name):
-        """SIGTERM, then the same command line again at once."""
+    async def restart(self, name):
+        """SIGTERM, then the same command line again at once (the waits run
+        off the event loop, so the clients keep reading)."""
+        loop = asyncio.get_running_loop()
         old = self.procs[name]
         t0 = time.monotonic()
-        rc = old.stop(signal.SIGTERM)
+        rc = await loop.run_in_executor(None, old.stop, signal.SIGTERM)
         self.restarts += 1
         p = self.env.spawn(f"{name}-restart{self.restarts}", list(old.args))
         p.url = old.url
-        p.wait_for(r"listening on", 30)
         self.procs[name] = p
+        await loop.run_in_executor(None, p.wait_for, r"listening on", 30)
         return rc, time.monotonic() - t0
 
 
@@ -183,7 +185,7 @@ async def run(env):
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             await asyncio.sleep(1.5)
-            rc, took = edges.restart(name)
+            rc, took = await edges.restart(name)
             out, _ = await loop.run_in_executor(None, prod.communicate)
         finally:
             if prod.poll() is None:

@@ -12,7 +12,8 @@
 
 On enter, KafkaCluster either uses the cluster named by $KAFKA_BOOTSTRAP
 (no process started) or provisions Apache Kafka jars (provision.sh, cached)
-and starts 1 or 3 KRaft combined-mode (broker+controller) JVMs on 127.0.0.1.
+and starts 1 or 3 KRaft combined-mode (broker+controller) JVMs on 127.0.0.1
+(or on `host=`, e.g. in a network namespace entered by `wrapper=`).
 On exit, the JVMs are stopped (SIGTERM, then SIGKILL) and the temp dir removed;
 if the with-block raised, the tail of each broker log goes to stderr first.
 
@@ -285,16 +286,24 @@ class KafkaCluster:
     log_dir:     if given, each node's log is copied there on exit
                  (kafka-node-<id>.log), e.g. meson's build dir for post-mortems.
     extra_props: dict of server.properties overrides for every node.
+    host:        the address every node's listeners bind and advertise
+                 (default 127.0.0.1), e.g. an address of a network namespace.
+    wrapper:     argv prefix for the broker JVMs (storage format and tools
+                 run unwrapped), e.g. ["ip", "netns", "exec", "kws-kafka"]
+                 to run them in a network namespace that owns `host`; it
+                 must exec the JVM so that signals reach it. Default: none.
     """
 
     def __init__(self, brokers=1, log_dir=None, extra_props=None,
-                 start_timeout=120):
+                 start_timeout=120, host="127.0.0.1", wrapper=None):
         if brokers < 1:
             raise ValueError("brokers must be >= 1")
         self.n = brokers
         self.log_dir = log_dir
         self.extra_props = dict(extra_props or {})
         self.start_timeout = start_timeout
+        self.host = host
+        self.wrapper = list(wrapper or [])
         self.bootstrap = None
         self.version = None
         self.lib = None
@@ -343,7 +352,7 @@ class KafkaCluster:
         ports = _free_ports(2 * self.n)
         for i in range(1, self.n + 1):
             self.ports[i] = (ports[2 * i - 2], ports[2 * i - 1])
-        self.bootstrap = ",".join("127.0.0.1:%d" % self.ports[i][0]
+        self.bootstrap = ",".join("%s:%d" % (self.host, self.ports[i][0])
                                   for i in sorted(self.ports))
         self._write_log4j()
         t0 = time.monotonic()
@@ -436,16 +445,16 @@ class KafkaCluster:
     def _write_props(self, i):
         n = self.n
         rf = min(3, n)
-        voters = ",".join("%d@127.0.0.1:%d" % (j, self.ports[j][1])
+        voters = ",".join("%d@%s:%d" % (j, self.host, self.ports[j][1])
                           for j in sorted(self.ports))
         bp, cp = self.ports[i]
         props = {
             "process.roles": "broker,controller",
             "node.id": i,
             "controller.quorum.voters": voters,
-            "listeners": "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d"
-                         % (bp, cp),
-            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % bp,
+            "listeners": "PLAINTEXT://%s:%d,CONTROLLER://%s:%d"
+                         % (self.host, bp, self.host, cp),
+            "advertised.listeners": "PLAINTEXT://%s:%d" % (self.host, bp),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map":
@@ -512,7 +521,7 @@ class KafkaCluster:
         self._logs = getattr(self, "_logs", {})
         self._logs[i] = logf
         self.procs[i] = subprocess.Popen(
-            self.java_cmd(MAIN_BROKER, [props], broker=True),
+            self.wrapper + self.java_cmd(MAIN_BROKER, [props], broker=True),
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
             cwd=self.node_dir(i), preexec_fn=_die_with_parent)
 
@@ -574,7 +583,7 @@ class KafkaCluster:
     def _live_bootstrap(self):
         if self.external:
             return self.bootstrap
-        return ",".join("127.0.0.1:%d" % self.ports[i][0]
+        return ",".join("%s:%d" % (self.host, self.ports[i][0])
                         for i in sorted(self.procs)
                         if self.procs[i].poll() is None) or self.bootstrap
 
