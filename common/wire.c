@@ -259,6 +259,32 @@ static int get_bytes(const msgpack_object *o, uint32_t max, struct wire_bytes *b
 	return b->len > max ? -WIRE_ELIMIT : 0;
 }
 
+/* A byte string (bin, or str) of exactly n bytes, or also of 0 bytes if
+ * may_be_empty; any other length is malformed (these are fixed-size
+ * authentication fields, not sizes a peer chooses). */
+static int get_fixed(const msgpack_object *o, uint32_t n, bool may_be_empty,
+		     struct wire_bytes *b)
+{
+	int err = get_bytes(o, UINT32_MAX, b);
+
+	if (!err && b->len != n && (b->len != 0 || !may_be_empty))
+		err = -WIRE_EMALFORMED;
+	return err;
+}
+
+/* An optional appended authentication field: f[i] if i < nfields (0 or n
+ * bytes), else absent (length 0). */
+static int get_opt_fixed(const msgpack_object *f, uint32_t nfields, uint32_t i, uint32_t n,
+			 struct wire_bytes *b)
+{
+	if (i >= nfields) {
+		b->ptr = NULL;
+		b->len = 0;
+		return 0;
+	}
+	return get_fixed(&f[i], n, true, b);
+}
+
 /* A record or client key: 1..WIRE_MAX_KEY_BYTES bytes. */
 static int get_key(const msgpack_object *o, struct wire_bytes *b)
 {
@@ -358,20 +384,27 @@ static uint32_t fields_needed(uint32_t type)
 		[WIRE_HELLO] = 1,    [WIRE_EDGE_HELLO] = 6, [WIRE_ASSIGN] = 3,
 		[WIRE_SUB] = 4,      [WIRE_UNSUB] = 1,      [WIRE_SUB_ACK] = 4,
 		[WIRE_DELIVER] = 1,  [WIRE_UP] = 5,         [WIRE_UP_ERR] = 3,
-		[WIRE_FLOW] = 2,     [WIRE_RESYNC] = 1,
+		[WIRE_FLOW] = 2,     [WIRE_RESYNC] = 1,     [WIRE_CHALLENGE] = 1,
 	};
 
 	return type < sizeof(need) / sizeof(need[0]) ? need[type] : 0;
 }
 
-/* Reads the fields f[0..) of a message of known type m->type. */
-static int decode_body(struct wire_msg *m, const msgpack_object *f)
+/* Reads the fields f[0..nfields) of a message of known type m->type
+ * (nfields >= fields_needed(m->type); optional appended fields are read when
+ * present). */
+static int decode_body(struct wire_msg *m, const msgpack_object *f, uint32_t nfields)
 {
 	int err = 0;
 
 	switch (m->type) {
 	case WIRE_HELLO:
 		err = get_bytes(&f[0], WIRE_MAX_NAME_BYTES, &m->u.hello.router_id);
+		if (!err)
+			err = get_opt_fixed(f, nfields, 1, WIRE_NONCE_BYTES,
+					    &m->u.hello.router_nonce);
+		if (!err)
+			err = get_opt_fixed(f, nfields, 2, WIRE_AUTH_BYTES, &m->u.hello.auth);
 		break;
 	case WIRE_EDGE_HELLO:
 		err = get_bytes(&f[0], WIRE_MAX_NAME_BYTES, &m->u.edge_hello.edge_id);
@@ -381,6 +414,8 @@ static int decode_body(struct wire_msg *m, const msgpack_object *f)
 			err = get_assignment(m, &f[2], &m->u.edge_hello.assign);
 		if (!err)
 			err = get_u64(&f[5], &m->u.edge_hello.hello_seq);
+		if (!err)
+			err = get_opt_fixed(f, nfields, 6, WIRE_AUTH_BYTES, &m->u.edge_hello.auth);
 		break;
 	case WIRE_ASSIGN:
 		err = get_assignment(m, &f[0], &m->u.assign);
@@ -434,6 +469,9 @@ static int decode_body(struct wire_msg *m, const msgpack_object *f)
 		break;
 	case WIRE_RESYNC:
 		err = get_bytes(&f[0], WIRE_MAX_NAME_BYTES, &m->u.resync.reason);
+		break;
+	case WIRE_CHALLENGE:
+		err = get_fixed(&f[0], WIRE_NONCE_BYTES, false, &m->u.challenge.nonce);
 		break;
 	default:
 		err = -WIRE_EUNKNOWN;
@@ -499,7 +537,7 @@ int wire_decode(struct wire_msg *m, const void *buf, size_t len)
 		err = -WIRE_EMALFORMED;
 		goto out;
 	}
-	err = decode_body(m, f + ENVELOPE_FIELDS);
+	err = decode_body(m, f + ENVELOPE_FIELDS, nfields);
 
 out:
 	if (err) {
@@ -624,19 +662,29 @@ static void enc_assignment(msgpack_packer *pk, const struct wire_assignment *a)
 
 void wire_enc_hello(struct wire_buf *b, uint64_t seq, const struct wire_hello *h)
 {
-	msgpack_packer *pk = enc_start(b, WIRE_HELLO, seq, 1);
+	/* The authentication fields only when there are any, so that an
+	 * unauthenticated HELLO stays the HELLO of before, byte for byte. */
+	bool auth = h->router_nonce.len || h->auth.len;
+	msgpack_packer *pk = enc_start(b, WIRE_HELLO, seq, auth ? 3 : 1);
 
 	enc_bytes(pk, &h->router_id);
+	if (auth) {
+		enc_bytes(pk, &h->router_nonce);
+		enc_bytes(pk, &h->auth);
+	}
 }
 
 void wire_enc_edge_hello(struct wire_buf *b, uint64_t seq, const struct wire_edge_hello *h)
 {
-	msgpack_packer *pk = enc_start(b, WIRE_EDGE_HELLO, seq, 6);
+	bool auth = h->auth.len != 0;
+	msgpack_packer *pk = enc_start(b, WIRE_EDGE_HELLO, seq, auth ? 7 : 6);
 
 	enc_bytes(pk, &h->edge_id);
 	enc_bool(pk, h->upstream);
 	enc_assignment(pk, &h->assign);
 	msgpack_pack_uint64(pk, h->hello_seq);
+	if (auth)
+		enc_bytes(pk, &h->auth);
 }
 
 void wire_enc_assign(struct wire_buf *b, uint64_t seq, const struct wire_assignment *a)
@@ -706,6 +754,13 @@ void wire_enc_resync(struct wire_buf *b, uint64_t seq, const struct wire_resync 
 	msgpack_packer *pk = enc_start(b, WIRE_RESYNC, seq, 1);
 
 	enc_bytes(pk, &r->reason);
+}
+
+void wire_enc_challenge(struct wire_buf *b, uint64_t seq, const struct wire_challenge *c)
+{
+	msgpack_packer *pk = enc_start(b, WIRE_CHALLENGE, seq, 1);
+
+	enc_bytes(pk, &c->nonce);
 }
 
 /*

@@ -22,6 +22,11 @@
 #define WIRE_MAX_PARTITIONS 100000u            /* partition count and ids */
 #define WIRE_MAX_DEPTH 4                       /* msgpack nesting */
 
+/* Link authentication fields (PROTOCOL.md, "Authentication"): exact sizes.
+ * common/linkauth.h computes and checks them (LINKAUTH_NONCE, LINKAUTH_MAC). */
+#define WIRE_NONCE_BYTES 16u /* CHALLENGE nonce, HELLO router_nonce */
+#define WIRE_AUTH_BYTES 32u  /* HELLO and EDGE_HELLO auth (HMAC-SHA256) */
+
 enum wire_type {
 	WIRE_HELLO = 1,      /* router -> edge: start (or restart) the link */
 	WIRE_EDGE_HELLO = 2, /* edge -> router: reply, with the assignment */
@@ -34,6 +39,8 @@ enum wire_type {
 	WIRE_UP_ERR = 9,     /* edge -> router: an upstream frame failed */
 	WIRE_FLOW = 10,      /* router -> edge: pause/resume one session */
 	WIRE_RESYNC = 11,    /* edge -> router: send HELLO again */
+	WIRE_CHALLENGE = 12, /* edge -> router: first message, the edge's nonce
+			      * (seq 0, outside the numbering) */
 };
 
 /* Errors returned (negated) by wire_decode. */
@@ -75,8 +82,16 @@ struct wire_bytes {
 	uint32_t len;
 };
 
+/* HELLO. router_nonce and auth are optional appended fields (PROTOCOL.md,
+ * "Authentication"): decoded as length 0 when absent; when present,
+ * router_nonce is exactly WIRE_NONCE_BYTES and auth exactly WIRE_AUTH_BYTES
+ * (any other length is malformed, except 0). The encoder appends them only if
+ * either has a length (then both, an absent one as an empty bin), so a HELLO
+ * without them is byte for byte the version-1 HELLO of before. */
 struct wire_hello {
 	struct wire_bytes router_id;
+	struct wire_bytes router_nonce; /* 0 or WIRE_NONCE_BYTES */
+	struct wire_bytes auth;         /* 0 or WIRE_AUTH_BYTES: the router's proof */
 };
 
 /* The assignment an edge holds. partitions[] has count entries. In a decoded
@@ -94,6 +109,9 @@ struct wire_edge_hello {
 	struct wire_assignment assign;
 	uint64_t hello_seq; /* seq of the HELLO this answers (PROTOCOL.md,
 			     * "Numbering"); required on the wire */
+	struct wire_bytes auth; /* optional appended field: 0 (absent) or
+				 * WIRE_AUTH_BYTES, the edge's proof; appended
+				 * by the encoder only when its length is not 0 */
 };
 
 struct wire_sub {
@@ -148,6 +166,12 @@ struct wire_resync {
 	struct wire_bytes reason;
 };
 
+/* CHALLENGE: the edge's per-connection nonce, exactly WIRE_NONCE_BYTES (any
+ * other length is malformed). */
+struct wire_challenge {
+	struct wire_bytes nonce;
+};
+
 /* A decoded message. Its byte strings point into the input buffer, which must
  * outlive it; its arrays live in storage freed by wire_msg_free(). */
 struct wire_msg {
@@ -164,6 +188,7 @@ struct wire_msg {
 		struct wire_up_err up_err;
 		struct wire_flow flow;
 		struct wire_resync resync;
+		struct wire_challenge challenge;
 		struct {
 			uint32_t count; /* records; read with wire_deliver_get() */
 		} deliver;
@@ -223,6 +248,9 @@ void wire_enc_up(struct wire_buf *b, uint64_t seq, const struct wire_up *u);
 void wire_enc_up_err(struct wire_buf *b, uint64_t seq, const struct wire_up_err *e);
 void wire_enc_flow(struct wire_buf *b, uint64_t seq, const struct wire_flow *f);
 void wire_enc_resync(struct wire_buf *b, uint64_t seq, const struct wire_resync *r);
+/* CHALLENGE is sent with seq 0 (PROTOCOL.md, "Authentication"); the encoder
+ * writes whatever seq it is given. */
+void wire_enc_challenge(struct wire_buf *b, uint64_t seq, const struct wire_challenge *c);
 
 /* A DELIVER batch is built record by record, because its count and its
  * sequence number are known only when it is sent: begin() writes the envelope

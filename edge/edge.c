@@ -49,6 +49,8 @@ static void wake_loop(void *arg)
 		return; /* the counter is full: a wake-up is pending anyway */
 }
 
+static void send_raw(struct edge *e, struct router_link *l, const void *buf, size_t len);
+
 static void link_new(struct edge *e, nng_stream *s)
 {
 	struct router_link *l = xcalloc(1, sizeof *l);
@@ -58,6 +60,13 @@ static void link_new(struct edge *e, nng_stream *s)
 	e->links = xrealloc(e->links, (e->nlinks + 1) * sizeof *e->links);
 	e->links[e->nlinks++] = l;
 	log_info("router connected from %s (link %u)", chan_peer(l->ch), l->id);
+	/* The first message, outside the numbering: our nonce for this
+	 * connection, which the router's proof must cover (PROTOCOL.md). */
+	linkauth_nonce(l->nonce);
+	struct wire_challenge c = { .nonce = { (const char *)l->nonce, LINKAUTH_NONCE } };
+	wire_buf_reset(&e->out);
+	wire_enc_challenge(&e->out, 0, &c);
+	send_raw(e, l, e->out.data, e->out.len);
 }
 
 static void link_destroy(struct edge *e, size_t i)
@@ -116,6 +125,12 @@ static void send_edge_hello(struct edge *e, struct router_link *l)
 		.assign = { .epoch = e->epoch, .partition_count = e->partition_count,
 			    .count = owned_list(e, owned), .partitions = owned },
 	};
+	uint8_t proof[LINKAUTH_MAC];
+	if (linkauth_enabled(&e->secret)) {
+		linkauth_edge_proof(&e->secret, l->router_nonce, l->nonce, e->edge_id,
+				    strlen(e->edge_id), l->hello_seq, proof);
+		h.auth = (struct wire_bytes){ (const char *)proof, LINKAUTH_MAC };
+	}
 	l->tx_seq = 1;
 	wire_buf_reset(&e->out);
 	wire_enc_edge_hello(&e->out, l->tx_seq, &h);
@@ -563,6 +578,19 @@ static void on_up(struct edge *e, struct router_link *l, const struct wire_up *u
 	}
 }
 
+/* With a secret, a HELLO must carry the router's proof over our nonce. */
+static bool router_authentic(struct edge *e, struct router_link *l, const struct wire_hello *h)
+{
+	if (!linkauth_enabled(&e->secret))
+		return true;
+	if (h->router_nonce.len != LINKAUTH_NONCE)
+		return false;
+	uint8_t want[LINKAUTH_MAC];
+	linkauth_router_proof(&e->secret, l->nonce, (const uint8_t *)h->router_nonce.ptr,
+			      h->router_id.ptr, h->router_id.len, want);
+	return linkauth_check((const uint8_t *)h->auth.ptr, h->auth.len, want);
+}
+
 static void on_router_msg(struct edge *e, struct router_link *l, const void *buf, size_t len)
 {
 	struct wire_msg m;
@@ -597,8 +625,17 @@ static void on_router_msg(struct edge *e, struct router_link *l, const void *buf
 		l->warned = true;
 		goto out_resync;
 	}
+	if (m.type == WIRE_HELLO && !router_authentic(e, l, &m.u.hello)) {
+		e->auth_failures++;
+		log_error("router at %s failed authentication (--link-secret): disconnecting it",
+			  chan_peer(l->ch));
+		chan_close(l->ch);
+		goto out_free;
+	}
 	if (m.type == WIRE_HELLO) {
 		size_t n = subs_remove_pipe(&e->subs, pipe);
+		if (m.u.hello.router_nonce.len == LINKAUTH_NONCE)
+			memcpy(l->router_nonce, m.u.hello.router_nonce.ptr, LINKAUTH_NONCE);
 		free(l->router_id);
 		l->router_id = xstrndup(m.u.hello.router_id.ptr, m.u.hello.router_id.len);
 		l->hello = true;
@@ -729,6 +766,14 @@ int edge_run(const struct edge_config *cfg)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	char serr[300];
+	if (linkauth_load_secret(cfg->link_secret, &e->secret, serr, sizeof serr) < 0) {
+		log_error("--link-secret (EDGE_LINK_SECRET): %s", serr);
+		goto out;
+	}
+	if (!linkauth_enabled(&e->secret))
+		log_warn("no --link-secret: any process that reaches %s can subscribe here",
+			 cfg->listen);
 	if (kafka_open(e) < 0)
 		goto out;
 	char lerr[300];
@@ -813,6 +858,7 @@ out:
 		link_destroy(e, e->nlinks - 1);
 	free(e->links);
 	subs_free(&e->subs);
+	linkauth_secret_free(&e->secret);
 	wire_buf_free(&e->out);
 	for (uint32_t p = 0; p < e->partition_count; p++)
 		tail_free(&e->parts[p].tail);

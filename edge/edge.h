@@ -29,6 +29,7 @@ struct edge_config {
 	long metadata_timeout_ms;
 	const char *admin_listen;  /* admin endpoint host:port; "" disables it */
 	const char *admin_token;   /* bearer token for drain */
+	const char *link_secret;   /* "file:PATH" or "env:NAME"; "" none */
 };
 
 /* Runs the edge until SIGINT/SIGTERM. Returns the process exit code. */

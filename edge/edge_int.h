@@ -12,6 +12,7 @@
 
 #include "admin.h"
 #include "chan.h"
+#include "linkauth.h"
 #include "metrics.h"
 #include "edge.h"
 #include "subs.h"
@@ -27,6 +28,8 @@ struct router_link {
 	bool warned;       /* a bad message was logged on this link */
 	uint64_t tx_seq;   /* last number sent */
 	uint64_t hello_seq; /* seq of its latest HELLO, echoed in EDGE_HELLO */
+	uint8_t nonce[LINKAUTH_NONCE];        /* ours, sent in CHALLENGE */
+	uint8_t router_nonce[LINKAUTH_NONCE]; /* from its latest HELLO */
 	uint64_t rx_expect;
 	char *router_id;
 	struct wire_buf batch; /* DELIVER being built, when batch_open */
@@ -64,6 +67,7 @@ struct edge {
 	struct chan_listener *listener;
 	int wake_fd;          /* eventfd: nng's threads signal news here */
 	uint32_t next_link_id;
+	struct linkauth_secret secret; /* --link-secret; empty: links unauthenticated */
 
 	struct subs subs;
 	struct router_link **links;
@@ -87,6 +91,7 @@ struct edge {
 	/* Counters (exported by the admin endpoint later; logged at exit). */
 	uint64_t records, delivered, dropped_send, malformed, gaps, unknown;
 	uint64_t replays_memory, replays_kafka, replayed_records, replay_timeouts;
+	uint64_t auth_failures;
 };
 
 /* edge.c */

@@ -49,6 +49,9 @@ int main(int argc, char **argv)
 		  "Admin HTTP endpoint (health, metrics, API), host:port; empty disables it." },
 		{ "admin-token", "EDGE_ADMIN_TOKEN", CONF_STR, &cfg.admin_token, "",
 		  "Bearer token for drain; empty refuses it." },
+		{ "link-secret", "EDGE_LINK_SECRET", CONF_STR, &cfg.link_secret, "",
+		  "Shared secret routers must prove (file:PATH or env:NAME, never the value itself); "
+		  "empty: links are not authenticated.", },
 		{ "log-level", "EDGE_LOG_LEVEL", CONF_CHOICE, &level, "info", "Log threshold.", 0, 0, 0,
 		  levels },
 		{ "log-json", "EDGE_LOG_JSON", CONF_BOOL, &log_json, "false",

@@ -78,6 +78,7 @@ static void collect(void *arg, struct metrics_writer *w)
 	metrics_write_sample(w, (double)e->malformed, "kind", "malformed");
 	metrics_write_sample(w, (double)e->gaps, "kind", "gap");
 	metrics_write_sample(w, (double)e->unknown, "kind", "unknown_type");
+	metrics_write_sample(w, (double)e->auth_failures, "kind", "auth_failed");
 	metrics_write_family(w, "kws_edge_draining", "1 while the edge drains", METRICS_GAUGE);
 	metrics_write_sample(w, e->draining ? 1 : 0);
 }

@@ -58,9 +58,17 @@ int link_send(struct link *l)
 	return 0;
 }
 
-int link_hello(struct link *l, const char *router_id)
+int link_hello(struct link *l, const char *router_id, const struct linkauth_secret *secret)
 {
 	struct wire_hello h = { .router_id = { router_id, (uint32_t)strlen(router_id) } };
+	uint8_t proof[LINKAUTH_MAC];
+	if (linkauth_enabled(secret)) {
+		linkauth_nonce(l->router_nonce);
+		linkauth_router_proof(secret, l->edge_nonce, l->router_nonce, router_id,
+				      strlen(router_id), proof);
+		h.router_nonce = (struct wire_bytes){ (const char *)l->router_nonce, LINKAUTH_NONCE };
+		h.auth = (struct wire_bytes){ (const char *)proof, LINKAUTH_MAC };
+	}
 	l->tx_seq = ++l->hello_seq;
 	l->rx_expect = 0;
 	wire_buf_reset(&l->out);
@@ -78,6 +86,8 @@ int link_recv(struct link *l, const void **buf, size_t *len, bool *connected)
 			return 0;
 		l->ch = chan_new(s, WIRE_MAX_MSG_BYTES, LINK_MAX_QUEUE, l->wake, l->wake_arg);
 		l->connects++;
+		l->have_nonce = false;
+		l->connected_ms = now_mono_ms();
 		*connected = true;
 		return 0;
 	}
@@ -93,6 +103,19 @@ int link_recv(struct link *l, const void **buf, size_t *len, bool *connected)
 	if (rc > 0)
 		l->received++;
 	return rc;
+}
+
+bool link_edge_authentic(const struct link *l, const struct linkauth_secret *secret,
+			 const struct wire_edge_hello *h)
+{
+	if (!linkauth_enabled(secret))
+		return true;
+	if (!l->have_nonce)
+		return false;
+	uint8_t want[LINKAUTH_MAC];
+	linkauth_edge_proof(secret, l->router_nonce, l->edge_nonce, h->edge_id.ptr,
+			    h->edge_id.len, h->hello_seq, want);
+	return linkauth_check((const uint8_t *)h->auth.ptr, h->auth.len, want);
 }
 
 bool link_check_seq(struct link *l, const struct wire_msg *m)

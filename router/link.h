@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "chan.h"
+#include "linkauth.h"
 #include "wire.h"
 
 enum link_state {
@@ -38,6 +39,11 @@ struct link {
 	bool warned;           /* a bad message was logged on this link */
 	bool retired;          /* its edge vanished from DNS: the slot is free */
 	bool from_dns;         /* found by --edges-dns (else from --edges) */
+	bool have_nonce;       /* the edge's CHALLENGE arrived on this connection */
+	uint8_t edge_nonce[LINKAUTH_NONCE];
+	uint8_t router_nonce[LINKAUTH_NONCE]; /* of our latest HELLO */
+	int64_t connected_ms;
+	uint64_t auth_failures;
 	struct wire_buf out;
 	chan_wake_fn wake;
 	void *wake_arg;
@@ -57,8 +63,12 @@ void link_close(struct link *l);
 int link_send(struct link *l);
 uint64_t link_next_seq(struct link *l);
 
-/* Restarts the numbering and sends HELLO (on connect, and after a gap). */
-int link_hello(struct link *l, const char *router_id);
+/* Restarts the numbering and sends HELLO (on connect, and after a gap); with
+ * a secret, the HELLO carries our proof over the edge's nonce. */
+int link_hello(struct link *l, const char *router_id, const struct linkauth_secret *secret);
+/* With a secret: is the EDGE_HELLO's proof right for this connection? */
+bool link_edge_authentic(const struct link *l, const struct linkauth_secret *secret,
+			 const struct wire_edge_hello *h);
 
 /* Takes the next message from the edge: 1 with buf/len set, 0 when none is
  * waiting, -1 when the connection ended (the link is then DOWN and redialing;

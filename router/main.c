@@ -60,6 +60,9 @@ int main(int argc, char **argv)
 		{ "drain-timeout-ms", "ROUTER_DRAIN_TIMEOUT_MS", CONF_INT, &cfg.drain_timeout_ms,
 		  "30000", "On SIGTERM, close the sessions (1012) over this long, then exit.", 0, 0,
 		  3600000 },
+		{ "link-secret", "ROUTER_LINK_SECRET", CONF_STR, &cfg.link_secret, "",
+		  "Shared secret the edges must prove (file:PATH or env:NAME, never the value itself); "
+		  "empty: links are not authenticated." },
 		{ "auth", "ROUTER_AUTH", CONF_CHOICE, &cfg.auth_mode, "none",
 		  "How a client's id is trusted: none (the header as sent: local runs only), "
 		  "header-from-proxies (the header only from --trusted-proxies), jwt (a signed token).",

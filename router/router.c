@@ -172,7 +172,7 @@ static void link_restart(struct link *l)
 {
 	link_reset(l);
 	l->resyncs++;
-	link_hello(l, R->cfg->router_id);
+	link_hello(l, R->cfg->router_id, &R->secret);
 }
 
 static void on_deliver(struct link *l, const struct wire_msg *m)
@@ -310,9 +310,26 @@ static void on_edge_msg(struct link *l, const void *buf, size_t len)
 		link_restart(l);
 		return;
 	}
+	if (m.type == WIRE_CHALLENGE) {
+		/* Outside the numbering; only the first one per connection counts. */
+		if (!l->have_nonce) {
+			memcpy(l->edge_nonce, m.u.challenge.nonce.ptr, LINKAUTH_NONCE);
+			l->have_nonce = true;
+			if (linkauth_enabled(&R->secret))
+				link_hello(l, R->cfg->router_id, &R->secret);
+		}
+		goto out_free;
+	}
 	if (m.type == WIRE_EDGE_HELLO) {
 		if (l->state != LINK_HELLO_SENT || m.u.edge_hello.hello_seq != l->hello_seq)
 			goto out_free; /* a reply to an earlier HELLO */
+		if (!link_edge_authentic(l, &R->secret, &m.u.edge_hello)) {
+			l->auth_failures++;
+			log_error("edge %s failed authentication (--link-secret): hanging up", l->url);
+			link_reset(l);
+			chan_close(l->ch);
+			goto out_free;
+		}
 		link_check_seq(l, &m);
 		const struct wire_edge_hello *h = &m.u.edge_hello;
 		free(l->edge_id);
@@ -373,8 +390,10 @@ static void drain_link(struct link *l)
 		bool connected;
 		int rc = link_recv(l, &buf, &len, &connected);
 		if (connected) {
-			log_info("edge %s: connected (%s), saying hello", l->url, chan_peer(l->ch));
-			link_hello(l, R->cfg->router_id);
+			log_info("edge %s: connected (%s)", l->url, chan_peer(l->ch));
+			/* With a secret, HELLO waits for the edge's CHALLENGE. */
+			if (!linkauth_enabled(&R->secret))
+				link_hello(l, R->cfg->router_id, &R->secret);
 			continue;
 		}
 		if (rc < 0) {
@@ -473,6 +492,14 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 	drain_links();
 	int64_t now = now_mono_ms();
 	routes_tick(&R->routes, now);
+	for (int i = 0; linkauth_enabled(&R->secret) && i < R->nlinks; i++) {
+		struct link *l = &R->links[i];
+		if (!l->retired && l->ch && !l->have_nonce && now - l->connected_ms > 10000) {
+			log_error("edge %s sent no CHALLENGE within 10 s: hanging up", l->url);
+			chan_close(l->ch);
+			l->connected_ms = now;
+		}
+	}
 	if (now >= R->next_prune_ms) {
 		R->next_prune_ms = now + 5000;
 		prune_buckets();
@@ -969,6 +996,13 @@ int router_run(const struct router_config *cfg)
 
 	if (setup_ident(&r) < 0)
 		goto out;
+	char serr[300];
+	if (linkauth_load_secret(cfg->link_secret, &r.secret, serr, sizeof serr) < 0) {
+		log_error("--link-secret (ROUTER_LINK_SECRET): %s", serr);
+		goto out;
+	}
+	if (!linkauth_enabled(&r.secret))
+		log_warn("no --link-secret: the links to the edges are not authenticated");
 	lws_retry_bo_t retry = {
 		.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s,
 		.secs_since_valid_hangup = (uint16_t)(2 * cfg->ping_interval_s),
@@ -1038,6 +1072,7 @@ out:
 	free(r.links);
 	routes_free(&r.routes);
 	ident_free(r.ident);
+	linkauth_secret_free(&r.secret);
 	{
 		size_t bk;
 		struct hnode *it;

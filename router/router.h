@@ -36,6 +36,7 @@ struct router_config {
 	const char *router_id;
 	const char *admin_listen; /* host:port of the admin endpoint; "" disables it */
 	const char *admin_token;  /* bearer token for mutating admin calls */
+	const char *link_secret;  /* "file:PATH" or "env:NAME"; "" none */
 	long drain_timeout_ms;    /* SIGTERM: close sessions over this long, then exit */
 	/* identity (README, "Trust") */
 	int auth_mode;            /* enum ident_mode */

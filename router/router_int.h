@@ -47,6 +47,7 @@ struct router {
 	int nlinks;
 	struct resolver *resolver; /* --edges-dns, or NULL */
 	struct ident *ident;       /* who clients are (--auth) */
+	struct linkauth_secret secret; /* --link-secret: proves the edges and us */
 	struct hmap buckets;       /* handshake rate per source address */
 	int64_t next_prune_ms;
 	lws_sorted_usec_list_t tick;

@@ -3,7 +3,9 @@
  * message that decodes is walked field by field (so a sanitizer sees every
  * byte it points at), encoded again with wire_enc_* and decoded again, and the
  * two decodes must agree field for field (round-trip property). Any mismatch
- * or out-of-range return aborts.
+ * or out-of-range return aborts. The authentication fields (CHALLENGE's
+ * nonce, HELLO's router_nonce and auth, EDGE_HELLO's auth) are walked, checked
+ * for their only allowed lengths and round-tripped like any other field.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +36,15 @@ static uint64_t touch(const struct wire_bytes *s)
 	return h;
 }
 
+/* Reads s, which must be n bytes long, or also 0 if may_be_empty. */
+static uint64_t touch_fixed(const struct wire_bytes *s, uint32_t n, bool may_be_empty,
+			   uint32_t type)
+{
+	if (s->len != n && (s->len != 0 || !may_be_empty))
+		fail("authentication field of a wrong length", type);
+	return touch(s);
+}
+
 static uint64_t touch_assignment(const struct wire_assignment *a)
 {
 	uint64_t h = a->epoch + a->partition_count + a->count;
@@ -55,10 +66,16 @@ static void walk(const struct wire_msg *m)
 	switch (m->type) {
 	case WIRE_HELLO:
 		h += touch(&m->u.hello.router_id);
+		h += touch_fixed(&m->u.hello.router_nonce, WIRE_NONCE_BYTES, true, m->type);
+		h += touch_fixed(&m->u.hello.auth, WIRE_AUTH_BYTES, true, m->type);
 		break;
 	case WIRE_EDGE_HELLO:
 		h += touch(&m->u.edge_hello.edge_id) + m->u.edge_hello.upstream;
 		h += touch_assignment(&m->u.edge_hello.assign) + m->u.edge_hello.hello_seq;
+		h += touch_fixed(&m->u.edge_hello.auth, WIRE_AUTH_BYTES, true, m->type);
+		break;
+	case WIRE_CHALLENGE:
+		h += touch_fixed(&m->u.challenge.nonce, WIRE_NONCE_BYTES, false, m->type);
 		break;
 	case WIRE_ASSIGN:
 		h += touch_assignment(&m->u.assign);
@@ -157,6 +174,9 @@ static void encode(struct wire_buf *b, const struct wire_msg *m)
 	case WIRE_RESYNC:
 		wire_enc_resync(b, m->seq, &m->u.resync);
 		break;
+	case WIRE_CHALLENGE:
+		wire_enc_challenge(b, m->seq, &m->u.challenge);
+		break;
 	}
 }
 
@@ -194,12 +214,17 @@ static int same(const struct wire_msg *a, const struct wire_msg *b)
 		return 0;
 	switch (a->type) {
 	case WIRE_HELLO:
-		return same_bytes(&a->u.hello.router_id, &b->u.hello.router_id);
+		return same_bytes(&a->u.hello.router_id, &b->u.hello.router_id) &&
+		       same_bytes(&a->u.hello.router_nonce, &b->u.hello.router_nonce) &&
+		       same_bytes(&a->u.hello.auth, &b->u.hello.auth);
 	case WIRE_EDGE_HELLO:
 		return same_bytes(&a->u.edge_hello.edge_id, &b->u.edge_hello.edge_id) &&
 		       a->u.edge_hello.upstream == b->u.edge_hello.upstream &&
 		       same_assignment(&a->u.edge_hello.assign, &b->u.edge_hello.assign) &&
-		       a->u.edge_hello.hello_seq == b->u.edge_hello.hello_seq;
+		       a->u.edge_hello.hello_seq == b->u.edge_hello.hello_seq &&
+		       same_bytes(&a->u.edge_hello.auth, &b->u.edge_hello.auth);
+	case WIRE_CHALLENGE:
+		return same_bytes(&a->u.challenge.nonce, &b->u.challenge.nonce);
 	case WIRE_ASSIGN:
 		return same_assignment(&a->u.assign, &b->u.assign);
 	case WIRE_SUB:

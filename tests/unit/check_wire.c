@@ -2,7 +2,9 @@
  * check_wire: unit tests of the wire codec (common/wire.c): a round trip of
  * every message type with edge values, the exact layout of a DELIVER batch,
  * and every kind of bad input (truncated, trailing bytes, wrong version,
- * unknown type, wrong or missing fields, over the limits, hostile counts).
+ * unknown type, wrong or missing fields, over the limits, hostile counts),
+ * and the authentication fields (CHALLENGE; HELLO's router_nonce and auth,
+ * EDGE_HELLO's auth: optional, of fixed lengths).
  *
  * With WIRE_CORPUS_DIR=dir in the environment it also writes the fuzz seed
  * corpus (tests/fuzz/corpus/wire) into dir before running the tests.
@@ -53,6 +55,30 @@ static struct wire_up ups[3];
 static struct wire_up_err up_errs[3];
 static struct wire_flow flows[2];
 static struct wire_resync resyncs[3];
+/* Authentication samples (PROTOCOL.md, "Authentication"): after all others,
+ * so that the seed corpus's older file names stay as they were. */
+static struct wire_hello auth_hellos[4];
+static struct wire_edge_hello auth_edge_hellos[3];
+static struct wire_challenge challenges[2];
+/* Nonces and proofs: 00..0f, 10..1f and the router and edge proofs of
+ * PROTOCOL.md's example (any 32 bytes would do here: wire.c does not check
+ * proofs; check_linkauth does). */
+static char nonce_e[WIRE_NONCE_BYTES], nonce_r[WIRE_NONCE_BYTES];
+static const char proof_r[WIRE_AUTH_BYTES] = {
+	(char)0xb3, 0x7d, (char)0xa0, 0x7d, 0x7e, 0x44, 0x38, 0x27, 0x7d, 0x4e, 0x6f,
+	(char)0xe7, (char)0xeb, 0x6b, (char)0x97, 0x79, 0x66, 0x4d, 0x3d, (char)0xa0,
+	(char)0xd7, (char)0xbb, (char)0xa5, (char)0x9f, (char)0x98, (char)0x9d, 0x43,
+	(char)0x85, 0x77, (char)0xf0, 0x40, (char)0xf7,
+};
+static const char proof_e[WIRE_AUTH_BYTES] = {
+	(char)0x89, (char)0xfa, 0x7d, (char)0xb3, (char)0xa2, (char)0xfd, 0x5d, 0x3a,
+	(char)0x8f, 0x59, 0x7e, (char)0xd3, 0x4d, 0x2b, (char)0xaa, 0x01, (char)0xef, 0x61,
+	0x6b, 0x77, (char)0x87, 0x6c, 0x71, (char)0x98, (char)0xa2, (char)0xfe, 0x6e, 0x5e,
+	(char)0xa7, (char)0xcf, (char)0x86, (char)0xb1,
+};
+static const char ff[WIRE_AUTH_BYTES] = {
+	[0 ... WIRE_AUTH_BYTES - 1] = (char)0xff,
+};
 
 static const uint32_t parts3[] = { 0, 1, WIRE_MAX_PARTITIONS - 1 };
 static const uint32_t parts12[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 };
@@ -140,6 +166,32 @@ static void samples_init(void)
 	resyncs[1].reason = str("gap: expected 5, got 7");
 	resyncs[2].reason = bytes(pat, WIRE_MAX_NAME_BYTES);
 
+	for (unsigned i = 0; i < WIRE_NONCE_BYTES; i++) {
+		nonce_e[i] = (char)i;
+		nonce_r[i] = (char)(16 + i);
+	}
+	/* both fields; the longest id; auth alone (the nonce goes as an empty
+	 * bin); the nonce alone */
+	auth_hellos[0] = (struct wire_hello){ str("r1"), bytes(nonce_r, WIRE_NONCE_BYTES),
+					      bytes(proof_r, WIRE_AUTH_BYTES) };
+	auth_hellos[1] = (struct wire_hello){ bytes(pat, WIRE_MAX_NAME_BYTES),
+					      bytes(ff, WIRE_NONCE_BYTES),
+					      bytes(ff, WIRE_AUTH_BYTES) };
+	auth_hellos[2] = (struct wire_hello){ bytes("", 0), bytes(NULL, 0),
+					      bytes(proof_r, WIRE_AUTH_BYTES) };
+	auth_hellos[3] = (struct wire_hello){ str("router-2"), bytes(nonce_e, WIRE_NONCE_BYTES),
+					      bytes(NULL, 0) };
+	auth_edge_hellos[0] = (struct wire_edge_hello){
+		str("e1"), false, { 3, 4, 2, parts2 }, 1, bytes(proof_r, WIRE_AUTH_BYTES) };
+	auth_edge_hellos[1] = (struct wire_edge_hello){
+		bytes(pat, WIRE_MAX_NAME_BYTES), true,
+		{ UINT64_MAX, WIRE_MAX_PARTITIONS, 3, parts3 }, UINT64_MAX,
+		bytes(ff, WIRE_AUTH_BYTES) };
+	auth_edge_hellos[2] = (struct wire_edge_hello){ bytes("", 0), true, { 0, 0, 0, NULL },
+							0, bytes(pat, WIRE_AUTH_BYTES) };
+	challenges[0].nonce = bytes(nonce_e, WIRE_NONCE_BYTES);
+	challenges[1].nonce = bytes(ff, WIRE_NONCE_BYTES);
+
 	many_sids = xmalloc(10000 * sizeof(*many_sids));
 	for (uint32_t j = 0; j < 10000; j++)
 		many_sids[j] = UINT64_MAX - j * 1000003ull;
@@ -214,13 +266,17 @@ static uint32_t encode_sample(struct wire_buf *b, size_t i)
 	SAMPLES(up_errs, wire_enc_up_err, WIRE_UP_ERR);
 	SAMPLES(flows, wire_enc_flow, WIRE_FLOW);
 	SAMPLES(resyncs, wire_enc_resync, WIRE_RESYNC);
+	SAMPLES(auth_hellos, wire_enc_hello, WIRE_HELLO);
+	SAMPLES(auth_edge_hellos, wire_enc_edge_hello, WIRE_EDGE_HELLO);
+	SAMPLES(challenges, wire_enc_challenge, WIRE_CHALLENGE);
 #undef SAMPLES
 	return 0;
 }
 
 #define NSAMPLES                                                              \
 	(N(hellos) + N(edge_hellos) + N(assigns) + N(subs) + N(unsubs) +      \
-	 N(sub_acks) + N(delivers) + N(ups) + N(up_errs) + N(flows) + N(resyncs))
+	 N(sub_acks) + N(delivers) + N(ups) + N(up_errs) + N(flows) + N(resyncs) + \
+	 N(auth_hellos) + N(auth_edge_hellos) + N(challenges))
 
 /* Helpers. */
 
@@ -275,33 +331,71 @@ static void assert_assignment(const struct wire_assignment *got,
 
 /* Round trips, one loop test per type over its samples. */
 
-START_TEST(rt_hello)
+static void rt_hello_one(const struct wire_hello *h, uint64_t seq)
 {
 	struct wire_buf b;
 	struct wire_msg m;
 
 	wire_buf_init(&b);
-	wire_enc_hello(&b, SEQ(_i), &hellos[_i]);
-	decode_ok(&m, &b, WIRE_HELLO, SEQ(_i));
-	assert_bytes(&m.u.hello.router_id, &hellos[_i].router_id, &b);
+	wire_enc_hello(&b, seq, h);
+	decode_ok(&m, &b, WIRE_HELLO, seq);
+	assert_bytes(&m.u.hello.router_id, &h->router_id, &b);
+	assert_bytes(&m.u.hello.router_nonce, &h->router_nonce, &b);
+	assert_bytes(&m.u.hello.auth, &h->auth, &b);
 	wire_msg_free(&m);
 	wire_buf_free(&b);
 }
+
+START_TEST(rt_hello)
+{
+	rt_hello_one(&hellos[_i], SEQ(_i));
+}
 END_TEST
 
-START_TEST(rt_edge_hello)
+START_TEST(rt_hello_auth)
 {
-	const struct wire_edge_hello *h = &edge_hellos[_i];
+	rt_hello_one(&auth_hellos[_i], SEQ(_i));
+}
+END_TEST
+
+static void rt_edge_hello_one(const struct wire_edge_hello *h, uint64_t seq)
+{
 	struct wire_buf b;
 	struct wire_msg m;
 
 	wire_buf_init(&b);
-	wire_enc_edge_hello(&b, SEQ(_i), h);
-	decode_ok(&m, &b, WIRE_EDGE_HELLO, SEQ(_i));
+	wire_enc_edge_hello(&b, seq, h);
+	decode_ok(&m, &b, WIRE_EDGE_HELLO, seq);
 	assert_bytes(&m.u.edge_hello.edge_id, &h->edge_id, &b);
 	ck_assert(m.u.edge_hello.upstream == h->upstream);
 	assert_assignment(&m.u.edge_hello.assign, &h->assign);
 	ck_assert_uint_eq(m.u.edge_hello.hello_seq, h->hello_seq);
+	assert_bytes(&m.u.edge_hello.auth, &h->auth, &b);
+	wire_msg_free(&m);
+	wire_buf_free(&b);
+}
+
+START_TEST(rt_edge_hello)
+{
+	rt_edge_hello_one(&edge_hellos[_i], SEQ(_i));
+}
+END_TEST
+
+START_TEST(rt_edge_hello_auth)
+{
+	rt_edge_hello_one(&auth_edge_hellos[_i], SEQ(_i));
+}
+END_TEST
+
+START_TEST(rt_challenge)
+{
+	struct wire_buf b;
+	struct wire_msg m;
+
+	wire_buf_init(&b);
+	wire_enc_challenge(&b, SEQ(_i), &challenges[_i]);
+	decode_ok(&m, &b, WIRE_CHALLENGE, SEQ(_i));
+	assert_bytes(&m.u.challenge.nonce, &challenges[_i].nonce, &b);
 	wire_msg_free(&m);
 	wire_buf_free(&b);
 }
@@ -507,8 +601,25 @@ START_TEST(enc_layout)
 		(char)0x99, 1, WIRE_EDGE_HELLO, 1, (char)0xc4, 2, 'e', '1', (char)0xc2,
 		3, 4, (char)0x92, 0, 2, 7,
 	};
+	/* HELLO, seq 1, "r1", without and with router_nonce 10..1f and auth
+	 * (PROTOCOL.md, "Examples"); with auth only, the nonce is an empty bin */
+	static const char hello[] = { (char)0x94, 1, WIRE_HELLO, 1, (char)0xc4, 2, 'r', '1' };
+	static const char hello_auth_head[] = {
+		(char)0x96, 1, WIRE_HELLO, 1, (char)0xc4, 2, 'r', '1', (char)0xc4, 16,
+	};
+	static const char hello_noncefree[] = {
+		(char)0x96, 1, WIRE_HELLO, 1, (char)0xc4, 2, 'r', '1', (char)0xc4, 0,
+		(char)0xc4, 32,
+	};
+	/* CHALLENGE, seq 0, nonce 00..0f */
+	static const char challenge[] = {
+		(char)0x94, 1, WIRE_CHALLENGE, 0, (char)0xc4, 16,
+		0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+	};
 	static const uint32_t parts[] = { 0, 2 };
 	struct wire_edge_hello eh = { str("e1"), false, { 3, 4, 2, parts }, 7 };
+	struct wire_hello h = { str("r1") };
+	struct wire_challenge c = { bytes(nonce_e, WIRE_NONCE_BYTES) };
 	struct wire_unsub u = { 5 };
 	struct wire_record r = record(2, 3, -1, NULL, 0, true);
 	uint64_t sid = 9;
@@ -523,6 +634,43 @@ START_TEST(enc_layout)
 	wire_enc_edge_hello(&b, 1, &eh);
 	ck_assert_uint_eq(b.len, sizeof(edge_hello));
 	ck_assert_mem_eq(b.data, edge_hello, sizeof(edge_hello));
+	/* with auth: one more field, a bin8 of 32 (PROTOCOL.md's example:
+	 * answering HELLO 1, with the edge proof of its vectors) */
+	eh.auth = bytes(proof_e, WIRE_AUTH_BYTES);
+	eh.hello_seq = 1;
+	wire_buf_reset(&b);
+	wire_enc_edge_hello(&b, 1, &eh);
+	ck_assert_uint_eq(b.len, sizeof(edge_hello) + 2 + WIRE_AUTH_BYTES);
+	ck_assert_uint_eq((uint8_t)b.data[0], 0x9a);
+	ck_assert_mem_eq(b.data + 1, edge_hello + 1, sizeof(edge_hello) - 2);
+	ck_assert_mem_eq(b.data + sizeof(edge_hello) - 1, "\x01\xc4\x20", 3);
+	ck_assert_mem_eq(b.data + sizeof(edge_hello) + 2, proof_e, WIRE_AUTH_BYTES);
+
+	/* a HELLO without the authentication fields is the HELLO of before */
+	wire_buf_reset(&b);
+	wire_enc_hello(&b, 1, &h);
+	ck_assert_uint_eq(b.len, sizeof(hello));
+	ck_assert_mem_eq(b.data, hello, sizeof(hello));
+	h.router_nonce = bytes(nonce_r, WIRE_NONCE_BYTES);
+	h.auth = bytes(proof_r, WIRE_AUTH_BYTES);
+	wire_buf_reset(&b);
+	wire_enc_hello(&b, 1, &h);
+	ck_assert_uint_eq(b.len, sizeof(hello_auth_head) + WIRE_NONCE_BYTES + 2 + WIRE_AUTH_BYTES);
+	ck_assert_mem_eq(b.data, hello_auth_head, sizeof(hello_auth_head));
+	ck_assert_mem_eq(b.data + sizeof(hello_auth_head), nonce_r, WIRE_NONCE_BYTES);
+	ck_assert_mem_eq(b.data + sizeof(hello_auth_head) + WIRE_NONCE_BYTES, "\xc4\x20", 2);
+	ck_assert_mem_eq(b.data + sizeof(hello_auth_head) + WIRE_NONCE_BYTES + 2, proof_r,
+			 WIRE_AUTH_BYTES);
+	h.router_nonce = bytes(NULL, 0);
+	wire_buf_reset(&b);
+	wire_enc_hello(&b, 1, &h);
+	ck_assert_uint_eq(b.len, sizeof(hello_noncefree) + WIRE_AUTH_BYTES);
+	ck_assert_mem_eq(b.data, hello_noncefree, sizeof(hello_noncefree));
+
+	wire_buf_reset(&b);
+	wire_enc_challenge(&b, 0, &c);
+	ck_assert_uint_eq(b.len, sizeof(challenge));
+	ck_assert_mem_eq(b.data, challenge, sizeof(challenge));
 
 	wire_buf_reset(&b);
 	ck_assert_uint_eq(b.len, 0);
@@ -618,18 +766,26 @@ enum kind {
 	K_I64,
 	K_PARTS,  /* array of K_PART */
 	K_RECORDS,
+	K_NONCE,  /* bin/str of exactly WIRE_NONCE_BYTES */
+	K_ONONCE, /* optional: bin/str of 0 or WIRE_NONCE_BYTES */
+	K_AUTH,   /* optional: bin/str of 0 or WIRE_AUTH_BYTES */
 	NKINDS
 };
 
+/* A type's fields: n required ones, then opt optional appended ones. */
 struct layout {
 	uint32_t type;
 	unsigned n;
-	enum kind k[6];
+	enum kind k[7];
+	unsigned opt;
 };
 
+/* All the fields a layout knows of. */
+#define ALL(l) ((l)->n + (l)->opt)
+
 static const struct layout layouts[] = {
-	{ WIRE_HELLO, 1, { K_NAME } },
-	{ WIRE_EDGE_HELLO, 6, { K_NAME, K_BOOL, K_U64, K_PCOUNT, K_PARTS, K_U64 } },
+	{ WIRE_HELLO, 1, { K_NAME, K_ONONCE, K_AUTH }, 2 },
+	{ WIRE_EDGE_HELLO, 6, { K_NAME, K_BOOL, K_U64, K_PCOUNT, K_PARTS, K_U64, K_AUTH }, 1 },
 	{ WIRE_ASSIGN, 3, { K_U64, K_PCOUNT, K_PARTS } },
 	{ WIRE_SUB, 4, { K_U64, K_PART, K_KEY, K_I64 } },
 	{ WIRE_UNSUB, 1, { K_U64 } },
@@ -639,6 +795,7 @@ static const struct layout layouts[] = {
 	{ WIRE_UP_ERR, 3, { K_U64, K_U32, K_NAME } },
 	{ WIRE_FLOW, 2, { K_U64, K_BOOL } },
 	{ WIRE_RESYNC, 1, { K_NAME } },
+	{ WIRE_CHALLENGE, 1, { K_NONCE } },
 };
 
 /* A valid value of each kind, in unusual but allowed encodings (str for bin,
@@ -658,6 +815,10 @@ static const struct lit valid_val[NKINDS] = {
 	[K_RECORDS] = L("\x92\x95\x00\x00\xff\xc0\x90"
 			"\x95\x01\xd3\x7f\xff\xff\xff\xff\xff\xff\xff\x00\xc4\x01" "v"
 			"\x92\x01\x02"),
+	/* str8 of 16, str of 16, bin16 of 32 */
+	[K_NONCE] = L("\xd9\x10" "0123456789abcdef"),
+	[K_ONONCE] = L("\xb0" "fedcba9876543210"),
+	[K_AUTH] = L("\xc5\x00\x20" "0123456789abcdef0123456789ABCDEF"),
 };
 
 /* msgpack value classes, and which ones each kind accepts. */
@@ -671,7 +832,8 @@ static const unsigned accepts[NKINDS] = {
 	[K_NAME] = C_STR | C_BIN, [K_KEY] = C_STR | C_BIN, [K_DATA] = C_STR | C_BIN,
 	[K_BOOL] = C_BOOL, [K_U64] = C_UINT, [K_U32] = C_UINT, [K_PCOUNT] = C_UINT,
 	[K_PART] = C_UINT, [K_I64] = C_UINT | C_NINT, [K_PARTS] = C_ARRAY,
-	[K_RECORDS] = C_ARRAY,
+	[K_RECORDS] = C_ARRAY, [K_NONCE] = C_STR | C_BIN, [K_ONONCE] = C_STR | C_BIN,
+	[K_AUTH] = C_STR | C_BIN,
 };
 
 /* One value of each class; wrong for every kind that does not accept it. */
@@ -736,6 +898,21 @@ static const struct {
 	/* a good record, then a bad one: every record is checked */
 	{ K_RECORDS, L("\x92\x95\x00\x00\x00\xc0\x90\x95\x00\x00\x00\xc0\x91\xc2"),
 	  WIRE_EMALFORMED },
+	/* authentication fields of another length: malformed (not a limit) */
+	{ K_NONCE, L("\xc4\x00"), WIRE_EMALFORMED },    /* CHALLENGE needs one */
+	{ K_NONCE, L("\xc4\x0f" "0123456789abcde"), WIRE_EMALFORMED },
+	{ K_NONCE, L("\xc4\x11" "0123456789abcdef0"), WIRE_EMALFORMED },
+	{ K_NONCE, L("\xc4\x20" "0123456789abcdef0123456789abcdef"), WIRE_EMALFORMED },
+	{ K_ONONCE, L("\xc4\x01" "0"), WIRE_EMALFORMED },
+	{ K_ONONCE, L("\xc4\x0f" "0123456789abcde"), WIRE_EMALFORMED },
+	{ K_ONONCE, L("\xb1" "0123456789abcdef0"), WIRE_EMALFORMED },
+	{ K_ONONCE, L("\xc4\x20" "0123456789abcdef0123456789abcdef"), WIRE_EMALFORMED },
+	{ K_AUTH, L("\xc4\x01" "0"), WIRE_EMALFORMED },
+	{ K_AUTH, L("\xc4\x10" "0123456789abcdef"), WIRE_EMALFORMED },
+	{ K_AUTH, L("\xc4\x1f" "0123456789abcdef0123456789abcde"), WIRE_EMALFORMED },
+	{ K_AUTH, L("\xd9\x21" "0123456789abcdef0123456789abcdef0"), WIRE_EMALFORMED },
+	{ K_AUTH, L("\xc4\x40" "0123456789abcdef0123456789abcdef"
+		    "0123456789abcdef0123456789abcdef"), WIRE_EMALFORMED },
 };
 
 /* Appends raw bytes to b. */
@@ -787,7 +964,7 @@ START_TEST(hand_valid)
 
 	wire_buf_init(&b);
 	for (unsigned nextra = 0; nextra <= 3; nextra += 3) {
-		build(&b, l, l->n, UINT32_MAX, NULL, nextra, &extra);
+		build(&b, l, ALL(l), UINT32_MAX, NULL, nextra, &extra);
 		err = decode(&m, b.data, b.len);
 		ck_assert_msg(err == 0, "type %u: %s", l->type, wire_strerror(err));
 		ck_assert_uint_eq(m.type, l->type);
@@ -796,6 +973,14 @@ START_TEST(hand_valid)
 		case WIRE_HELLO:
 			ck_assert_uint_eq(m.u.hello.router_id.len, 6);
 			ck_assert_mem_eq(m.u.hello.router_id.ptr, "router", 6);
+			ck_assert_uint_eq(m.u.hello.router_nonce.len, WIRE_NONCE_BYTES);
+			ck_assert_mem_eq(m.u.hello.router_nonce.ptr, "fedcba9876543210", 16);
+			ck_assert_uint_eq(m.u.hello.auth.len, WIRE_AUTH_BYTES);
+			ck_assert_mem_eq(m.u.hello.auth.ptr, "0123456789abcdef0123456789ABCDEF", 32);
+			break;
+		case WIRE_CHALLENGE:
+			ck_assert_uint_eq(m.u.challenge.nonce.len, WIRE_NONCE_BYTES);
+			ck_assert_mem_eq(m.u.challenge.nonce.ptr, "0123456789abcdef", 16);
 			break;
 		case WIRE_EDGE_HELLO:
 			ck_assert_uint_eq(m.u.edge_hello.assign.partition_count, 256);
@@ -804,6 +989,7 @@ START_TEST(hand_valid)
 			ck_assert(m.u.edge_hello.upstream);
 			ck_assert_uint_eq(m.u.edge_hello.assign.epoch, UINT64_MAX);
 			ck_assert_uint_eq(m.u.edge_hello.hello_seq, UINT64_MAX);
+			ck_assert_uint_eq(m.u.edge_hello.auth.len, WIRE_AUTH_BYTES);
 			break;
 		case WIRE_SUB:
 			ck_assert_uint_eq(m.u.sub.partition, 5);
@@ -873,17 +1059,111 @@ START_TEST(edge_hello_seq_required)
 		{ L("\x99\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\xc3"), WIRE_EMALFORMED },
 	};
 	static const struct lit ok =
-		L("\x9a\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02"
-		  "\xcf\x00\x00\x00\x00\x00\x00\x00\x07" "\xc0");
+		L("\x9b\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02"
+		  "\xcf\x00\x00\x00\x00\x00\x00\x00\x07" "\xc4\x00" "\xc0");
 	struct wire_msg m;
 
 	for (size_t i = 0; i < N(cases); i++)
 		decode_err(cases[i].v.b, cases[i].v.n, cases[i].err);
-	/* a wide uint64, and an extra field after it, are fine */
+	/* a wide uint64, and an extra field after it (and after the optional
+	 * auth, here empty), are fine */
 	ck_assert_int_eq(decode(&m, ok.b, ok.n), 0);
 	ck_assert_uint_eq(m.u.edge_hello.hello_seq, 7);
 	ck_assert_uint_eq(m.u.edge_hello.assign.count, 2);
 	wire_msg_free(&m);
+}
+END_TEST
+
+START_TEST(auth_fields)
+{
+	/* The authentication fields: CHALLENGE's nonce is exactly 16 bytes;
+	 * HELLO's router_nonce (0 or 16), HELLO's and EDGE_HELLO's auth (0 or
+	 * 32) are optional, absent meaning length 0. Every other length, as
+	 * each encoder writes it, is malformed. */
+	static const struct lit absent[] = {
+		L("\x94\x01\x01\x09\xc4\x02" "r1"),                       /* no field */
+		L("\x96\x01\x01\x09\xc4\x02" "r1" "\xc4\x00\xc4\x00"),    /* both empty */
+		L("\x97\x01\x01\x09\xc4\x02" "r1" "\xa0\xa0\xc0"),         /* + an extra */
+	};
+	static const struct lit nonce_only =
+		L("\x95\x01\x01\x09\xc4\x02" "r1" "\xc4\x10" "0123456789abcdef");
+	static const struct lit eh_empty =
+		L("\x9a\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\x07\xc4\x00");
+	char buf[WIRE_AUTH_BYTES + 8];
+	struct wire_buf b;
+	struct wire_msg m;
+
+	for (size_t i = 0; i < N(absent); i++) {
+		ck_assert_int_eq(decode(&m, absent[i].b, absent[i].n), 0);
+		ck_assert_uint_eq(m.u.hello.router_id.len, 2);
+		ck_assert_uint_eq(m.u.hello.router_nonce.len, 0);
+		ck_assert_uint_eq(m.u.hello.auth.len, 0);
+		wire_msg_free(&m);
+	}
+	ck_assert_int_eq(decode(&m, nonce_only.b, nonce_only.n), 0);
+	ck_assert_uint_eq(m.u.hello.router_nonce.len, WIRE_NONCE_BYTES);
+	ck_assert_uint_eq(m.u.hello.auth.len, 0);
+	wire_msg_free(&m);
+	ck_assert_int_eq(decode(&m, eh_empty.b, eh_empty.n), 0);
+	ck_assert_uint_eq(m.u.edge_hello.hello_seq, 7);
+	ck_assert_uint_eq(m.u.edge_hello.auth.len, 0);
+	wire_msg_free(&m);
+	/* the edge_hellos samples have no auth: decoded as absent */
+	wire_buf_init(&b);
+	wire_enc_edge_hello(&b, 1, &edge_hellos[0]);
+	ck_assert_int_eq(decode(&m, b.data, b.len), 0);
+	ck_assert_uint_eq(m.u.edge_hello.auth.len, 0);
+	wire_msg_free(&m);
+
+	memset(buf, 'n', sizeof(buf));
+	for (uint32_t len = 0; len <= sizeof(buf); len++) {
+		struct wire_challenge c = { bytes(buf, len) };
+		struct wire_hello h = { str("r1"), bytes(buf, len), bytes(NULL, 0) };
+		struct wire_hello ha = { str("r1"), bytes(nonce_r, WIRE_NONCE_BYTES),
+					 bytes(buf, len) };
+		struct wire_edge_hello eh = edge_hellos[2];
+		int err;
+
+		eh.auth = bytes(buf, len);
+		wire_buf_reset(&b);
+		wire_enc_challenge(&b, 0, &c);
+		err = decode(&m, b.data, b.len);
+		ck_assert_int_eq(err, len == WIRE_NONCE_BYTES ? 0 : -WIRE_EMALFORMED);
+		if (!err) {
+			ck_assert_uint_eq(m.type, WIRE_CHALLENGE);
+			ck_assert_uint_eq(m.seq, 0);
+			ck_assert_mem_eq(m.u.challenge.nonce.ptr, buf, len);
+			wire_msg_free(&m);
+		}
+
+		wire_buf_reset(&b);
+		wire_enc_hello(&b, 1, &h);
+		err = decode(&m, b.data, b.len);
+		ck_assert_int_eq(err, len == 0 || len == WIRE_NONCE_BYTES ? 0 : -WIRE_EMALFORMED);
+		if (!err) {
+			ck_assert_uint_eq(m.u.hello.router_nonce.len, len);
+			wire_msg_free(&m);
+		}
+
+		wire_buf_reset(&b);
+		wire_enc_hello(&b, 1, &ha);
+		err = decode(&m, b.data, b.len);
+		ck_assert_int_eq(err, len == 0 || len == WIRE_AUTH_BYTES ? 0 : -WIRE_EMALFORMED);
+		if (!err) {
+			ck_assert_uint_eq(m.u.hello.auth.len, len);
+			wire_msg_free(&m);
+		}
+
+		wire_buf_reset(&b);
+		wire_enc_edge_hello(&b, 1, &eh);
+		err = decode(&m, b.data, b.len);
+		ck_assert_int_eq(err, len == 0 || len == WIRE_AUTH_BYTES ? 0 : -WIRE_EMALFORMED);
+		if (!err) {
+			ck_assert_uint_eq(m.u.edge_hello.auth.len, len);
+			wire_msg_free(&m);
+		}
+	}
+	wire_buf_free(&b);
 }
 END_TEST
 
@@ -894,18 +1174,23 @@ START_TEST(wrong_types)
 	struct wire_buf b;
 
 	wire_buf_init(&b);
-	for (unsigned f = 0; f < l->n; f++) {
+	for (unsigned f = 0; f < ALL(l); f++) {
 		for (size_t v = 0; v < N(class_vals); v++) {
 			if (accepts[l->k[f]] & class_vals[v].cls)
 				continue;
-			build(&b, l, l->n, f, &class_vals[v].v, 0, NULL);
+			build(&b, l, ALL(l), f, &class_vals[v].v, 0, NULL);
 			decode_err(b.data, b.len, WIRE_EMALFORMED);
 		}
 		for (size_t v = 0; v < N(kind_wrongs); v++) {
 			if (kind_wrongs[v].k != l->k[f])
 				continue;
-			build(&b, l, l->n, f, &kind_wrongs[v].v, 0, NULL);
+			build(&b, l, ALL(l), f, &kind_wrongs[v].v, 0, NULL);
 			decode_err(b.data, b.len, kind_wrongs[v].err);
+			/* an optional field is checked when it is the last one */
+			if (f >= l->n) {
+				build(&b, l, f + 1, f, &kind_wrongs[v].v, 0, NULL);
+				decode_err(b.data, b.len, kind_wrongs[v].err);
+			}
 		}
 	}
 	wire_buf_free(&b);
@@ -999,7 +1284,7 @@ START_TEST(unknown_type)
 		uint64_t seq;
 	} cases[] = {
 		{ L("\x93\x01\x00\x01"), 0, 1 },
-		{ L("\x93\x01\x0c\x07"), 12, 7 },
+		{ L("\x93\x01\x0d\x07"), 13, 7 },
 		{ L("\x95\x01\xcd\x03\xe8\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xc0\x80"), 1000, UINT64_MAX },
 		{ L("\x93\x01\xce\xff\xff\xff\xff\x02"), UINT32_MAX, 2 },
 		{ L("\x94\x01\x7f\x03\x92\x80\x90"), 127, 3 },
@@ -1209,11 +1494,12 @@ END_TEST
 
 START_TEST(depth)
 {
-	/* HELLO with an extra field [[[]]]: depth 4 with the envelope, ok. */
-	static const char ok[] = "\x95\x01\x01\x01\xa0" "\x91\x91\x90";
+	/* UNSUB with an extra field [[[]]]: depth 4 with the envelope, ok.
+	 * (UNSUB, as it has no optional fields that an extra one would be.) */
+	static const char ok[] = "\x95\x01\x05\x01\x00" "\x91\x91\x90";
 	/* ...and [[[[]]]], depth 5 (the innermost empty array counts too). */
-	static const char deep5[] = "\x95\x01\x01\x01\xa0" "\x91\x91\x91\x90";
-	static const char deep5map[] = "\x95\x01\x01\x01\xa0" "\x91\x91\x81\x01\x80";
+	static const char deep5[] = "\x95\x01\x05\x01\x00" "\x91\x91\x91\x90";
+	static const char deep5map[] = "\x95\x01\x05\x01\x00" "\x91\x91\x81\x01\x80";
 	struct wire_msg m;
 	char *deep;
 	size_t n = 1 << 20;
@@ -1251,7 +1537,7 @@ static void write_file(const char *dir, const char *name, const void *p, size_t 
 
 static const char *const type_names[] = {
 	"unknown", "hello", "edge_hello", "assign", "sub", "unsub", "sub_ack",
-	"deliver", "up", "up_err", "flow", "resync",
+	"deliver", "up", "up_err", "flow", "resync", "challenge",
 };
 
 /* Writes small seed inputs: every sample under 4 KiB, a truncated and a
@@ -1259,8 +1545,8 @@ static const char *const type_names[] = {
 static void write_corpus(const char *dir)
 {
 	struct wire_buf b;
-	char name[128];
-	uint32_t type, last = 0;
+	char name[128], suffix[64];
+	uint32_t type, last = 0, seen = 0;
 
 	wire_buf_init(&b);
 	for (size_t i = 0; i < NSAMPLES; i++) {
@@ -1273,17 +1559,25 @@ static void write_corpus(const char *dir)
 		if (type == last)
 			continue;
 		last = type;
-		snprintf(name, sizeof(name), "trunc-%s", type_names[type]);
+		/* The first run of a type gives "trunc-hello"; a later one (the
+		 * authentication samples) "trunc-hello-17", after its first
+		 * sample. */
+		if (seen & (1u << type))
+			snprintf(suffix, sizeof(suffix), "%s-%zu", type_names[type], i);
+		else
+			snprintf(suffix, sizeof(suffix), "%s", type_names[type]);
+		seen |= 1u << type;
+		snprintf(name, sizeof(name), "trunc-%s", suffix);
 		write_file(dir, name, b.data, b.len - 1 - b.len / 3);
 		put(&b, "\xc0", 1);
-		snprintf(name, sizeof(name), "trailing-%s", type_names[type]);
+		snprintf(name, sizeof(name), "trailing-%s", suffix);
 		write_file(dir, name, b.data, b.len);
 	}
 	for (size_t i = 0; i < N(layouts); i++) {
 		const struct layout *l = &layouts[i];
 		static const struct lit extra = L("\x92\x81\x01\xc0\x91\x90");
 
-		build(&b, l, l->n, UINT32_MAX, NULL, 1, &extra);
+		build(&b, l, ALL(l), UINT32_MAX, NULL, 1, &extra);
 		snprintf(name, sizeof(name), "extra-%s", type_names[l->type]);
 		write_file(dir, name, b.data, b.len);
 		build(&b, l, l->n - 1, UINT32_MAX, NULL, 0, NULL);
@@ -1298,11 +1592,11 @@ static void write_corpus(const char *dir)
 			const struct layout *l = &layouts[j];
 			unsigned f;
 
-			for (f = 0; f < l->n && l->k[f] != kind_wrongs[i].k; f++)
+			for (f = 0; f < ALL(l) && l->k[f] != kind_wrongs[i].k; f++)
 				;
-			if (f == l->n)
+			if (f == ALL(l))
 				continue;
-			build(&b, l, l->n, f, &kind_wrongs[i].v, 0, NULL);
+			build(&b, l, ALL(l), f, &kind_wrongs[i].v, 0, NULL);
 			snprintf(name, sizeof(name), "bad-%s-%zu", type_names[l->type], i);
 			write_file(dir, name, b.data, b.len);
 			break;
@@ -1320,12 +1614,21 @@ static void write_corpus(const char *dir)
 		write_file(dir, name, &byte, 1);
 	}
 	write_file(dir, "version-2", "\x94\x02\x05\x01\x05", 5);
-	write_file(dir, "unknown-type", "\x95\x01\x0c\x07\xc0\x80", 6);
+	write_file(dir, "unknown-type", "\x95\x01\x0d\x07\xc0\x80", 6);
 	write_file(dir, "not-array", "\x83\x01\x01\x02\x05\x03\x01", 7);
 	write_file(dir, "short-envelope", "\x92\x01\x05", 3);
 	write_file(dir, "never-used-byte", "\x94\x01\x05\x01\xc1", 5);
-	write_file(dir, "depth-5", "\x95\x01\x01\x01\xa0\x91\x91\x91\x90", 9);
-	write_file(dir, "depth-4", "\x95\x01\x01\x01\xa0\x91\x91\x90", 8);
+	write_file(dir, "depth-5", "\x95\x01\x05\x01\x00\x91\x91\x91\x90", 9);
+	write_file(dir, "depth-4", "\x95\x01\x05\x01\x00\x91\x91\x90", 8);
+	/* HELLO with a nonce but a proof of 31 bytes; CHALLENGE with an empty
+	 * nonce */
+	wire_buf_reset(&b);
+	put(&b, "\x96\x01\x01\x01\xc4\x02" "r1" "\xc4\x10", 10);
+	put(&b, nonce_r, WIRE_NONCE_BYTES);
+	put(&b, "\xc4\x1f", 2);
+	put(&b, proof_r, WIRE_AUTH_BYTES - 1);
+	write_file(dir, "auth-short", b.data, b.len);
+	write_file(dir, "challenge-empty", "\x94\x01\x0c\x00\xc4\x00", 6);
 	write_file(dir, "empty", "", 0);
 	wire_buf_free(&b);
 }
@@ -1348,6 +1651,9 @@ static Suite *wire_suite(void)
 	tcase_add_loop_test(tc, rt_up_err, 0, N(up_errs));
 	tcase_add_loop_test(tc, rt_flow, 0, N(flows));
 	tcase_add_loop_test(tc, rt_resync, 0, N(resyncs));
+	tcase_add_loop_test(tc, rt_hello_auth, 0, N(auth_hellos));
+	tcase_add_loop_test(tc, rt_edge_hello_auth, 0, N(auth_edge_hellos));
+	tcase_add_loop_test(tc, rt_challenge, 0, N(challenges));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("encoding");
@@ -1361,6 +1667,7 @@ static Suite *wire_suite(void)
 	tcase_add_loop_test(tc, hand_valid, 0, N(layouts));
 	tcase_add_test(tc, record_extra_fields);
 	tcase_add_test(tc, edge_hello_seq_required);
+	tcase_add_test(tc, auth_fields);
 	tcase_add_loop_test(tc, wrong_types, 0, N(layouts));
 	tcase_add_loop_test(tc, missing_fields, 0, N(layouts));
 	tcase_add_test(tc, limits);
