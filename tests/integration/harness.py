@@ -208,6 +208,13 @@ class Env:
         return r.stdout
 
 
+def http_json(port, path):
+    """GET http://127.0.0.1:port/path as JSON (admin API)."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
 class Placeholder:
     """An edge that will start later: routers can be given its URL now."""
 

@@ -38,6 +38,43 @@ def token(sub, exp_in=300, secret=SECRET, alg="HS256", nbf=None):
     return signing + "." + b64(sig)
 
 
+# A few msgpack encoders, enough to speak the edge protocol by hand.
+def mp(v):
+    if isinstance(v, bool):
+        return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        return bytes([v]) if 0 <= v < 128 else b"\xcf" + struct.pack("!Q", v)
+    if isinstance(v, bytes):
+        return b"\xc4" + bytes([len(v)]) + v
+    if isinstance(v, list):
+        return bytes([0x90 | len(v)]) + b"".join(mp(x) for x in v) if len(v) < 16 else \
+            b"\xdc" + struct.pack("!H", len(v)) + b"".join(mp(x) for x in v)
+    raise TypeError(v)
+
+
+def framed(msg):
+    return struct.pack("!I", len(msg)) + msg
+
+
+def read_frames(sock, timeout):
+    """Reads framed messages until the peer closes or timeout; returns
+    (messages, closed_by_peer)."""
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return out, True
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack("!I", buf[:4])[0]:
+                n = struct.unpack("!I", buf[:4])[0]
+                out.append(buf[4:4 + n])
+                buf = buf[4 + n:]
+    except (socket.timeout, ConnectionResetError):
+        return out, False
+
+
 def ws_request(port, headers, path="/ws"):
     return ("\r\n".join([f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}",
                          "Upgrade: websocket", "Connection: Upgrade",
@@ -110,12 +147,50 @@ async def run(env):
     os.makedirs(keydir)
     with open(os.path.join(keydir, "main.secret"), "wb") as f:
         f.write(SECRET)
-    edge = env.start_edge("edge-1")
-    r = env.start_router("router-jwt", [edge], [
+    secret = os.path.join(env.dir, "link.secret")
+    with open(secret, "w") as f:
+        f.write("a-shared-link-secret-of-enough-bytes\n")
+    ls = ["--link-secret", "file:" + secret]
+    edge = env.start_edge("edge-1", extra=ls)
+    # A stray process posing as an edge: it answers HELLO without knowing the
+    # secret and claims every partition; the router must refuse it.
+    fake = socket.socket()
+    fake.bind(("127.0.0.1", 0))
+    fake.listen(8)
+    fake_url = "tcp://127.0.0.1:%d" % fake.getsockname()[1]
+    fake_edge = h.Placeholder("fake")
+    fake_edge.url = fake_url
+    fake_seen = []
+
+    async def serve_fake():
+        loop = asyncio.get_running_loop()
+        fake.setblocking(False)
+        while True:
+            conn, _ = await loop.sock_accept(fake)
+            conn.setblocking(True)
+            await loop.run_in_executor(None, fake_conversation, conn)
+
+    def fake_conversation(conn):
+        try:
+            conn.sendall(framed(mp([1, 12, 0, os.urandom(16)])))   # CHALLENGE
+            msgs, _ = read_frames(conn, 2)
+            fake_seen.append(len(msgs))
+            if not msgs:
+                return
+            hello_seq = struct.unpack("!Q", msgs[0][4:12])[0] if msgs[0][3] == 0xcf else msgs[0][3]
+            # EDGE_HELLO: edge_id, upstream, epoch, count, partitions, hello_seq, auth
+            eh = mp([1, 2, 1, b"fake-edge", False, 1, 3, [0, 1, 2], hello_seq, os.urandom(32)])
+            conn.sendall(framed(eh))
+            read_frames(conn, 2)
+        finally:
+            conn.close()
+
+    fake_task = asyncio.ensure_future(serve_fake())
+    r = env.start_router("router-jwt", [edge, fake_edge], ls + [
         "--auth", "jwt", "--jwt-keys", keydir, "--allowed-origins", "https://app.example",
         "--handshakes-per-ip", "20", "--max-connections", "100", "--handshake-timeout-s", "2",
         "--max-frame-bytes", "1024", "--max-header-bytes", "4096"])
-    rp = env.start_router("router-proxies", [edge], [
+    rp = env.start_router("router-proxies", [edge], ls + [
         "--auth", "header-from-proxies", "--trusted-proxies", "10.0.0.0/8"])
     h.wait_all_owned(r)
     h.wait_all_owned(rp)
@@ -213,6 +288,31 @@ async def run(env):
     h.log(f"unknown opcode: close {code}")
     assert code in (1002, None)
     case("malformed, oversized and truncated frames", 6, 0, "closed")
+
+    # The fake edge: the router hung up on it every time.
+    refusals = r.text().count("failed authentication")
+    h.log(f"fake edge without the secret: {len(fake_seen)} connections from the router, "
+          f"refused {refusals} times; owners: {h.http_json(r.admin_port, '/api/v1/partitions')}")
+    assert refusals >= 1 and "fake-edge" not in json.dumps(
+        h.http_json(r.admin_port, "/api/v1/partitions"))
+    case("fake edge without the secret", max(1, len(fake_seen)), 0, "refused")
+    fake_task.cancel()
+
+    # A fake router without the secret: the edge hangs up before any SUB.
+    admitted = 0
+    eport = int(edge.url.rsplit(":", 1)[1])
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", eport), timeout=5)
+        msgs, _ = read_frames(s, 1)           # the CHALLENGE
+        hello = mp([1, 1, 7, b"intruder", os.urandom(16), os.urandom(32)])
+        sub = mp([1, 4, 8, 1, 0, b"honest", 0])
+        s.sendall(framed(hello) + framed(sub))
+        msgs, closed = read_frames(s, 3)
+        admitted += any(m[1] in (2, 7) for m in msgs)   # EDGE_HELLO or DELIVER
+        s.close()
+    h.log(f"fake router without the secret: 3 attempts, edge answers with EDGE_HELLO/DELIVER "
+          f"{admitted} times")
+    case("fake router without the secret", 3, admitted, "edge hangs up")
 
     env.produce("deliveries", ["honest"], 5, tag="after")
     await h.wait_until(lambda: len(honest.records("before")) >= 5 and
