@@ -93,14 +93,25 @@ static void h_metrics(void *arg, const struct admin_request *req, struct admin_r
 	free(out);
 }
 
+/* Joined the group: it has a member id. An edge the group gives no
+ * partitions (more edges than partitions) is still ready: a standby. */
+static bool joined(struct edge *e)
+{
+	char *id = rd_kafka_memberid(e->consumer);
+	bool ok = id && *id;
+	if (id)
+		rd_kafka_mem_free(e->consumer, id);
+	return ok || e->epoch > 0;
+}
+
 static void h_readyz(void *arg, const struct admin_request *req, struct admin_response *resp)
 {
 	struct edge *e = arg;
 	const char *why = NULL;
 	if (e->draining)
 		why = "draining";
-	else if (!e->epoch)
-		why = "no assignment from the consumer group yet";
+	else if (!joined(e))
+		why = "not a member of the consumer group yet";
 	else if (now_mono_ms() - e->kafka_ok_ms > 30000)
 		why = "Kafka unreachable for more than 30 s";
 	if (why)
