@@ -14,7 +14,6 @@ static const char summary[] =
 int main(int argc, char **argv)
 {
 	struct edge_config cfg = { 0 };
-	const char *log_level = NULL;
 	bool log_json = false;
 	static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
 	int level = LOG_INFO;
@@ -58,7 +57,6 @@ int main(int argc, char **argv)
 		  "Write logs as JSON lines." },
 		{ 0 },
 	};
-	(void)log_level;
 	char err[512];
 	int rc = conf_parse(opts, argc, argv, stdout, summary, err, sizeof err);
 	if (rc == 1)

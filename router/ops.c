@@ -220,6 +220,21 @@ static void add_session(struct session *s, void *arg)
 			  (json_int_t)s->qcount, "kws_v1", s->framed, "throttled", s->throttled));
 }
 
+struct disconnect {
+	int code;
+	size_t n;
+};
+
+/* close_client only marks the session; it is freed after its close. */
+static void disconnect_one(struct session *s, void *arg)
+{
+	struct disconnect *dc = arg;
+	if (s->state == SESSION_CLOSING)
+		return;
+	close_client(s, dc->code, "disconnected by an operator");
+	dc->n++;
+}
+
 static void h_client(void *arg, const struct admin_request *req, struct admin_response *resp)
 {
 	struct router *r = arg;
@@ -257,22 +272,11 @@ static void h_client(void *arg, const struct admin_request *req, struct admin_re
 				return;
 			}
 		}
-		size_t k = sessions_for_client(&r->sessions, id, n, NULL, NULL);
-		struct session **v = xcalloc(k ? k : 1, sizeof *v);
-		struct { struct session **v; size_t n; } acc = { v, 0 };
-		/* collect, then close (close_client does not free) */
-		for (struct hnode *hn = hmap_first(&r->sessions.by_client, hash_bytes(id, n)); hn;
-		     hn = hmap_next(hn)) {
-			struct session *s = hmap_entry(hn, struct session, by_client);
-			if (s->id_len == n && memcmp(s->id, id, n) == 0 && acc.n < k)
-				acc.v[acc.n++] = s;
-		}
-		for (size_t i = 0; i < acc.n; i++)
-			close_client(acc.v[i], (int)code, "disconnected by an operator");
-		free(v);
+		struct disconnect dc = { (int)code, 0 };
+		sessions_for_client(&r->sessions, id, n, disconnect_one, &dc);
 		json_decref(cw.sessions);
 		admin_response_json(resp, 200, json_pack("{s:s%,s:I,s:i}", "client_id", id, n,
-							 "disconnected", (json_int_t)acc.n,
+							 "disconnected", (json_int_t)dc.n,
 							 "code", (int)code));
 		return;
 	}
