@@ -208,6 +208,9 @@ struct chan *chan_new(nng_stream *s, size_t max_msg, size_t max_queue, chan_wake
 	c->rcap = CHAN_READ_CHUNK;
 	c->rbuf = xmalloc(c->rcap);
 	pthread_mutex_init(&c->mu, NULL);
+	/* nng's TCP streams leave Nagle's algorithm on; with delayed ACKs that
+	 * holds small messages back ~40 ms. Writes are already batched here. */
+	nng_stream_set_bool(s, NNG_OPT_TCP_NODELAY, true);
 	nng_sockaddr sa;
 	snprintf(c->peer, sizeof c->peer, "?");
 	if (nng_stream_get_addr(s, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
