@@ -23,7 +23,8 @@
 #include "wire.h"
 
 #define TICK_US (100 * 1000)
-#define WRITES_PER_CALLBACK 64
+#define WRITES_PER_CALLBACK 16
+#define WRITE_BATCH_BYTES (64 * 1024)
 
 static void prune_buckets(void);
 
@@ -825,6 +826,50 @@ static int client_receive(struct lws *wsi, struct conn *c, const void *in, size_
 	return 0;
 }
 
+/* Writes the session's oldest queued messages: as many as fit in one
+ * WRITE_BATCH_BYTES write, framed here (server frames are unmasked: FIN and
+ * opcode, the length in 7, 16 or 64 bits, the payload), so one send() carries
+ * many messages. A single message goes through lws_write as usual. Returns 0,
+ * or -1 if the connection failed. */
+static int write_batch(struct lws *wsi, struct session *s, int64_t now_wall)
+{
+	unsigned char op = R->cfg->text ? 0x1 : 0x2;
+	struct outmsg *m = session_peek(s);
+	if (!m->next || m->len > WRITE_BATCH_BYTES / 2) {
+		int n = lws_write(wsi, m->data + LWS_PRE, m->len,
+				  R->cfg->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+		if (n < (int)m->len)
+			return -1;
+		if (m->timestamp_ms >= 0)
+			metrics_observe(R->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
+		session_pop_free(s);
+		return 0;
+	}
+	size_t len = 0;
+	unsigned char *out = R->wbuf + LWS_PRE;
+	while ((m = session_peek(s)) && len + 10 + m->len <= WRITE_BATCH_BYTES) {
+		out[len++] = 0x80 | op;
+		if (m->len < 126) {
+			out[len++] = (unsigned char)m->len;
+		} else if (m->len < 65536) {
+			out[len++] = 126;
+			out[len++] = (unsigned char)(m->len >> 8);
+			out[len++] = (unsigned char)m->len;
+		} else {
+			out[len++] = 127;
+			for (int k = 7; k >= 0; k--)
+				out[len++] = (unsigned char)((uint64_t)m->len >> (8 * k));
+		}
+		memcpy(out + len, m->data + LWS_PRE, m->len);
+		len += m->len;
+		if (m->timestamp_ms >= 0)
+			metrics_observe(R->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
+		session_pop_free(s);
+	}
+	int n = lws_write(wsi, out, len, LWS_WRITE_RAW);
+	return n < (int)len ? -1 : 0;
+}
+
 static int client_writeable(struct lws *wsi, struct conn *c)
 {
 	if (c->close_code) {
@@ -835,17 +880,10 @@ static int client_writeable(struct lws *wsi, struct conn *c)
 	if (!c->s)
 		return 0;
 	struct session *s = c->s;
-	enum lws_write_protocol kind = R->cfg->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY;
-	for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
-		struct outmsg *m = session_peek(s);
-		if (!m)
-			break;
-		int n = lws_write(wsi, m->data + LWS_PRE, m->len, kind);
-		if (n < (int)m->len)
+	int64_t now_wall = now_wall_ms();
+	for (int i = 0; i < WRITES_PER_CALLBACK && session_peek(s); i++) {
+		if (write_batch(wsi, s, now_wall) < 0)
 			return -1;
-		if (m->timestamp_ms >= 0)
-			metrics_observe(R->delay, (double)(now_wall_ms() - m->timestamp_ms) / 1000.0);
-		session_pop_free(s);
 		if (lws_send_pipe_choked(wsi))
 			break;
 	}
@@ -986,6 +1024,7 @@ int router_run(const struct router_config *cfg)
 	R = &r;
 	sessions_init(&r.sessions, LWS_PRE);
 	routes_init(&r.routes, 0, cfg->handover_ms, on_moved, &r);
+	r.wbuf = xmalloc(LWS_PRE + WRITE_BATCH_BYTES);
 	int hl = snprintf(r.id_header, sizeof r.id_header - 1, "%s:", cfg->id_header);
 	for (int i = 0; i < hl; i++)
 		r.id_header[i] = (char)(r.id_header[i] >= 'A' && r.id_header[i] <= 'Z'
@@ -1077,6 +1116,7 @@ out:
 	free(r.links);
 	routes_free(&r.routes);
 	ident_free(r.ident);
+	free(r.wbuf);
 	linkauth_secret_free(&r.secret);
 	{
 		size_t bk;

@@ -49,6 +49,7 @@ struct router {
 	struct ident *ident;       /* who clients are (--auth) */
 	struct linkauth_secret secret; /* --link-secret: proves the edges and us */
 	struct hmap buckets;       /* handshake rate per source address */
+	unsigned char *wbuf;       /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */
 	int64_t next_prune_ms;
 	lws_sorted_usec_list_t tick;
 	bool retry_waiting;
