@@ -49,6 +49,8 @@ static struct {
 	uint64_t expect;
 	double idle_s, max_s;
 	uint32_t gap_ms;	/* 0: no per-partition gap lists */
+	const char *dump;	/* per-record receipt times of some keys */
+	long dump_from, dump_to;
 } O;
 
 /* Per partition: receipt times of tagged records, for pauses (--gap-ms). */
@@ -78,6 +80,7 @@ static struct {
 	size_t ms_buckets;
 	char tagpat[300];
 	size_t tagpat_len;
+	FILE *dump;
 } K;
 
 static volatile sig_atomic_t stop_requested, reset_requested;
@@ -208,6 +211,39 @@ static int64_t find_ts(const char *v, size_t n)
 	return ts;
 }
 
+/* The number at the end of a key ("client-17": 17), or -1. */
+static long key_number(const char *k, size_t n)
+{
+	size_t i = n;
+	long v = 0, mul = 1;
+
+	while (i > 0 && k[i - 1] >= '0' && k[i - 1] <= '9' && n - i < 9)
+		i--;
+	if (i == n)
+		return -1;
+	for (size_t j = n; j > i; j--, mul *= 10)
+		v += (k[j - 1] - '0') * mul;
+	return v;
+}
+
+/* --dump: "<key> <seq> <receipt wall us>" for keys numbered in --dump-ids. */
+static void dump_record(const rd_kafka_message_t *m, int64_t now_us)
+{
+	long id = key_number(m->key, m->key_len);
+	const char *v = m->payload, *p;
+	long long seq = 0;
+
+	if (id < O.dump_from || id >= O.dump_to)
+		return;
+	p = memmem(v, m->len, "\"seq\":", 6);
+	if (!p)
+		return;
+	for (p += 6; p < v + m->len && *p >= '0' && *p <= '9'; p++)
+		seq = seq * 10 + (*p - '0');
+	fprintf(K.dump, "%.*s %lld %" PRId64 "\n", (int)m->key_len, (const char *)m->key, seq,
+		now_us);
+}
+
 static void take(const rd_kafka_message_t *m)
 {
 	int64_t now_us = wall_us();
@@ -264,6 +300,8 @@ static void take(const rd_kafka_message_t *m)
 		K.lat_us = xrealloc(K.lat_us, K.caplat * sizeof *K.lat_us);
 	}
 	K.lat_us[K.nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	if (K.dump && m->key_len)
+		dump_record(m, now_us);
 	if ((uint64_t)ms >= K.ms_buckets)
 		ms = (int64_t)K.ms_buckets - 1;
 	K.lat_ms[ms]++;
@@ -421,7 +459,8 @@ static void usage(FILE *f)
 	fputs("usage: kfloor --bootstrap HOST:PORT --topic TOPIC [--group G]\n"
 	      "              [--kafka-prop K=V]... [--tag TAG] [--expect N]\n"
 	      "              [--idle-s S] [--max-s S] [--from live|earliest]\n"
-	      "              [--gap-ms G] [--report FILE.json]\n"
+	      "              [--gap-ms G] [--dump FILE --dump-ids FROM:TO]\n"
+	      "              [--report FILE.json]\n"
 	      "\n"
 	      "The Kafka floor of tests/bench: consumes TOPIC with the edge's consumer\n"
 	      "settings and discards the records; measures rate, CPU and latency.\n"
@@ -438,6 +477,9 @@ static void usage(FILE *f)
 	      "  --gap-ms G       per partition: first/last receipt and every gap\n"
 	      "                   of at least G ms between tagged records, with\n"
 	      "                   its end (CLOCK_MONOTONIC ms), in the report\n"
+	      "  --dump FILE      write \"<key> <seq> <receipt wall us>\" of each tagged\n"
+	      "                   record whose key ends in a number in [FROM, TO)\n"
+	      "                   (--dump-ids), to pair with wsprobe --dump\n"
 	      "  --report FILE    JSON report\n", f);
 }
 
@@ -455,6 +497,8 @@ static void parse(int argc, char **argv)
 		{ "from", required_argument, NULL, 'f' },
 		{ "report", required_argument, NULL, 'o' },
 		{ "gap-ms", required_argument, NULL, 'G' },
+		{ "dump", required_argument, NULL, 'D' },
+		{ "dump-ids", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -477,6 +521,13 @@ static void parse(int argc, char **argv)
 		case 'f': O.earliest = strcmp(optarg, "earliest") == 0; break;
 		case 'o': O.report = optarg; break;
 		case 'G': O.gap_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'D': O.dump = optarg; break;
+		case 'I':
+			if (sscanf(optarg, "%ld:%ld", &O.dump_from, &O.dump_to) != 2) {
+				fprintf(stderr, "kfloor: --dump-ids wants FROM:TO\n");
+				exit(2);
+			}
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -507,6 +558,13 @@ int main(int argc, char **argv)
 	parse(argc, argv);
 	K.ms_buckets = 600001;
 	K.lat_ms = xcalloc(K.ms_buckets, sizeof *K.lat_ms);
+	if (O.dump) {
+		K.dump = fopen(O.dump, "w");
+		if (!K.dump) {
+			fprintf(stderr, "kfloor: --dump %s: %s\n", O.dump, strerror(errno));
+			return 2;
+		}
+	}
 	if (O.tag)
 		K.tagpat_len = (size_t)snprintf(K.tagpat, sizeof K.tagpat, "\"tag\":\"%s\"", O.tag);
 	sigaction(SIGINT, &sa, NULL);
@@ -580,6 +638,8 @@ int main(int argc, char **argv)
 			break;
 	}
 	report();
+	if (K.dump)
+		fclose(K.dump);
 	rd_kafka_consumer_close(K.rk);
 	rd_kafka_queue_destroy(K.q);
 	rd_kafka_destroy(K.rk);

@@ -6,7 +6,8 @@
  * protocols "kws" and "kws.v1", the same handshake checks on /ws and
  * X-Client-Id, the same per-session queue of malloc'd messages written only
  * in the writeable callback, at most 64 per callback, stopping when the pipe
- * is choked). It has no Kafka, no edge, no nng: it makes the records itself,
+ * is choked). With --batch-bytes it frames a session's queued messages into
+ * one send instead, as the router does since commit 13e99a5. It has no Kafka, no edge, no nng: it makes the records itself,
  * in the producer's JSON format
  *   {"key":"client-3","seq":17,"ts":<wall ms>[,"tag":"T"][,"pad":"xx.."]}
  * padded to --size bytes like tests/tools/produce, and frames them like the
@@ -42,7 +43,8 @@
 #include "partition.h"
 #include "util.h"
 
-#define WRITES_PER_CALLBACK 64	/* as the router */
+#define WRITES_PER_CALLBACK 64	/* plain lws_write per message */
+#define BATCHES_PER_CALLBACK 16	/* --batch-bytes: as the router since 13e99a5 */
 #define TIMER_US 1000	/* idle ticks are 50 of these */
 
 struct msg {
@@ -80,6 +82,7 @@ static struct {
 	bool text;
 	long exit_after_s;
 	long tick_us;
+	long batch_bytes;
 	const char *report;
 	/* state */
 	struct lws_context *ctx;
@@ -93,8 +96,10 @@ static struct {
 	uint32_t rr;		/* next session in the round-robin */
 	uint64_t connects, closes, rejected;
 	uint32_t peak_sessions;
+	uint64_t sends;
 	char *buf;
 	size_t bufcap;
+	unsigned char *wbuf;	/* --batch-bytes: LWS_PRE + batch_bytes */
 } F;
 
 static volatile sig_atomic_t stop_requested;
@@ -319,6 +324,60 @@ static int established(struct lws *wsi, struct pss *p)
 	return 0;
 }
 
+static void pop(struct pss *p)
+{
+	struct msg *m = p->qhead;
+
+	F.written++;
+	F.written_bytes += m->len;
+	p->qhead = m->next;
+	if (!p->qhead)
+		p->qtail = &p->qhead;
+	p->qbytes -= m->len;
+	free(m);
+}
+
+/* --batch-bytes: frames the oldest queued messages into one buffer (server
+ * frames are unmasked: FIN and opcode, 7/16/64-bit length, payload) and
+ * writes them with one LWS_WRITE_RAW, as the router does; a single message
+ * goes through lws_write. 0 or -1. */
+static int write_batch(struct lws *wsi, struct pss *p)
+{
+	unsigned char op = F.text ? 0x1 : 0x2;
+	struct msg *m = p->qhead;
+	size_t len = 0;
+	unsigned char *out = F.wbuf + LWS_PRE;
+
+	if (!m->next || m->len > (size_t)F.batch_bytes / 2) {
+		int n = lws_write(wsi, m->data + LWS_PRE, m->len,
+				  F.text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+		if (n < (int)m->len)
+			return -1;
+		F.sends++;
+		pop(p);
+		return 0;
+	}
+	while ((m = p->qhead) && len + 10 + m->len <= (size_t)F.batch_bytes) {
+		out[len++] = 0x80 | op;
+		if (m->len < 126) {
+			out[len++] = (unsigned char)m->len;
+		} else if (m->len < 65536) {
+			out[len++] = 126;
+			out[len++] = (unsigned char)(m->len >> 8);
+			out[len++] = (unsigned char)m->len;
+		} else {
+			out[len++] = 127;
+			for (int k = 7; k >= 0; k--)
+				out[len++] = (unsigned char)((uint64_t)m->len >> (8 * k));
+		}
+		memcpy(out + len, m->data + LWS_PRE, m->len);
+		len += m->len;
+		pop(p);
+	}
+	F.sends++;
+	return lws_write(wsi, out, len, LWS_WRITE_RAW) < (int)len ? -1 : 0;
+}
+
 static int writeable(struct lws *wsi, struct pss *p)
 {
 	enum lws_write_protocol kind = F.text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY;
@@ -330,23 +389,27 @@ static int writeable(struct lws *wsi, struct pss *p)
 			make_record(p);
 		check_done();
 	}
-	for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
-		struct msg *m = p->qhead;
+	if (F.batch_bytes) {
+		for (int i = 0; i < BATCHES_PER_CALLBACK && p->qhead; i++) {
+			if (write_batch(wsi, p) < 0)
+				return -1;
+			if (lws_send_pipe_choked(wsi))
+				break;
+		}
+	} else {
+		for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
+			struct msg *m = p->qhead;
 
-		if (!m)
-			break;
-		int n = lws_write(wsi, m->data + LWS_PRE, m->len, kind);
-		if (n < (int)m->len)
-			return -1;
-		F.written++;
-		F.written_bytes += m->len;
-		p->qhead = m->next;
-		if (!p->qhead)
-			p->qtail = &p->qhead;
-		p->qbytes -= m->len;
-		free(m);
-		if (lws_send_pipe_choked(wsi))
-			break;
+			if (!m)
+				break;
+			int n = lws_write(wsi, m->data + LWS_PRE, m->len, kind);
+			if (n < (int)m->len)
+				return -1;
+			F.sends++;
+			pop(p);
+			if (lws_send_pipe_choked(wsi))
+				break;
+		}
 	}
 	if (p->qhead || (F.started && F.rate <= 0 && p->seq < F.count))
 		lws_callback_on_writable(wsi);
@@ -409,7 +472,8 @@ static void usage(FILE *f)
 	fputs("usage: wsfloor [--listen HOST:PORT] [--rate R] [--size BYTES] [--tag TAG]\n"
 	      "               [--count M] [--start-sessions N] [--start-delay-ms D]\n"
 	      "               [--burst B] [--partitions P] [--message-type binary|text]\n"
-	      "               [--tick-us T] [--exit-after-s S] [--report FILE.json]\n"
+	      "               [--tick-us T] [--batch-bytes N] [--exit-after-s S]\n"
+	      "               [--report FILE.json]\n"
 	      "\n"
 	      "The WebSocket floor of tests/bench: a bare libwebsockets server that\n"
 	      "serves /ws like the router (X-Client-Id, kws.v1) and makes the\n"
@@ -427,6 +491,9 @@ static void usage(FILE *f)
 	      "  --tick-us T          with --rate: the generation timer's period; each\n"
 	      "                       tick makes every record due by then (default 1000)\n"
 	      "  --burst B            with --rate 0: records made per refill (default 16)\n"
+	      "  --batch-bytes N      frame a session's queued messages into one send of\n"
+	      "                       up to N bytes (as the router); default 0: one\n"
+	      "                       lws_write per message, at most 64 per callback\n"
 	      "  --partitions P       partition count for the framing (murmur2, as\n"
 	      "                       the router; default 12)\n"
 	      "  --message-type T     binary (default) or text\n"
@@ -450,6 +517,7 @@ static void parse(int argc, char **argv)
 		{ "exit-after-s", required_argument, NULL, 'x' },
 		{ "report", required_argument, NULL, 'o' },
 		{ "tick-us", required_argument, NULL, 'k' },
+		{ "batch-bytes", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -489,12 +557,14 @@ static void parse(int argc, char **argv)
 		case 'x': F.exit_after_s = atol(optarg); break;
 		case 'o': F.report = optarg; break;
 		case 'k': F.tick_us = atol(optarg); break;
+		case 'B': F.batch_bytes = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
 	}
 	if (F.partitions < 1 || F.size < 0 || F.size > 16 * 1024 * 1024 || F.burst < 1 ||
-	    F.tick_us < 100 || F.tick_us > 1000000) {
+	    F.tick_us < 100 || F.tick_us > 1000000 || F.batch_bytes < 0 ||
+	    F.batch_bytes > 16 * 1024 * 1024) {
 		fprintf(stderr, "wsfloor: bad arguments\n");
 		exit(2);
 	}
@@ -520,11 +590,11 @@ static void write_report(void)
 	}
 	fprintf(f, "{\"generated\": %" PRIu64 ", \"written\": %" PRIu64
 		", \"written_bytes\": %" PRIu64 ", \"connects\": %" PRIu64
-		", \"closes\": %" PRIu64 ", \"rejected\": %" PRIu64
+		", \"closes\": %" PRIu64 ", \"rejected\": %" PRIu64 ", \"sends\": %" PRIu64
 		", \"peak_sessions\": %u, \"start_mono_ms\": %" PRId64
 		", \"done_mono_ms\": %" PRId64 ", \"utime_s\": %.3f, \"stime_s\": %.3f"
 		", \"max_rss_kb\": %ld}\n", F.generated, F.written, F.written_bytes,
-		F.connects, F.closes, F.rejected, F.peak_sessions, F.start_mono_ms,
+		F.connects, F.closes, F.rejected, F.sends, F.peak_sessions, F.start_mono_ms,
 		F.done_mono_ms, tv_s(ru.ru_utime), tv_s(ru.ru_stime), ru.ru_maxrss);
 	fclose(f);
 }
@@ -538,6 +608,8 @@ int main(int argc, char **argv)
 	log_setup("wsfloor", LOG_INFO, 0);
 	parse(argc, argv);
 	F.part_offset = xcalloc((size_t)F.partitions, sizeof *F.part_offset);
+	if (F.batch_bytes)
+		F.wbuf = xmalloc(LWS_PRE + (size_t)F.batch_bytes);
 	F.t0_ms = now_mono_ms();
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -574,5 +646,6 @@ int main(int argc, char **argv)
 	free(F.sess);
 	free(F.part_offset);
 	free(F.buf);
+	free(F.wbuf);
 	return 0;
 }

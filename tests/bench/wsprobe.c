@@ -13,6 +13,7 @@
  *
  * stdout: "OPEN <n> <mono_ms>" when every client is open, "LIVE <n>" when
  * every client got its first kws.v1 state line, then a summary line.
+ * --dump FILE writes "<key> <seq> <receipt wall us>" per tagged record.
  * --report writes JSON: counts, latency quantiles and a 1000-point CDF (us),
  * and per client {id, partition, records, gap_ms, gap_end_ms, gaps: [[ms,
  * end_mono_ms], ...] (every gap over --gap-ms), states}.
@@ -65,7 +66,10 @@ static struct {
 	double duration_s;
 	uint64_t expect;
 	uint32_t gap_ms;
+	const char *dump;
 } O;
+
+static FILE *dumpf;
 
 static struct client *C;
 static uint32_t *lat;
@@ -202,6 +206,16 @@ static void on_message(struct client *c, const char *p, size_t n, int64_t now_ms
 	int64_t ts = 0;
 	for (t += 5; t < body + blen && *t >= '0' && *t <= '9'; t++)
 		ts = ts * 10 + (*t - '0');
+	if (dumpf) {
+		const char *sq = memmem(body, blen, "\"seq\":", 6);
+		long long seq = 0;
+		if (sq) {
+			for (sq += 6; sq < body + blen && *sq >= '0' && *sq <= '9'; sq++)
+				seq = seq * 10 + (*sq - '0');
+			fprintf(dumpf, "%s%u %lld %" PRId64 "\n", O.prefix,
+				O.ids_from + (uint32_t)(c - C), seq, wus);
+		}
+	}
 	int64_t us = wus - ts * 1000;
 	if (us < 0)
 		us = 0;
@@ -378,11 +392,13 @@ static void usage(FILE *f)
 	fputs("usage: wsprobe --url ws://127.0.0.1:PORT/ws --clients N [--prefix P]\n"
 	      "               [--ids-from K] [--source-addrs S] [--tag TAG]\n"
 	      "               [--duration-s D] [--expect-per-client M] [--gap-ms G]\n"
-	      "               [--report FILE.json]\n"
+	      "               [--dump FILE] [--report FILE.json]\n"
 	      "\n"
 	      "kws.v1 clients that record each client's partition, gaps and the\n"
 	      "latency CDF (tests/bench). Defaults: prefix client-, ids from 0,\n"
-	      "8 source addresses, duration 60 s, gaps over 50 ms listed.\n", f);
+	      "8 source addresses, duration 60 s, gaps over 50 ms listed.\n"
+	      "--dump writes \"<key> <seq> <receipt wall us>\" for every tagged record\n"
+	      "(to pair with kfloor --dump: the per-record router+edge hop).\n", f);
 }
 
 int main(int argc, char **argv)
@@ -398,6 +414,7 @@ int main(int argc, char **argv)
 		{ "expect-per-client", required_argument, NULL, 'e' },
 		{ "gap-ms", required_argument, NULL, 'g' },
 		{ "report", required_argument, NULL, 'o' },
+		{ "dump", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -428,6 +445,7 @@ int main(int argc, char **argv)
 		case 'e': O.expect = strtoull(optarg, NULL, 10); break;
 		case 'g': O.gap_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'o': O.report = optarg; break;
+		case 'D': O.dump = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -438,6 +456,10 @@ int main(int argc, char **argv)
 	}
 	if (O.tag)
 		tagpat_len = (size_t)snprintf(tagpat, sizeof tagpat, "\"tag\":\"%s\"", O.tag);
+	if (O.dump && !(dumpf = fopen(O.dump, "w"))) {
+		fprintf(stderr, "wsprobe: --dump %s: %s\n", O.dump, strerror(errno));
+		return 2;
+	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -494,5 +516,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	report();
+	if (dumpf)
+		fclose(dumpf);
 	return 0;
 }

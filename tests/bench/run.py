@@ -1,0 +1,1472 @@
+#!/usr/bin/python3
+"""Benchmark suite of kafka-websocket-router (issue 5). See tests/bench/README.md.
+
+    tests/bench/run.py            # full run, about 15-20 minutes
+    tests/bench/run.py --quick    # smoke test, about 3 minutes
+
+On a real Apache Kafka broker (tests/kafka/kafkafix.py), with the build in
+build-bench/ (built here if needed), it measures, each figure next to a floor
+measured in the same run:
+
+  a. idle memory per session: router vs wsfloor (bare libwebsockets)
+  b. end-to-end latency at fixed rates: router path vs kfloor (bare consumer)
+  c. highest sustained delivered rate, CPU per million records, syscalls per
+     message: end to end vs kfloor, WebSocket leg vs wsfloor
+  d. the pause of moved and unmoved partitions' clients when an edge joins,
+     vs two kfloor consumers doing the same join
+
+and writes tests/bench/report.md, report.json and PNG plots. Every load loop
+is bounded; every child process is stopped on exit.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "kafka"))
+
+PARTITIONS = 12
+# The consumer-group settings the integration tests give the edges
+# (tests/integration/harness.py FAST_GROUP); kfloor gets the same.
+FAST_GROUP = ["session.timeout.ms=6000", "max.poll.interval.ms=10000",
+              "heartbeat.interval.ms=500"]
+
+# What the issue asks for (issue 5).
+TARGETS = {
+    "mem_ratio": 1.3,          # idle memory per session <= 1.3x WebSocket floor
+    "e2e_ratio": 0.5,          # end-to-end throughput >= 0.5x Kafka floor
+    "ws_ratio": 0.8,           # WebSocket leg >= 0.8x WebSocket floor
+    "syscalls": 1.2,           # <= 1.2 syscalls per delivered message at saturation
+    "hop_p99_ms": 1.0,         # router+nng hop <= 1 ms at p99
+    "hop_p999_ms": 5.0,        # ... and <= 5 ms at p99.9
+}
+# A step of the rate ladder is "sustained" when everything arrived, p99 stayed
+# under this, and the producer kept its schedule.
+P99_LIMIT_MS = 1000
+# "Unmoved partitions do not pause": their clients' longest gap while an edge
+# joins is at most this much over their longest gap in a control window.
+PAUSE_SLACK_MS = 100
+
+PROFILES = {
+    "full": {
+        "mem_counts": [1000, 5000, 18000],
+        "lat_rates": [1000, 5000], "lat_clients": 1000, "lat_probe": 50, "lat_s": 20,
+        "ladder": {100: [5000, 10000, 20000, 30000, 40000, 60000, 80000],
+                   4096: [2000, 5000, 10000, 15000, 20000, 30000]},
+        "ladder_clients": 1000, "step_s": 8, "retry": True,
+        "wsfloor_count": {100: 1000, 4096: 150},
+        "drain_count": {100: 300, 4096: 12},
+        "join_clients": 300, "join_rate": 3000, "join_window_s": 10,
+        "budget_s": 22 * 60,
+    },
+    "quick": {
+        "mem_counts": [1000, 5000],
+        "lat_rates": [1000, 5000], "lat_clients": 1000, "lat_probe": 50, "lat_s": 5,
+        "ladder": {100: [10000], 4096: [3000]},
+        "ladder_clients": 1000, "step_s": 4, "retry": False,
+        "wsfloor_count": {100: 300, 4096: 50},
+        "drain_count": {100: 100, 4096: 5},
+        "join_clients": 200, "join_rate": 2000, "join_window_s": 5,
+        "budget_s": 6 * 60,
+    },
+}
+
+T0 = time.monotonic()
+
+
+def say(msg):
+    print("[%6.1fs] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    """utime+stime of every thread of pid, in seconds (0 if gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def thread_cpu(pid):
+    """{thread name: cpu seconds} summed over threads of the same name."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                raw = f.read()
+            name = raw[raw.index("(") + 1:raw.rindex(")")]
+            fields = raw.rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        name = re.sub(r"\d+$", "#", name)
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def pct(sorted_vals, q):
+    if not sorted_vals:
+        return None
+    i = max(0, min(len(sorted_vals) - 1, int(q * len(sorted_vals) + 0.999999) - 1))
+    return sorted_vals[i]
+
+
+# ---- processes -------------------------------------------------------------
+
+class Proc:
+    """A child whose stdout+stderr go to a log file in the work dir."""
+
+    def __init__(self, bench, name, args, env=None):
+        self.name = name
+        self.args = [str(a) for a in args]
+        self.log_path = os.path.join(bench.work, "%s.log" % name)
+        self._log = open(self.log_path, "wb")
+        self.p = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=env)
+        self.pid = self.p.pid
+        self.t_start = time.monotonic()
+        bench.procs.append(self)
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_for(self, pattern, timeout=30, count=1):
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = rx.findall(self.text())
+            if len(found) >= count:
+                return found[-1]
+            if self.p.poll() is not None:
+                raise RuntimeError("%s exited (%s) while waiting for /%s/; log %s"
+                                   % (self.name, self.p.returncode, pattern, self.log_path))
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s: /%s/ not seen within %ss; log %s"
+                                   % (self.name, pattern, timeout, self.log_path))
+            time.sleep(0.02)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def send(self, sig):
+        if self.alive():
+            self.p.send_signal(sig)
+
+    def wait(self, timeout):
+        """Waits up to timeout; True if it exited."""
+        try:
+            self.p.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            if not self.wait(timeout):
+                self.p.kill()
+                self.p.wait()
+        if not self._log.closed:
+            self._log.close()
+        return self.p.returncode
+
+
+def perf_works():
+    if not shutil.which("perf"):
+        return False
+    r = subprocess.run(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "--", "true"],
+                       capture_output=True, text=True)
+    return r.returncode == 0 and "raw_syscalls" in r.stderr
+
+
+SYSCALLS = ["poll", "ppoll", "epoll_wait", "epoll_pwait", "read", "write", "readv", "writev",
+            "sendto", "recvfrom", "sendmsg", "recvmsg", "futex", "clock_nanosleep",
+            "nanosleep", "clock_gettime", "getrusage", "mmap", "munmap", "brk", "madvise",
+            "ioctl", "accept4", "close"]
+
+
+class SyscallCounter:
+    """Counts the syscalls of every thread of a process over a window, with
+    perf stat (in-kernel counters: tracepoints raw_syscalls:sys_enter and
+    syscalls:sys_enter_<name>), or strace -c -f as the fallback. Use:
+    c = SyscallCounter(pid, tool); c.start(); ...; c.stop() -> dict."""
+
+    def __init__(self, bench, pid, tool):
+        self.bench, self.pid, self.tool = bench, pid, tool
+        self.p = None
+
+    def events(self):
+        have = set(os.listdir("/sys/kernel/tracing/events/syscalls")) \
+            if os.path.isdir("/sys/kernel/tracing/events/syscalls") else set()
+        return ",".join(["raw_syscalls:sys_enter"] + ["syscalls:sys_enter_" + s for s in SYSCALLS
+                                                      if "sys_enter_" + s in have])
+
+    def start(self):
+        out = os.path.join(self.bench.work, "sc-%d-%d.txt" % (self.pid, int(time.monotonic() * 1000)))
+        self.out = out
+        if self.tool == "perf":
+            args = ["perf", "stat", "-x,", "--per-thread", "-o", out, "-e", self.events(),
+                    "-p", str(self.pid)]
+        elif self.tool == "strace":
+            args = ["strace", "-c", "-f", "-q", "-o", out, "-p", str(self.pid)]
+        else:
+            return
+        self.p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  stdin=subprocess.DEVNULL)
+        self.t0 = time.monotonic()
+        time.sleep(0.15)  # let it attach
+
+    def wrap(self, args):
+        """The command line that runs args under the counter (whole life)."""
+        self.out = os.path.join(self.bench.work, "sc-wrap-%d.txt" % int(time.monotonic() * 1000))
+        self.t0 = time.monotonic()
+        if self.tool == "perf":
+            return ["perf", "stat", "-x,", "-o", self.out, "-e", self.events(), "--"] + args
+        if self.tool == "strace":
+            return ["strace", "-c", "-f", "-q", "-o", self.out, "--"] + args
+        return args
+
+    def stop(self):
+        if self.p:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return self.parse()
+
+    def parse(self):
+        try:
+            text = open(self.out).read()
+        except (OSError, AttributeError):
+            return None
+        res = {"total": 0, "by_syscall": {}, "by_thread": {}, "tool": self.tool,
+               "seconds": time.monotonic() - self.t0}
+        if self.tool == "perf":
+            for line in text.splitlines():
+                parts = line.split(",")
+                if len(parts) < 3 or line.startswith("#"):
+                    continue
+                if parts[0].strip().isdigit():      # no thread column (wrapped)
+                    thread, n, ev = "", int(parts[0]), parts[2]
+                elif len(parts) >= 4 and parts[1].strip().isdigit():
+                    thread = re.sub(r"\d+$", "#", re.sub(r"-\d+$", "", parts[0]))
+                    n, ev = int(parts[1]), parts[3]
+                else:
+                    continue
+                if ev == "raw_syscalls:sys_enter":
+                    res["total"] += n
+                    if thread:
+                        res["by_thread"][thread] = res["by_thread"].get(thread, 0) + n
+                elif ev.startswith("syscalls:sys_enter_"):
+                    name = ev[len("syscalls:sys_enter_"):]
+                    res["by_syscall"][name] = res["by_syscall"].get(name, 0) + n
+        else:
+            for line in text.splitlines():
+                m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", line)
+                if m and m.group(2) != "total":
+                    res["by_syscall"][m.group(2)] = int(m.group(1))
+            res["total"] = sum(res["by_syscall"].values())
+        return res
+
+
+def syscall_costs(pid, seconds):
+    """perf trace -s over a window: per syscall name, calls and mean
+    microseconds per call, summed over threads (a sample: perf trace costs
+    more than perf stat, so it runs in its own window)."""
+    if not shutil.which("perf"):
+        return None
+    try:
+        r = subprocess.run(["perf", "trace", "-s", "-p", str(pid), "--", "sleep", str(seconds)],
+                           capture_output=True, text=True, timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        return None
+    out = {}
+    for line in (r.stdout + r.stderr).splitlines():
+        m = re.match(r"\s+(\w+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+([\d.]+)", line)
+        if m:
+            name, calls, total_ms = m.group(1), int(m.group(2)), float(m.group(4))
+            c, t = out.get(name, (0, 0.0))
+            out[name] = (c + calls, t + total_ms)
+    return {k: {"calls": c, "mean_us": 1000.0 * t / c if c else 0.0, "total_ms": t}
+            for k, (c, t) in out.items()} or None
+
+
+def metrics(port):
+    """Prometheus text of an admin endpoint as {"name{labels}": value}."""
+    if not port:
+        return {}
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, _, val = line.rpartition(" ")
+        try:
+            out[key] = float(val)
+        except ValueError:
+            pass
+    return out
+
+
+def msum(m, prefix, **labels):
+    total = 0.0
+    for k, v in m.items():
+        if k == prefix or k.startswith(prefix + "{"):
+            if all('%s="%s"' % (a, b) in k for a, b in labels.items()):
+                total += v
+    return total
+
+
+# ---- the benchmark ---------------------------------------------------------
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.P = dict(PROFILES["quick" if args.quick else "full"])
+        if args.ladder:   # e.g. "100:20000,40000;4096:5000"
+            self.P["ladder"] = {}
+            for part in args.ladder.split(";"):
+                size, _, rates = part.partition(":")
+                self.P["ladder"][int(size)] = [int(x) for x in rates.split(",") if x]
+        self.build = os.path.abspath(args.build)
+        self.out = os.path.abspath(args.out)
+        self.work = tempfile.mkdtemp(prefix="kws-bench-")
+        self.procs = []
+        self.res = {"mode": "quick" if args.quick else "full", "started": time.strftime(
+            "%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info()}
+        self.bin = {
+            "edge": os.path.join(self.build, "edge", "edge"),
+            "router": os.path.join(self.build, "router", "router"),
+            "produce": os.path.join(self.build, "tests", "tools", "produce"),
+            "loadgen": os.path.join(self.build, "tests", "tools", "loadgen"),
+            "kfloor": os.path.join(self.build, "tests", "bench", "kfloor"),
+            "wsfloor": os.path.join(self.build, "tests", "bench", "wsfloor"),
+            "wsprobe": os.path.join(self.build, "tests", "bench", "wsprobe"),
+        }
+        self.sc_tool = "perf" if perf_works() else ("strace" if shutil.which("strace") else None)
+        self.res["syscall_tool"] = self.sc_tool
+        self.kafka = None
+        # --preload: a what-if diagnostic (e.g. build-bench/tests/bench/libnodelay.so)
+        self.env_under_test = None
+        if args.preload:
+            self.env_under_test = dict(os.environ, LD_PRELOAD=os.path.abspath(args.preload))
+            self.res["preload"] = os.path.basename(args.preload)
+        self.nonce = "%x" % (int(time.time()) & 0xffffff)
+
+    def over_budget(self):
+        return time.monotonic() - T0 > self.P["budget_s"]
+
+    # -- components --
+    def start_edge(self, name, topic, group, port=None, props=()):
+        port = port or free_port()
+        admin = free_port()
+        args = [self.bin["edge"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
+                "--group", group, "--listen", "tcp://127.0.0.1:%d" % port, "--edge-id", name,
+                "--admin-listen", "127.0.0.1:%d" % admin]
+        for kv in FAST_GROUP + list(props):
+            args += ["--kafka-prop", kv]
+        e = Proc(self, name, args, self.env_under_test)
+        e.url = "tcp://127.0.0.1:%d" % port
+        e.admin = admin
+        e.wait_for(r"listening on", 30)
+        return e
+
+    def start_router(self, name, edge_urls):
+        port, admin = free_port(), free_port()
+        args = [self.bin["router"], "--listen", "127.0.0.1:%d" % port, "--router-id", name,
+                "--admin-listen", "127.0.0.1:%d" % admin]
+        for u in edge_urls:
+            args += ["--edges", u]
+        r = Proc(self, name, args, self.env_under_test)
+        r.port, r.admin = port, admin
+        r.ws_url = "ws://127.0.0.1:%d/ws" % port
+        r.wait_for(r"all \d+ partitions have owners", 60)
+        return r
+
+    def start_wsfloor(self, name, extra=()):
+        port = free_port()
+        w = Proc(self, name, [self.bin["wsfloor"], "--listen", "127.0.0.1:%d" % port,
+                              "--partitions", PARTITIONS, "--exit-after-s", 900] + list(extra))
+        w.wait_for(r"^LISTENING", 10)
+        w.ws_url = "ws://127.0.0.1:%d/ws" % port
+        return w
+
+    def loadgen(self, name, url, clients, ids_from=0, extra=()):
+        args = [self.bin["loadgen"], "--url", url, "--clients", clients, "--ids-from", ids_from,
+                "--source-addrs", 16, "--connect-rate", 5000, "--progress-s", 0,
+                "--connect-timeout-s", 60] + list(extra)
+        return Proc(self, name, args)
+
+    def produce(self, name, topic, rate, size, tag, clients, count=None, forever=False):
+        args = [self.bin["produce"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
+                "--clients", clients, "--rate", rate, "--size", size, "--tag", tag]
+        args += ["--forever"] if forever else ["--count", count]
+        return Proc(self, name, args)
+
+    def kfloor(self, name, topic, group, tag, extra=()):
+        args = [self.bin["kfloor"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
+                "--group", group, "--tag", tag] + list(extra)
+        for kv in FAST_GROUP:
+            args += ["--kafka-prop", kv]
+        return Proc(self, name, args)
+
+    def wait_sessions_live(self, router, n, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            live = msum(metrics(router.admin), "kws_router_sessions", state="live")
+            if live >= n:
+                return True
+            time.sleep(0.2)
+        say("  warning: only %d of %d sessions live after %ds" % (live, n, timeout))
+        return False
+
+    def kafka_pids(self):
+        """The broker JVMs of our cluster (kafkafix's children)."""
+        procs = getattr(self.kafka, "procs", {}) or {}
+        return [p.pid for p in procs.values() if p.poll() is None]
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            try:
+                p.stop(timeout=10)
+            except Exception:
+                pass
+        self.procs = []
+
+    # -- sections --
+    def run(self):
+        import kafkafix
+        sections = self.args.only.split(",") if self.args.only else ["a", "b", "c", "d"]
+        say("mode %s, build %s, syscalls via %s, load average %.1f"
+            % (self.res["mode"], self.build, self.sc_tool, loadavg()))
+        with kafkafix.KafkaCluster(brokers=1) as k:
+            self.kafka = k
+            self.res["kafka"] = {"version": k.version, "bootstrap": k.bootstrap}
+            say("kafka %s at %s" % (k.version, k.bootstrap))
+            for t in ["bench", "bench-kf", "bench-join"] + [
+                    "bench-drain-%d" % size for size in self.P["ladder"]]:
+                k.create_topic(t, partitions=PARTITIONS)
+            try:
+                if any(s in sections for s in "abc"):
+                    self.edge = self.start_edge("edge-1", "bench", "bench-edge-" + self.nonce)
+                if "a" in sections:
+                    self.section_memory()
+                if "b" in sections:
+                    self.section_latency()
+                if "c" in sections:
+                    self.section_throughput()
+                if any(s in sections for s in "abc"):
+                    self.edge.stop()
+                if "d" in sections:
+                    self.section_join()
+            finally:
+                self.stop_all()
+        self.res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        self.res["elapsed_s"] = round(time.monotonic() - T0, 1)
+
+    # a. idle memory per session
+    def section_memory(self):
+        say("== a. idle memory per session (%s sessions)" % self.P["mem_counts"])
+        out = {"counts": self.P["mem_counts"], "router": [], "wsfloor": [], "edge": [],
+               "load": loadavg()}
+        router = self.start_router("router-a", [self.edge.url])
+        out["router"], out["edge"] = self.hold_sessions(router, "router", edge=self.edge)
+        router.stop(signal.SIGINT)
+        if router.alive():
+            router.stop(signal.SIGINT)
+        wf = self.start_wsfloor("wsfloor-a")
+        out["wsfloor"], _ = self.hold_sessions(wf, "wsfloor")
+        wf.stop()
+        self.res["memory"] = out
+
+    def hold_sessions(self, server, label, edge=None):
+        time.sleep(1.0)
+        base = rss_kb(server.pid)
+        ebase = rss_kb(edge.pid) if edge else 0
+        rows, erows, lgs, prev = [], [], [], 0
+        for n in self.P["mem_counts"]:
+            lg = self.loadgen("lg-mem-%s-%d" % (label, n), server.ws_url, n - prev, prev,
+                              ["--duration-s", 600])
+            lgs.append(lg)
+            lg.wait_for(r"clients connected in", 90)
+            if label == "router":
+                self.wait_sessions_live(server, n, 60)
+            time.sleep(2.0)
+            samples = []
+            for _ in range(3):
+                samples.append(rss_kb(server.pid))
+                time.sleep(0.3)
+            rss = statistics.median(samples)
+            row = {"sessions": n, "rss_kb": rss, "base_kb": base,
+                   "per_session_kb": (rss - base) / n}
+            rows.append(row)
+            if edge:
+                ers = rss_kb(edge.pid)
+                erows.append({"sessions": n, "rss_kb": ers, "base_kb": ebase,
+                              "per_session_kb": (ers - ebase) / n})
+            say("  %-8s %6d sessions: RSS %7.1f MiB (+%.1f MiB), %.2f KiB/session%s"
+                % (label, n, rss / 1024, (rss - base) / 1024, (rss - base) / n,
+                   "; edge +%.2f KiB/session" % erows[-1]["per_session_kb"] if edge else ""))
+            prev = n
+        for lg in lgs:
+            lg.stop(signal.SIGTERM, 20)
+        return rows, erows
+
+    # b. end-to-end latency at fixed rates
+    def section_latency(self):
+        P = self.P
+        say("== b. end-to-end latency at %s records/s over %d clients, %ds each"
+            % (P["lat_rates"], P["lat_clients"], P["lat_s"]))
+        router = self.start_router("router-b", [self.edge.url])
+        out = {"runs": [], "clients": P["lat_clients"], "probe_clients": P["lat_probe"],
+               "seconds": P["lat_s"]}
+        nlg = P["lat_clients"] - P["lat_probe"]
+        for rate in P["lat_rates"]:
+            tag = "lat%d-%s" % (rate, self.nonce)
+            M = max(1, int(round(rate * P["lat_s"] / P["lat_clients"])))
+            N = M * P["lat_clients"]
+            kf_dump = os.path.join(self.work, "kf-%s.dump" % tag)
+            pb_dump = os.path.join(self.work, "pb-%s.dump" % tag)
+            kf = self.kfloor("kfloor-lat-%d" % rate, "bench", "kf-lat-%d-%s" % (rate, self.nonce),
+                             tag, ["--max-s", P["lat_s"] + 150, "--idle-s", 20, "--expect", N,
+                                   "--dump", kf_dump,
+                                   "--dump-ids", "%d:%d" % (nlg, P["lat_clients"]),
+                                   "--report", os.path.join(self.work, "kf-%s.json" % tag)])
+            kf.wait_for(r"^ASSIGNED %d " % PARTITIONS, 60)
+            lg_rep = os.path.join(self.work, "lg-%s.json" % tag)
+            pb_rep = os.path.join(self.work, "pb-%s.json" % tag)
+            # Every client connected and live before the first record: the
+            # window holds no connection burst.
+            lg = self.loadgen("lg-lat-%d" % rate, router.ws_url, nlg, 0,
+                              ["--tag", tag, "--expect-per-client", M, "--until-idle-s", 20,
+                               "--report", lg_rep])
+            pb = Proc(self, "wsprobe-lat-%d" % rate,
+                      [self.bin["wsprobe"], "--url", router.ws_url, "--clients", P["lat_probe"],
+                       "--ids-from", nlg, "--tag", tag, "--expect-per-client", M,
+                       "--duration-s", P["lat_s"] + 60, "--dump", pb_dump, "--report", pb_rep])
+            lg.wait_for(r"clients connected in", 60)
+            pb.wait_for(r"^LIVE", 60)
+            self.wait_sessions_live(router, P["lat_clients"], 30)
+            # Warm-up, not measured: the topic's and the producer's first records.
+            warm = self.produce("produce-warm-%d" % rate, "bench", rate, 100, "warm-" + tag,
+                                P["lat_clients"], count=max(1, int(rate * 2 / P["lat_clients"])))
+            warm.wait(60)
+            c0 = {"router": cpu_s(router.pid), "edge": cpu_s(self.edge.pid),
+                  "kfloor": cpu_s(kf.pid)}
+            t0 = time.monotonic()
+            pr = self.produce("produce-lat-%d" % rate, "bench", rate, 100, tag,
+                              P["lat_clients"], count=M)
+            for p in (pr, lg, pb):
+                if not p.wait(max(1, t0 + P["lat_s"] + 90 - time.monotonic())):
+                    p.stop(signal.SIGTERM, 20)
+            t1 = time.monotonic()
+            c1 = {"router": cpu_s(router.pid), "edge": cpu_s(self.edge.pid),
+                  "kfloor": cpu_s(kf.pid) or c0["kfloor"]}
+            if not kf.wait(20):
+                kf.stop(signal.SIGTERM, 20)
+            lgr = json.load(open(lg_rep))
+            pbr = json.load(open(pb_rep))
+            kfr = json.load(open(os.path.join(self.work, "kf-%s.json" % tag)))
+            recs = lgr["records"] + pbr["records"]
+            run = {"rate": rate, "expected": N, "offered_per_s": self.producer_rate(pr, rate),
+                   "loadgen": strip_lg(lgr), "probe": pbr.get("latency_us"),
+                   "probe_cdf_us": pbr.get("cdf_us"), "kfloor": kfr.get("latency_ms"),
+                   "kfloor_us": kfr.get("latency_us"), "kfloor_cdf_us": kfr.get("cdf_us"),
+                   "kfloor_records": kfr.get("tagged"), "records": recs,
+                   "window_s": t1 - t0, "load": loadavg(),
+                   "cpu_s": {k: c1[k] - c0[k] for k in c0}}
+            run["cpu_us_per_record"] = {k: v / max(1, recs) * 1e6 for k, v in run["cpu_s"].items()}
+            run["hop_us"], run["hop_cdf_us"] = paired_hop(kf_dump, pb_dump)
+            out["runs"].append(run)
+            L, K = lgr["latency_ms"], kfr.get("latency_ms") or {}
+            H = run["hop_us"] or {}
+            say("  %5d/s: router path p50/p99/p99.9/max %s/%s/%s/%s ms (%d records, lost %d); "
+                "kfloor %s/%s/%s/%s ms; difference at p99 %s ms, p99.9 %s ms; per-record hop "
+                "(%s records) p50/p99/p99.9/max %s/%s/%s/%s ms; router %.0f us/record"
+                % (rate, L["p50"], L["p99"], L["p999"], L["max"], lgr["records"], lgr["lost"],
+                   K.get("p50"), K.get("p99"), K.get("p999"), K.get("max"),
+                   sub(L["p99"], K.get("p99")), sub(L["p999"], K.get("p999")), H.get("count"),
+                   ms(H.get("p50")), ms(H.get("p99")), ms(H.get("p999")), ms(H.get("max")),
+                   run["cpu_us_per_record"]["router"]))
+        router.stop(signal.SIGINT)
+        if router.alive():
+            router.stop(signal.SIGINT)
+        self.res["latency"] = out
+
+    # c. throughput ladders
+    def section_throughput(self):
+        P = self.P
+        out = {"sizes": {}, "step_s": P["step_s"], "clients": P["ladder_clients"]}
+        self.res["throughput"] = out
+        router = self.start_router("router-c", [self.edge.url])
+        for size, rates in P["ladder"].items():
+            say("== c. throughput, %d B records: ladder %s records/s, %ds steps"
+                % (size, rates, P["step_s"]))
+            S = {"kfloor": [], "e2e": [], "wsfloor": None}
+            out["sizes"][str(size)] = S
+            # Interleaved: at each rate the floor's step and the system's step
+            # run back to back, under the same machine conditions.
+            S["kfloor"], S["e2e"] = self.ladders(
+                [("kfloor", lambda r, a: self.step_kfloor(r, size, a)),
+                 ("e2e", lambda r, a: self.step_e2e(router, r, size, a))], rates)
+            S["wsfloor"] = self.step_wsfloor(size)
+            S["wsfloor_batch"] = self.step_wsfloor(size, batch=65536)
+            S["drain"] = self.drain(size)
+        router.stop(signal.SIGINT)
+        if router.alive():
+            router.stop(signal.SIGINT)
+
+    def ladders(self, steps, rates):
+        """Runs each (label, step) up the rates; a ladder stops at its first
+        step that is not sustained (retried once in the full run)."""
+        rows = {label: [] for label, _ in steps}
+        done = set()
+        for rate in rates:
+            for label, step in steps:
+                if label in done:
+                    continue
+                if self.over_budget():
+                    say("  (time budget reached: %s ladder stops)" % label)
+                    done.add(label)
+                    continue
+                row = step(rate, 0)
+                if not row["ok"] and self.P["retry"]:
+                    say("  %s %d/s not sustained; once more (noise?)" % (label, rate))
+                    row2 = step(rate, 1)
+                    row2["retried"] = True
+                    if row2["ok"] or row2["delivered_per_s"] > row["delivered_per_s"]:
+                        row = row2
+                rows[label].append(row)
+                if not row["ok"]:
+                    done.add(label)
+            if len(done) == len(steps):
+                break
+        return [rows[label] for label, _ in steps]
+
+    def step_common(self, row, size, rate):
+        say("  %-7s %6d/s offered %7.0f/s delivered %7.0f/s  p50/p99/max %s/%s/%s ms  "
+            "lost %d  %s%s"
+            % (row["system"], rate, row["offered_per_s"], row["delivered_per_s"],
+               row["lat"].get("p50"), row["lat"].get("p99"), row["lat"].get("max"),
+               row["lost"], "ok" if row["ok"] else "NOT SUSTAINED (%s)" % row["why"],
+               "".join("  %s %.1f cpu-s/M %.2f sc/msg" % (
+                   k, row["cpu_s_per_M"].get(k, 0), row["syscalls_per_msg"].get(k) or 0)
+                   for k in row["cpu_s_per_M"] if k in row["syscalls_per_msg"])))
+
+    def judge(self, row, rate, expected):
+        why = []
+        if row["records"] < expected:
+            why.append("%d of %d arrived" % (row["records"], expected))
+        if (row["lat"].get("p99") or 0) > P99_LIMIT_MS:
+            why.append("p99 %s ms" % row["lat"].get("p99"))
+        # The system kept up with what it was offered (the producer may not
+        # have reached the nominal rate: then the ladder ends, bounded below).
+        row["system_ok"] = not why
+        if row["offered_per_s"] < 0.9 * rate:
+            why.append("producer reached only %.0f/s" % row["offered_per_s"])
+            row["producer_bound"] = True
+        row["ok"] = not why
+        row["why"] = ", ".join(why)
+
+    def producer_rate(self, pr, fallback):
+        m = re.search(r"(\d+) records delivered in ([\d.]+) s", pr.text())
+        if m and float(m.group(2)) > 0:
+            return int(m.group(1)) / float(m.group(2))
+        return fallback
+
+    def measure_syscalls(self, pids, at, window):
+        """Starts syscall counters on pids at monotonic time `at` for `window`
+        seconds, in a thread; returns (thread, results dict)."""
+        res = {}
+
+        def body():
+            delay = at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            cs = {k: SyscallCounter(self, pid, self.sc_tool) for k, pid in pids.items()}
+            res["m0"] = self._window_metrics()
+            for c in cs.values():
+                c.start()
+            res["t0"] = time.monotonic()
+            time.sleep(window)
+            for k, c in cs.items():
+                res[k] = c.stop()
+            res["t1"] = time.monotonic()
+            res["m1"] = self._window_metrics()
+
+        t = threading.Thread(target=body, daemon=True)
+        t.start()
+        return t, res
+
+    def _window_metrics(self):
+        hook = getattr(self, "_metrics_hook", None)
+        return hook() if hook else {}
+
+    def step_e2e(self, router, rate, size, attempt):
+        P = self.P
+        n = P["ladder_clients"]
+        M = max(1, int(round(rate * P["step_s"] / n)))
+        expected = M * n
+        tag = "e2e-%d-%d-%d-%s" % (size, rate, attempt, self.nonce)
+        rep = os.path.join(self.work, "lg-%s.json" % tag)
+        lg = self.loadgen("lg-" + tag, router.ws_url, n, 0,
+                          ["--tag", tag, "--expect-per-client", M, "--until-idle-s", 8,
+                           "--report", rep])
+        lg.wait_for(r"clients connected in", 60)
+        self.wait_sessions_live(router, n, 30)
+        time.sleep(0.5)
+        kpids = self.kafka_pids()
+        pids = {"router": router.pid, "edge": self.edge.pid}
+        c0 = {k: cpu_s(p) for k, p in pids.items()}
+        c0["broker"] = sum(cpu_s(p) for p in kpids)
+        c0["loadgen"] = cpu_s(lg.pid)
+        th0 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
+        self._metrics_hook = lambda: {"router": metrics(router.admin),
+                                      "edge": metrics(self.edge.admin)}
+        t0 = time.monotonic()
+        pr = self.produce("produce-" + tag, "bench", rate, size, tag, n, count=M)
+        window = min(3.0, P["step_s"] * 0.4)
+        sth, sres = self.measure_syscalls(pids, t0 + P["step_s"] * 0.3, window)
+        costs = {}
+
+        def trace():
+            time.sleep(max(0, t0 + P["step_s"] * 0.3 + window + 0.3 - time.monotonic()))
+            if time.monotonic() < t0 + P["step_s"] - 1.2:
+                costs["router"] = syscall_costs(router.pid, 1)
+        tth = threading.Thread(target=trace, daemon=True)
+        if self.sc_tool == "perf":
+            tth.start()
+        pr_cpu = 0.0
+        while pr.alive() and time.monotonic() < t0 + P["step_s"] + 60:
+            pr_cpu = cpu_s(pr.pid)
+            time.sleep(0.1)
+        if pr.alive():
+            pr.stop(signal.SIGTERM, 40)
+        if tth.is_alive() or tth.ident:
+            tth.join(30)
+        deadline = t0 + P["step_s"] + 30
+        if not lg.wait(max(1, deadline - time.monotonic())):
+            lg.stop(signal.SIGTERM, 20)
+        lg.wait(20)
+        sth.join(30)
+        c1 = {k: cpu_s(p) for k, p in pids.items()}
+        c1["broker"] = sum(cpu_s(p) for p in kpids)
+        c1["loadgen"] = cpu_s(lg.pid) if lg.alive() else c0["loadgen"]
+        th1 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
+        self._metrics_hook = None
+        r = json.load(open(rep))
+        t_last = lg.t_start + (r["connect_ms"] + r["run_ms"]) / 1000.0
+        recs = r["records"]
+        row = {"system": "e2e", "rate": rate, "size": size, "attempt": attempt,
+               "expected": expected, "records": recs, "lost": r["lost"],
+               "lat": r["latency_ms"], "offered_per_s": self.producer_rate(pr, rate),
+               "delivered_per_s": recs / max(0.001, t_last - t0), "load": loadavg()}
+        cpu = {k: c1[k] - c0[k] for k in ("router", "edge", "broker")}
+        cpu["producer"] = pr_cpu
+        row["cpu_s"] = cpu
+        row["cpu_s_per_M"] = {k: v / max(1, recs) * 1e6 for k, v in cpu.items()}
+        row["threads"] = {k: {t: th1[k].get(t, 0) - th0[k].get(t, 0) for t in th1[k]}
+                          for k in th1}
+        row["syscalls"], row["syscalls_per_msg"] = {}, {}
+        row["syscall_costs"] = costs.get("router")
+        if "m0" in sres and "m1" in sres:
+            dm = msum(sres["m1"]["router"], "kws_router_messages_total", direction="to_client") - \
+                msum(sres["m0"]["router"], "kws_router_messages_total", direction="to_client")
+            dl = msum(sres["m1"]["router"], "kws_router_link_messages_total") - \
+                msum(sres["m0"]["router"], "kws_router_link_messages_total")
+            de = msum(sres["m1"]["edge"], "kws_edge_records_total") - \
+                msum(sres["m0"]["edge"], "kws_edge_records_total")
+            if not dm:  # metrics unavailable: the offered rate over the window
+                dm = de = rate * (sres["t1"] - sres["t0"])
+            row["window"] = {"messages": dm, "nng_messages": dl, "edge_records": de,
+                             "seconds": sres["t1"] - sres["t0"]}
+            for k, per in (("router", dm), ("edge", de or dm)):
+                if sres.get(k):
+                    row["syscalls"][k] = sres[k]
+                    row["syscalls_per_msg"][k] = sres[k]["total"] / max(1, per)
+        self.judge(row, rate, expected)
+        self.step_common(row, size, rate)
+        return row
+
+    def step_kfloor(self, rate, size, attempt):
+        P = self.P
+        n = P["ladder_clients"]
+        M = max(1, int(round(rate * P["step_s"] / n)))
+        expected = M * n
+        tag = "kf-%d-%d-%d-%s" % (size, rate, attempt, self.nonce)
+        rep = os.path.join(self.work, "kf-%s.json" % tag)
+        kf = self.kfloor("kfloor-" + tag, "bench-kf", "kf-" + tag, tag,
+                         ["--expect", expected, "--idle-s", 8, "--max-s", P["step_s"] + 90,
+                          "--report", rep])
+        kf.wait_for(r"^ASSIGNED %d " % PARTITIONS, 60)
+        kpids = self.kafka_pids()
+        c0 = {"kfloor": cpu_s(kf.pid), "broker": sum(cpu_s(p) for p in kpids)}
+        t0 = time.monotonic()
+        pr = self.produce("produce-" + tag, "bench-kf", rate, size, tag, n, count=M)
+        window = min(3.0, P["step_s"] * 0.4)
+        sth, sres = self.measure_syscalls({"kfloor": kf.pid}, t0 + P["step_s"] * 0.3, window)
+        pr_cpu = 0.0
+        while pr.alive() and time.monotonic() < t0 + P["step_s"] + 60:
+            pr_cpu = cpu_s(pr.pid)
+            time.sleep(0.1)
+        if pr.alive():
+            pr.stop(signal.SIGTERM, 40)
+        sth.join(30)
+        c1 = {"kfloor": cpu_s(kf.pid), "broker": sum(cpu_s(p) for p in kpids)}
+        if not kf.wait(max(1, t0 + P["step_s"] + 30 - time.monotonic())):
+            kf.stop(signal.SIGTERM, 20)
+        r = json.load(open(rep))
+        recs = r["tagged"]
+        last = r["last_mono_ms"] / 1000.0 if recs else time.monotonic()
+        row = {"system": "kfloor", "rate": rate, "size": size, "attempt": attempt,
+               "expected": expected, "records": recs, "lost": max(0, expected - recs),
+               "lat": r.get("latency_ms") or {}, "offered_per_s": self.producer_rate(pr, rate),
+               "delivered_per_s": recs / max(0.001, last - t0), "load": loadavg()}
+        cpu = {k: c1[k] - c0[k] for k in c0}
+        cpu["producer"] = pr_cpu
+        row["cpu_s"] = cpu
+        row["cpu_s_per_M"] = {k: v / max(1, recs) * 1e6 for k, v in cpu.items()}
+        row["syscalls"], row["syscalls_per_msg"] = {}, {}
+        if sres.get("kfloor"):
+            row["syscalls"]["kfloor"] = sres["kfloor"]
+            row["syscalls_per_msg"]["kfloor"] = sres["kfloor"]["total"] / max(
+                1, rate * (sres["t1"] - sres["t0"]))
+        self.judge(row, rate, expected)
+        self.step_common(row, size, rate)
+        return row
+
+    def step_wsfloor(self, size, batch=0):
+        """The WebSocket floor's throughput: wsfloor makes records as fast as
+        the same loadgen takes them (--rate 0), same clients and sizes. With
+        batch, it frames queued messages into one send, as the router does."""
+        P = self.P
+        n = P["ladder_clients"]
+        M = P["wsfloor_count"].get(size, max(1, 100000 // size))
+        tag = "wf%s-%d-%s" % ("b" if batch else "", size, self.nonce)
+        wrep = os.path.join(self.work, "wf-%s.json" % tag)
+        rep = os.path.join(self.work, "lg-%s.json" % tag)
+        wf = self.start_wsfloor("wsfloor-" + tag,
+                                ["--rate", 0, "--size", size, "--tag", tag, "--count", M,
+                                 "--start-sessions", n, "--start-delay-ms", 1500,
+                                 "--batch-bytes", batch, "--report", wrep])
+        lg = self.loadgen("lg-" + tag, wf.ws_url, n, 0,
+                          ["--tag", tag, "--expect-per-client", M, "--until-idle-s", 8,
+                           "--report", rep])
+        m = wf.wait_for(r"^START (\d+)", 90)
+        t_start = int(m) / 1000.0
+        sc = SyscallCounter(self, wf.pid, self.sc_tool)
+        sc.start()
+        c0 = cpu_s(wf.pid)
+        l0 = cpu_s(lg.pid)
+        try:
+            wf.wait_for(r"^DONE", 120)
+        except RuntimeError as e:
+            say("  wsfloor: %s" % e)
+        scr = sc.stop()
+        c1 = cpu_s(wf.pid)
+        l1 = cpu_s(lg.pid)
+        if not lg.wait(60):
+            lg.stop(signal.SIGTERM, 20)
+        wf.stop()
+        r = json.load(open(rep))
+        w = json.load(open(wrep))
+        t_last = lg.t_start + (r["connect_ms"] + r["run_ms"]) / 1000.0
+        recs = r["records"]
+        gen = w["generated"]
+        row = {"system": "wsfloor" + (" batched" if batch else ""), "batch_bytes": batch,
+               "size": size, "expected": n * M, "records": recs, "sends": w.get("sends"),
+               "lost": r["lost"], "lat": r["latency_ms"], "offered_per_s": None,
+               "delivered_per_s": recs / max(0.001, t_last - t_start), "load": loadavg(),
+               "cpu_s": {"wsfloor": c1 - c0, "loadgen": l1 - l0},
+               "generation_s": (w["done_mono_ms"] - w["start_mono_ms"]) / 1000.0}
+        row["cpu_s_per_M"] = {k: v / max(1, gen) * 1e6 for k, v in row["cpu_s"].items()}
+        row["syscalls"] = {"wsfloor": scr} if scr else {}
+        row["syscalls_per_msg"] = {"wsfloor": scr["total"] / max(1, gen)} if scr else {}
+        row["ok"] = recs == n * M
+        say("  %s as fast as possible: %d records in %.2f s = %.0f/s delivered, "
+            "p99 %s ms, wsfloor %.1f cpu-s/M, %.2f syscalls/msg, loadgen %.1f cpu-s/M"
+            % (row["system"], recs, t_last - t_start, row["delivered_per_s"], r["latency_ms"].get("p99"),
+               row["cpu_s_per_M"]["wsfloor"], row["syscalls_per_msg"].get("wsfloor") or 0,
+               row["cpu_s_per_M"]["loadgen"]))
+        return row
+
+    def drain(self, size):
+        """Saturates the consumer side: a backlog of records for 1000 live
+        sessions is written while the edge is stopped (SIGSTOP), then the
+        edge resumes (SIGCONT) and everything flows at the pace of the
+        slowest of edge, router and loadgen. Then kfloor reads the same
+        backlog from the start: the Kafka floor of draining it."""
+        P = self.P
+        n = P["ladder_clients"]
+        M = P["drain_count"].get(size, max(1, 50000 // size))
+        N = n * M
+        topic = "bench-drain-%d" % size
+        tag = "drain-%d-%s" % (size, self.nonce)
+        say("  drain: %d records of %d B queued in Kafka while the edge is stopped, then "
+            "delivered to %d clients as fast as possible" % (N, size, n))
+        # A longer session timeout: the edge stays in its group while stopped.
+        edge = self.start_edge("edge-drain-%d" % size, topic, "bench-drain-%d-%s" % (
+            size, self.nonce), props=["session.timeout.ms=120000",
+                                      "max.poll.interval.ms=300000",
+                                      "heartbeat.interval.ms=3000"])
+        router = self.start_router("router-drain-%d" % size, [edge.url])
+        rep = os.path.join(self.work, "lg-%s.json" % tag)
+        lg = self.loadgen("lg-" + tag, router.ws_url, n, 0,
+                          ["--tag", tag, "--expect-per-client", M, "--until-idle-s", 90,
+                           "--report", rep])
+        lg.wait_for(r"clients connected in", 60)
+        self.wait_sessions_live(router, n, 30)
+        time.sleep(0.5)
+        os.kill(edge.pid, signal.SIGSTOP)
+        try:
+            pr = self.produce("produce-" + tag, topic, 0, size, tag, n, count=M)
+            if not pr.wait(180):
+                pr.stop(signal.SIGTERM, 40)
+            produced = self.producer_rate(pr, 0)
+            kpids = self.kafka_pids()
+            pids = {"router": router.pid, "edge": edge.pid}
+            sc = {k: SyscallCounter(self, p, self.sc_tool) for k, p in pids.items()}
+            for c in sc.values():
+                c.start()
+            c0 = {k: cpu_s(p) for k, p in pids.items()}
+            c0["broker"] = sum(cpu_s(p) for p in kpids)
+            c0["loadgen"] = cpu_s(lg.pid)
+            th0 = {k: thread_cpu(p) for k, p in pids.items()}
+            m0 = metrics(router.admin)
+            t0 = time.monotonic()
+        finally:
+            os.kill(edge.pid, signal.SIGCONT)
+        # loadgen ends when every client has its records
+        c_lg = c0["loadgen"]
+        while lg.alive() and time.monotonic() < t0 + 90:
+            c_lg = cpu_s(lg.pid)
+            time.sleep(0.05)
+        t_seen = time.monotonic()
+        m1 = metrics(router.admin)
+        c1 = {k: cpu_s(p) for k, p in pids.items()}
+        c1["broker"] = sum(cpu_s(p) for p in kpids)
+        c1["loadgen"] = c_lg if lg.alive() is False else cpu_s(lg.pid)
+        th1 = {k: thread_cpu(p) for k, p in pids.items()}
+        scr = {k: c.stop() for k, c in sc.items()}
+        if not lg.wait(30):
+            lg.stop(signal.SIGTERM, 20)
+        r = json.load(open(rep))
+        t_last = lg.t_start + (r["connect_ms"] + r["run_ms"]) / 1000.0
+        span = max(0.001, t_last - t0)
+        recs = r["records"]
+        row = {"system": "e2e-drain", "size": size, "expected": N, "records": recs,
+               "lost": r["lost"], "lat": r["latency_ms"], "delivered_per_s": recs / span,
+               "seconds": span, "producer_per_s": produced, "load": loadavg()}
+        cpu = {k: c1[k] - c0[k] for k in c0}
+        row["cpu_s"] = cpu
+        row["cpu_s_per_M"] = {k: v / max(1, recs) * 1e6 for k, v in cpu.items()}
+        # Busy share of one core over the drain (loadgen stops at the last record).
+        row["cpu_util"] = {k: v / span for k, v in cpu.items()}
+        row["threads"] = {k: {t: th1[k].get(t, 0) - th0[k].get(t, 0) for t in th1[k]}
+                          for k in th1}
+        dl = msum(m1, "kws_router_link_messages_total") - msum(m0, "kws_router_link_messages_total")
+        row["window"] = {"messages": recs, "nng_messages": dl, "seconds": span}
+        row["syscalls"] = {k: v for k, v in scr.items() if v}
+        row["syscalls_per_msg"] = {k: v["total"] / max(1, recs) for k, v in scr.items() if v}
+        row["ok"] = recs == N
+        busiest = max(row["cpu_util"].items(), key=lambda kv: kv[1])
+        row["bottleneck"] = busiest[0]
+        say("  e2e drain: %d of %d records in %.2f s = %.0f/s; CPU busy: %s; router %.1f "
+            "cpu-s/M %.2f syscalls/msg, edge %.1f cpu-s/M %.2f syscalls/msg"
+            % (recs, N, span, row["delivered_per_s"],
+               ", ".join("%s %.0f%%" % (k, 100 * v) for k, v in row["cpu_util"].items()),
+               row["cpu_s_per_M"]["router"], row["syscalls_per_msg"].get("router") or 0,
+               row["cpu_s_per_M"]["edge"], row["syscalls_per_msg"].get("edge") or 0))
+        router.stop(signal.SIGINT)
+        if router.alive():
+            router.stop(signal.SIGINT)
+        edge.stop()
+
+        # The Kafka floor: the same backlog, read from the start, its whole
+        # life under the syscall counter (start-up included: a few thousand).
+        krep = os.path.join(self.work, "kf-%s.json" % tag)
+        ksc = SyscallCounter(self, 0, self.sc_tool)
+        args = [self.bin["kfloor"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
+                "--group", "kf-" + tag, "--tag", tag, "--from", "earliest", "--expect", N,
+                "--idle-s", 10, "--max-s", 120, "--report", krep]
+        for kv in FAST_GROUP:
+            args += ["--kafka-prop", kv]
+        kf = Proc(self, "kfloor-" + tag, ksc.wrap([str(a) for a in args]))
+        if not kf.wait(150):
+            kf.stop(signal.SIGTERM, 20)
+        kscr = ksc.parse()
+        kr = json.load(open(krep))
+        m = re.search(r"^ASSIGNED %d (\d+)" % PARTITIONS, kf.text(), re.M)
+        t_assigned = int(m.group(1)) / 1000.0 if m else kr["first_mono_ms"] / 1000.0
+        kspan = max(0.001, kr["last_mono_ms"] / 1000.0 - t_assigned)
+        kcpu = kr["utime_s"] + kr["stime_s"]
+        krow = {"system": "kfloor-drain", "size": size, "expected": N, "records": kr["tagged"],
+                "delivered_per_s": kr["tagged"] / kspan, "seconds": kspan,
+                "cpu_s": {"kfloor": kcpu},
+                "cpu_s_per_M": {"kfloor": kcpu / max(1, kr["tagged"]) * 1e6},
+                "cpu_util": {"kfloor": min(kcpu, kspan * 2) / kspan},
+                "syscalls": {"kfloor": kscr} if kscr else {},
+                "syscalls_per_msg": {"kfloor": kscr["total"] / max(1, kr["tagged"])}
+                if kscr else {}, "ok": kr["tagged"] == N}
+        say("  kfloor drain: %d of %d records in %.2f s = %.0f/s, %.1f cpu-s/M, %.2f syscalls/msg"
+            % (kr["tagged"], N, kspan, krow["delivered_per_s"], krow["cpu_s_per_M"]["kfloor"],
+               krow["syscalls_per_msg"].get("kfloor") or 0))
+        return {"e2e": row, "kfloor": krow}
+
+    # d. an edge joins
+    def section_join(self):
+        P = self.P
+        W = P["join_window_s"]
+        n, rate = P["join_clients"], P["join_rate"]
+        say("== d. an edge joins: %d clients, %d records/s, %ds control + %ds after the join"
+            % (n, rate, W, W))
+        out = {"clients": n, "rate": rate, "window_s": W}
+        group = "bench-join-" + self.nonce
+        e1 = self.start_edge("edge-j1", "bench-join", group)
+        e2_port = free_port()
+        router = self.start_router("router-d", [e1.url, "tcp://127.0.0.1:%d" % e2_port])
+        tag = "join-" + self.nonce
+        # A witness: a bare consumer (own group, never rebalanced) of the same
+        # records: tells a stall of the broker or the machine from one of
+        # the edges and the router.
+        wrep = os.path.join(self.work, "kf-witness-%s.json" % tag)
+        wit = self.kfloor("kfloor-witness", "bench-join", "witness-" + self.nonce, tag,
+                          ["--gap-ms", 20, "--idle-s", 30, "--max-s", 3 * W + 120,
+                           "--report", wrep])
+        wit.wait_for(r"^ASSIGNED %d " % PARTITIONS, 60)
+        pr = self.produce("produce-join", "bench-join", rate, 100, tag, n, forever=True)
+        rep = os.path.join(self.work, "pb-%s.json" % tag)
+        pb = Proc(self, "wsprobe-join", [self.bin["wsprobe"], "--url", router.ws_url,
+                                         "--clients", n, "--tag", tag, "--gap-ms", 20,
+                                         "--duration-s", 2 * W + 6, "--report", rep])
+        pb.wait_for(r"^LIVE", 60)
+        time.sleep(3.0)
+        t_control = time.monotonic()
+        # Counters of edge-1 and the router every 100 ms (their admin
+        # endpoints answer on their loops: a slow answer is a busy loop).
+        series, stop_sampling = [], threading.Event()
+
+        def sample():
+            while not stop_sampling.is_set():
+                t = time.monotonic()
+                em = metrics(e1.admin)
+                t_e = time.monotonic()
+                rm = metrics(router.admin)
+                t_r = time.monotonic()
+                series.append({"t": t - t_control,
+                               "edge1_records": msum(em, "kws_edge_records_total"),
+                               "edge1_deliveries": msum(em, "kws_edge_deliveries_total"),
+                               "router_messages": msum(rm, "kws_router_messages_total",
+                                                       direction="to_client"),
+                               "edge1_answer_ms": 1000 * (t_e - t),
+                               "router_answer_ms": 1000 * (t_r - t_e)})
+                stop_sampling.wait(max(0.0, 0.1 - (time.monotonic() - t)))
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        time.sleep(W)
+        log_mark = len(router.text())
+        t_join = time.monotonic()
+        say("  starting a second edge")
+        e2 = self.start_edge("edge-j2", "bench-join", group, port=e2_port)
+        try:
+            e2.wait_for(r"assignment epoch \d+: [1-9]\d* of", 30)
+        except RuntimeError as e:
+            say("  warning: %s" % e)
+        if not pb.wait(2 * W + 60):
+            pb.stop(signal.SIGTERM, 20)
+        t_end = time.monotonic()
+        stop_sampling.set()
+        sampler.join(10)
+        wit.stop(signal.SIGTERM, 20)
+        moves = re.findall(r"partition (\d+): owner (\S+) -> (\S+)", router.text()[log_mark:])
+        pr.stop(signal.SIGTERM, 40)
+        r = json.load(open(rep))
+        moved = sorted({int(p) for p, _, _ in moves})
+        out["moves"] = moves
+        out["moved_partitions"] = moved
+        out["router"] = self.join_stats(r["per_client"], moved, t_control, t_join, t_end, W)
+        out["times"] = {"control": t_control, "join": t_join, "end": t_end}
+        out["timeline"] = join_timeline(r["per_client"], moved, t_control, t_end)
+        out["counters"] = series
+        out["stalls"] = counter_stalls(series, t_join - t_control, t_end - t_control)
+        try:
+            wr = json.load(open(wrep))
+            tc, tj, te = t_control * 1000, t_join * 1000, t_end * 1000
+            gaps = [g for p in wr.get("partitions", []) for g in p["gaps"]]
+            out["witness"] = {
+                "control_max_ms": max([ms_ for ms_, end in gaps if tc <= end < tj] or [0]),
+                "join_max_ms": max([ms_ for ms_, end in gaps if tj <= end <= te] or [0])}
+        except (OSError, ValueError):
+            out["witness"] = None
+        say("  router: partitions moved %s; %s" % (moved, fmt_join(out["router"])))
+        say("  witness (bare consumer, own group): longest partition gap %s ms after the join "
+            "(control %s ms); edge-1 consumed nothing for %s ms, the router delivered nothing "
+            "for %s ms, slowest admin answer edge-1 %s ms, router %s ms"
+            % ((out["witness"] or {}).get("join_max_ms"),
+               (out["witness"] or {}).get("control_max_ms"),
+               out["stalls"].get("edge1_records"), out["stalls"].get("router_messages"),
+               out["stalls"].get("edge1_answer_ms"), out["stalls"].get("router_answer_ms")))
+        router.stop(signal.SIGINT)
+        if router.alive():
+            router.stop(signal.SIGINT)
+        e2.stop()
+        e1.stop()
+        out["floor"] = self.join_floor(W, n, rate)
+        self.res["join"] = out
+
+    def join_stats(self, clients, moved, t_control, t_join, t_end, W):
+        """Per group (moved/unmoved): longest gap of each client in the
+        control window [t_control, t_join) and in [t_join, t_join+W]."""
+        tc, tj, te = t_control * 1000, t_join * 1000, min(t_end, t_join + W) * 1000
+        res = {}
+        for grp in ("moved", "unmoved"):
+            cl = [c for c in clients if (c["partition"] in moved) == (grp == "moved")
+                  and c["partition"] >= 0]
+            ctl, join = [], []
+            for c in cl:
+                g = c["gaps"]
+                ctl.append(max([ms for ms, end in g if tc <= end < tj] or [0]))
+                # A gap that ends after the join but started before it counts too.
+                join.append(max([ms for ms, end in g if tj <= end <= te + 60000] or [0]))
+            ctl.sort()
+            join.sort()
+            res[grp] = {"clients": len(cl), "control_max_ms": ctl[-1] if ctl else None,
+                        "control_p50_ms": pct(ctl, 0.5), "join_max_ms": join[-1] if join else None,
+                        "join_p50_ms": pct(join, 0.5),
+                        "join_gaps_ms": join}
+        return res
+
+    def join_floor(self, W, n, rate):
+        """The Kafka floor of the join: kfloor in a group, a second kfloor joins."""
+        say("  floor: a kfloor consumer, then a second one joins its group")
+        group = "kf-join-" + self.nonce
+        tag = "joinf-" + self.nonce
+        reps = [os.path.join(self.work, "kf-join-%d.json" % i) for i in (1, 2)]
+        k1 = self.kfloor("kfloor-join-1", "bench-join", group, tag,
+                         ["--gap-ms", 20, "--idle-s", 30, "--max-s", 3 * W + 120,
+                          "--report", reps[0]])
+        k1.wait_for(r"^ASSIGNED %d " % PARTITIONS, 60)
+        pr = self.produce("produce-joinf", "bench-join", rate, 100, tag, n, forever=True)
+        time.sleep(3.0)
+        k1.send(signal.SIGUSR1)
+        t_control = time.monotonic()
+        time.sleep(W)
+        t_join = time.monotonic()
+        k2 = self.kfloor("kfloor-join-2", "bench-join", group, tag,
+                         ["--gap-ms", 20, "--idle-s", 30, "--max-s", 2 * W + 120,
+                          "--report", reps[1]])
+        try:
+            k2.wait_for(r"^ASSIGNED [1-9]", 30)
+        except RuntimeError as e:
+            say("  warning: %s" % e)
+        time.sleep(W)
+        t_end = time.monotonic()
+        k2.stop(signal.SIGTERM, 20)
+        k1.stop(signal.SIGTERM, 20)
+        pr.stop(signal.SIGTERM, 40)
+        r1, r2 = json.load(open(reps[0])), json.load(open(reps[1]))
+        revoked = set()
+        for when, m in re.findall(r"^REVOKED \d+ (\d+) ([\d,]+)", k1.text(), re.M):
+            if t_join * 1000 <= int(when) <= t_end * 1000:
+                revoked |= {int(x) for x in m.split(",") if x}
+        tc, tj, te = t_control * 1000, t_join * 1000, t_end * 1000
+        p1 = {p["partition"]: p for p in r1.get("partitions", [])}
+        p2 = {p["partition"]: p for p in r2.get("partitions", [])}
+        res = {"moved_partitions": sorted(revoked),
+               "times": {"control": t_control, "join": t_join, "end": t_end}}
+        for grp in ("moved", "unmoved"):
+            ctl, join = [], []
+            for p in range(PARTITIONS):
+                if (p in revoked) != (grp == "moved") or p not in p1:
+                    continue
+                a = p1[p]
+                ctl.append(max([ms for ms, end in a["gaps"] if tc <= end < tj] or [0]))
+                if grp == "moved":
+                    b = p2.get(p)
+                    join.append(b["first_ms"] - a["last_ms"] if b and b["records"] else
+                                int(te - a["last_ms"]))
+                else:
+                    join.append(max([ms for ms, end in a["gaps"] if tj <= end <= te] or [0]))
+            ctl.sort()
+            join.sort()
+            res[grp] = {"partitions": len(ctl), "control_max_ms": ctl[-1] if ctl else None,
+                        "control_p50_ms": pct(ctl, 0.5), "join_max_ms": join[-1] if join else None,
+                        "join_p50_ms": pct(join, 0.5), "join_gaps_ms": join}
+        say("  kfloor: partitions moved %s; %s" % (sorted(revoked), fmt_join(res)))
+        return res
+
+
+def counter_stalls(series, t_join, t_end):
+    """In the sampled counters after the join: the longest time each counter
+    did not move (ms), and the slowest admin answers."""
+    out = {}
+    pts = [x for x in series if x["t"] >= t_join - 0.2 and x["t"] <= t_end]
+    for key in ("edge1_records", "edge1_deliveries", "router_messages"):
+        longest, since, last = 0.0, None, None
+        for x in pts:
+            if last is None or x[key] != last:
+                if since is not None:
+                    longest = max(longest, x["t"] - since)
+                since, last = x["t"], x[key]
+        out[key] = round(1000 * longest)
+    for key in ("edge1_answer_ms", "router_answer_ms"):
+        out[key] = round(max([x[key] for x in pts] or [0]))
+    return out
+
+
+def join_timeline(clients, moved, t_from, t_to, bucket_ms=250):
+    """Longest gap ending in each bucket, for moved and unmoved clients."""
+    out = {"bucket_ms": bucket_ms, "t0_ms": t_from * 1000, "moved": {}, "unmoved": {}}
+    for c in clients:
+        grp = "moved" if c["partition"] in moved else "unmoved"
+        for gap, end in c["gaps"]:
+            if t_from * 1000 <= end <= t_to * 1000:
+                b = int((end - t_from * 1000) // bucket_ms)
+                out[grp][b] = max(out[grp].get(b, 0), gap)
+    return out
+
+
+def ms(us):
+    return None if us is None else round(us / 1000.0, 2)
+
+
+def paired_hop(kf_dump, pb_dump):
+    """Per record seen by both kfloor and wsprobe: wsprobe receipt - kfloor
+    receipt (us), i.e. what the edge, nng, the router and the WebSocket add
+    over a bare consumer of the same record. Quantiles and a 1000-point CDF."""
+    try:
+        kf = {}
+        with open(kf_dump) as f:
+            for line in f:
+                k, seq, t = line.split()
+                kf[(k, seq)] = int(t)
+        hops = []
+        with open(pb_dump) as f:
+            for line in f:
+                k, seq, t = line.split()
+                t0 = kf.get((k, seq))
+                if t0 is not None:
+                    hops.append(int(t) - t0)
+    except (OSError, ValueError):
+        return None, None
+    if not hops:
+        return None, None
+    hops.sort()
+    q = {"count": len(hops), "min": hops[0], "mean": sum(hops) / len(hops),
+         "p50": pct(hops, 0.5), "p90": pct(hops, 0.9), "p99": pct(hops, 0.99),
+         "p999": pct(hops, 0.999), "max": hops[-1]}
+    cdf = [pct(hops, i / 1000.0) for i in range(1, 1001)]
+    return q, cdf
+
+
+def fmt_join(r):
+    return "; ".join("%s: longest gap %s ms after the join (control %s ms)"
+                     % (g, r[g]["join_max_ms"], r[g]["control_max_ms"])
+                     for g in ("moved", "unmoved") if g in r)
+
+
+def sub(a, b):
+    if a is None or b is None:
+        return None
+    return a - b
+
+
+def strip_lg(r):
+    keep = ("clients", "connected", "records", "lost", "duplicated", "reordered", "other",
+            "latency_ms", "longest_gap_ms", "connect_ms", "run_ms", "protocol_errors")
+    return {k: r.get(k) for k in keep}
+
+
+def machine_info():
+    info = {"cpus": os.cpu_count(), "kernel": os.uname().release}
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"model name\s*:\s*(.*)", f.read())
+            info["cpu"] = m.group(1) if m else None
+    except OSError:
+        pass
+    try:
+        info["mem_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    info["nofile"] = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        info["lws"] = subprocess.run(["pkg-config", "--modversion", "libwebsockets"],
+                                     capture_output=True, text=True).stdout.strip()
+        info["rdkafka"] = subprocess.run(["pkg-config", "--modversion", "rdkafka"],
+                                         capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
+    try:
+        info["commit"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                        capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        info["worktree_modified"] = bool(dirty)
+    except OSError:
+        pass
+    return info
+
+
+# ---- setup ----------------------------------------------------------------
+
+def ensure_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        pass
+    # Debian's package, when another python3 runs this script.
+    if os.path.isdir("/usr/lib/python3/dist-packages") and \
+            "/usr/lib/python3/dist-packages" not in sys.path:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            import matplotlib  # noqa: F401,F811
+            return True
+        except ImportError:
+            pass
+    say("python3-matplotlib is missing: installing it with apt")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-q", "python3-matplotlib"], env=env,
+                   stdout=subprocess.DEVNULL)
+    # apt installs for /usr/bin/python3: make its dist-packages visible here.
+    for d in ("/usr/lib/python3/dist-packages",):
+        if os.path.isdir(d) and d not in sys.path:
+            sys.path.append(d)
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        say("warning: matplotlib unavailable; no plots")
+        return False
+
+
+def ensure_tools(build):
+    if not os.path.exists(os.path.join(build, "build.ninja")):
+        say("setting up %s" % build)
+        subprocess.run(["meson", "setup", build, "-Dbuildtype=release"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    say("building %s" % build)
+    subprocess.run(["ninja", "-C", build], check=True, stdout=subprocess.DEVNULL)
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke test, about 3 minutes")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"),
+                    help="meson build dir (default build-bench; set up as release if missing)")
+    ap.add_argument("--out", default=HERE, help="where report.md, report.json and the PNGs go "
+                    "(default tests/bench)")
+    ap.add_argument("--only", default="", help="comma-separated sections: a,b,c,d")
+    ap.add_argument("--no-build", action="store_true", help="do not run ninja first")
+    ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
+                    help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
+    ap.add_argument("--preload", metavar="SO", help="what-if diagnostic: run edge and router "
+                    "with LD_PRELOAD=SO (e.g. build-bench/tests/bench/libnodelay.so, which "
+                    "forces TCP_NODELAY on)")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the work dir of logs")
+    ap.add_argument("--report-only", metavar="JSON",
+                    help="only rewrite report.md and plots from a report.json")
+    args = ap.parse_args()
+
+    if args.report_only:
+        import report
+        res = json.load(open(args.report_only))
+        report.write(res, args.out, ensure_matplotlib())
+        return 0
+
+    nofile = raise_nofile()
+    if nofile[0] < 19500:
+        say("warning: only %d open files allowed; 18k sessions need ~19k" % nofile[0])
+    have_plots = ensure_matplotlib()
+    if not args.no_build:
+        ensure_tools(args.build)
+    b = Bench(args)
+    say("work dir (logs) %s" % b.work)
+
+    def on_term(sig, frame):
+        raise SystemExit(1)
+    signal.signal(signal.SIGTERM, on_term)
+    ok = False
+    try:
+        b.run()
+        ok = True
+    finally:
+        b.stop_all()
+        os.makedirs(args.out, exist_ok=True)
+        sys.path.insert(0, HERE)
+        import report
+        b.res["complete"] = ok
+        with open(os.path.join(args.out, "report.json"), "w") as f:
+            json.dump(b.res, f, indent=1)
+        report.write(b.res, args.out, have_plots)
+        say("wrote %s" % os.path.join(args.out, "report.md"))
+        if ok and not args.keep_logs:
+            shutil.rmtree(b.work, ignore_errors=True)
+        else:
+            say("logs kept in %s" % b.work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
