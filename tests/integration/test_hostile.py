@@ -190,10 +190,12 @@ async def run(env):
         "--auth", "jwt", "--jwt-keys", keydir, "--allowed-origins", "https://app.example",
         "--handshakes-per-ip", "20", "--max-connections", "100", "--handshake-timeout-s", "2",
         "--max-frame-bytes", "1024", "--max-header-bytes", "4096"])
+    rping = env.start_router("router-ping", [edge], ls + ["--ping-interval-s", "1"])
     rp = env.start_router("router-proxies", [edge], ls + [
         "--auth", "header-from-proxies", "--trusted-proxies", "10.0.0.0/8"])
     h.wait_all_owned(r)
     h.wait_all_owned(rp)
+    h.wait_all_owned(rping)
 
     honest = h.Collector(r.ws_url, "honest", framed=True,
                          headers={"Authorization": "Bearer " + token("honest"),
@@ -267,6 +269,26 @@ async def run(env):
     assert closed == 10
     case("slow handshakes", 10, 0, "closed by the handshake timeout")
 
+    # A client that never answers pings is closed after two intervals.
+    s = socket.create_connection(("127.0.0.1", rping.port), timeout=10)
+    s.sendall(ws_request(rping.port, ["X-Client-Id: silent"]))
+    t0, got, closed = time.monotonic(), b"", False
+    while time.monotonic() - t0 < 8:
+        try:
+            chunk = s.recv(4096)
+        except (socket.timeout, ConnectionResetError):
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        got += chunk
+    s.close()
+    pings = got.count(b"\x89\x00")
+    h.log(f"silent client: {pings} pings unanswered, closed after {time.monotonic() - t0:.1f}s")
+    assert closed and time.monotonic() - t0 < 8
+    case("idle client that ignores pings", 1, 0, "closed")
+
     auth = ["Authorization: Bearer " + token("attacker")]
     st, code = raw_session(r.port, auth, frame(0x2, b"x" * 4096))
     h.log(f"oversized frame: close {code}")
@@ -323,7 +345,7 @@ async def run(env):
     h.log(f"honest client: connected throughout ({honest.close_code is None}), lost 0, "
           f"duplicated 0; total attempts {sum(a for _, a, _ in results)}, got in "
           f"{sum(g for _, _, g in results)}")
-    assert honest.close_code is None and r.alive() and rp.alive()
+    assert honest.close_code is None and r.alive() and rp.alive() and rping.alive()
     await honest.close()
 
 
