@@ -102,6 +102,16 @@ def summary_rows(res):
                      "%.2f KiB (wsfloor)" % w["per_session_kb"], f(ratio, "%.2fx"),
                      "≤ %.1fx" % TARGETS["mem_ratio"],
                      yes(ratio <= TARGETS["mem_ratio"] if ratio else None)))
+    if mem and mem.get("router") and (mem["router"][-1].get("busy") or {}).get(
+            "cpu_us_per_record"):
+        r = mem["router"][-1]
+        w = mem["wsfloor"][-1] if len(mem["wsfloor"]) == len(mem["router"]) else {}
+        rb, wb = r["busy"], (w.get("busy") or {})
+        rows.append(("CPU per record at 1,000 records/s with %d sessions connected"
+                     % r["sessions"], "%.0f µs" % rb["cpu_us_per_record"],
+                     f(wb.get("cpu_us_per_record"), "%.0f µs (wsfloor)"),
+                     f(rb["cpu_us_per_record"] / wb["cpu_us_per_record"]
+                       if wb.get("cpu_us_per_record") else None, "%.2fx"), "(context)", ""))
     thr = res.get("throughput", {}).get("sizes", {})
     for size, S in thr.items():
         e2e, erow, eall = best_sustained(S.get("e2e", []))
@@ -235,6 +245,27 @@ def section_memory(res, add):
                f(r["per_session_kb"] / w["per_session_kb"] if w and w["per_session_kb"] > 0
                  else None, "%.2fx"),
                f(e["per_session_kb"] if e else None, "%.2f KiB")))
+    if any(r.get("busy") for r in mem["router"]):
+        add("")
+        add("The cost of a record with these sessions connected: 5,000 records at 1,000/s "
+            "(router: keyed over 1,000 of the sessions, through Kafka and the edge; wsfloor: "
+            "made by its 1 ms timer, round-robin over all its sessions). CPU of the router "
+            "(all threads) or wsfloor process, and its syscalls, per record:")
+        add("")
+        add("| sessions | router CPU per record | router syscalls per record | wsfloor CPU per "
+            "record | wsfloor syscalls per record | ratio (CPU) |")
+        add("| --- | --- | --- | --- | --- | --- |")
+        for i, r in enumerate(mem["router"]):
+            w = mem["wsfloor"][i] if i < len(mem["wsfloor"]) else {}
+            rb, wb = r.get("busy") or {}, w.get("busy") or {}
+            add("| %d | %s | %s | %s | %s | %s |"
+                % (r["sessions"], f(rb.get("cpu_us_per_record"), "%.0f µs"),
+                   f(rb.get("syscalls_per_record"), "%.1f"),
+                   f(wb.get("cpu_us_per_record"), "%.0f µs"),
+                   f(wb.get("syscalls_per_record"), "%.1f"),
+                   f(rb["cpu_us_per_record"] / wb["cpu_us_per_record"]
+                     if rb.get("cpu_us_per_record") and wb.get("cpu_us_per_record") else None,
+                     "%.2fx")))
     if len(mem["router"]) >= 2:
         a, b = mem["router"][-2], mem["router"][-1]
         slope = (b["rss_kb"] - a["rss_kb"]) / (b["sessions"] - a["sessions"])
@@ -261,7 +292,8 @@ def section_latency(res, add):
     add("The producer (tests/tools/produce, 100 B records, keys client-0..%d) paces by "
         "schedule and stamps each record's creation time in \"ts\"; latency is receipt minus "
         "ts, so queueing anywhere counts. Every client is connected and live first, then 2 s "
-        "of warm-up records (another tag, not counted), then the measured records. "
+        "of warm-up records (another tag, not counted), then the measured records; all "
+        "clients stay connected until well after the last one. "
         "%d clients: loadgen holds %d "
         "(percentiles in whole ms, as loadgen measures), wsprobe %d (receipt in µs: the CDF). "
         "kfloor consumes the same records at the same time in its own group: the Kafka-only "
@@ -400,8 +432,11 @@ def where_time_goes(row, wf, add, when, wfb=None):
             if sc.get("by_thread") else ""))
     costs = row.get("syscall_costs")
     if costs:
-        top = sorted(costs.items(), key=lambda kv: -kv[1]["total_ms"])[:5]
-        add("- router time in syscalls over a 1 s `perf trace -s` sample: %s"
+        blocking = {"futex", "epoll_wait", "epoll_pwait", "clock_nanosleep", "nanosleep"}
+        top = sorted(((k, v) for k, v in costs.items() if k not in blocking),
+                     key=lambda kv: -kv[1]["total_ms"])[:5]
+        add("- router, a 1 s `perf trace -s` sample (wall time per call; threads' waits in "
+            "futex/epoll_wait left out): %s"
             % ", ".join("%s %d calls × %.1f µs" % (k, v["calls"], v["mean_us"]) for k, v in top))
     w = row.get("window") or {}
     if w.get("nng_messages"):

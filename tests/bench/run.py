@@ -57,6 +57,10 @@ TARGETS = {
 # A step of the rate ladder is "sustained" when everything arrived, p99 stayed
 # under this, and the producer kept its schedule.
 P99_LIMIT_MS = 1000
+# Section a also measures the cost of a record with N sessions connected:
+# BUSY_RECORDS records at BUSY_RATE/s.
+BUSY_RATE = 1000
+BUSY_RECORDS = 5000
 # "Unmoved partitions do not pause": their clients' longest gap while an edge
 # joins is at most this much over their longest gap in a control window.
 PAUSE_SLACK_MS = 100
@@ -555,13 +559,67 @@ class Bench:
                 ers = rss_kb(edge.pid)
                 erows.append({"sessions": n, "rss_kb": ers, "base_kb": ebase,
                               "per_session_kb": (ers - ebase) / n})
-            say("  %-8s %6d sessions: RSS %7.1f MiB (+%.1f MiB), %.2f KiB/session%s"
+            if label == "router":
+                row["busy"] = self.busy_router(server, n)
+            else:
+                row["busy"] = self.busy_wsfloor(n)
+            say("  %-8s %6d sessions: RSS %7.1f MiB (+%.1f MiB), %.2f KiB/session%s; "
+                "%s records/s to %s of them: %.0f us CPU and %s syscalls per record"
                 % (label, n, rss / 1024, (rss - base) / 1024, (rss - base) / n,
-                   "; edge +%.2f KiB/session" % erows[-1]["per_session_kb"] if edge else ""))
+                   "; edge +%.2f KiB/session" % erows[-1]["per_session_kb"] if edge else "",
+                   BUSY_RATE, "1000" if label == "router" else "all",
+                   row["busy"]["cpu_us_per_record"],
+                   "%.2f" % row["busy"]["syscalls_per_record"]
+                   if row["busy"].get("syscalls_per_record") is not None else "n/a"))
             prev = n
         for lg in lgs:
             lg.stop(signal.SIGTERM, 20)
         return rows, erows
+
+    def busy_router(self, router, n):
+        """CPU and syscalls per record of the router holding n sessions while
+        BUSY_RATE records/s go to 1000 of them (lws's poll loop looks at
+        every connection on each wake-up)."""
+        count = max(1, BUSY_RECORDS // 1000)
+        sc = SyscallCounter(self, router.pid, self.sc_tool)
+        sc.start()
+        c0 = cpu_s(router.pid)
+        pr = self.produce("produce-busy-%d" % n, "bench", BUSY_RATE, 100, "busy-%d" % n, 1000,
+                          count=count)
+        if not pr.wait(BUSY_RECORDS / BUSY_RATE + 60):
+            pr.stop(signal.SIGTERM, 20)
+        time.sleep(1.0)
+        c1 = cpu_s(router.pid)
+        scr = sc.stop()
+        recs = count * 1000
+        return {"records": recs, "cpu_s": c1 - c0, "cpu_us_per_record": (c1 - c0) / recs * 1e6,
+                "syscalls_per_record": scr["total"] / recs if scr else None}
+
+    def busy_wsfloor(self, n):
+        """The same for wsfloor: a fresh one holding n sessions makes
+        BUSY_RECORDS records at BUSY_RATE/s, round-robin over them."""
+        w = self.start_wsfloor("wsfloor-busy-%d" % n,
+                               ["--rate", BUSY_RATE, "--total", BUSY_RECORDS, "--size", 100,
+                                "--start-sessions", n, "--start-delay-ms", 1500])
+        lg = self.loadgen("lg-busy-%d" % n, w.ws_url, n, 0, ["--duration-s", 300])
+        res = {"records": BUSY_RECORDS, "cpu_s": None, "cpu_us_per_record": None,
+               "syscalls_per_record": None}
+        try:
+            w.wait_for(r"^START", 90)
+            sc = SyscallCounter(self, w.pid, self.sc_tool)
+            sc.start()
+            c0 = cpu_s(w.pid)
+            w.wait_for(r"^DONE", BUSY_RECORDS / BUSY_RATE + 60)
+            time.sleep(1.0)
+            c1 = cpu_s(w.pid)
+            scr = sc.stop()
+            res.update(cpu_s=c1 - c0, cpu_us_per_record=(c1 - c0) / BUSY_RECORDS * 1e6,
+                       syscalls_per_record=scr["total"] / BUSY_RECORDS if scr else None)
+        except RuntimeError as e:
+            say("  wsfloor busy: %s" % e)
+        lg.stop(signal.SIGTERM, 20)
+        w.stop()
+        return res
 
     # b. end-to-end latency at fixed rates
     def section_latency(self):
@@ -588,13 +646,17 @@ class Bench:
             pb_rep = os.path.join(self.work, "pb-%s.json" % tag)
             # Every client connected and live before the first record: the
             # window holds no connection burst.
+            # Both end at a fixed time well after the last record: a client
+            # set that closed while the other still received would stall the
+            # router (a thousand closes) under the other's last records.
+            hold = P["lat_s"] + 2 + 3 + 8
             lg = self.loadgen("lg-lat-%d" % rate, router.ws_url, nlg, 0,
-                              ["--tag", tag, "--expect-per-client", M, "--until-idle-s", 20,
+                              ["--tag", tag, "--expect-per-client", M, "--duration-s", hold,
                                "--report", lg_rep])
             pb = Proc(self, "wsprobe-lat-%d" % rate,
                       [self.bin["wsprobe"], "--url", router.ws_url, "--clients", P["lat_probe"],
-                       "--ids-from", nlg, "--tag", tag, "--expect-per-client", M,
-                       "--duration-s", P["lat_s"] + 60, "--dump", pb_dump, "--report", pb_rep])
+                       "--ids-from", nlg, "--tag", tag, "--duration-s", hold,
+                       "--dump", pb_dump, "--report", pb_rep])
             lg.wait_for(r"clients connected in", 60)
             pb.wait_for(r"^LIVE", 60)
             self.wait_sessions_live(router, P["lat_clients"], 30)
@@ -607,12 +669,15 @@ class Bench:
             t0 = time.monotonic()
             pr = self.produce("produce-lat-%d" % rate, "bench", rate, 100, tag,
                               P["lat_clients"], count=M)
-            for p in (pr, lg, pb):
-                if not p.wait(max(1, t0 + P["lat_s"] + 90 - time.monotonic())):
-                    p.stop(signal.SIGTERM, 20)
+            if not pr.wait(P["lat_s"] + 60):
+                pr.stop(signal.SIGTERM, 20)
+            time.sleep(2.0)  # the last records arrive
             t1 = time.monotonic()
             c1 = {"router": cpu_s(router.pid), "edge": cpu_s(self.edge.pid),
                   "kfloor": cpu_s(kf.pid) or c0["kfloor"]}
+            for p in (lg, pb):
+                if not p.wait(max(1, t0 + hold + 30 - time.monotonic())):
+                    p.stop(signal.SIGTERM, 20)
             if not kf.wait(20):
                 kf.stop(signal.SIGTERM, 20)
             lgr = json.load(open(lg_rep))

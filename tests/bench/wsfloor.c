@@ -16,9 +16,10 @@
  * exactly as it measures the router.
  *
  * Generation starts once --start-sessions clients are connected (plus
- * --start-delay-ms): --count records per session, round-robin over the
- * sessions (ordered by connection), paced by schedule at --rate records/s
- * in total (a 1 ms timer makes every record that is due), or, with
+ * --start-delay-ms): --count records per session (or --total in all),
+ * round-robin over the sessions (ordered by connection), paced by schedule
+ * at --rate records/s in total (each --tick-us tick of a timerfd in lws's
+ * poll set makes every record that is due), or, with
  * --rate 0, as fast as the clients take them (each session is refilled by
  * --burst records in its writeable callback when its queue runs empty).
  * Without --start-sessions it only holds sessions (idle memory floor).
@@ -36,7 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
@@ -75,6 +78,7 @@ static struct {
 	long size;
 	const char *tag;
 	uint64_t count;
+	uint64_t total;		/* 0: count x sessions */
 	uint32_t start_sessions;
 	long start_delay_ms;
 	uint32_t burst;
@@ -100,6 +104,7 @@ static struct {
 	char *buf;
 	size_t bufcap;
 	unsigned char *wbuf;	/* --batch-bytes: LWS_PRE + batch_bytes */
+	int timer_fd;		/* --rate ticks, -1 if none */
 } F;
 
 static volatile sig_atomic_t stop_requested;
@@ -197,6 +202,33 @@ static void check_done(void)
 	}
 }
 
+/* Makes every record due by now (--rate): called on each tick. */
+static void generate(void)
+{
+	int64_t now = now_mono_us();
+
+	if (!F.started || F.rate <= 0 || F.done || !F.nsess)
+		return;
+	uint64_t due = (uint64_t)((double)(now - F.start_us) * F.rate / 1e6);
+
+	if (due > F.target)
+		due = F.target;
+	while (F.generated < due) {
+		struct pss *p = F.sess[F.rr++ % F.nsess];
+
+		if (!F.total && p->seq >= F.count) {
+			/* A session that joined late: skip it. */
+			F.target--;
+			if (due > F.target)
+				due = F.target;
+			continue;
+		}
+		make_record(p);
+	}
+	check_done();
+}
+
+/* Start, stop and, without a timerfd, the ticks. */
 static void on_timer(lws_sorted_usec_list_t *sul)
 {
 	int64_t now = now_mono_us();
@@ -213,7 +245,7 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 			F.started = true;
 			F.start_mono_ms = now_mono_ms();
 			F.start_us = now;
-			F.target = F.count * F.nsess;
+			F.target = F.total ? F.total : F.count * F.nsess;
 			printf("START %" PRId64 " %u\n", F.start_mono_ms, F.nsess);
 			fflush(stdout);
 			if (F.rate <= 0) {
@@ -223,28 +255,14 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 			}
 		}
 	}
-	if (F.started && F.rate > 0 && !F.done && F.nsess) {
-		uint64_t due = (uint64_t)((double)(now - F.start_us) * F.rate / 1e6);
-
-		if (due > F.target)
-			due = F.target;
-		while (F.generated < due) {
-			struct pss *p = F.sess[F.rr++ % F.nsess];
-
-			if (p->seq >= F.count) {
-				/* A session that joined late: skip it. */
-				F.target--;
-				if (due > F.target)
-					due = F.target;
-				continue;
-			}
-			make_record(p);
-		}
-		check_done();
-	}
-	/* --tick-us while records are due; otherwise 50 ms is enough. */
+	if (F.timer_fd < 0)
+		generate();
+	/* lws 4.1 polls with whole milliseconds and so spins through the last
+	 * one before a timer: the ticks come from a timerfd in the poll set
+	 * (on_tick_fd); this timer only starts and stops. */
 	lws_sul_schedule(F.ctx, 0, &F.timer, on_timer,
-			 F.started && F.rate > 0 && !F.done ? F.tick_us : 50 * TIMER_US);
+			 F.timer_fd < 0 && F.started && F.rate > 0 && !F.done ? F.tick_us
+									    : 50 * TIMER_US);
 }
 
 static int reject(struct lws *wsi, unsigned int status, const char *msg)
@@ -461,16 +479,31 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 	}
 }
 
+/* The tick timerfd, adopted into lws's poll set as a raw file. */
+static int cb_tick(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		   size_t len)
+{
+	uint64_t expirations;
+
+	if (reason == LWS_CALLBACK_RAW_RX_FILE) {
+		if (read(F.timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+			return -1;
+		generate();
+	}
+	return 0;
+}
+
 static const struct lws_protocols protocols[] = {
 	{ "kws", cb, sizeof(struct pss), 0, 0, NULL, 0 },
 	{ "kws.v1", cb, sizeof(struct pss), 0, 0, NULL, 0 },
+	{ "wsfloor-tick", cb_tick, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
 static void usage(FILE *f)
 {
 	fputs("usage: wsfloor [--listen HOST:PORT] [--rate R] [--size BYTES] [--tag TAG]\n"
-	      "               [--count M] [--start-sessions N] [--start-delay-ms D]\n"
+	      "               [--count M | --total N] [--start-sessions N] [--start-delay-ms D]\n"
 	      "               [--burst B] [--partitions P] [--message-type binary|text]\n"
 	      "               [--tick-us T] [--batch-bytes N] [--exit-after-s S]\n"
 	      "               [--report FILE.json]\n"
@@ -485,6 +518,8 @@ static void usage(FILE *f)
 	      "  --size BYTES         pad each JSON value to BYTES, as produce --size\n"
 	      "  --tag TAG            add \"tag\":\"TAG\" to every value\n"
 	      "  --count M            records per session (default 1000)\n"
+	      "  --total N            with --rate: N records in all, round-robin over the\n"
+	      "                       sessions, instead of M per session\n"
 	      "  --start-sessions N   start once N sessions are connected (default 0:\n"
 	      "                       never; only hold sessions)\n"
 	      "  --start-delay-ms D   and D ms after that (default 500)\n"
@@ -509,6 +544,7 @@ static void parse(int argc, char **argv)
 		{ "size", required_argument, NULL, 's' },
 		{ "tag", required_argument, NULL, 't' },
 		{ "count", required_argument, NULL, 'c' },
+		{ "total", required_argument, NULL, 'T' },
 		{ "start-sessions", required_argument, NULL, 'n' },
 		{ "start-delay-ms", required_argument, NULL, 'd' },
 		{ "burst", required_argument, NULL, 'b' },
@@ -549,6 +585,7 @@ static void parse(int argc, char **argv)
 		case 's': F.size = atol(optarg); break;
 		case 't': F.tag = optarg; break;
 		case 'c': F.count = strtoull(optarg, NULL, 10); break;
+		case 'T': F.total = strtoull(optarg, NULL, 10); break;
 		case 'n': F.start_sessions = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'd': F.start_delay_ms = atol(optarg); break;
 		case 'b': F.burst = (uint32_t)strtoul(optarg, NULL, 10); break;
@@ -634,6 +671,25 @@ int main(int argc, char **argv)
 		log_error("cannot listen on %s:%d", F.host, F.port);
 		lws_context_destroy(F.ctx);
 		return 1;
+	}
+	F.timer_fd = -1;
+	if (F.rate > 0) {
+		struct itimerspec its = {
+			.it_interval = { F.tick_us / 1000000, (F.tick_us % 1000000) * 1000 },
+			.it_value = { F.tick_us / 1000000, (F.tick_us % 1000000) * 1000 },
+		};
+		lws_sock_file_fd_type u;
+
+		F.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		u.filefd = F.timer_fd;
+		if (F.timer_fd < 0 || timerfd_settime(F.timer_fd, 0, &its, NULL) < 0 ||
+		    !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, u, "wsfloor-tick",
+						NULL)) {
+			log_warn("no timerfd in the poll set; ticking with an lws timer");
+			if (F.timer_fd >= 0)
+				close(F.timer_fd);
+			F.timer_fd = -1;
+		}
 	}
 	printf("LISTENING %d\n", lws_get_vhost_listen_port(vh));
 	fflush(stdout);
