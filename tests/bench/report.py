@@ -374,12 +374,12 @@ def section_throughput(res, add):
             if not wf:
                 continue
             add("| %s | as fast as possible | %.0f | %s / %s / %s | %d/%d | %s | %s | %.1f "
-                "| |" % (wf["system"], wf["delivered_per_s"], wf["lat"].get("p50"),
+                "| %s |" % (wf["system"], wf["delivered_per_s"], wf["lat"].get("p50"),
                          wf["lat"].get("p99"),
                          wf["lat"].get("max"), wf["records"], wf["expected"],
                          ", ".join("%s %.1f" % kv for kv in wf["cpu_s_per_M"].items()),
                          ", ".join("%s %.2f" % kv for kv in wf["syscalls_per_msg"].items()),
-                         wf.get("load") or 0))
+                         wf.get("load") or 0, trials(wf)))
         add("")
         dr = S.get("drain") or {}
         if dr.get("e2e"):
@@ -387,17 +387,18 @@ def section_throughput(res, add):
                 % dr["e2e"]["expected"])
             add("")
             add("| system | delivered/s | arrived | seconds | CPU s per M records | busy (share "
-                "of one core) | syscalls per message |")
-            add("| --- | --- | --- | --- | --- | --- | --- |")
+                "of one core) | syscalls per message | |")
+            add("| --- | --- | --- | --- | --- | --- | --- | --- |")
             for row in (dr["e2e"], dr.get("kfloor")):
                 if not row:
                     continue
-                add("| %s | %.0f | %d/%d | %.2f | %s | %s | %s |"
+                add("| %s | %.0f | %d/%d | %.2f | %s | %s | %s | %s |"
                     % (row["system"], row["delivered_per_s"], row["records"], row["expected"],
                        row["seconds"],
                        ", ".join("%s %.1f" % kv for kv in row["cpu_s_per_M"].items()),
                        ", ".join("%s %.0f%%" % (k, 100 * v) for k, v in row["cpu_util"].items()),
-                       ", ".join("%s %.2f" % kv for kv in row["syscalls_per_msg"].items())))
+                       ", ".join("%s %.2f" % kv for kv in row["syscalls_per_msg"].items()),
+                       trials(row)))
             add("")
             where_time_goes(dr["e2e"], S.get("wsfloor"), add, "while draining",
                             S.get("wsfloor_batch"))
@@ -407,6 +408,12 @@ def section_throughput(res, add):
                             % best["rate"])
     add("![throughput](throughput.png)")
     add("")
+
+
+def trials(row):
+    t = row.get("trials") or []
+    return "best of %d trials: %s /s" % (len(t), ", ".join(str(x) for x in t)) if len(t) > 1 \
+        else ""
 
 
 def where_time_goes(row, wf, add, when, wfb=None):
