@@ -489,9 +489,11 @@ def section_join(res, add):
             x = R.get(g)
             if not x:
                 continue
+            def gap(v):  # gaps under the probes' --gap-ms 20 are not listed
+                return "< 20" if v == 0 else v
             add("| %s | %s | %s | %s ms | %s ms | %s ms |"
-                % (who, g, x.get("clients", x.get("partitions")), x.get("control_max_ms"),
-                   x.get("join_max_ms"), x.get("join_p50_ms")))
+                % (who, g, x.get("clients", x.get("partitions")), gap(x.get("control_max_ms")),
+                   gap(x.get("join_max_ms")), gap(x.get("join_p50_ms"))))
     add("")
     w, st = j.get("witness") or {}, j.get("stalls") or {}
     if w or st:
@@ -561,7 +563,23 @@ def make_plots(res, out):
 
     thr = res.get("throughput", {}).get("sizes")
     if thr:
-        fig, axes = plt.subplots(1, len(thr), figsize=(6 * len(thr), 4.5), squeeze=False)
+        fig, axes = plt.subplots(2, len(thr), figsize=(6 * len(thr), 8.5), squeeze=False)
+        for ax, (size, S) in zip(axes[1], thr.items()):
+            for key, marker, label in (("kfloor", "s--", "kfloor (Kafka floor)"),
+                                       ("e2e", "o-", "end to end (router)")):
+                rows = [r for r in (S.get(key) or []) if r["lat"].get("p99") is not None]
+                if rows:
+                    ax.plot([r["offered_per_s"] for r in rows],
+                            [max(1, r["lat"]["p99"]) for r in rows], marker, label=label)
+            ax.axhline(1000, color="grey", linestyle=":", linewidth=0.8,
+                       label="1 s: the ladder's limit")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("offered records/s (producer)")
+            ax.set_ylabel("p99 latency, ms (record ts to receipt)")
+            ax.set_title("%s B records: p99 at each step" % size)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
         for ax, (size, S) in zip(axes[0], thr.items()):
             top = 1
             for key, marker, label in (("kfloor", "s--", "kfloor (Kafka floor)"),
