@@ -255,3 +255,17 @@ out_free_seen:
 	free(seen);
 	return rc;
 }
+
+int conf_main(const struct conf_opt *opts, int argc, char **argv, const char *prog,
+	      const char *summary)
+{
+	char err[512];
+	int rc = conf_parse(opts, argc, argv, stdout, summary, err, sizeof err);
+	if (rc == 1)
+		return 0;
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 2;
+	}
+	return -1;
+}

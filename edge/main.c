@@ -57,14 +57,9 @@ int main(int argc, char **argv)
 		  "Write logs as JSON lines." },
 		{ 0 },
 	};
-	char err[512];
-	int rc = conf_parse(opts, argc, argv, stdout, summary, err, sizeof err);
-	if (rc == 1)
-		return 0;
-	if (rc < 0) {
-		fprintf(stderr, "edge: %s\n", err);
-		return 2;
-	}
+	int rc = conf_main(opts, argc, argv, "edge", summary);
+	if (rc >= 0)
+		return rc;
 	log_setup("edge", (enum log_level)level, log_json);
 	rc = edge_run(&cfg);
 	conf_list_free(&cfg.kafka_props);

@@ -106,14 +106,9 @@ int main(int argc, char **argv)
 		  "Write logs as JSON lines." },
 		{ 0 },
 	};
-	char err[512];
-	int rc = conf_parse(opts, argc, argv, stdout, summary, err, sizeof err);
-	if (rc == 1)
-		return 0;
-	if (rc < 0) {
-		fprintf(stderr, "router: %s\n", err);
-		return 2;
-	}
+	int rc = conf_main(opts, argc, argv, "router", summary);
+	if (rc >= 0)
+		return rc;
 	if (!cfg.edges.count && !*cfg.edges_dns) {
 		fprintf(stderr, "router: give the edges: --edges (ROUTER_EDGES) or --edges-dns "
 				"(ROUTER_EDGES_DNS)\n");

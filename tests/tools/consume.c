@@ -33,15 +33,11 @@ int main(int argc, char **argv)
 		  1, 3600000 },
 		{ 0 },
 	};
-	char err[512];
-	int rc = conf_parse(opts, argc, argv, stdout, summary, err, sizeof err);
-	if (rc == 1)
-		return 0;
-	if (rc < 0) {
-		fprintf(stderr, "consume: %s\n", err);
-		return 2;
-	}
+	int rc = conf_main(opts, argc, argv, "consume", summary);
+	if (rc >= 0)
+		return rc;
 
+	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char group[64];
 	snprintf(group, sizeof group, "kws-consume-%llx", (unsigned long long)random_u64());
