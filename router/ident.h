@@ -2,7 +2,8 @@
  * ident: who is this client? From what the router extracted from a WebSocket
  * handshake (headers, query token, peer address) it decides the client id or
  * refuses the handshake, in one of three modes (enum ident_mode). Pure: no
- * lws, no sockets; keys are read from files once, in ident_new.
+ * lws, no sockets; keys are read from files once, in ident_new (keys.h), and
+ * tokens are verified by token.h.
  */
 #ifndef KWS_IDENT_H
 #define KWS_IDENT_H
@@ -32,42 +33,14 @@ enum ident_mode {
 /*
  * JWT mode.
  *
- * Algorithms: HS256 (HMAC secrets), RS256 (RSA public keys of at least 2048
- * bits), ES256 (EC P-256 public keys); nothing else, never "none". The
- * algorithm follows from the KEY: a token whose header "alg" is not the
- * algorithm of the key it is checked with is refused before any signature
- * check (an HS256 token "signed" with an RSA public key's PEM bytes as HMAC
- * secret, the classic key-confusion attack, never reaches libjwt with that
- * key). "alg" is compared exactly ("hs256" is refused).
- *
- * Keys: cfg.key_files lists files and directories. A directory contributes
- * each regular file in it (symlinks followed, as in a Kubernetes secret
- * volume) whose name does not start with '.', in name order. A file that
- * starts (after blank space) with "-----BEGIN " must hold a PEM
- * "-----BEGIN PUBLIC KEY-----" (SubjectPublicKeyInfo, as `openssl pkey
- * -pubout` writes); any other file is an HMAC secret, used byte for byte
- * (a trailing newline is part of the secret: write it with printf or
- * `openssl rand`), of at least 32 bytes. Key files are at most 64 KiB.
- * Each key's id (kid) is its file name without the last extension:
- * keys/2024-06.pem has kid "2024-06"; two keys with the same kid are an
- * error. Rotation: add the new key, let issuers sign with it, then remove the
- * old one (keys are read at start; restart the routers to change them).
- *
- * Key choice: a token whose header has "kid" is checked with that key only
- * (an unknown kid is refused); without "kid", with each key of the token's
- * algorithm in turn until one verifies.
- *
- * libjwt also refuses a header "typ" other than "JWT" (as a bad signature).
- *
- * Claims: "exp" is required (a number, seconds since the epoch); the token
- * is refused when now >= exp + leeway. "nbf", when present, must be a number
- * too, and the token is refused while now + leeway < nbf. When cfg.issuer
- * is set, "iss" must equal it. When cfg.audience is set, "aud" must equal it
- * or be an array holding it; when it is not set, a token that has "aud" is
- * refused (RFC 7519 4.1.3: a recipient that does not identify itself with
- * the audience must reject the token). The client id is the claim cfg.claim
- * (default "sub"): a non-empty JSON string of at most max_id_bytes bytes
- * without control characters (bytes below 0x20, and 0x7f). A token is at most
+ * Keys: cfg.key_files lists files and directories, loaded by keys_add (see
+ * keys.h: HMAC secrets of at least 32 bytes, RSA >= 2048 and EC P-256 public
+ * keys in PEM or DER, kid = file name without extension, rotation). Tokens
+ * are verified by token_verify (see token.h: HS256 / RS256 / ES256 chosen by
+ * the key's type, kid, exp / nbf with cfg.leeway_s, iss, aud, no repeated
+ * JSON member). The client id is the claim cfg.claim (default "sub"): a
+ * non-empty JSON string of at most max_id_bytes bytes without control
+ * characters (bytes below 0x20, and 0x7f). A token is at most
  * IDENT_MAX_TOKEN bytes (libjwt 1.10 decodes on the stack).
  *
  * Where the token comes from, the first present of:
@@ -101,7 +74,7 @@ enum {
 	IDENT_EBADID = -2,   /* 400: the id header is too long or has control characters */
 	IDENT_EPEER = -3,    /* 403: the peer is not a trusted proxy */
 	IDENT_ENOTOKEN = -4, /* 401: no token in any enabled source */
-	IDENT_ETOKEN = -5,   /* 401: malformed token, refused algorithm, unknown kid, bad signature */
+	IDENT_ETOKEN = -5,   /* 401: malformed token (or repeated JSON member), refused algorithm, unknown kid, bad signature */
 	IDENT_EEXPIRED = -6, /* 401: expired, or not yet valid */
 	IDENT_ECLAIMS = -7,  /* 401: exp missing or not a number, or wrong iss / aud */
 	IDENT_ECLAIMID = -8, /* 401: the id claim is missing, not a string, empty, too long, or has control characters */
