@@ -104,36 +104,34 @@ out:
 	return r;
 }
 
-/* Whether der[0..n) is, as a whole, something that is not a key to verify
- * with but could be mistaken for an HMAC secret: a DER certificate or
- * private key. Names it in why. */
+/* Whether der[0..n) starts with something that is not a key to verify with
+ * but must not become an HMAC secret either (its bytes are public, or it is
+ * a mistake): a DER public key with bytes after it, a certificate or a
+ * private key. Names it in why. A random secret never parses as one. */
 static bool der_not_a_key(const unsigned char *der, size_t n, char *why, size_t whylen)
 {
 	const unsigned char *p = der;
-	X509 *cert = d2i_X509(NULL, &p, (long)n);
 	EVP_PKEY *pk;
+	X509 *cert;
+	bool found = true;
 
-	if (cert) {
+	if ((pk = d2i_PUBKEY(NULL, &p, (long)n))) {
+		size_t extra = n - (size_t)(p - der);
+
+		snprintf(why, whylen, "a DER public key followed by %zu stray byte%s", extra,
+			 extra == 1 ? "" : "s");
+	} else if ((p = der, cert = d2i_X509(NULL, &p, (long)n))) {
 		X509_free(cert);
-		if (p == der + n) {
-			ERR_clear_error();
-			snprintf(why, whylen, "a DER certificate, not a key; give its public key "
-				 "(openssl x509 -pubkey -noout)");
-			return true;
-		}
+		snprintf(why, whylen, "a DER certificate, not a key; give its public key "
+			 "(openssl x509 -pubkey -noout)");
+	} else if ((p = der, pk = d2i_AutoPrivateKey(NULL, &p, (long)n))) {
+		snprintf(why, whylen, "a DER private key; give its public key (openssl pkey -pubout)");
+	} else {
+		found = false;
 	}
-	p = der;
-	if ((pk = d2i_AutoPrivateKey(NULL, &p, (long)n))) {
-		EVP_PKEY_free(pk);
-		if (p == der + n) {
-			ERR_clear_error();
-			snprintf(why, whylen, "a DER private key; give its public key "
-				 "(openssl pkey -pubout)");
-			return true;
-		}
-	}
+	EVP_PKEY_free(pk);
 	ERR_clear_error();
-	return false;
+	return found;
 }
 
 /* The name of a PEM file's first block ("PUBLIC KEY" for "-----BEGIN PUBLIC
