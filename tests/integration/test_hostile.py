@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Hostile clients (issue 7): forged, expired and wrongly signed tokens, an
-id header from an untrusted address, a foreign Origin, a connection flood,
-slow handshakes, oversized frames and headers, invalid UTF-8, malformed and
-truncated frames. Each gets the documented rejection; an honest client stays
+"""Hostile clients (issue 7): forged, expired and wrongly signed tokens, a
+token with a repeated claim (issue 14), an id header from an untrusted
+address, a foreign Origin, a connection flood, slow handshakes, oversized
+frames and headers, invalid UTF-8, malformed and truncated frames. Each gets the documented rejection; an honest client stays
 connected throughout and loses nothing. Each case prints how many attempts it
 made and how many got in (0)."""
 
@@ -36,6 +36,14 @@ def token(sub, exp_in=300, secret=SECRET, alg="HS256", nbf=None):
         return signing + "."
     sig = hmac.new(secret, signing.encode(), hashlib.sha256).digest()
     return signing + "." + b64(sig)
+
+
+def token_raw(claims_json, secret=SECRET):
+    """A token whose claims are exactly claims_json (json.dumps cannot repeat
+    a key)."""
+    signing = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + \
+        b64(claims_json.encode())
+    return signing + "." + b64(hmac.new(secret, signing.encode(), hashlib.sha256).digest())
 
 
 # A few msgpack encoders, enough to speak the edge protocol by hand.
@@ -234,6 +242,21 @@ async def run(env):
     got = sum(handshake(r.port, ["Authorization: Bearer " + token("x" * 300)], 401)
               for _ in range(3))
     case("token with an oversized id", 3, got, "401")
+    # Issue 14 item 6: "sub" twice under a valid signature. libjwt keeps the
+    # last one, so an issuer that checked the first would have vouched for
+    # the attacker while the router saw the victim.
+    exp = int(time.time()) + 300
+    dup = token_raw('{"sub":"mallory","exp":%d,"sub":"honest"}' % exp)
+    got = 0
+    for _ in range(3):
+        st, body = h.raw_handshake(r.port, "/ws", ["Authorization: Bearer " + dup])
+        assert st == 401 and "duplicate claim" in body, f"got HTTP {st}: {body[-120:]}"
+        got += st == 101
+    case("token with a repeated claim", 3, got, "401 duplicate claim")
+    # The same claims without the repetition are fine: the refusal is about it.
+    st, _ = h.raw_handshake(r.port, "/ws", ["Authorization: Bearer " +
+                                            token_raw('{"sub":"dup-ok","exp":%d}' % exp)])
+    assert st == 101, f"unrepeated claims refused: HTTP {st}"
     st, _ = h.raw_handshake(r.port, "/ws", ["Authorization: Bearer " + token("m"),
                                             "X-Padding: " + "p" * 6000])
     h.log(f"oversized headers: HTTP {st}")
