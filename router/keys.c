@@ -167,10 +167,14 @@ static int pem(const char *s, size_t len, enum keys_type *type, unsigned char **
 	if (PEM_read_bio(bio, &name, &header, &der, &derlen) != 1) {
 		unsigned long e = ERR_peek_last_error();
 
-		if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_BAD_BASE64_DECODE)
+		int reason = ERR_GET_LIB(e) == ERR_LIB_PEM ? ERR_GET_REASON(e) : 0;
+
+		if (reason == PEM_R_BAD_BASE64_DECODE)
 			snprintf(why, whylen, "bad base64 in PEM");
-		else
+		else if (reason == PEM_R_BAD_END_LINE)
 			snprintf(why, whylen, "PEM without -----END %s-----", pubkey_name);
+		else
+			snprintf(why, whylen, "malformed PEM");
 		goto out;
 	}
 	if (!(pk = der_pubkey(der, (size_t)derlen))) {

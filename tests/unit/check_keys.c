@@ -237,6 +237,9 @@ START_TEST(secrets_and_pem_edges)
 	static const char pem_junk[] = "\n  -----BEGIN PUBLIC KEY-----\nMII*not base64*\n"
 				       "-----END PUBLIC KEY-----\n";
 	static const char pem_rsa_private[] = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n";
+	static const char pem_empty[] = "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n";
+	static const char pem_not_spki[] = "-----BEGIN PUBLIC KEY-----\nAAAA\n"
+					   "-----END PUBLIC KEY-----\n";
 	unsigned char secret[KEYS_HMAC_MIN_BYTES], *out = NULL;
 	size_t outlen = 0;
 	enum keys_type type;
@@ -254,7 +257,13 @@ START_TEST(secrets_and_pem_edges)
 	ck_assert_str_eq(why, "HMAC secret of 31 bytes; HS256 needs at least 32");
 	ck_assert_int_eq(keys_parse((const unsigned char *)pem_junk, sizeof pem_junk - 1, &type,
 				    &out, &outlen, why, sizeof why), -EINVAL);
-	ck_assert_msg(strstr(why, "PEM") != NULL, "%s", why);
+	ck_assert_str_eq(why, "bad base64 in PEM");
+	ck_assert_int_eq(keys_parse((const unsigned char *)pem_empty, sizeof pem_empty - 1, &type,
+				    &out, &outlen, why, sizeof why), -EINVAL);
+	ck_assert_str_eq(why, "malformed PEM");
+	ck_assert_int_eq(keys_parse((const unsigned char *)pem_not_spki, sizeof pem_not_spki - 1,
+				    &type, &out, &outlen, why, sizeof why), -EINVAL);
+	ck_assert_str_eq(why, "malformed public key");
 	ck_assert_int_eq(keys_parse((const unsigned char *)pem_rsa_private,
 				    sizeof pem_rsa_private - 1, &type, &out, &outlen, why, sizeof why),
 			 -EINVAL);
