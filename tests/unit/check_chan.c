@@ -124,7 +124,8 @@ static nng_stream *take_accepted(struct chan_listener *l, struct waker *w)
 static int free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof sa;
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
@@ -195,7 +196,8 @@ static int raw_connect(size_t max_msg, size_t max_queue)
 {
 	pair_listen(&P);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)P.port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)P.port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	nng_stream *s = take_accepted(P.l, &P.wl);
@@ -435,7 +437,7 @@ START_TEST(test_frames_split_and_joined)
 	raw_send(fd, three, sizeof three);
 	/* One frame a byte at a time, header included. */
 	char one[4 + 10];
-	memcpy(one, "\0\0\0\x0a" "0123456789", sizeof one);
+	memcpy(one, "\0\0\0\n0123456789", sizeof one); /* \n: length 10 */
 	for (size_t i = 0; i < sizeof one; i++)
 		raw_send(fd, one + i, 1);
 	/* One frame larger than the 64 KiB read buffer. */

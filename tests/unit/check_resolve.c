@@ -147,8 +147,9 @@ START_TEST(test_split)
 	ck_assert_str_eq(host, "a:b");
 	ck_assert_str_eq(port, "80");
 
-	const char *bad[] = { "edges", ":7100", "edges:", "edges:71x0", "edges:-1", "edges: 80",
-			      "" };
+	const char *bad[] = {
+		"edges", ":7100", "edges:", "edges:71x0", "edges:-1", "edges: 80", ""
+	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		ck_assert_msg(resolver_split(bad[i], host, sizeof host, port, sizeof port) < 0,
 			      "'%s' was accepted", bad[i]);
@@ -255,8 +256,7 @@ START_TEST(test_unknown_name_never_answers)
 	}
 	write_hosts("127.0.0.99 other.kws.test\n");
 	unsigned before = wakes();
-	struct resolver *r = resolver_start("nothing.kws.test", "7100", INTERVAL_MS, on_wake,
-					    NULL);
+	struct resolver *r = resolver_start("nothing.kws.test", "7100", INTERVAL_MS, on_wake, NULL);
 	char **urls;
 	size_t n;
 	/* Not even an empty list: the router must not drop its edges because
