@@ -423,11 +423,12 @@ class Stream:
     happens, not a guess; afterwards counts() says how many records each key
     got."""
 
-    def __init__(self, env, keys, rate, tag, topic="deliveries"):
+    def __init__(self, env, keys, rate, tag, topic="deliveries", bootstrap=None):
         self.keys = list(keys)
         self.tag = tag
         self.total = None
-        self.p = subprocess.Popen([PRODUCE, "--bootstrap", env.kafka.bootstrap, "--topic", topic,
+        bootstrap = bootstrap or env.kafka.bootstrap
+        self.p = subprocess.Popen([PRODUCE, "--bootstrap", bootstrap, "--topic", topic,
                                    "--keys", ",".join(self.keys), "--forever",
                                    "--rate", str(rate), "--tag", tag],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
