@@ -470,8 +470,9 @@ async def wait_produced_after(clients, tag, since_ms, timeout, what, count=1):
     produced after since_ms (wall ms, see wall_ms): records are flowing to
     each of them."""
     deadline = time.monotonic() + timeout
+    behind = list(clients)
     while True:
-        behind = [c for c in clients
+        behind = [c for c in behind
                   if sum(1 for r in c.records(tag) if r.get("ts", 0) > since_ms) < count]
         if not behind:
             return
