@@ -234,6 +234,19 @@ static int raw_sees_close(int fd)
 	}
 }
 
+/* Waits until c has written everything it queued (the completion of the
+ * last write may come after the peer has read it), then takes its stats. */
+static void wait_sent(struct chan *c, struct chan_stats *st)
+{
+	long long deadline = now_ms() + WAIT_MS;
+	chan_get_stats(c, st);
+	while (st->queued_bytes > 0 && now_ms() < deadline) {
+		usleep(1000);
+		chan_get_stats(c, st);
+	}
+	ck_assert_uint_eq(st->queued_bytes, 0);
+}
+
 /* Message i of a test stream: its length and its bytes. */
 static size_t msg_len(int i)
 {
@@ -297,7 +310,7 @@ START_TEST(test_roundtrip_in_order)
 	ck_assert_str_eq(chan_error(P.b), "");
 
 	struct chan_stats sa, sb;
-	chan_get_stats(P.a, &sa);
+	wait_sent(P.a, &sa);
 	chan_get_stats(P.b, &sb);
 	ck_assert_uint_eq(sa.tx_msgs, N);
 	ck_assert_uint_eq(sb.rx_msgs, N);
@@ -326,13 +339,8 @@ START_TEST(test_small_messages_batched)
 		ck_assert_uint_eq(len, (size_t)wl);
 		ck_assert_mem_eq(m, want, len);
 	}
-	/* The last write's completion may still be on its way. */
 	struct chan_stats sa;
-	long long deadline = now_ms() + WAIT_MS;
-	do {
-		chan_get_stats(P.a, &sa);
-	} while (sa.queued_bytes > 0 && now_ms() < deadline && usleep(1000) == 0);
-	ck_assert_uint_eq(sa.queued_bytes, 0);
+	wait_sent(P.a, &sa);
 	ck_assert_uint_eq(sa.tx_msgs, N);
 	ck_assert_uint_lt(sa.tx_writes, N / 2);
 }
