@@ -269,8 +269,9 @@ int chan_send(struct chan *c, const void *buf, size_t len)
 	if (c->closed)
 		goto out_fail;
 	if (len == 0 || len > c->max_msg || c->out_bytes + 4 + len > c->max_queue) {
-		set_closed(c, len > c->max_msg ? "message over the size limit"
-					       : "send queue full: the peer is too slow");
+		set_closed(c, len == 0           ? "empty message (the wire has no empty frames)"
+			      : len > c->max_msg ? "message over the size limit"
+						 : "send queue full: the peer is too slow");
 		pthread_mutex_unlock(&c->mu);
 		nng_stream_close(c->s);
 		return -1;

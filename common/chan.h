@@ -46,7 +46,8 @@ void chan_free(struct chan *c);
 void chan_close(struct chan *c);
 
 /* Queues len bytes (copied) to be sent. Returns 0, or -1 if the channel is
- * closed or the queue would pass max_queue (the channel is then closed). */
+ * closed, or if len is 0, over max_msg or would take the queue past
+ * max_queue (the channel is then closed, chan_error saying which). */
 int chan_send(struct chan *c, const void *buf, size_t len);
 
 /* Takes the next received message: returns 1 with *buf and *len set (valid

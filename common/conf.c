@@ -1,11 +1,17 @@
 /* conf: see conf.h. */
 #include "conf.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -52,6 +58,140 @@ int conf_parse_size(const char *s, long *out)
 	return -1;
 }
 
+/* Refuses blanks, control characters and commas in an address. 0 or -1. */
+static int bad_chars(const char *s, char *why, size_t whylen)
+{
+	for (const char *p = s; *p; p++) {
+		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+			snprintf(why, whylen, "has a blank or control character: remove it");
+			return -1;
+		}
+	}
+	if (strchr(s, ',')) {
+		snprintf(why, whylen, "has a comma: expected one address");
+		return -1;
+	}
+	return 0;
+}
+
+int conf_parse_host_port(const char *s, bool need_host, char *host, size_t hostlen, long *port,
+			 char *why, size_t whylen)
+{
+	if (bad_chars(s, why, whylen) < 0)
+		return -1;
+	const char *colon = strrchr(s, ':');
+	const char *ps = colon ? colon + 1 : s;
+	size_t hl = colon ? (size_t)(colon - s) : 0;
+	if (need_host && (!colon || hl == 0)) {
+		snprintf(why, whylen, "expected HOST:PORT, e.g. edges.example.svc:7100");
+		return -1;
+	}
+	if (colon && hl == 0) {
+		snprintf(why, whylen, "has no host before ':' (write PORT alone, or HOST:PORT)");
+		return -1;
+	}
+	if (memchr(s, '/', hl)) {
+		snprintf(why, whylen, "expected %s without a scheme or path",
+			 need_host ? "HOST:PORT" : "[HOST:]PORT");
+		return -1;
+	}
+	if (hl >= hostlen) {
+		snprintf(why, whylen, "the host is longer than %zu bytes", hostlen - 1);
+		return -1;
+	}
+	size_t pl = strlen(ps);
+	if (pl == 0 || strspn(ps, "0123456789") != pl) {
+		snprintf(why, whylen, "the port '%s' is not a number; expected %s", ps,
+			 need_host ? "HOST:PORT" : "[HOST:]PORT");
+		return -1;
+	}
+	long v = pl > 5 ? 99999999 : strtol(ps, NULL, 10);
+	if (v < 1 || v > 65535) {
+		snprintf(why, whylen, "the port %s is not within 1..65535", ps);
+		return -1;
+	}
+	snprintf(host, hostlen, "%.*s", (int)hl, s);
+	*port = v;
+	return 0;
+}
+
+int conf_check_tcp_url(const char *s, char *why, size_t whylen)
+{
+	char host[256];
+	long port;
+	const char *scheme_end = strstr(s, "://");
+	if (!*s) {
+		snprintf(why, whylen, "is empty: expected tcp://HOST:PORT");
+		return -1;
+	}
+	if (bad_chars(s, why, whylen) < 0)
+		return -1;
+	if (!scheme_end) {
+		/* Suggest the URL the user probably meant. */
+		bool digits = strspn(s, "0123456789") == strlen(s);
+		snprintf(why, whylen, "expected tcp://HOST:PORT, e.g. tcp://%s%.160s%s",
+			 digits ? "0.0.0.0:" : "", s, !digits && !strchr(s, ':') ? ":7100" : "");
+		return -1;
+	}
+	if (strncmp(s, "tcp://", 6) != 0) {
+		snprintf(why, whylen, "expected tcp://HOST:PORT (the scheme must be tcp://)");
+		return -1;
+	}
+	char inner[200];
+	if (conf_parse_host_port(s + 6, true, host, sizeof host, &port, inner, sizeof inner) < 0) {
+		if (strncmp(inner, "expected", 8) == 0)
+			snprintf(why, whylen, "expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:7100");
+		else
+			snprintf(why, whylen, "%s", inner);
+		return -1;
+	}
+	return 0;
+}
+
+int conf_check_host_port(const char *s, char *why, size_t whylen)
+{
+	char host[256];
+	long port;
+	if (!*s)
+		return 0;
+	return conf_parse_host_port(s, true, host, sizeof host, &port, why, whylen);
+}
+
+int conf_check_listen(const char *s, char *why, size_t whylen)
+{
+	char host[256];
+	long port;
+	return conf_parse_host_port(s, false, host, sizeof host, &port, why, whylen);
+}
+
+int conf_try_bind(const char *host, long port, char *why, size_t whylen)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	if (!*host || strcmp(host, "*") == 0) {
+		sa.sin_addr.s_addr = htonl(INADDR_ANY);
+	} else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res;
+		if (getaddrinfo(host, NULL, &hints, &res) != 0)
+			return 0; /* perhaps an interface name: the server decides */
+		sa.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+		freeaddrinfo(res);
+	}
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	int one = 1, rc = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		if (errno == EADDRINUSE)
+			snprintf(why, whylen, "address in use (another process listens there)");
+		else
+			snprintf(why, whylen, "%s", strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
 static int parse_bool(const char *s, bool *out)
 {
 	static const char *const yes[] = { "1", "true", "yes", "on" };
@@ -84,6 +224,20 @@ static int apply(const struct conf_opt *o, const char *s, const char *src, char 
 {
 	char nm[128];
 	name_of(o, nm, sizeof nm);
+	if (o->type == CONF_LIST && o->check && strchr(s, ',') && strcmp(src, "flag") == 0) {
+		snprintf(err, errlen,
+			 "%s: '%s' from flag holds a comma: give --%s once per value, or set %s to "
+			 "the comma-separated list",
+			 nm, s, o->name, o->env ? o->env : "the variable");
+		return -1;
+	}
+	if ((o->type == CONF_STR || o->type == CONF_LIST) && o->check) {
+		char why[256];
+		if (o->check(s, why, sizeof why) < 0) {
+			snprintf(err, errlen, "%s: '%s' from %s: %s", nm, s, src, why);
+			return -1;
+		}
+	}
 	switch (o->type) {
 	case CONF_STR:
 		*(const char **)o->dst = s;
@@ -234,8 +388,19 @@ int conf_parse(const struct conf_opt *opts, int argc, char **argv, FILE *out,
 				free(l->buf);
 				l->buf = copy;
 				for (char *t = strtok_r(copy, ",", &save); t;
-				     t = strtok_r(NULL, ",", &save))
-					list_push(o->dst, t);
+				     t = strtok_r(NULL, ",", &save)) {
+					/* "a, b": blanks around the commas are
+					 * separators too. */
+					while (isspace((unsigned char)*t))
+						t++;
+					char *e = t + strlen(t);
+					while (e > t && isspace((unsigned char)e[-1]))
+						*--e = '\0';
+					if (!*t)
+						continue;
+					if (apply(o, t, "environment", err, errlen) < 0)
+						goto out_free_seen;
+				}
 			} else if (apply(o, env, "environment", err, errlen) < 0) {
 				goto out_free_seen;
 			}

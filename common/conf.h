@@ -39,6 +39,11 @@ struct conf_opt {
 	unsigned flags;
 	long min, max;                /* CONF_INT / CONF_SIZE bounds when max > min */
 	const char *const *choices;   /* CONF_CHOICE */
+	/* Optional, for CONF_STR and CONF_LIST: checks each value (the default
+	 * too) before it is stored. Returns 0, or -1 with what is wrong and the
+	 * fix in why; conf_parse then names the setting. A CONF_LIST flag value
+	 * with a comma is refused before this is called. */
+	int (*check)(const char *value, char *why, size_t whylen);
 };
 
 /* Parses argv and the environment into the table's destinations.
@@ -60,5 +65,26 @@ void conf_usage(FILE *out, const char *prog, const char *summary, const struct c
 
 /* Parses a size such as "65536", "64K", "64KiB", "1M", "2GiB". 0 or -1. */
 int conf_parse_size(const char *s, long *out);
+
+/* Splits "HOST:PORT", or "[HOST:]PORT" when need_host is false (host is then
+ * ""), into host (copied) and *port. PORT is decimal, 1..65535. HOST has no
+ * blanks, commas or slashes. Returns 0, or -1 with what is wrong in why. */
+int conf_parse_host_port(const char *s, bool need_host, char *host, size_t hostlen, long *port,
+			 char *why, size_t whylen);
+
+/* Checks for conf_opt.check: */
+/* tcp://HOST:PORT, as nng dials and listens (--edges, the edge's --listen). */
+int conf_check_tcp_url(const char *s, char *why, size_t whylen);
+/* HOST:PORT (--edges-dns); empty (the setting is off) passes. */
+int conf_check_host_port(const char *s, char *why, size_t whylen);
+/* [HOST:]PORT (the router's --listen). */
+int conf_check_listen(const char *s, char *why, size_t whylen);
+
+/* Tries to bind a TCP socket to host:port (IPv4; empty host: every address)
+ * with SO_REUSEADDR, as a server would, and closes it at once: a startup
+ * check that reports a taken port with the setting's name instead of a
+ * library's log line. A host that does not resolve is not checked. Returns
+ * 0, or -1 with the reason in why ("address in use", ...). */
+int conf_try_bind(const char *host, long port, char *why, size_t whylen);
 
 #endif

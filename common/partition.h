@@ -48,7 +48,6 @@ uint32_t kafka_crc32(const void *key, size_t len);
  * "*_random" partitioners, or the Java client with a null key, scatter such
  * records. Returns a partition in [0, partition_count), or -1 if
  * partition_count <= 0, p is not a partitioner, or key is NULL with len > 0. */
-int32_t partition_for_key(enum partitioner p, const void *key, size_t len,
-			  int32_t partition_count);
+int32_t partition_for_key(enum partitioner p, const void *key, size_t len, int32_t partition_count);
 
 #endif

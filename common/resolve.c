@@ -23,7 +23,7 @@ struct resolver {
 	bool stop;
 	char **ready; /* an answer not taken yet, or NULL */
 	size_t nready;
-	char **last;  /* the previous answer, to report only changes */
+	char **last; /* the previous answer, to report only changes */
 	size_t nlast;
 	bool have_last;
 };

@@ -8,7 +8,7 @@ librdkafka-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libnng-dev li
 libjansson-dev libjwt-dev libssl-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
 
 if [ "${1:-}" = "--test" ]; then
-	PKGS="$PKGS default-jre-headless maven chromium"
+	PKGS="$PKGS default-jre-headless maven chromium libnss-wrapper clang-format"
 fi
 
 missing=""

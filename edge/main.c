@@ -25,7 +25,7 @@ int main(int argc, char **argv)
 		{ "group", "EDGE_GROUP", CONF_STR, &cfg.group, "kws-edge",
 		  "Consumer group id shared by all edges." },
 		{ "listen", "EDGE_LISTEN", CONF_STR, &cfg.listen, "tcp://0.0.0.0:7100",
-		  "nng URL routers connect to." },
+		  "Address routers connect to, tcp://HOST:PORT.", 0, 0, 0, NULL, conf_check_tcp_url },
 		{ "inbound-topic", "EDGE_INBOUND_TOPIC", CONF_STR, &cfg.inbound_topic, "",
 		  "Topic for frames clients send, keyed by client id; empty disables upstream." },
 		{ "instance-id", "EDGE_INSTANCE_ID", CONF_STR, &cfg.instance_id, "",
@@ -60,6 +60,15 @@ int main(int argc, char **argv)
 	int rc = conf_main(opts, argc, argv, "edge", summary);
 	if (rc >= 0)
 		return rc;
+	/* tcp://HOST:PORT, checked by conf_check_tcp_url; and free to bind. */
+	char host[256], why[200];
+	long port = 0;
+	if (conf_parse_host_port(cfg.listen + 6, true, host, sizeof host, &port, why, sizeof why) < 0 ||
+	    conf_try_bind(host, port, why, sizeof why) < 0) {
+		fprintf(stderr, "edge: cannot listen on %s (--listen, EDGE_LISTEN): %s\n", cfg.listen,
+			why);
+		return 2;
+	}
 	log_setup("edge", (enum log_level)level, log_json);
 	rc = edge_run(&cfg);
 	conf_list_free(&cfg.kafka_props);

@@ -12,9 +12,9 @@
 #include <sys/socket.h>
 
 struct cidr {
-	int family;          /* AF_INET or AF_INET6 */
-	uint8_t addr[16];    /* network address, host bits zero (4 bytes used for AF_INET) */
-	unsigned prefix;     /* 0..32 or 0..128 */
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network address, host bits zero (4 bytes used for AF_INET) */
+	unsigned prefix;  /* 0..32 or 0..128 */
 };
 
 struct cidr_list {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "ident.h"
 #include "router.h"
 #include "util.h"
 
@@ -25,11 +26,14 @@ int main(int argc, char **argv)
 	static const char *const auths[] = { "none", "header-from-proxies", "jwt", NULL };
 	const struct conf_opt opts[] = {
 		{ "listen", "ROUTER_LISTEN", CONF_STR, &listen, "0.0.0.0:8080",
-		  "Address and port for client WebSockets, [host:]port." },
+		  "Address and port for client WebSockets, [host:]port.", 0, 0, 0, NULL,
+		  conf_check_listen },
 		{ "edges", "ROUTER_EDGES", CONF_LIST, &cfg.edges, NULL,
-		  "Address of an edge, e.g. tcp://10.0.0.5:7100 (a static list; or --edges-dns)." },
+		  "Address of an edge, e.g. tcp://10.0.0.5:7100 (a static list; or --edges-dns).", 0, 0,
+		  0, NULL, conf_check_tcp_url },
 		{ "edges-dns", "ROUTER_EDGES_DNS", CONF_STR, &cfg.edges_dns, "",
-		  "host:port: a DNS name resolving to every edge (a headless Service), re-resolved periodically." },
+		  "host:port: a DNS name resolving to every edge (a headless Service), re-resolved periodically.",
+		  0, 0, 0, NULL, conf_check_host_port },
 		{ "dns-interval-ms", "ROUTER_DNS_INTERVAL_MS", CONF_INT, &cfg.dns_interval_ms, "5000",
 		  "How often --edges-dns is resolved again.", 0, 100, 600000 },
 		{ "id-header", "ROUTER_ID_HEADER", CONF_STR, &cfg.id_header, "X-Client-Id",
@@ -117,16 +121,23 @@ int main(int argc, char **argv)
 				"(ROUTER_EDGES_DNS)\n");
 		return 2;
 	}
-	/* [host:]port */
-	char host[256] = "";
-	const char *colon = strrchr(listen, ':');
-	const char *port = colon ? colon + 1 : listen;
-	if (colon)
-		snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
-	char *end;
-	cfg.port = strtol(port, &end, 10);
-	if (!*port || *end || cfg.port < 1 || cfg.port > 65535) {
-		fprintf(stderr, "router: --listen (ROUTER_LISTEN): '%s' is not [host:]port\n", listen);
+	if (cfg.auth_mode == IDENT_JWT && !cfg.jwt_keys.count) {
+		fprintf(stderr, "router: --auth jwt needs keys: give --jwt-keys (ROUTER_JWT_KEYS) a key "
+				"file or directory (an HMAC secret, or RSA/EC public keys in PEM)\n");
+		return 2;
+	}
+	if (cfg.auth_mode == IDENT_HEADER_FROM_PROXIES && !*cfg.trusted_proxies) {
+		fprintf(stderr, "router: --auth header-from-proxies needs --trusted-proxies "
+				"(ROUTER_TRUSTED_PROXIES): the CIDRs of the proxies that set the id "
+				"header\n");
+		return 2;
+	}
+	/* [host:]port, checked by conf_check_listen; and free to bind. */
+	char host[256] = "", why[200];
+	if (conf_parse_host_port(listen, false, host, sizeof host, &cfg.port, why, sizeof why) < 0 ||
+	    conf_try_bind(host, cfg.port, why, sizeof why) < 0) {
+		fprintf(stderr, "router: cannot listen on %s:%ld (--listen, ROUTER_LISTEN): %s\n",
+			*host ? host : "0.0.0.0", cfg.port, why);
 		return 2;
 	}
 	cfg.listen_host = host;

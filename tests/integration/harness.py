@@ -416,11 +416,85 @@ async def warm_up(env, clients, topic="deliveries", timeout=60):
                 raise AssertionError(f"clients never became live: {missing[:10]}")
 
 
+class Stream:
+    """A producer writing records tagged `tag` for keys, round-robin at `rate`
+    records a second in total, until stop() (produce --forever). A test
+    disturbs the system while it runs, so how long it runs follows what
+    happens, not a guess; afterwards counts() says how many records each key
+    got."""
+
+    def __init__(self, env, keys, rate, tag, topic="deliveries", bootstrap=None):
+        self.keys = list(keys)
+        self.tag = tag
+        self.total = None
+        bootstrap = bootstrap or env.kafka.bootstrap
+        self.p = subprocess.Popen([PRODUCE, "--bootstrap", bootstrap, "--topic", topic,
+                                   "--keys", ",".join(self.keys), "--forever",
+                                   "--rate", str(rate), "--tag", tag],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def running(self):
+        return self.p.poll() is None
+
+    async def stop(self):
+        """Stops producing and waits until every record is acknowledged;
+        returns how many were written."""
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        out, _ = await loop.run_in_executor(None, self.p.communicate)
+        m = re.search(r"PRODUCED (\d+) records, (\d+) failed", out or "")
+        if self.p.returncode != 0 or not m or m.group(2) != "0":
+            raise AssertionError(f"producer of {self.tag} failed ({self.p.returncode}): {out}")
+        self.total = int(m.group(1))
+        return self.total
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+    def counts(self):
+        """Records per key (produce takes the keys in turn)."""
+        n, k = self.total, len(self.keys)
+        return {key: n // k + (1 if i < n % k else 0) for i, key in enumerate(self.keys)}
+
+
+def wall_ms():
+    """The clock of the "ts" field produce writes into each record."""
+    return time.time() * 1000
+
+
+async def wait_produced_after(clients, tag, since_ms, timeout, what, count=1):
+    """Waits until every client has received `count` records of tag that were
+    produced after since_ms (wall ms, see wall_ms): records are flowing to
+    each of them."""
+    deadline = time.monotonic() + timeout
+    behind = list(clients)
+    while True:
+        behind = [c for c in behind
+                  if sum(1 for r in c.records(tag) if r.get("ts", 0) > since_ms) < count]
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: "
+                                 f"{len(behind)} clients behind, e.g. "
+                                 f"{[c.client_id for c in behind[:5]]}")
+        await asyncio.sleep(0.2)
+
+
+def produced_between(clients, tag, t0_ms, t1_ms):
+    """How many records of tag the clients got that were produced in [t0, t1]."""
+    return sum(1 for c in clients for r in c.records(tag) if t0_ms <= r.get("ts", 0) <= t1_ms)
+
+
 def check_streams(clients, count, tag):
-    """Per client: exactly seq 0..count-1 of its own key, in order, once.
+    """Per client: exactly seq 0..count-1 of its own key, in order, once
+    (count: one number for all, or a dict by client id, as Stream.counts).
     Returns (lost, duplicated, reordered, foreign)."""
     lost = dup = reordered = foreign = 0
     for c in clients:
+        n = count[c.client_id] if isinstance(count, dict) else count
         recs = c.records(tag)
         foreign += sum(1 for r in recs if r.get("key") != c.client_id)
         seqs = [r["seq"] for r in recs if r.get("key") == c.client_id]
@@ -434,5 +508,5 @@ def check_streams(clients, count, tag):
             if s < last:
                 reordered += 1
             last = max(last, s)
-        lost += sum(1 for s in range(count) if s not in seen)
+        lost += sum(1 for s in range(n) if s not in seen)
     return lost, dup, reordered, foreign

@@ -62,7 +62,7 @@ NODES = {                     # role: (namespace, address)
 PARTITIONS = 12
 CLIENTS = int(os.environ.get("KWS_CLIENTS", "100"))
 RATE = CLIENTS * 2            # records per second, all clients together
-PER_CLIENT = 80               # records per client: a 40 s stream
+AFTER = 3                      # records per client produced after each change
 LOCK = "/run/lock/kws-multihost.lock"
 CMD_TIMEOUT = 20
 
@@ -376,12 +376,13 @@ async def run(env, net):
     loop = asyncio.get_running_loop()
     ids = [c.client_id for c in clients]
     t_stream = time.monotonic()
-    prod = subprocess.Popen([h.PRODUCE, "--bootstrap", kafka.bootstrap, "--topic",
-                             "deliveries", "--keys", ",".join(ids), "--count", str(PER_CLIENT),
-                             "--rate", str(RATE), "--tag", "stream"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The stream runs from before the first change until every client has
+    # records produced after the last one settled.
+    stream = h.Stream(env, ids, RATE, "stream", bootstrap=kafka.bootstrap)
     try:
-        await asyncio.sleep(4)
+        await h.wait_produced_after(clients, "stream", 0, 60,
+                                    "records flowing before edge 3 joins")
+        t_first = h.wall_ms()
         # Edge 3 joins: started, then found in DNS.
         e3 = sysm.start_edge("edge-3", wait=False)
         await loop.run_in_executor(None, e3.wait_for, r"listening on", 30)
@@ -391,7 +392,8 @@ async def run(env, net):
                                    r"edge tcp://10\.77\.0\.23:7100 added \(found in DNS\)", 20)
         await h.wait_until(lambda: e3.url in sysm.owners().values(), 40,
                            "edge 3 to own partitions")
-        await asyncio.sleep(5)
+        await h.wait_produced_after(clients, "stream", h.wall_ms(), 60,
+                                    "records produced with three edges", AFTER)
 
         h.log("listening sockets with three edges, the router and Kafka up:")
         bad, socks = await loop.run_in_executor(None, check_listeners)
@@ -412,18 +414,19 @@ async def run(env, net):
             o not in ("none", e2.url) for o in sysm.owners().values()), 40,
                            "edges 1 and 3 to own every partition")
         t_settled = time.monotonic() - t_stream
-        out, _ = await loop.run_in_executor(None, prod.communicate)
+        t_last = h.wall_ms()
+        await h.wait_produced_after(clients, "stream", t_last, 60,
+                                    "records produced after the edges settled", AFTER)
+        during = h.produced_between(clients, "stream", t_first, t_last)
+        total = await stream.stop()
     finally:
-        if prod.poll() is None:
-            prod.kill()
-            prod.wait()
+        stream.kill()
     t_end = time.monotonic() - t_stream
-    assert prod.returncode == 0, out
-    assert t_settled < t_end, "the stream ended before the edges had settled"
-    await h.wait_until(lambda: all(len(c.records("stream")) >= PER_CLIENT for c in clients),
-                       60, "every record of the stream")
-    await asyncio.sleep(1)
-    lost, dup, reord, foreign = h.check_streams(clients, PER_CLIENT, "stream")
+    counts = stream.counts()
+    await h.wait_until(lambda: all(len(c.records("stream")) >= counts[c.client_id]
+                                   for c in clients), 60, "every record of the stream")
+    await asyncio.sleep(1)  # let any duplicate or stray record show up
+    lost, dup, reord, foreign = h.check_streams(clients, counts, "stream")
 
     text = router.text()
     h.log("router, about edges:")
@@ -440,7 +443,8 @@ async def run(env, net):
     h.log(f"edge 3 added at {t_add:.1f}s, edge 2 (exit {rc}) removed at {t_remove:.1f}s, "
           f"settled at {t_settled:.1f}s of a {t_end:.1f}s stream")
     reconnects = sum(c.connections - 1 for c in clients)
-    h.log(f"{CLIENTS} clients, {CLIENTS * PER_CLIENT} records: lost {lost}, duplicated {dup}, "
+    h.log(f"{CLIENTS} clients, {total} records, {during} of them produced while the edges "
+          f"changed: lost {lost}, duplicated {dup}, "
           f"reordered {reord}, foreign {foreign}; reconnections {reconnects}")
     stop.set()
     await asyncio.gather(*runners)
@@ -449,6 +453,7 @@ async def run(env, net):
     assert not bad, f"listeners not on their namespace's address: {bad}"
     assert not missing, f"expected listeners missing: {missing}"
     assert sorted(m["client_id"] for m in members) == ["edge-1", "edge-3"], members
+    assert during > 0, "no record was produced while the edges changed"
     assert (lost, dup, reord, foreign) == (0, 0, 0, 0), "the stream lost records"
 
 

@@ -8,7 +8,7 @@ routers, while, one phase at a time:
   4. every edge restarts in turn (rolling restart, static membership);
   5. a router is killed and its clients reconnect to the other router with
      their positions;
-  6. some clients disconnect for ten seconds and resume;
+  6. some clients disconnect while records flow, and resume;
   7. a client stops reading (it is closed with 4008 and resumes; the honest
      clients lose nothing).
 Each phase prints lost / duplicated / reordered and the longest gap for
@@ -31,8 +31,8 @@ PARTITIONS = 12
 CLIENTS = int(os.environ.get("KWS_CLIENTS", "1000"))
 PHASES = os.environ.get("KWS_PHASES", "1234567")
 RATE = max(200, CLIENTS)       # records per second, all clients together
-PER_PHASE = 16                 # records per client per phase (16 s at RATE)
 FLOOD = 500                    # 40 kB records for the client that stops reading
+AFTER = 3                      # records per client produced after a disturbance
 
 
 class System:
@@ -85,30 +85,71 @@ class System:
     def marks(self):
         return [len(r.text()) for r in self.routers]
 
+    @staticmethod
+    def owners(router):
+        """The router's owner table as its log tells it: partition -> edge URL
+        (or "none")."""
+        table = {}
+        for m in re.finditer(r"partition (\d+): owner (\S+) -> (\S+)", router.text()):
+            table[int(m.group(1))] = m.group(3)
+        return table
+
+    async def settled(self, what, pred, marks=None, timeout=120):
+        """Waits until every live router has an owner for every partition and
+        its table satisfies pred(table, log since marks)."""
+        marks = marks or self.marks()
+
+        def ok():
+            for r, mark in zip(self.routers, marks):
+                if not r.alive():
+                    continue
+                table = self.owners(r)
+                if len(table) != PARTITIONS or "none" in table.values():
+                    return False
+                if not pred(table, r.text()[mark:]):
+                    return False
+            return True
+        await h.wait_until(ok, timeout, what)
+
 
 def partition_of(c):
     return c.statuses[0][1] if c.statuses else None
 
 
 async def phase(sysm, clients, n, title, event, tag):
+    """Runs one disturbance while records flow: a producer runs from before it
+    until every client has received records produced after it was over.
+    event() disturbs and returns once the disturbance has taken effect (an
+    owner table settled, clients reconnected), with the clients it disturbed
+    on purpose."""
     env = sysm.env
     marks = sysm.marks()
     ids = [c.client_id for c in clients]
     t0 = time.monotonic()
-    prod = subprocess.Popen([h.PRODUCE, "--bootstrap", env.kafka.bootstrap, "--topic",
-                             "deliveries", "--keys", ",".join(ids), "--count", str(PER_PHASE),
-                             "--rate", str(RATE), "--tag", tag],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    special = await event()
-    honest = [c for c in clients if c not in special]
-    loop = asyncio.get_running_loop()
-    out, _ = await loop.run_in_executor(None, prod.communicate)
-    assert prod.returncode == 0, out
-    await h.wait_until(lambda: all(len(c.records(tag)) >= PER_PHASE for c in clients), 120,
-                       f"phase {n} records")
-    await asyncio.sleep(1)
+    stream = h.Stream(env, ids, RATE, tag)
+    try:
+        await h.wait_produced_after(clients, tag, 0, 120,
+                                    f"phase {n}: records flowing before the disturbance")
+        started = h.wall_ms()
+        special = await event()
+        done = h.wall_ms()
+        assert stream.running(), f"phase {n}: the producer stopped during the disturbance"
+        honest = [c for c in clients if c not in special]
+        # Records produced after the disturbance reach every client: the
+        # disturbance happened while records were flowing.
+        await h.wait_produced_after(clients, tag, done, 120,
+                                    f"phase {n}: records produced after the disturbance",
+                                    AFTER)
+        during = h.produced_between(clients, tag, started, done)
+        total = await stream.stop()
+    finally:
+        stream.kill()
+    counts = stream.counts()
+    await h.wait_until(lambda: all(len(c.records(tag)) >= counts[c.client_id] for c in clients),
+                       120, f"phase {n} records")
+    await asyncio.sleep(1)  # let any duplicate or stray record show up
     moved, paused = sysm.moved_partitions(marks)
-    lost, dup, reord, foreign = h.check_streams(clients, PER_PHASE, tag)
+    lost, dup, reord, foreign = h.check_streams(clients, counts, tag)
 
     def gap(group):
         return max((c.longest_gap(tag) for c in group), default=0) * 1000
@@ -116,13 +157,16 @@ async def phase(sysm, clients, n, title, event, tag):
     gm = gap([c for c in honest if partition_of(c) in moved])
     gp = gap([c for c in honest if partition_of(c) in paused])
     gu = gap([c for c in honest if partition_of(c) not in moved | paused])
-    line = (f"phase {n} ({title}): {len(clients)} clients, {PER_PHASE * len(clients)} records "
-            f"in {time.monotonic() - t0:.1f}s; lost {lost}, duplicated {dup}, reordered {reord}, "
-            f"foreign {foreign}; partitions moved {sorted(moved)}, paused {sorted(paused)}; "
-            f"longest gap: moved {gm:.0f} ms, paused {gp:.0f} ms, unmoved {gu:.0f} ms")
+    line = (f"phase {n} ({title}): {len(clients)} clients, {total} records "
+            f"in {time.monotonic() - t0:.1f}s, {during} of them produced during the "
+            f"{(done - started) / 1000:.1f}s of the disturbance; lost {lost}, duplicated {dup}, "
+            f"reordered {reord}, foreign {foreign}; partitions moved {sorted(moved)}, "
+            f"paused {sorted(paused)}; longest gap: moved {gm:.0f} ms, paused {gp:.0f} ms, "
+            f"unmoved {gu:.0f} ms")
     if special:
         line += f", the {len(special)} disturbed clients {gap(special):.0f} ms"
     h.log(line)
+    assert during > 0, f"phase {n}: no record was produced during the disturbance"
     assert (lost, dup, reord, foreign) == (0, 0, 0, 0), f"phase {n} lost records"
     return moved
 
@@ -149,63 +193,89 @@ async def run(env):
     h.log(f"{CLIENTS} kws.v1 clients connected to 2 routers in {time.monotonic() - t0:.1f}s")
     await h.warm_up(env, clients)
 
-    async def nothing():
-        return []
+    loop = asyncio.get_running_loop()
+
+    def blocking(f, *args):
+        """Process starts and stops wait; the clients must keep reading."""
+        return loop.run_in_executor(None, f, *args)
 
     async def edge_joins():
-        await asyncio.sleep(4)
-        sysm.start_edge("edge-3")
+        e3 = await blocking(sysm.start_edge, "edge-3")
+        await sysm.settled("edge 3 to own partitions", lambda t, _: e3.url in t.values())
         return []
 
     async def edge_stops():
-        await asyncio.sleep(4)
-        sysm.edges["edge-3"].stop(signal.SIGTERM)
+        e3 = sysm.edges["edge-3"]
+        await blocking(e3.stop, signal.SIGTERM)
+        await sysm.settled("the partitions of the stopped edge to move",
+                           lambda t, _: e3.url not in t.values())
         return []
 
     async def edge_killed():
-        await asyncio.sleep(4)
-        sysm.edges["edge-2"].stop(signal.SIGKILL)
+        e2 = sysm.edges["edge-2"]
+        await blocking(e2.stop, signal.SIGKILL)
+        await sysm.settled("the partitions of the killed edge to move",
+                           lambda t, _: e2.url not in t.values())
         return []
 
     async def rolling_restart():
-        await asyncio.sleep(2)
         for name in list(sysm.edges):
             if not sysm.edges[name].alive():
                 continue
-            sysm.restart_edge(name)
-            await asyncio.sleep(3)
+            marks = sysm.marks()
+            e = await blocking(sysm.restart_edge, name)
+            # The routers lost it and it owns partitions again.
+            took = re.compile(r"owner \S+ -> " + re.escape(e.url) + r"\s")
+            await sysm.settled(f"{name} to own partitions again after its restart",
+                               lambda t, log: e.url in t.values() and took.search(log),
+                               marks)
         return []
 
     async def router_killed():
-        await asyncio.sleep(4)
-        r1.stop(signal.SIGKILL)
+        on_r1 = [c for c in clients if c.url == r1.ws_url]
+        before = {c.client_id: (c.connections, len(c.statuses)) for c in on_r1}
+        await blocking(r1.stop, signal.SIGKILL)
+
+        def resumed():
+            return all(c.connections > before[c.client_id][0] and
+                       len(c.statuses) > before[c.client_id][1] and
+                       c.task is not None and not c.task.done() for c in on_r1)
+        await h.wait_until(resumed, 120, "the killed router's clients to resume on the other")
         return []
 
     away = clients[:5]
 
     async def clients_away():
-        await asyncio.sleep(2)
+        before = {c.client_id: (c.connections, len(c.statuses)) for c in away}
         for c in away:
             c.hold = True
         await asyncio.gather(*(c.drop() for c in away))
-        await asyncio.sleep(10)
+        gone = h.wall_ms()
+        # Away while the others receive records produced meanwhile.
+        await h.wait_produced_after([c for c in clients if c not in away], "phase6", gone,
+                                    120, "records produced while 5 clients are away", AFTER)
         for c in away:
             c.hold = False
+        await h.wait_until(lambda: all(c.connections > before[c.client_id][0] and
+                                       len(c.statuses) > before[c.client_id][1]
+                                       for c in away), 60, "the away clients to resume")
         return away
 
     stalled = clients[5]
 
     async def client_stalls():
-        await asyncio.sleep(1)
+        before = stalled.connections
         stalled.stall()
         # More than the kernel's socket buffers hold (several MB on loopback).
-        env.produce("deliveries", [stalled.client_id], FLOOD, tag="flood",
-                    extra=["--size", "40000"])
+        await blocking(lambda: env.produce("deliveries", [stalled.client_id], FLOOD,
+                                           tag="flood", extra=["--size", "40000"]))
         # The router closes it with 4008; it then reads again and resumes.
         await h.wait_until(lambda: "slow client" in "".join(r.text() for r in sysm.routers
                                                            if r.alive()), 60,
                            "the router closing the stalled client")
         stalled.stall(False)
+        await h.wait_until(lambda: stalled.connections > before, 60,
+                           "the stalled client to resume")
         return [stalled]
 
     phases = {
@@ -214,7 +284,7 @@ async def run(env):
         "3": ("an edge is killed", edge_killed),
         "4": ("rolling restart of every edge", rolling_restart),
         "5": ("a router is killed; its clients resume on the other", router_killed),
-        "6": ("5 clients away for 10 s resume", clients_away),
+        "6": ("5 clients away while records flow resume", clients_away),
         "7": ("a client stops reading", client_stalls),
     }
     for n in PHASES:

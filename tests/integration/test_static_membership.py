@@ -23,7 +23,6 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -32,8 +31,8 @@ import harness as h
 PARTITIONS = 12
 EDGES = ["edge-1", "edge-2", "edge-3"]
 CLIENTS = int(os.environ.get("KWS_CLIENTS", "50"))
-PER_PHASE = 30                 # records per client per restart phase
-RATE = CLIENTS * 5             # records per second, all clients: 6 s a phase
+RATE = CLIENTS * 5             # records per second, all clients
+AFTER = 3                      # records per client produced after a restart
 GROUP = "kws-edge"
 TOPIC = "deliveries"
 
@@ -179,38 +178,45 @@ async def run(env):
         tag = f"restart{n}"
         mark = len(router.text())
         owned_marks = len(re.findall(r"all \d+ partitions have owners", router.text()))
-        prod = subprocess.Popen([h.PRODUCE, "--bootstrap", kafka.bootstrap, "--topic", TOPIC,
-                                 "--keys", ",".join(ids), "--count", str(PER_PHASE),
-                                 "--rate", str(RATE), "--tag", tag],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # The stream runs from before the restart until every client has
+        # records produced after the group and the router settled.
+        stream = h.Stream(env, ids, RATE, tag, topic=TOPIC)
         try:
-            await asyncio.sleep(1.5)
+            await h.wait_produced_after(clients, tag, 0, 60,
+                                        f"{tag}: records flowing before the restart")
+            started = h.wall_ms()
             rc, took = await edges.restart(name)
-            out, _ = await loop.run_in_executor(None, prod.communicate)
+            old_member = current[name][0]
+            current = await wait_group(kafka, 60, f"rejoined by the new {name}",
+                                       lambda st: st[name][0] != old_member)
+            if "has no owner" in router.text()[mark:]:
+                await loop.run_in_executor(None, router.wait_for,
+                                           r"all \d+ partitions have owners", 30,
+                                           owned_marks + 1)
+            done = h.wall_ms()
+            await h.wait_produced_after(clients, tag, done, 60,
+                                        f"{tag}: records produced after the restart", AFTER)
+            during = h.produced_between(clients, tag, started, done)
+            total = await stream.stop()
         finally:
-            if prod.poll() is None:
-                prod.kill()
-                prod.wait()
-        assert prod.returncode == 0, out
-        old_member = current[name][0]
-        current = await wait_group(kafka, 60, f"rejoined by the new {name}",
-                                   lambda st: st[name][0] != old_member)
-        if "has no owner" in router.text()[mark:]:
-            router.wait_for(r"all \d+ partitions have owners", 30, owned_marks + 1)
-        await h.wait_until(lambda: all(len(c.records(tag)) >= PER_PHASE for c in clients), 60,
-                           f"the records of {tag}")
-        await asyncio.sleep(1)
+            stream.kill()
+        counts = stream.counts()
+        await h.wait_until(lambda: all(len(c.records(tag)) >= counts[c.client_id]
+                                       for c in clients), 60, f"the records of {tag}")
+        await asyncio.sleep(1)  # let any duplicate or stray record show up
         now = {iid: parts for iid, (_, parts) in current.items()}
         changed = sorted(iid for iid in EDGES if now[iid] != assignment[iid])
         moved, lines = moves(router, mark)
         paused = sorted({int(m) for m in re.findall(r"partition (\d+): owner \S+ -> none",
                                                     "\n".join(lines))})
-        lost, dup, reord, foreign = h.check_streams(clients, PER_PHASE, tag)
+        lost, dup, reord, foreign = h.check_streams(clients, counts, tag)
         h.log(f"restart {n} ({name}: SIGTERM exit {rc}, up again in {took:.1f}s; member "
               f"{old_member} -> {current[name][0]}): instance ids with other partitions "
               f"{changed}; partitions moved to another edge {sorted(moved)}, paused "
-              f"{paused}; {CLIENTS} clients, {PER_PHASE * CLIENTS} records: lost {lost}, "
+              f"{paused}; {CLIENTS} clients, {total} records, {during} of them produced "
+              f"during the {(done - started) / 1000:.1f}s of the restart: lost {lost}, "
               f"duplicated {dup}, reordered {reord}, foreign {foreign}")
+        assert during > 0, f"restart {n}: no record was produced during the restart"
         assert not changed, f"partitions moved in the group: {now} != {assignment}"
         assert not moved, "the router saw partitions move between edges:\n" + "\n".join(lines)
         assert (lost, dup, reord, foreign) == (0, 0, 0, 0), f"restart {n} lost records"

@@ -81,7 +81,8 @@ int main(int argc, char **argv)
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
 	if (got < count) {
-		fprintf(stderr, "consume: read %ld of %ld records before the timeout\n", got, count);
+		fprintf(stderr, "consume: read %ld of %ld records before the timeout\n", got,
+			count);
 		return 1;
 	}
 	return 0;

@@ -67,8 +67,8 @@ START_TEST(parse_good)
 	ck_assert_int_eq(l.v[2].family, AF_INET6);
 	ck_assert_uint_eq(l.v[2].prefix, 128);
 	cidr_free(&l);
-	ck_assert_int_eq(cidr_parse(" 0.0.0.0/0 ,\t::/0 , fd00::/8,2001:db8::/32 ", &l, err,
-				    sizeof err), 0);
+	ck_assert_int_eq(
+		cidr_parse(" 0.0.0.0/0 ,\t::/0 , fd00::/8,2001:db8::/32 ", &l, err, sizeof err), 0);
 	ck_assert_uint_eq(l.n, 4);
 	ck_assert_uint_eq(l.v[0].prefix, 0);
 	ck_assert_uint_eq(l.v[1].prefix, 0);

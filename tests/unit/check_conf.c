@@ -2,7 +2,11 @@
  * value syntaxes of each type, the error messages and the --help text. */
 #include "conf.h"
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,6 +39,22 @@ static const struct conf_opt opts[] = {
 	{ 0 },
 };
 
+/* Settings with value checks, as the router's and the edge's tables have. */
+static struct conf_list g_edges;
+static const char *g_listen, *g_dns, *g_url;
+
+static const struct conf_opt addr_opts[] = {
+	{ "edges", "KWSTEST_EDGES", CONF_LIST, &g_edges, NULL, "An edge.", 0, 0, 0, NULL,
+	  conf_check_tcp_url },
+	{ "listen", "KWSTEST_LISTEN", CONF_STR, &g_listen, "0.0.0.0:8080", "Where.", 0, 0, 0, NULL,
+	  conf_check_listen },
+	{ "edges-dns", "KWSTEST_EDGES_DNS", CONF_STR, &g_dns, "", "A name.", 0, 0, 0, NULL,
+	  conf_check_host_port },
+	{ "url", "KWSTEST_URL", CONF_STR, &g_url, "tcp://0.0.0.0:7100", "Ours.", 0, 0, 0, NULL,
+	  conf_check_tcp_url },
+	{ 0 },
+};
+
 static const struct conf_opt req_opts[] = {
 	{ "token", "KWSTEST_TOKEN", CONF_STR, &g_token, NULL, "Secret token.", CONF_REQUIRED },
 	{ "name", "KWSTEST_NAME", CONF_STR, &g_name, "default-name", "Name of the thing." },
@@ -43,7 +63,8 @@ static const struct conf_opt req_opts[] = {
 
 static const char *const env_names[] = {
 	"KWSTEST_NAME", "KWSTEST_PORT", "KWSTEST_BUF", "KWSTEST_VERBOSE", "KWSTEST_COLOR",
-	"KWSTEST_PEERS", "KWSTEST_TOKEN", "KWSTEST_RAW",
+	"KWSTEST_PEERS", "KWSTEST_TOKEN", "KWSTEST_RAW", "KWSTEST_EDGES", "KWSTEST_LISTEN",
+	"KWSTEST_EDGES_DNS", "KWSTEST_URL",
 };
 
 static char err[512];
@@ -63,6 +84,8 @@ static void setup(void)
 	g_count = -7;
 	g_token = NULL;
 	g_raw = -7;
+	memset(&g_edges, 0, sizeof g_edges);
+	g_listen = g_dns = g_url = NULL;
 	memset(err, 0, sizeof err);
 	out_text = NULL;
 	out_len = 0;
@@ -71,6 +94,7 @@ static void setup(void)
 static void teardown(void)
 {
 	conf_list_free(&g_peers);
+	conf_list_free(&g_edges);
 	free(out_text);
 	out_text = NULL;
 	for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++)
@@ -103,6 +127,8 @@ static int parse_with(const struct conf_opt *t, const char *const *args)
 #define PARSE0() parse_with(opts, (const char *const[]){ NULL })
 #define PARSE_REQ(...) parse_with(req_opts, (const char *const[]){ __VA_ARGS__, NULL })
 #define PARSE_REQ0() parse_with(req_opts, (const char *const[]){ NULL })
+#define PARSE_ADDR(...) parse_with(addr_opts, (const char *const[]){ __VA_ARGS__, NULL })
+#define PARSE_ADDR0() parse_with(addr_opts, (const char *const[]){ NULL })
 
 #define assert_err_has(s) \
 	ck_assert_msg(strstr(err, (s)) != NULL, "error '%s' does not mention '%s'", err, (s))
@@ -571,6 +597,189 @@ START_TEST(test_list_flag_beats_env)
 }
 END_TEST
 
+/* ---- addresses (issue 14: errors a user meets) ---- */
+
+/* Asserts that check(v) refuses v with a reason containing want. */
+static void assert_refused(int (*check)(const char *, char *, size_t), const char *v,
+			   const char *want)
+{
+	char why[256] = "";
+	ck_assert_msg(check(v, why, sizeof why) < 0, "'%s' was accepted", v);
+	ck_assert_msg(strstr(why, want) != NULL, "'%s': reason '%s' does not say '%s'", v, why,
+		      want);
+}
+
+START_TEST(test_host_port_split)
+{
+	char host[64], why[200];
+	long port = -1;
+	ck_assert_int_eq(conf_parse_host_port("0.0.0.0:8080", true, host, sizeof host, &port, why,
+					      sizeof why),
+			 0);
+	ck_assert_str_eq(host, "0.0.0.0");
+	ck_assert_int_eq(port, 8080);
+	ck_assert_int_eq(conf_parse_host_port("8081", false, host, sizeof host, &port, why,
+					      sizeof why),
+			 0);
+	ck_assert_str_eq(host, "");
+	ck_assert_int_eq(port, 8081);
+	ck_assert_int_eq(conf_parse_host_port("edges.kws.svc:1", true, host, sizeof host, &port,
+					      why, sizeof why),
+			 0);
+	ck_assert_str_eq(host, "edges.kws.svc");
+	ck_assert_int_eq(port, 1);
+	ck_assert_int_eq(conf_parse_host_port("h:65535", true, host, sizeof host, &port, why,
+					      sizeof why),
+			 0);
+	ck_assert_int_eq(port, 65535);
+	/* A port alone where a host is needed. */
+	ck_assert_int_lt(conf_parse_host_port("8080", true, host, sizeof host, &port, why,
+					      sizeof why),
+			 0);
+	ck_assert_msg(strstr(why, "HOST:PORT"), "%s", why);
+	/* A host too long for the buffer is refused, not cut. */
+	ck_assert_int_lt(conf_parse_host_port("abcdefgh:80", true, host, 8, &port, why,
+					      sizeof why),
+			 0);
+}
+END_TEST
+
+START_TEST(test_tcp_url_check)
+{
+	char why[256] = "";
+	ck_assert_int_eq(conf_check_tcp_url("tcp://127.0.0.1:7101", why, sizeof why), 0);
+	ck_assert_int_eq(conf_check_tcp_url("tcp://edge-0.edges.kws.svc:7100", why, sizeof why), 0);
+	ck_assert_int_eq(conf_check_tcp_url("tcp://[::1]:7100", why, sizeof why), 0);
+	/* host:port without the scheme: the message shows the URL meant. */
+	assert_refused(conf_check_tcp_url, "127.0.0.1:7101",
+		       "expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:7101");
+	/* A bare port (the edge's --listen 7100). */
+	assert_refused(conf_check_tcp_url, "7100", "e.g. tcp://0.0.0.0:7100");
+	assert_refused(conf_check_tcp_url, "edge-1", "e.g. tcp://edge-1:7100");
+	assert_refused(conf_check_tcp_url, "tcp://a:99999", "the port 99999 is not within 1..65535");
+	assert_refused(conf_check_tcp_url, "tcp://a:0", "not within 1..65535");
+	assert_refused(conf_check_tcp_url, "tcp://a:1234567", "not within 1..65535");
+	assert_refused(conf_check_tcp_url, "tcp://a:1 ", "blank");
+	assert_refused(conf_check_tcp_url, " tcp://a:1", "blank");
+	assert_refused(conf_check_tcp_url, "tcp://a:1\t", "blank");
+	assert_refused(conf_check_tcp_url, "tcp://a:1,tcp://b:2", "comma");
+	assert_refused(conf_check_tcp_url, "tcp://a", "expected tcp://HOST:PORT");
+	assert_refused(conf_check_tcp_url, "tcp://:7100", "expected tcp://HOST:PORT");
+	assert_refused(conf_check_tcp_url, "tcp://a:", "not a number");
+	assert_refused(conf_check_tcp_url, "tcp://a:+80", "not a number");
+	assert_refused(conf_check_tcp_url, "ws://a:80", "the scheme must be tcp://");
+	assert_refused(conf_check_tcp_url, "", "empty");
+}
+END_TEST
+
+START_TEST(test_listen_and_dns_checks)
+{
+	char why[256] = "";
+	ck_assert_int_eq(conf_check_listen("8080", why, sizeof why), 0);
+	ck_assert_int_eq(conf_check_listen("127.0.0.1:8080", why, sizeof why), 0);
+	assert_refused(conf_check_listen, "99999", "not within 1..65535");
+	assert_refused(conf_check_listen, "8080 ", "blank");
+	assert_refused(conf_check_listen, ":8080", "no host");
+	assert_refused(conf_check_listen, "", "not a number");
+	assert_refused(conf_check_listen, "http://0.0.0.0:8080", "without a scheme");
+
+	ck_assert_int_eq(conf_check_host_port("", why, sizeof why), 0); /* off */
+	ck_assert_int_eq(conf_check_host_port("edges.kws.svc:7100", why, sizeof why), 0);
+	assert_refused(conf_check_host_port, "edges.kws.svc", "HOST:PORT");
+	assert_refused(conf_check_host_port, "tcp://edges:7100", "without a scheme");
+	assert_refused(conf_check_host_port, "edges:70000", "not within 1..65535");
+}
+END_TEST
+
+START_TEST(test_checked_settings_in_table)
+{
+	ck_assert_int_eq(PARSE_ADDR("--edges", "tcp://a:1", "--edges", "tcp://b:2"), 0);
+	ck_assert_uint_eq(g_edges.count, 2);
+	ck_assert_str_eq(g_listen, "0.0.0.0:8080"); /* defaults pass their check */
+	ck_assert_str_eq(g_dns, "");
+	ck_assert_str_eq(g_url, "tcp://0.0.0.0:7100");
+	conf_list_free(&g_edges);
+
+	/* Each refusal names the flag, its variable, the value and the fix. */
+	ck_assert_int_eq(PARSE_ADDR("--edges", "127.0.0.1:7101"), -1);
+	assert_err_has("--edges (KWSTEST_EDGES): '127.0.0.1:7101' from flag: expected "
+		       "tcp://HOST:PORT, e.g. tcp://127.0.0.1:7101");
+	ck_assert_int_eq(PARSE_ADDR("--url=7100"), -1);
+	assert_err_has("--url (KWSTEST_URL): '7100' from flag: expected tcp://HOST:PORT");
+	ck_assert_int_eq(PARSE_ADDR("--listen", "8080 "), -1);
+	assert_err_has("--listen (KWSTEST_LISTEN): '8080 ' from flag");
+	ck_assert_int_eq(PARSE_ADDR("--edges-dns", "edges"), -1);
+	assert_err_has("--edges-dns (KWSTEST_EDGES_DNS)");
+	setenv("KWSTEST_LISTEN", "0.0.0.0:99999", 1);
+	ck_assert_int_eq(PARSE_ADDR0(), -1);
+	assert_err_has("--listen (KWSTEST_LISTEN): '0.0.0.0:99999' from environment: the port "
+		       "99999 is not within 1..65535");
+}
+END_TEST
+
+/* regression test: failed until a checked list refused a flag value with a
+ * comma: --edges "tcp://a:1,tcp://b:2" was one edge that never connected. */
+START_TEST(test_list_flag_with_comma)
+{
+	ck_assert_int_eq(PARSE_ADDR("--edges", "tcp://a:1,tcp://b:2"), -1);
+	assert_err_has("--edges (KWSTEST_EDGES): 'tcp://a:1,tcp://b:2' from flag holds a comma: "
+		       "give --edges once per value, or set KWSTEST_EDGES to the "
+		       "comma-separated list");
+	/* The variable is the comma-separated form. */
+	setenv("KWSTEST_EDGES", "tcp://a:1,tcp://b:2", 1);
+	ck_assert_int_eq(PARSE_ADDR0(), 0);
+	ck_assert_uint_eq(g_edges.count, 2);
+	/* An unchecked list (e.g. librdkafka properties) keeps commas. */
+	ck_assert_int_eq(PARSE("--peer", "bootstrap.servers=a:1,b:2"), 0);
+	ck_assert_str_eq(g_peers.items[0], "bootstrap.servers=a:1,b:2");
+}
+END_TEST
+
+START_TEST(test_list_env_blanks_and_checks)
+{
+	/* Blanks around the commas separate; empty items are skipped. */
+	setenv("KWSTEST_EDGES", " tcp://a:1, tcp://b:2 ,,tcp://c:3 ", 1);
+	ck_assert_int_eq(PARSE_ADDR0(), 0);
+	ck_assert_uint_eq(g_edges.count, 3);
+	ck_assert_str_eq(g_edges.items[0], "tcp://a:1");
+	ck_assert_str_eq(g_edges.items[1], "tcp://b:2");
+	ck_assert_str_eq(g_edges.items[2], "tcp://c:3");
+	conf_list_free(&g_edges);
+	/* Each item of the variable is checked. */
+	setenv("KWSTEST_EDGES", "tcp://a:1,b:2", 1);
+	ck_assert_int_eq(PARSE_ADDR0(), -1);
+	assert_err_has("--edges (KWSTEST_EDGES): 'b:2' from environment: expected tcp://HOST:PORT, "
+		       "e.g. tcp://b:2");
+}
+END_TEST
+
+START_TEST(test_try_bind)
+{
+	char why[200] = "";
+	/* A port someone listens on is reported in use. */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(fd, 1), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	long port = ntohs(sa.sin_port);
+	ck_assert_int_eq(conf_try_bind("127.0.0.1", port, why, sizeof why), -1);
+	ck_assert_msg(strstr(why, "address in use"), "%s", why);
+	ck_assert_int_eq(conf_try_bind("", port, why, sizeof why), -1); /* every address */
+	ck_assert_int_eq(conf_try_bind("localhost", port, why, sizeof why), -1);
+	close(fd);
+	/* Free again (and the check itself leaves nothing bound). */
+	ck_assert_int_eq(conf_try_bind("127.0.0.1", port, why, sizeof why), 0);
+	ck_assert_int_eq(conf_try_bind("127.0.0.1", port, why, sizeof why), 0);
+	/* An address this machine does not have. */
+	ck_assert_int_eq(conf_try_bind("192.0.2.1", port, why, sizeof why), -1);
+	ck_assert_msg(strstr(why, "assign"), "%s", why);
+	/* A name that does not resolve (perhaps an interface): not checked. */
+	ck_assert_int_eq(conf_try_bind("no-such-host.invalid", port, why, sizeof why), 0);
+}
+END_TEST
+
 static Suite *conf_suite(void)
 {
 	Suite *s = suite_create("conf");
@@ -619,6 +828,17 @@ static Suite *conf_suite(void)
 	tcase_add_test(list, test_list_env);
 	tcase_add_test(list, test_list_flag_beats_env);
 	suite_add_tcase(s, list);
+
+	TCase *addr = tcase_create("addresses");
+	tcase_add_checked_fixture(addr, setup, teardown);
+	tcase_add_test(addr, test_host_port_split);
+	tcase_add_test(addr, test_tcp_url_check);
+	tcase_add_test(addr, test_listen_and_dns_checks);
+	tcase_add_test(addr, test_checked_settings_in_table);
+	tcase_add_test(addr, test_list_flag_with_comma);
+	tcase_add_test(addr, test_list_env_blanks_and_checks);
+	tcase_add_test(addr, test_try_bind);
+	suite_add_tcase(s, addr);
 	return s;
 }
 

@@ -133,8 +133,8 @@ END_TEST
 
 START_TEST(escaping)
 {
-	*metrics_gauge(m, "kws_e", "Help with \\ and\nnewline and \"quotes\".", "v",
-		       "a\\b\"c\nd", "w", "") = 1;
+	*metrics_gauge(m, "kws_e", "Help with \\ and\nnewline and \"quotes\".", "v", "a\\b\"c\nd",
+		       "w", "") = 1;
 	expect("# HELP kws_e Help with \\\\ and\\nnewline and \"quotes\".\n"
 	       "# TYPE kws_e gauge\n"
 	       "kws_e{v=\"a\\\\b\\\"c\\nd\",w=\"\"} 1\n");
