@@ -297,7 +297,7 @@ struct req {
 
 struct admin {
 	struct MHD_Daemon *mhd;
-	int lfd, port; /* lfd: ours until MHD has started */
+	int lfd, port; /* lfd: ours until MHD has started, then -1 */
 	_Atomic int64_t last_tick;
 	char *token; /* NULL: none configured */
 	admin_wake_fn wake;
@@ -788,6 +788,7 @@ struct admin *admin_start(const char *listen, const struct admin_config *cfg, ch
 		snprintf(err, errlen, "admin: libmicrohttpd could not start on %s", listen);
 		goto out_free;
 	}
+	a->lfd = -1; /* MHD_stop_daemon closes it */
 	return a;
 
 out_free:
@@ -808,7 +809,7 @@ void admin_stop(struct admin *a)
 	if (a->mhd)
 		MHD_stop_daemon(a->mhd);
 	if (a->lfd >= 0)
-		close(a->lfd); /* MHD does not close a socket it was given */
+		close(a->lfd); /* MHD did not start */
 	for (size_t i = 0; i < a->nroutes; i++) {
 		struct route *r = &a->routes[i];
 
