@@ -566,7 +566,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* MHD's messages are about clients and connections: debug level. */
-static void on_log(void *cls, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0))) on_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
 	size_t n;
