@@ -766,7 +766,11 @@ struct admin *admin_start(const char *listen, const struct admin_config *cfg, ch
 	if (a->lfd < 0)
 		goto out_free;
 	/* MHD's threads inherit the mask: the owner's signals go to the owner's
-	 * threads. poll(), not select(): the owner may hold fds past 1024. */
+	 * threads. poll(), not select(): the owner may hold fds past 1024. A
+	 * thread per connection: a handler waiting for the owner's loop holds
+	 * only its own connection. Strict: HTTP/1.1 needs a Host, no blanks in
+	 * the target. on_uri keeps the raw target, as MHD decodes its copy
+	 * (then "%2F" and "/" could not be told apart). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	a->mhd = MHD_start_daemon(
