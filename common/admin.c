@@ -1,9 +1,10 @@
-/* admin: see admin.h. */
+/* admin: see admin.h. libmicrohttpd (MHD) parses HTTP, runs a thread per
+ * connection and enforces the limits; this file routes, authorises, decodes
+ * the target and hands ADMIN_ON_LOOP handlers to the owner's loop. */
 #include "admin.h"
 
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,20 +14,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <microhttpd.h>
 
 #include "util.h"
 
 #define DEFAULT_STALL_MS 5000
 #define DEFAULT_LOOP_TIMEOUT_MS 5000
-#define DEFAULT_IDLE_TIMEOUT_MS 10000
-#define LINGER_MS 1000      /* after a response: reading what the peer still sends */
+#define DEFAULT_IDLE_TIMEOUT_S 10
 #define MAX_METHOD 16
-#define MAX_IN (ADMIN_MAX_HEAD + ADMIN_MAX_BODY)
+#define THREAD_STACK (256 * 1024) /* per connection thread; handlers here are small */
 
-/* ---------------------------------------------------------------- parser */
+/* ------------------------------------------------------- requests (pure) */
 
 static bool is_tchar(unsigned char c)
 {
@@ -34,181 +36,27 @@ static bool is_tchar(unsigned char c)
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-/* Field content: visible ASCII, blanks and obs-text (bytes >= 0x80). */
-static bool is_field_char(unsigned char c)
+int admin_request_init(struct admin_request *req, const char *method, char *target)
 {
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
+	char *q;
 
-static bool name_is(const struct admin_header *h, const char *name)
-{
-	size_t n = strlen(name);
-
-	return h->name_len == n && strncasecmp(h->name, name, n) == 0;
-}
-
-/* Ran out of bytes: more may come, unless the head limit is reached. */
-static int need_more(size_t len, struct admin_request *out, int status)
-{
-	if (len < ADMIN_MAX_HEAD)
-		return -2;
-	out->error = status;
-	return -1;
-}
-
-/* A line end at p: its length (CRLF or LF), 0 if more bytes are needed, -1 if bad. */
-static int eol(const char *p, const char *end)
-{
-	if (p == end)
-		return 0;
-	if (*p == '\n')
-		return 1;
-	if (*p != '\r')
-		return -1;
-	if (p + 1 == end)
-		return 0;
-	return p[1] == '\n' ? 2 : -1;
-}
-
-/* Checks Content-Length and Transfer-Encoding; sets out->body_len. */
-static int body_length(struct admin_request *out)
-{
-	bool have_cl = false, te = false;
-
-	for (size_t i = 0; i < out->nheaders; i++) {
-		const struct admin_header *h = &out->headers[i];
-
-		if (name_is(h, "transfer-encoding"))
-			te = true;
-		if (!name_is(h, "content-length"))
-			continue;
-		if (have_cl || h->value_len == 0)
-			return -1;
-		have_cl = true;
-		for (size_t j = 0; j < h->value_len; j++) {
-			if (h->value[j] < '0' || h->value[j] > '9')
-				return -1;
-			if (out->body_len <= ADMIN_MAX_BODY)
-				out->body_len = out->body_len * 10 + (size_t)(h->value[j] - '0');
-		}
-	}
-	if (te) {
-		out->error = have_cl ? 400 : 411;
-		return -1;
-	}
-	if (out->body_len > ADMIN_MAX_BODY) {
-		out->error = 413;
-		return -1;
-	}
+	*req = (struct admin_request){ .method = method, .path = "", .query = "" };
+	if (target[0] != '/')
+		return -EINVAL;
+	q = strchr(target, '?');
+	if (q)
+		*q++ = '\0';
+	req->path = target;
+	req->path_len = strlen(target);
+	req->query = q ? q : target + req->path_len; /* "" */
 	return 0;
 }
 
-int admin_parse_request(const char *buf, size_t len, struct admin_request *out)
+const char *admin_header(const struct admin_request *req, const char *name)
 {
-	const char *p = buf, *end = buf + (len < ADMIN_MAX_HEAD ? len : ADMIN_MAX_HEAD);
-	const char *start;
-	size_t head;
-	int n;
-
-	memset(out, 0, sizeof(*out));
-	out->error = 400;
-
-	/* method SP */
-	for (start = p; p < end && is_tchar((unsigned char)*p); p++)
-		;
-	if (p == end)
-		return need_more(len, out, 414);
-	if (*p != ' ' || p == start)
-		return -1;
-	out->method = start;
-	out->method_len = (size_t)(p - start);
-	p++;
-
-	/* request-target SP: origin form, split at the first '?' */
-	for (start = p; p < end && *p > 0x20 && *p < 0x7f; p++)
-		if (*p == '?' && !out->query)
-			out->query = p + 1;
-	if (p == end)
-		return need_more(len, out, 414);
-	if (*p != ' ' || p == start || *start != '/')
-		return -1;
-	out->path = start;
-	out->path_len = (size_t)((out->query ? out->query - 1 : p) - start);
-	if (out->query)
-		out->query_len = (size_t)(p - out->query);
-	p++;
-
-	/* HTTP/1.x line end; another major version is 505 */
-	for (int i = 0; i < 8; i++) {
-		if (p + i == end)
-			return need_more(len, out, 414);
-		if (i == 7 ? p[i] < '0' || p[i] > '9' : p[i] != "HTTP/1."[i]) {
-			if (i == 5 && p[i] >= '0' && p[i] <= '9')
-				out->error = 505;
-			return -1;
-		}
-	}
-	out->minor_version = p[7] - '0';
-	p += 8;
-	if ((n = eol(p, end)) <= 0)
-		return n == 0 ? need_more(len, out, 414) : -1;
-	p += n;
-
-	/* headers, then an empty line */
-	for (;;) {
-		struct admin_header *h;
-		const char *vend;
-
-		if (p == end)
-			return need_more(len, out, 431);
-		if (*p == '\r' || *p == '\n') {
-			if ((n = eol(p, end)) <= 0)
-				return n == 0 ? need_more(len, out, 431) : -1;
-			p += n;
-			break;
-		}
-		if (out->nheaders == ADMIN_MAX_HEADERS) {
-			out->error = 431;
-			return -1;
-		}
-		h = &out->headers[out->nheaders];
-		for (start = p; p < end && is_tchar((unsigned char)*p); p++)
-			;
-		if (p == end)
-			return need_more(len, out, 431);
-		if (*p != ':' || p == start)
-			return -1;
-		h->name = start;
-		h->name_len = (size_t)(p - start);
-		for (p++; p < end && (*p == ' ' || *p == '\t'); p++)
-			;
-		for (start = p; p < end && is_field_char((unsigned char)*p); p++)
-			;
-		for (vend = p; vend > start && (vend[-1] == ' ' || vend[-1] == '\t'); vend--)
-			;
-		if ((n = eol(p, end)) <= 0)
-			return n == 0 ? need_more(len, out, 431) : -1;
-		h->value = start;
-		h->value_len = (size_t)(vend - start);
-		out->nheaders++;
-		p += n;
-	}
-
-	if (body_length(out) < 0)
-		return -1;
-	head = (size_t)(p - buf);
-	out->body = p;
-	if (len - head < out->body_len)
-		return -2; /* the head is complete: the fields are set */
-	return (int)(head + out->body_len);
-}
-
-const struct admin_header *admin_header_find(const struct admin_request *req, const char *name)
-{
-	for (size_t i = 0; i < req->nheaders; i++)
-		if (name_is(&req->headers[i], name))
-			return &req->headers[i];
-	return NULL;
+	if (!req->conn)
+		return NULL;
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
 static int hexval(char c)
@@ -257,7 +105,7 @@ int admin_query_get(const struct admin_request *req, const char *name, char *buf
 
 	if (!q)
 		return -ENOENT;
-	for (end = q + req->query_len; q < end;) {
+	for (end = q + strlen(q); q < end;) {
 		const char *amp = memchr(q, '&', (size_t)(end - q));
 		const char *eq;
 		int r;
@@ -289,14 +137,37 @@ const char *admin_path_param(const struct admin_request *req, const char *prefix
 	return req->scratch;
 }
 
+bool admin_bearer_ok(const char *token, const char *authorization)
+{
+	size_t n = strlen(token), glen;
+	const char *given;
+	unsigned char d;
+
+	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return false;
+	given = authorization + 7;
+	glen = strlen(given);
+	while (glen && (given[glen - 1] == ' ' || given[glen - 1] == '\t'))
+		glen--; /* MHD keeps a value's trailing blanks */
+	d = glen != n;
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char)(token[i] ^ (i < glen ? given[i] : 0));
+	return d == 0;
+}
+
 /* -------------------------------------------------------------- responses */
+
+struct header {
+	char *name, *value;
+};
 
 struct admin_response {
 	int status;
-	char *ctype;   /* owned; NULL until a handler sets a response */
-	char *body;    /* owned */
+	char *ctype; /* owned; NULL until a handler sets a response */
+	char *body;  /* owned */
 	size_t len;
-	char *headers; /* owned: extra "Name: value\r\n" lines, or NULL */
+	struct header *headers; /* owned: extra header lines */
+	size_t nheaders;
 };
 
 /* Takes body over. */
@@ -368,75 +239,29 @@ void admin_response_error(struct admin_response *resp, int status, const char *e
 
 int admin_response_header(struct admin_response *resp, const char *name, const char *value)
 {
-	size_t old = resp->headers ? strlen(resp->headers) : 0;
-	size_t add = strlen(name) + strlen(value) + 4;
+	struct header *h;
 
-	if (!*name || strpbrk(name, "\r\n: ") || strpbrk(value, "\r\n"))
+	if (!*name || strpbrk(name, "\r\n: \t") || strpbrk(value, "\r\n"))
 		return -EINVAL;
-	resp->headers = xrealloc(resp->headers, old + add + 1);
-	snprintf(resp->headers + old, add + 1, "%s: %s\r\n", name, value);
+	resp->headers = xrealloc(resp->headers, (resp->nheaders + 1) * sizeof(*resp->headers));
+	h = &resp->headers[resp->nheaders++];
+	h->name = xstrdup(name);
+	h->value = xstrdup(value);
 	return 0;
 }
 
-/* Reason phrases; for the statuses of admin_parse_request, the error too. */
-static const struct status {
-	int status;
-	const char *reason, *code, *msg;
-} statuses[] = {
-	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" }, { 204, "No Content" },
-	{ 400, "Bad Request", "bad_request", "malformed HTTP request" },
-	{ 401, "Unauthorized" }, { 403, "Forbidden" }, { 404, "Not Found" },
-	{ 405, "Method Not Allowed" }, { 409, "Conflict" },
-	{ 411, "Length Required", "length_required", "send a Content-Length, not chunks" },
-	{ 413, "Content Too Large", "payload_too_large", "the body is over 64 KiB" },
-	{ 414, "URI Too Long", "uri_too_long", "the request line is over 8 KiB" },
-	{ 415, "Unsupported Media Type" }, { 422, "Unprocessable Content" },
-	{ 429, "Too Many Requests" },
-	{ 431, "Request Header Fields Too Large", "headers_too_large",
-	  "the head is over 8 KiB or 32 headers" },
-	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
-	{ 503, "Service Unavailable" },
-	{ 505, "HTTP Version Not Supported", "version_not_supported", "HTTP/1.x only" },
-	{ 0, "Unknown" },
-};
-
-static const struct status *status_find(int status)
+static void response_free(struct admin_response *r)
 {
-	const struct status *s = statuses;
-
-	while (s->status && s->status != status)
-		s++;
-	return s;
+	for (size_t i = 0; i < r->nheaders; i++) {
+		free(r->headers[i].name);
+		free(r->headers[i].value);
+	}
+	free(r->headers);
+	free(r->ctype);
+	free(r->body);
 }
 
 /* ----------------------------------------------------------------- server */
-
-enum conn_state {
-	CONN_READ,   /* reading the request */
-	CONN_LOOP,   /* its handler is queued for or running on the owner's loop */
-	CONN_WRITE,  /* writing the response */
-	CONN_LINGER, /* response sent and write side shut: draining until EOF */
-	CONN_CLOSED, /* to be freed at the end of the iteration */
-};
-
-enum job_state { JOB_NONE, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
-
-struct conn {
-	int fd;
-	enum conn_state state;
-	int64_t deadline; /* monotonic ms */
-	char *in;
-	size_t in_len, in_cap, need; /* need: bytes of a request whose head is in */
-	struct admin_request req;
-	struct admin_response resp;
-	char *out;
-	size_t out_len, out_off;
-	/* ON_LOOP handoff, under admin.mu */
-	struct conn *qnext;
-	enum job_state job;
-	admin_handler_fn fn;
-	void *arg;
-};
 
 struct page {
 	char *ctype, *data;
@@ -446,70 +271,50 @@ struct page {
 struct route {
 	char *method, *prefix;
 	size_t prefix_len;
+	bool exact; /* a prefix ending in '/' still matches only itself */
 	admin_handler_fn fn;
 	void *arg;
 	unsigned flags;
 	struct page *page; /* owned, for static routes */
 };
 
+enum job_state { JOB_NONE, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+/* One request, from its request line (uri_logged) to its end (completed). */
+struct req {
+	char *target; /* owned copy of the raw request-target */
+	struct admin_request r;
+	struct admin_response resp;
+	bool started;  /* the handler saw the head */
+	bool answered; /* a response is queued: the rest of the body is dropped */
+	char *body;    /* owned */
+	size_t body_len;
+	struct route route; /* a copy; strings owned by the admin */
+	/* ON_LOOP handoff, under admin.mu */
+	struct req *qnext;
+	enum job_state job;
+};
+
 struct admin {
-	int lfd, efd, port;
-	pthread_t thread;
-	bool running; /* the thread was started */
-	atomic_bool stop;
+	struct MHD_Daemon *mhd;
+	int lfd, port; /* lfd: ours until MHD has started, then -1 */
 	_Atomic int64_t last_tick;
 	char *token; /* NULL: none configured */
 	admin_wake_fn wake;
 	void *wake_arg;
-	int stall_ms, loop_timeout_ms, idle_timeout_ms;
+	int stall_ms, loop_timeout_ms, idle_timeout_s;
 
 	pthread_mutex_t mu;
+	pthread_cond_t done; /* a job is done, or stopping (CLOCK_MONOTONIC) */
+	bool stopping;       /* under mu */
 	struct route *routes; /* under mu */
 	size_t nroutes;
-	struct conn *queue, **qtail; /* ON_LOOP jobs, under mu */
-
-	/* the admin thread's */
-	struct conn *conns[ADMIN_MAX_CONNS];
-	size_t nconns;
+	struct req *queue, **qtail; /* ON_LOOP jobs, under mu */
 };
-
-static void efd_signal(int fd)
-{
-	uint64_t one = 1;
-
-	if (write(fd, &one, sizeof one) < 0)
-		return; /* the counter is full: a wake-up is pending anyway */
-}
-
-/* Serialises the response and starts writing it. */
-static void start_write(struct admin *a, struct conn *c)
-{
-	struct admin_response *r = &c->resp;
-	bool bodyless;
-	FILE *f;
-
-	if (!r->ctype)
-		admin_response_error(r, 500, "internal", "the handler gave no response");
-	bodyless = r->status < 200 || r->status == 204 || r->status == 304;
-	f = open_memstream(&c->out, &c->out_len);
-	if (!f)
-		abort(); /* out of memory */
-	fprintf(f, "HTTP/1.1 %d %s\r\n", r->status, status_find(r->status)->reason);
-	if (!bodyless)
-		fprintf(f, "Content-Type: %s\r\nContent-Length: %zu\r\n", r->ctype, r->len);
-	fprintf(f, "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
-		r->headers ? r->headers : "");
-	if (!bodyless && r->len)
-		fwrite(r->body, 1, r->len, f);
-	if (ferror(f) || fclose(f) != 0)
-		abort(); /* out of memory */
-	c->state = CONN_WRITE;
-	c->deadline = now_mono_ms() + a->idle_timeout_ms;
-}
 
 static bool path_match(const struct route *r, const char *path)
 {
-	if (r->prefix[r->prefix_len - 1] == '/')
+	if (!r->exact && r->prefix[r->prefix_len - 1] == '/')
 		return strncmp(path, r->prefix, r->prefix_len) == 0;
 	return strcmp(path, r->prefix) == 0;
 }
@@ -534,7 +339,7 @@ static bool route_find(struct admin *a, const struct admin_request *req, struct 
 	for (size_t i = 0; i < a->nroutes; i++) {
 		const struct route *r = &a->routes[i];
 
-		if (strcmp(r->prefix, best->prefix) != 0)
+		if (strcmp(r->prefix, best->prefix) != 0 || r->exact != best->exact)
 			continue;
 		if (strcmp(r->method, req->method) == 0)
 			hit = r;
@@ -552,345 +357,248 @@ static bool route_find(struct admin *a, const struct admin_request *req, struct 
 	return false;
 }
 
-/* Compares the bearer token in constant time (for a given token length). */
-static bool token_ok(const struct admin *a, const struct admin_request *req)
+/* Sends q's response (a 500 if the handler set none). */
+static enum MHD_Result respond(struct MHD_Connection *conn, struct req *q)
 {
-	const struct admin_header *h = admin_header_find(req, "Authorization");
-	size_t n = strlen(a->token), glen;
-	const char *given;
-	unsigned char d;
+	struct admin_response *r = &q->resp;
+	struct MHD_Response *m;
+	enum MHD_Result ret;
 
-	if (!h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0)
-		return false;
-	given = h->value + 7;
-	glen = h->value_len - 7;
-	d = glen != n;
-	for (size_t i = 0; i < n; i++)
-		d |= (unsigned char)(a->token[i] ^ (i < glen ? given[i] : 0));
-	return d == 0;
+	if (!r->ctype)
+		admin_response_error(r, 500, "internal", "the handler gave no response");
+	m = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_COPY);
+	if (!m)
+		return MHD_NO;
+	if (r->status >= 200 && r->status != 204 && r->status != 304)
+		MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+	MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
+	for (size_t i = 0; i < r->nheaders; i++)
+		MHD_add_response_header(m, r->headers[i].name, r->headers[i].value);
+	ret = MHD_queue_response(conn, (unsigned)r->status, m);
+	MHD_destroy_response(m);
+	q->answered = true;
+	return ret;
 }
 
-/* NUL-terminates the request's strings in place: each is followed by a
- * delimiter of the head that is no longer needed. */
-static void terminate(struct admin_request *r)
+/* The head is in: decides what can be decided before the body. Returns
+ * false with q->resp filled if the request is refused. */
+static bool admit(struct admin *a, struct MHD_Connection *conn, const char *method,
+		  struct req *q)
 {
-	((char *)r->method)[r->method_len] = '\0';
-	((char *)r->path)[r->path_len] = '\0';
-	if (r->query)
-		((char *)r->query)[r->query_len] = '\0';
-	else
-		r->query = "";
-	for (size_t i = 0; i < r->nheaders; i++) {
-		((char *)r->headers[i].name)[r->headers[i].name_len] = '\0';
-		((char *)r->headers[i].value)[r->headers[i].value_len] = '\0';
-	}
-}
-
-/* A whole request (or a bad one) is in: route it and run or queue its handler. */
-static void dispatch(struct admin *a, struct conn *c, int n)
-{
-	struct route r;
+	const char *te, *cl;
 	bool found;
 
-	if (n < 0) {
-		const struct status *s = status_find(c->req.error);
-
-		if (!s->code)
-			s = status_find(400);
-		admin_response_error(&c->resp, s->status, s->code, "%s", s->msg);
-		start_write(a, c);
-		return;
+	if (admin_request_init(&q->r, method, q->target) < 0) {
+		admin_response_error(&q->resp, 400, "bad_request",
+				     "the request target must be a path (/...)");
+		return false;
 	}
-	terminate(&c->req);
-	c->req.scratch = xmalloc(c->req.path_len + 1);
+	q->r.conn = conn;
+	q->r.scratch = xmalloc(q->r.path_len + 1);
+	te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (te) {
+		admin_response_error(&q->resp, 411, "length_required",
+				     "send a Content-Length, not chunks");
+		return false;
+	}
+	if (cl && strtoull(cl, NULL, 10) > ADMIN_MAX_BODY) {
+		admin_response_error(&q->resp, 413, "payload_too_large", "the body is over %d KiB",
+				     ADMIN_MAX_BODY / 1024);
+		return false;
+	}
 	pthread_mutex_lock(&a->mu);
-	found = route_find(a, &c->req, &r, &c->resp);
+	found = route_find(a, &q->r, &q->route, &q->resp);
 	pthread_mutex_unlock(&a->mu);
-	if (found && (r.flags & ADMIN_NEEDS_TOKEN)) {
-		if (!a->token) {
-			admin_response_error(&c->resp, 403, "forbidden",
-					     "admin token not configured");
-			found = false;
-		} else if (!token_ok(a, &c->req)) {
-			admin_response_error(&c->resp, 401, "unauthorized",
-					     "missing or wrong bearer token");
-			admin_response_header(&c->resp, "WWW-Authenticate", "Bearer");
-			found = false;
-		}
+	if (!found || !(q->route.flags & ADMIN_NEEDS_TOKEN))
+		return found;
+	if (!a->token) {
+		admin_response_error(&q->resp, 403, "forbidden", "admin token not configured");
+		return false;
 	}
-	if (found && (r.flags & ADMIN_ON_LOOP)) {
-		c->fn = r.fn;
-		c->arg = r.arg;
-		c->state = CONN_LOOP;
-		c->deadline = now_mono_ms() + a->loop_timeout_ms;
-		pthread_mutex_lock(&a->mu);
-		c->job = JOB_QUEUED;
-		*a->qtail = c;
-		a->qtail = &c->qnext;
-		pthread_mutex_unlock(&a->mu);
-		if (a->wake)
-			a->wake(a->wake_arg);
-		return;
+	if (!admin_bearer_ok(a->token, admin_header(&q->r, MHD_HTTP_HEADER_AUTHORIZATION))) {
+		admin_response_error(&q->resp, 401, "unauthorized",
+				     "missing or wrong bearer token");
+		admin_response_header(&q->resp, "WWW-Authenticate", "Bearer");
+		return false;
 	}
-	if (found)
-		r.fn(r.arg, &c->req, &c->resp);
-	start_write(a, c);
+	return true;
 }
 
-static void on_readable(struct admin *a, struct conn *c)
+static struct timespec deadline_after(int ms)
 {
-	size_t old = c->in_len;
-	ssize_t got;
-	int n;
+	struct timespec ts;
 
-	if (c->in_len == c->in_cap) {
-		c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
-		if (c->in_cap > MAX_IN)
-			c->in_cap = MAX_IN;
-		c->in = xrealloc(c->in, c->in_cap);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
 	}
-	got = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-	if (got < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (got <= 0) {
-		c->state = CONN_CLOSED; /* gone before a whole request */
-		return;
-	}
-	c->in_len += (size_t)got;
-	/* Parse only when the head can have ended or the body is in: a slow
-	 * sender costs one parse per line, not one per byte. */
-	if (c->need ? c->in_len < c->need
-		    : !memchr(c->in + old, '\n', (size_t)got) && c->in_len < ADMIN_MAX_HEAD)
-		return;
-	n = admin_parse_request(c->in, c->in_len, &c->req);
-	if (n == -2 && c->req.body)
-		c->need = (size_t)(c->req.body - c->in) + c->req.body_len;
-	if (n == -2 && c->in_len < MAX_IN)
-		return;
-	if (n == -2) { /* cannot happen within the limits */
-		n = -1;
-		c->req.error = 400;
-	}
-	dispatch(a, c, n);
+	return ts;
 }
 
-static void on_writable(struct admin *a, struct conn *c)
+/* Takes q off the queue. Called under mu with q queued. */
+static void dequeue(struct admin *a, struct req *q)
 {
-	ssize_t sent = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-
-	if (sent < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (sent < 0) {
-		c->state = CONN_CLOSED;
-		return;
-	}
-	c->out_off += (size_t)sent;
-	c->deadline = now_mono_ms() + a->idle_timeout_ms;
-	if (c->out_off < c->out_len)
-		return;
-	/* Lingering close: a peer still sending would get a reset that can
-	 * destroy the response it has not read yet. */
-	shutdown(c->fd, SHUT_WR);
-	c->state = CONN_LINGER;
-	c->deadline = now_mono_ms() + LINGER_MS;
-}
-
-static void on_linger(struct conn *c)
-{
-	char sink[4096];
-	ssize_t got = recv(c->fd, sink, sizeof sink, 0);
-
-	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
-		c->state = CONN_CLOSED;
-}
-
-static void conn_free(struct conn *c)
-{
-	close(c->fd);
-	free(c->in);
-	free(c->out);
-	free(c->req.scratch);
-	free(c->resp.ctype);
-	free(c->resp.body);
-	free(c->resp.headers);
-	free(c);
-}
-
-/* Takes c off the queue if its handler has not started; returns its job state. */
-static enum job_state job_cancel(struct admin *a, struct conn *c)
-{
-	enum job_state st;
-
-	pthread_mutex_lock(&a->mu);
-	st = c->job;
-	if (st == JOB_QUEUED) {
-		for (struct conn **pp = &a->queue; *pp; pp = &(*pp)->qnext) {
-			if (*pp == c) {
-				*pp = c->qnext;
-				if (!*pp)
-					a->qtail = pp;
-				break;
-			}
-		}
-		c->job = JOB_NONE;
-	}
-	pthread_mutex_unlock(&a->mu);
-	return st;
-}
-
-static void accept_all(struct admin *a)
-{
-	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-				   "Content-Type: application/json\r\nContent-Length: 56\r\n"
-				   "Connection: close\r\n\r\n"
-				   "{\"error\":\"busy\",\"message\":\"too many admin connections\"}\n";
-	int fd;
-
-	while ((fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		struct conn *c;
-
-		if (a->nconns == ADMIN_MAX_CONNS) { /* the socket buffer takes it whole */
-			if (send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL) < 0)
-				log_debug("admin: %s", strerror(errno));
-			close(fd);
-			continue;
-		}
-		c = xcalloc(1, sizeof(*c));
-		c->fd = fd;
-		c->state = CONN_READ;
-		c->deadline = now_mono_ms() + a->idle_timeout_ms;
-		a->conns[a->nconns++] = c;
-	}
-	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-		log_warn("admin: accept: %s", strerror(errno));
-		poll(NULL, 0, 100); /* the listener stays readable: do not spin */
-	}
-}
-
-/* One pass over the connections after poll: deadlines, finished jobs, and
- * the sweep of closed connections. */
-static void conns_tick(struct admin *a)
-{
-	int64_t now = now_mono_ms();
-
-	for (size_t i = 0; i < a->nconns; i++) {
-		struct conn *c = a->conns[i];
-
-		if (c->state == CONN_LOOP) {
-			pthread_mutex_lock(&a->mu);
-			enum job_state st = c->job;
-			pthread_mutex_unlock(&a->mu);
-			if (st == JOB_DONE) {
-				start_write(a, c);
-			} else if (now >= c->deadline && job_cancel(a, c) == JOB_QUEUED) {
-				admin_response_error(&c->resp, 503, "busy",
-						     "the event loop did not take the request");
-				start_write(a, c);
-			}
-		} else if (now >= c->deadline && c->state != CONN_CLOSED) {
-			c->state = CONN_CLOSED;
-		}
-	}
-	for (size_t i = 0; i < a->nconns;) {
-		if (a->conns[i]->state == CONN_CLOSED) {
-			conn_free(a->conns[i]);
-			a->conns[i] = a->conns[--a->nconns];
-		} else {
-			i++;
-		}
-	}
-}
-
-static int poll_timeout(const struct admin *a)
-{
-	int64_t now = now_mono_ms(), t = -1;
-
-	for (size_t i = 0; i < a->nconns; i++) {
-		int64_t d = a->conns[i]->deadline - now;
-
-		if (a->conns[i]->state == CONN_LOOP && d <= 0)
-			continue; /* running past its deadline: DONE wakes us */
-		if (t < 0 || d < t)
-			t = d < 0 ? 0 : d;
-	}
-	return (int)t;
-}
-
-static void *admin_thread(void *arg)
-{
-	struct admin *a = arg;
-	struct pollfd pfd[2 + ADMIN_MAX_CONNS];
-	struct conn *polled[ADMIN_MAX_CONNS];
-
-	while (!atomic_load(&a->stop)) {
-		size_t np = 0, nfd = 2;
-		uint64_t v;
-
-		pfd[0] = (struct pollfd){ .fd = a->efd, .events = POLLIN };
-		pfd[1] = (struct pollfd){ .fd = a->lfd, .events = POLLIN };
-		for (size_t i = 0; i < a->nconns; i++) {
-			struct conn *c = a->conns[i];
-			short ev = c->state == CONN_WRITE ? POLLOUT : POLLIN;
-
-			if (c->state == CONN_LOOP)
-				continue;
-			polled[np++] = c;
-			pfd[nfd++] = (struct pollfd){ .fd = c->fd, .events = ev };
-		}
-		if (poll(pfd, nfd, poll_timeout(a)) < 0 && errno != EINTR) {
-			log_error("admin: poll: %s", strerror(errno));
+	for (struct req **pp = &a->queue; *pp; pp = &(*pp)->qnext) {
+		if (*pp == q) {
+			*pp = q->qnext;
+			if (!*pp)
+				a->qtail = pp;
 			break;
 		}
-		if (pfd[0].revents && read(a->efd, &v, sizeof v) < 0 && errno != EAGAIN)
-			log_debug("admin: eventfd: %s", strerror(errno));
-		if (pfd[1].revents)
-			accept_all(a);
-		for (size_t i = 0; i < np; i++) {
-			struct conn *c = polled[i];
+	}
+	q->qnext = NULL;
+	q->job = JOB_NONE;
+}
 
-			if (!pfd[2 + i].revents)
-				continue;
-			if (c->state == CONN_READ)
-				on_readable(a, c);
-			else if (c->state == CONN_WRITE)
-				on_writable(a, c);
-			else if (c->state == CONN_LINGER)
-				on_linger(c);
+/* Queues q for the owner's loop and waits (on the connection's thread)
+ * until it ran; fills a 503 if the loop did not take it within
+ * loop_timeout_ms. Returns -ESHUTDOWN if the server is stopping. */
+static int run_on_loop(struct admin *a, struct req *q)
+{
+	struct timespec until = deadline_after(a->loop_timeout_ms);
+	int err = 0;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->stopping) {
+		pthread_mutex_unlock(&a->mu);
+		return -ESHUTDOWN;
+	}
+	q->job = JOB_QUEUED;
+	*a->qtail = q;
+	a->qtail = &q->qnext;
+	pthread_mutex_unlock(&a->mu);
+	if (a->wake)
+		a->wake(a->wake_arg);
+
+	pthread_mutex_lock(&a->mu);
+	while (q->job != JOB_DONE && !a->stopping) {
+		if (q->job == JOB_RUNNING) { /* past the deadline too: it finishes */
+			pthread_cond_wait(&a->done, &a->mu);
+		} else if (pthread_cond_timedwait(&a->done, &a->mu, &until) == ETIMEDOUT &&
+			   q->job == JOB_QUEUED) {
+			dequeue(a, q);
+			admin_response_error(&q->resp, 503, "busy",
+					     "the event loop did not take the request");
+			break;
 		}
-		conns_tick(a);
 	}
+	if (q->job == JOB_QUEUED) { /* stopping */
+		dequeue(a, q);
+		err = -ESHUTDOWN;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return err;
+}
 
-	/* Stopping, on the owner's thread: no handler runs (admin_stop). */
-	for (size_t i = 0; i < a->nconns; i++) {
-		if (a->conns[i]->state == CONN_LOOP)
-			job_cancel(a, a->conns[i]);
-		conn_free(a->conns[i]);
+/* MHD's access handler: called with the head, with each piece of the body,
+ * and once more at its end. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct admin *a = cls;
+	struct req *q = *con_cls;
+
+	if (!q)
+		return MHD_NO; /* cannot happen: on_uri made it */
+	if (!q->started) {
+		q->started = true;
+		if (!admit(a, conn, method, q))
+			return respond(conn, q);
+		return MHD_YES;
 	}
-	a->nconns = 0;
-	return NULL;
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (q->answered)
+			return MHD_YES;
+		if (q->body_len + n > ADMIN_MAX_BODY) { /* no Content-Length said so */
+			admin_response_error(&q->resp, 413, "payload_too_large",
+					     "the body is over %d KiB", ADMIN_MAX_BODY / 1024);
+			return respond(conn, q);
+		}
+		q->body = xrealloc(q->body, q->body_len + n);
+		memcpy(q->body + q->body_len, upload_data, n);
+		q->body_len += n;
+		return MHD_YES;
+	}
+	if (q->answered)
+		return MHD_YES;
+	q->r.body = q->body ? q->body : "";
+	q->r.body_len = q->body_len;
+	if (!(q->route.flags & ADMIN_ON_LOOP))
+		q->route.fn(q->route.arg, &q->r, &q->resp);
+	else if (run_on_loop(a, q) < 0)
+		return MHD_NO; /* stopping: close without an answer */
+	return respond(conn, q);
+}
+
+/* MHD: a request line came in. Its raw target becomes the request. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct req *q = xcalloc(1, sizeof(*q));
+
+	q->target = xstrdup(uri);
+	return q;
+}
+
+/* MHD: the request ended (answered, or the connection failed). */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct req *q = *con_cls;
+
+	if (!q)
+		return;
+	response_free(&q->resp);
+	free(q->r.scratch);
+	free(q->body);
+	free(q->target);
+	free(q);
+	*con_cls = NULL;
+}
+
+/* MHD's messages are about clients and connections: debug level. */
+static void __attribute__((format(printf, 2, 0))) on_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_debug("admin: %s", msg);
 }
 
 int admin_run_pending(struct admin *a)
 {
-	struct conn *c;
+	struct req *q;
 	int ran = 0;
 
 	pthread_mutex_lock(&a->mu);
-	while ((c = a->queue)) {
-		a->queue = c->qnext;
+	while ((q = a->queue)) {
+		a->queue = q->qnext;
 		if (!a->queue)
 			a->qtail = &a->queue;
-		c->qnext = NULL;
-		c->job = JOB_RUNNING;
+		q->qnext = NULL;
+		q->job = JOB_RUNNING;
 		pthread_mutex_unlock(&a->mu);
-		c->fn(c->arg, &c->req, &c->resp);
+		q->route.fn(q->route.arg, &q->r, &q->resp);
 		pthread_mutex_lock(&a->mu);
-		c->job = JOB_DONE;
+		q->job = JOB_DONE;
 		ran++;
 	}
-	pthread_mutex_unlock(&a->mu);
 	if (ran)
-		efd_signal(a->efd);
+		pthread_cond_broadcast(&a->done);
+	pthread_mutex_unlock(&a->mu);
 	return ran;
 }
 
@@ -922,7 +630,7 @@ static int add_route(struct admin *a, const char *method, const char *prefix,
 		     admin_handler_fn fn, void *arg, unsigned flags, struct page *page)
 {
 	size_t mlen = strlen(method);
-	struct route *r;
+	bool exact = page != NULL;
 	int err = 0;
 
 	for (size_t i = 0; i < mlen; i++)
@@ -933,13 +641,14 @@ static int add_route(struct admin *a, const char *method, const char *prefix,
 	pthread_mutex_lock(&a->mu);
 	for (size_t i = 0; i < a->nroutes; i++)
 		if (strcmp(a->routes[i].method, method) == 0 &&
-		    strcmp(a->routes[i].prefix, prefix) == 0)
+		    strcmp(a->routes[i].prefix, prefix) == 0 && a->routes[i].exact == exact)
 			err = -EEXIST;
 	if (!err) {
 		a->routes = xrealloc(a->routes, (a->nroutes + 1) * sizeof(*a->routes));
-		r = &a->routes[a->nroutes++];
-		*r = (struct route){ xstrdup(method), xstrdup(prefix), strlen(prefix), fn,
-				     page ? (void *)page : arg, flags, page };
+		a->routes[a->nroutes++] = (struct route){
+			xstrdup(method), xstrdup(prefix), strlen(prefix), exact, fn,
+			page ? (void *)page : arg, flags, page
+		};
 	}
 	pthread_mutex_unlock(&a->mu);
 	return err;
@@ -1030,12 +739,12 @@ struct admin *admin_start(const char *listen, const struct admin_config *cfg, ch
 {
 	static const struct admin_config defaults = { 0 };
 	struct admin *a = xcalloc(1, sizeof(*a));
+	pthread_condattr_t ca;
 	sigset_t all, old;
-	int rc;
 
 	if (!cfg)
 		cfg = &defaults;
-	a->lfd = a->efd = -1;
+	a->lfd = -1;
 	a->qtail = &a->queue;
 	a->token = cfg->token && cfg->token[0] ? xstrdup(cfg->token) : NULL;
 	a->wake = cfg->wake;
@@ -1043,31 +752,47 @@ struct admin *admin_start(const char *listen, const struct admin_config *cfg, ch
 	a->stall_ms = cfg->stall_ms > 0 ? cfg->stall_ms : DEFAULT_STALL_MS;
 	a->loop_timeout_ms = cfg->loop_timeout_ms > 0 ? cfg->loop_timeout_ms
 						      : DEFAULT_LOOP_TIMEOUT_MS;
-	a->idle_timeout_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms
-						      : DEFAULT_IDLE_TIMEOUT_MS;
-	atomic_init(&a->stop, false);
+	a->idle_timeout_s = cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s
+						    : DEFAULT_IDLE_TIMEOUT_S;
 	atomic_init(&a->last_tick, now_mono_ms());
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->done, &ca);
+	pthread_condattr_destroy(&ca);
 	add_route(a, "GET", "/healthz", healthz, a, 0, NULL);
 
 	a->lfd = listen_on(listen, &a->port, err, errlen);
 	if (a->lfd < 0)
 		goto out_free;
-	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (a->efd < 0) {
-		snprintf(err, errlen, "admin: eventfd: %s", strerror(errno));
-		goto out_free;
-	}
-	/* The owner's signals go to the owner's threads. */
+	/* MHD's threads inherit the mask: the owner's signals go to the owner's
+	 * threads. poll(), not select(): the owner may hold fds past 1024. A
+	 * thread per connection: a handler waiting for the owner's loop holds
+	 * only its own connection. Strict: HTTP/1.1 needs a Host, no blanks in
+	 * the target. on_uri keeps the raw target, as MHD decodes its copy
+	 * (then "%2F" and "/" could not be told apart). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&a->thread, NULL, admin_thread, a);
+	a->mhd = MHD_start_daemon(
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG,
+		0, NULL, NULL, on_request, a,
+		MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, a->lfd,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNS,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNS_PER_ADDR,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->idle_timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_MEMORY,
+		MHD_OPTION_STRICT_FOR_CLIENT, 1,
+		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+		MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
-		snprintf(err, errlen, "admin: thread: %s", strerror(rc));
+	if (!a->mhd) {
+		snprintf(err, errlen, "admin: libmicrohttpd could not start on %s", listen);
 		goto out_free;
 	}
-	a->running = true;
+	a->lfd = -1; /* MHD_stop_daemon closes it */
 	return a;
 
 out_free:
@@ -1079,11 +804,16 @@ void admin_stop(struct admin *a)
 {
 	if (!a)
 		return;
-	if (a->running) {
-		atomic_store(&a->stop, true);
-		efd_signal(a->efd);
-		pthread_join(a->thread, NULL);
-	}
+	/* Waiting ON_LOOP requests give up (their handlers never run: only
+	 * this thread runs them); then MHD joins its threads. */
+	pthread_mutex_lock(&a->mu);
+	a->stopping = true;
+	pthread_cond_broadcast(&a->done);
+	pthread_mutex_unlock(&a->mu);
+	if (a->mhd)
+		MHD_stop_daemon(a->mhd);
+	if (a->lfd >= 0)
+		close(a->lfd); /* MHD did not start */
 	for (size_t i = 0; i < a->nroutes; i++) {
 		struct route *r = &a->routes[i];
 
@@ -1096,10 +826,7 @@ void admin_stop(struct admin *a)
 		free(r->prefix);
 	}
 	free(a->routes);
-	if (a->efd >= 0)
-		close(a->efd);
-	if (a->lfd >= 0)
-		close(a->lfd);
+	pthread_cond_destroy(&a->done);
 	pthread_mutex_destroy(&a->mu);
 	free(a->token);
 	free(a);
@@ -1108,4 +835,12 @@ void admin_stop(struct admin *a)
 int admin_port(const struct admin *a)
 {
 	return a->port;
+}
+
+int admin_connections(const struct admin *a)
+{
+	const union MHD_DaemonInfo *i =
+		MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return i ? (int)i->num_connections : 0;
 }

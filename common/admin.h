@@ -1,9 +1,11 @@
 /*
- * admin: a small HTTP/1.1 server for health, readiness, metrics and a JSON
- * API, on its own address and its own thread (poll()), so that probes are
- * answered even when the owner's loop is stuck. Handlers that touch the
- * owner's state are queued and run on the owner's loop (ADMIN_ON_LOOP).
- * One request per connection (Connection: close); bodies need Content-Length.
+ * admin: the HTTP endpoint for health, readiness, metrics and a JSON API, on
+ * its own address. libmicrohttpd serves it (HTTP parsing, a thread per
+ * connection, connection and per-address limits, timeouts), so probes are
+ * answered even when the owner's loop is stuck. Ours: routing, bearer auth,
+ * query and path decoding, and the handoff of handlers that touch the
+ * owner's state to the owner's loop (ADMIN_ON_LOOP). One request per
+ * connection (Connection: close).
  */
 #ifndef KWS_ADMIN_H
 #define KWS_ADMIN_H
@@ -13,55 +15,45 @@
 
 #include <jansson.h>
 
-#define ADMIN_MAX_HEAD (8 * 1024)  /* request line and headers */
-#define ADMIN_MAX_BODY (64 * 1024) /* larger: 413 */
-#define ADMIN_MAX_HEADERS 32       /* more: 431 */
-#define ADMIN_MAX_CONNS 64         /* more: 503 */
+#define ADMIN_MAX_BODY (64 * 1024)   /* larger: 413 */
+#define ADMIN_MAX_CONNS 64           /* more: closed at accept */
+#define ADMIN_MAX_CONNS_PER_ADDR 16  /* from one address; more: closed at accept */
+#define ADMIN_MEMORY (16 * 1024)     /* per connection, holds the head: a longer
+					request line 414, more headers 431 */
 
-/* ---- Parsing (pure: no I/O, no allocation) ---- */
+/* ---- Requests (pure: no I/O) ---- */
 
-struct admin_header {
-	const char *name, *value; /* value without surrounding blanks */
-	size_t name_len, value_len;
-};
+struct MHD_Connection;
 
 /*
- * A parsed request. After admin_parse_request the pointers point into the
- * parsed buffer and are NOT NUL-terminated. Requests handed to handlers are
- * NUL-terminated in place (method, path, query, header names and values;
- * query is "" when absent) and stay valid until the handler returns; body
- * is never terminated.
+ * A request as handlers see it: strings NUL-terminated, valid until the
+ * handler returns. Filled by admin_request_init; the server adds the body
+ * and the connection.
  */
 struct admin_request {
 	const char *method;
-	size_t method_len;
-	const char *path; /* the target up to '?', still %-encoded */
+	const char *path;  /* the target up to '?', still %-encoded */
+	const char *query; /* after '?', "" if none; still encoded */
 	size_t path_len;
-	const char *query; /* after '?', NULL if none; still encoded */
-	size_t query_len;
-	int minor_version; /* HTTP/1.x */
-	struct admin_header headers[ADMIN_MAX_HEADERS];
-	size_t nheaders;
-	const char *body; /* Content-Length bytes after the head */
+	const char *body;  /* the whole body (up to ADMIN_MAX_BODY), not terminated */
 	size_t body_len;
-	int error;     /* after -1: the status to answer (400, 411, 413, 414, 431, 505) */
-	char *scratch; /* the server's buffer for admin_path_param (path_len + 1 bytes) */
+	char *scratch;     /* path_len + 1 bytes for admin_path_param, or NULL */
+	struct MHD_Connection *conn; /* the server's, for admin_header; or NULL */
 };
 
 /*
- * Parses one request from buf[0..len). Returns the bytes it takes (head and
- * body; a pipelined request may follow), -2 if buf is a valid beginning that
- * needs more bytes, -1 if it is bad (out->error says which status). Strict:
- * a method is a token, the target starts with '/', the version is HTTP/1.x,
- * headers are "token: value" lines (no folding, no NULs or controls); at most
- * ADMIN_MAX_HEAD bytes of head, ADMIN_MAX_HEADERS headers and ADMIN_MAX_BODY
- * bytes of body; one Content-Length of digits; Transfer-Encoding is refused
- * (411, or 400 alongside Content-Length). CRLF or bare LF ends a line.
+ * Splits target (the raw request-target, modified in place: its '?' becomes
+ * a NUL) into req's path and query; sets req's method (not copied) and
+ * clears the rest. Returns 0, or -EINVAL if the target is not in origin form
+ * (does not start with '/'). The caller sets req->scratch if it wants
+ * admin_path_param.
  */
-int admin_parse_request(const char *buf, size_t len, struct admin_request *out);
+int admin_request_init(struct admin_request *req, const char *method, char *target);
 
-/* The first header of that name (case-insensitive), or NULL. */
-const struct admin_header *admin_header_find(const struct admin_request *req, const char *name);
+/* The value of request header name (case-insensitive), or NULL (also
+ * without a connection). Leading blanks are gone; trailing blanks stay
+ * (libmicrohttpd 0.9.75 keeps them). */
+const char *admin_header(const struct admin_request *req, const char *name);
 
 /* Copies the %-decoded value of query parameter name ('+' is a space; a
  * parameter without '=' has the value "") into buf, NUL-terminated.
@@ -75,13 +67,18 @@ int admin_query_get(const struct admin_request *req, const char *name, char *buf
  * empty or badly encoded, or req has no scratch. */
 const char *admin_path_param(const struct admin_request *req, const char *prefix);
 
+/* Whether authorization (an Authorization header's value, or NULL) is
+ * "Bearer <token>" (the scheme case-insensitive, trailing blanks ignored).
+ * Compares in constant time for a given token length. */
+bool admin_bearer_ok(const char *token, const char *authorization);
+
 /* ---- The server ---- */
 
 struct admin;
 struct admin_response; /* owned by the server; filled by one handler call */
 
-/* Called on the admin thread when an ADMIN_ON_LOOP request is queued: must
- * only signal the owner's loop (write an eventfd, lws_cancel_service). */
+/* Called on a connection's thread when an ADMIN_ON_LOOP request is queued:
+ * must only signal the owner's loop (write an eventfd, lws_cancel_service). */
 typedef void (*admin_wake_fn)(void *arg);
 
 struct admin_config {
@@ -91,24 +88,28 @@ struct admin_config {
 	void *wake_arg;
 	int stall_ms;          /* /healthz is 503 past this since admin_loop_alive; 0: 5000 */
 	int loop_timeout_ms;   /* ON_LOOP request not started by then: 503 busy; 0: 5000 */
-	int idle_timeout_ms;   /* a connection's deadline to send its request; 0: 10000 */
+	int idle_timeout_s;    /* a connection silent this long is closed; 0: 10 */
 };
 
 /* Listens on listen ("host:port", "[v6]:port" or ":port" for every
- * address; port 0 picks one) and starts the thread. cfg may be NULL (the
- * defaults). Returns NULL with a message in err on failure. Built in:
- * GET /healthz: 200 {"status":"ok"} if admin_loop_alive ran within stall_ms,
- * else 503 {"status":"stalled","last_tick_ms_ago":N}. The clock starts at
- * admin_start. */
+ * address; port 0 picks one) and starts the server's threads. cfg may be
+ * NULL (the defaults). Returns NULL with a message in err on failure.
+ * Built in: GET /healthz: 200 {"status":"ok"} if admin_loop_alive ran
+ * within stall_ms, else 503 {"status":"stalled","last_tick_ms_ago":N}
+ * (answered on the connection's thread: a stuck owner shows). The clock
+ * starts at admin_start. */
 struct admin *admin_start(const char *listen, const struct admin_config *cfg, char *err,
 			  size_t errlen);
-/* Stops the thread, closes every connection (queued ON_LOOP requests are
- * dropped without running) and frees a. Call it on the owner's thread (the
- * one calling admin_run_pending), never from a handler: so no handler runs
- * meanwhile. NULL is fine. */
+/* Stops the server, closes every connection (queued ON_LOOP requests are
+ * dropped without running, their clients see the connection close) and
+ * frees a. Call it on the owner's thread (the one calling
+ * admin_run_pending), never from a handler: so no handler runs meanwhile.
+ * NULL is fine. */
 void admin_stop(struct admin *a);
 /* The bound port (useful after port 0). */
 int admin_port(const struct admin *a);
+/* How many connections the server holds now (accepted, not yet closed). */
+int admin_connections(const struct admin *a);
 
 /* The owner's loop calls this every iteration (cheap: one atomic store). */
 void admin_loop_alive(struct admin *a);
@@ -118,8 +119,9 @@ void admin_loop_alive(struct admin *a);
 int admin_run_pending(struct admin *a);
 
 #define ADMIN_NEEDS_TOKEN 1u /* needs "Authorization: Bearer <token>": else 401 */
-#define ADMIN_ON_LOOP 2u     /* runs in admin_run_pending; otherwise on the admin
-				thread, where it may only touch thread-safe state */
+#define ADMIN_ON_LOOP 2u     /* runs in admin_run_pending; otherwise on the
+				connection's thread, where it may only touch
+				thread-safe state */
 
 /* Fills resp for req. arg is the one given to admin_route. A handler that
  * sets no response answers 500; setting one twice keeps the last. */
@@ -130,12 +132,14 @@ typedef void (*admin_handler_fn)(void *arg, const struct admin_request *req,
  * Routes method requests whose path is path_prefix exactly, or, if it ends
  * in '/', any path starting with it; the longest match wins. A path that
  * matches with another method answers 405 with Allow; no match, 404. May
- * be called while the server runs. Returns 0, -EEXIST for a method and prefix already routed, -EINVAL
- * for a prefix not starting with '/' or an empty method.
+ * be called while the server runs. Returns 0, -EEXIST for a method and
+ * prefix already routed, -EINVAL for a prefix not starting with '/' or a
+ * method that is not an HTTP token.
  */
 int admin_route(struct admin *a, const char *method, const char *path_prefix,
 		admin_handler_fn fn, void *arg, unsigned flags);
-/* Serves data (copied) at GET path exactly, on the admin thread. */
+/* Serves data (copied) at GET path exactly (also when path ends in '/'),
+ * on the connection's thread. Same returns as admin_route. */
 int admin_route_static(struct admin *a, const char *path, const char *content_type,
 		       const char *data, size_t len);
 
@@ -149,7 +153,7 @@ void admin_response_text(struct admin_response *resp, int status, const char *co
 void admin_response_error(struct admin_response *resp, int status, const char *error_code,
 			  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Adds a header line (e.g. Retry-After). Returns -EINVAL if name or value
- * hold CR, LF or (name) ':'. */
+ * hold CR, LF or (name) ':' or a blank. */
 int admin_response_header(struct admin_response *resp, const char *name, const char *value);
 
 #endif

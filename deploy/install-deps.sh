@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential meson ninja-build pkg-config \
 librdkafka-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libnng-dev libmsgpack-dev \
-libjansson-dev libjwt-dev libssl-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
+libjansson-dev libjwt-dev libssl-dev libmicrohttpd-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
 
 if [ "${1:-}" = "--test" ]; then
 	PKGS="$PKGS default-jre-headless maven chromium libnss-wrapper clang-format"

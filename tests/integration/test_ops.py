@@ -104,6 +104,9 @@ async def run(env):
     st, body = http(ra, "/healthz")
     h.log(f"healthz: {st} {body.strip()}")
     assert st == 200
+    st, body = http(ra, "/no/such/path")
+    h.log(f"unknown admin path: {st} {body.strip()}")
+    assert st == 404 and "no such path" in body
     await wait_status(ra, "/readyz", 200)
     await wait_status(admin["edge-1"], "/readyz", 200)
     h.log("readyz: router and edge ready")
