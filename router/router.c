@@ -587,7 +587,9 @@ static int identify(struct lws *wsi, char *id, size_t cap)
 	}
 	in.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof auth);
 	in.subprotocols = header(wsi, WSI_TOKEN_PROTOCOL, protos, sizeof protos);
-	in.query_token = lws_get_urlarg_by_name(wsi, "access_token", qtok, sizeof qtok);
+	/* lws 4.1.6 matches the name as a prefix of "name=value" and returns
+	 * what follows it: the name must carry its '='. */
+	in.query_token = lws_get_urlarg_by_name(wsi, "access_token=", qtok, sizeof qtok);
 	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &plen) == 0)
 		in.peer = (struct sockaddr *)&peer;
 	size_t len;
@@ -701,7 +703,7 @@ static int read_position(struct lws *wsi, uint32_t *p, int64_t *off)
 			return -1;
 		return parse_position(buf, p, off) < 0 ? -1 : 1;
 	}
-	const char *v = lws_get_urlarg_by_name(wsi, "position", buf, sizeof buf);
+	const char *v = lws_get_urlarg_by_name(wsi, "position=", buf, sizeof buf);
 	if (!v)
 		return 0;
 	return parse_position(v, p, off) < 0 ? -1 : 1;

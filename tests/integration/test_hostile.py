@@ -193,7 +193,10 @@ async def run(env):
     rping = env.start_router("router-ping", [edge], ls + ["--ping-interval-s", "1"])
     rp = env.start_router("router-proxies", [edge], ls + [
         "--auth", "header-from-proxies", "--trusted-proxies", "10.0.0.0/8"])
+    rq = env.start_router("router-query", [edge], ls + [
+        "--auth", "jwt", "--jwt-keys", keydir, "--token-in-query"])
     h.wait_all_owned(r)
+    h.wait_all_owned(rq)
     h.wait_all_owned(rp)
     h.wait_all_owned(rping)
 
@@ -238,6 +241,23 @@ async def run(env):
                                             "X-Padding: " + "p" * 6000])
     h.log(f"oversized headers: HTTP {st}")
     case("oversized headers", 1, int(st == 101), f"HTTP {st}")
+
+    # ?access_token=: accepted with --token-in-query, refused (400) without it;
+    # a forged one is refused like a forged header.
+    st, body = h.raw_handshake(rq.port, "/ws?access_token=" + token("query-user"))
+    h.log(f"?access_token= with --token-in-query: HTTP {st}")
+    assert st == 101, f"HTTP {st}: {body[-120:]}"
+    st, body = h.raw_handshake(rq.port, "/ws?position=0:0&access_token=" + token("query-user"))
+    h.log(f"?position=&access_token=: HTTP {st}")
+    assert st == 101, f"HTTP {st}: {body[-120:]}"
+    got = sum(h.raw_handshake(rq.port, "/ws?access_token=" + tok_wrong)[0] == 101
+              for _ in range(3))
+    st, body = h.raw_handshake(rq.port, "/ws?access_token=" + tok_wrong)
+    assert st == 401, f"HTTP {st}: {body[-120:]}"
+    case("forged ?access_token=", 3, got, "401")
+    st, body = h.raw_handshake(r.port, "/ws?access_token=" + token("query-user"))
+    h.log(f"?access_token= without --token-in-query: HTTP {st}: {body.strip()[-70:]}")
+    assert st == 400, f"HTTP {st}: {body[-120:]}"
 
     # Flood: far more handshakes than --handshakes-per-ip allows.
     await asyncio.sleep(1.5)  # let the bucket refill after the cases above
@@ -345,7 +365,8 @@ async def run(env):
     h.log(f"honest client: connected throughout ({honest.close_code is None}), lost 0, "
           f"duplicated 0; total attempts {sum(a for _, a, _ in results)}, got in "
           f"{sum(g for _, _, g in results)}")
-    assert honest.close_code is None and r.alive() and rp.alive() and rping.alive()
+    assert honest.close_code is None and r.alive() and rp.alive() and rping.alive() \
+        and rq.alive()
     await honest.close()
 
 

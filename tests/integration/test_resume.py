@@ -62,6 +62,22 @@ async def run(env, tail_bytes):
     h.log(f"{len(away)} clients resumed on another router: statuses "
           f"{sorted(set(c.statuses[-1][0] for c in away))}")
 
+    # The browser form: the position in the query (?position=), no header.
+    q = clients[-1]
+    await q.drop()
+    env.produce("deliveries", [q.client_id], 6, tag="query")
+    await asyncio.sleep(1)
+    await q.connect(r2.ws_url + "?position=%d:%d" % q.position)
+    await h.wait_until(lambda: len(q.records("query")) >= 6, 30,
+                       "the records missed, resumed with ?position=")
+    lost, dup, reord, foreign = h.check_streams([q], 6, "query")
+    h.log(f"resume with ?position=: status {q.statuses[-1]}, lost {lost}, duplicated {dup}, "
+          f"reordered {reord}")
+    assert q.statuses[-1][0] == "complete" and (lost, dup, reord, foreign) == (0, 0, 0, 0)
+    status, body = h.raw_handshake(r1.port, "/ws?position=3-12", ["X-Client-Id: x"])
+    h.log(f"malformed ?position=: HTTP {status}: {body.strip()[-70:]}")
+    assert status == 400 and "malformed position" in body
+
     # A position for another partition: told "incomplete", served live.
     odd = h.Collector(r1.ws_url, IDS[0], framed=True)
     p, o = clients[0].position
