@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops.h"
+#include "pins.h"
 #include "router_int.h"
 #include "status_html.h"
 #include "util.h"
@@ -45,8 +47,8 @@ static void collect(void *arg, struct metrics_writer *w)
 	metrics_write_sample(w, (double)r->nthrottled);
 	family(w, "kws_router_handshakes_rejected_total", "Handshakes refused, by reason",
 	       METRICS_COUNTER);
-	for (int i = 0; i < REJECT_NREASONS; i++)
-		metrics_write_sample(w, (double)r->rejected[i], "reason", reject_reason_names[i]);
+	for (int i = 0; i < ADMISSION_NREASONS; i++)
+		metrics_write_sample(w, (double)r->rejected[i], "reason", admission_reason_name((enum admission_reason)i));
 	family(w, "kws_router_messages_total", "Messages proxied, by direction", METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->delivered, "direction", "to_client");
 	metrics_write_sample(w, (double)r->upstream, "direction", "from_client");
@@ -221,17 +223,18 @@ static void add_session(struct session *s, void *arg)
 }
 
 struct disconnect {
+	struct router *r;
 	int code;
 	size_t n;
 };
 
-/* close_client only marks the session; it is freed after its close. */
+/* pins_close only marks the session; it is freed after its close. */
 static void disconnect_one(struct session *s, void *arg)
 {
 	struct disconnect *dc = arg;
 	if (s->state == SESSION_CLOSING)
 		return;
-	close_client(s, dc->code, "disconnected by an operator");
+	pins_close(dc->r, s, dc->code, "disconnected by an operator");
 	dc->n++;
 }
 
@@ -272,7 +275,7 @@ static void h_client(void *arg, const struct admin_request *req, struct admin_re
 				return;
 			}
 		}
-		struct disconnect dc = { (int)code, 0 };
+		struct disconnect dc = { r, (int)code, 0 };
 		sessions_for_client(&r->sessions, id, n, disconnect_one, &dc);
 		json_decref(cw.sessions);
 		admin_response_json(resp, 200, json_pack("{s:s%,s:I,s:i}", "client_id", id, n,
@@ -345,7 +348,7 @@ static void drain_step(struct router *r)
 		struct session *s = hmap_entry(n, struct session, by_sid);
 		if (s->state == SESSION_CLOSING)
 			continue;
-		close_client(s, CLOSE_SERVICE_RESTART, "router draining: reconnect to resume");
+		pins_close(r, s, CLOSE_SERVICE_RESTART, "router draining: reconnect to resume");
 		r->drained++;
 		quota--;
 	}

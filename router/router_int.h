@@ -1,7 +1,9 @@
 /*
- * router internals shared by router.c (lws callbacks, sessions and edges)
- * and ops.c (the admin endpoint: health, metrics, the JSON API, drain). Not
- * an API.
+ * router internals: the state of one router, shared by its glue modules
+ * (router.c run and tick, ws.c clients, handshake.c admission, pins.c
+ * pinning, edges.c edge links, ops.c admin). Every function takes the
+ * struct router * explicitly; lws callbacks find it as the context's user
+ * data (router_of). Not an API.
  */
 #ifndef KWS_ROUTER_INT_H
 #define KWS_ROUTER_INT_H
@@ -12,19 +14,12 @@
 #include <libwebsockets.h>
 
 #include "admin.h"
+#include "admission.h"
 #include "link.h"
 #include "metrics.h"
 #include "router.h"
 #include "routes.h"
 #include "sessions.h"
-
-/* Why a handshake was refused (metrics label). */
-enum reject_reason {
-	REJECT_NO_ID, REJECT_EMPTY_ID, REJECT_LONG_ID, REJECT_BAD_ID, REJECT_BAD_PATH,
-	REJECT_NOT_READY, REJECT_BAD_POSITION, REJECT_DRAINING, REJECT_AUTH, REJECT_ORIGIN,
-	REJECT_LIMIT, REJECT_OTHER, REJECT_NREASONS
-};
-extern const char *const reject_reason_names[REJECT_NREASONS];
 
 /* Per-connection state, allocated by lws (per_session_data_size) and freed
  * by it after LWS_CALLBACK_CLOSED. */
@@ -48,7 +43,7 @@ struct router {
 	struct resolver *resolver; /* --edges-dns, or NULL */
 	struct ident *ident;       /* who clients are (--auth) */
 	struct linkauth_secret secret; /* --link-secret: proves the edges and us */
-	struct hmap buckets;       /* handshake rate per source address */
+	struct admission_rate rate; /* handshake rate per source address */
 	unsigned char *wbuf;       /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */
 	int64_t next_prune_ms;
 	lws_sorted_usec_list_t tick;
@@ -64,7 +59,7 @@ struct router {
 	int64_t drain_deadline_ms;
 	bool exit_after_drain;
 	/* counters */
-	uint64_t rejected[REJECT_NREASONS];
+	uint64_t rejected[ADMISSION_NREASONS];
 	uint64_t delivered, delivered_bytes, fenced, duplicates, not_live, slow_closed, upstream,
 		upstream_bytes;
 	uint64_t resumes, resumes_incomplete, throttles, repins, moves, drained;
@@ -72,23 +67,10 @@ struct router {
 	int64_t next_stall_check_ms;
 };
 
-extern struct router *R;
-
-/* router.c */
-/* Closes a client with code and reason, in its next writeable callback. */
-void close_client(struct session *s, int code, const char *reason);
-
-/* ops.c */
-/* Starts the admin endpoint (if --admin-listen is not empty) and registers
- * the metrics. 0 or -1 (logged). */
-int ops_start(struct router *r);
-void ops_stop(struct router *r);
-/* Every loop turn / tick: runs admin handlers, advances a drain. */
-void ops_tick(struct router *r);
-/* Starts draining: no new clients, sessions closed with 1012 over deadline_ms. */
-void ops_drain(struct router *r, int64_t deadline_ms, bool then_exit);
-/* True once a drain that should end the process has closed every session
- * (or passed its deadline). */
-bool ops_drained(struct router *r);
+/* The router a connection belongs to (the lws context's user data). */
+static inline struct router *router_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
 
 #endif

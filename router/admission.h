@@ -1,0 +1,80 @@
+/*
+ * admission: the pure rules of the WebSocket handshake decision (README,
+ * "Trust" and "Positions and resume"): the reasons a handshake is refused,
+ * the per-address token bucket, the Origin allow-list and the position a
+ * client presents. No lws here: handshake.c reads the request and asks.
+ */
+#ifndef KWS_ADMISSION_H
+#define KWS_ADMISSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/socket.h>
+
+#include "conf.h"
+#include "hmap.h"
+
+/* Why a handshake was refused: the label of
+ * kws_router_handshakes_rejected_total{reason}. */
+enum admission_reason {
+	ADMISSION_NO_ID, ADMISSION_EMPTY_ID, ADMISSION_LONG_ID, ADMISSION_BAD_ID,
+	ADMISSION_BAD_PATH, ADMISSION_NOT_READY, ADMISSION_BAD_POSITION, ADMISSION_DRAINING,
+	ADMISSION_AUTH, ADMISSION_ORIGIN, ADMISSION_LIMIT, ADMISSION_OTHER, ADMISSION_NREASONS
+};
+/* The metrics label of a reason ("missing_id", "bad_position", ...); "other"
+ * for a value out of range. */
+const char *admission_reason_name(enum admission_reason why);
+
+/* ---- handshakes per source address ---------------------------------------- */
+
+/* A token bucket per source address: at most `rate` handshakes a second,
+ * bursts of twice that. Owns its buckets; one thread. */
+struct admission_rate {
+	struct hmap buckets;
+	double rate;
+};
+
+void admission_rate_init(struct admission_rate *t, long per_second);
+/* Frees every bucket; accepts a zeroed table. */
+void admission_rate_free(struct admission_rate *t);
+/* Takes one token for the address key at monotonic time now_ms: true if
+ * there was one (the handshake may go on), false if the address is over its
+ * rate. */
+bool admission_rate_take(struct admission_rate *t, const uint8_t key[16], int64_t now_ms);
+/* Forgets addresses not seen for 10 s (their buckets are full again). */
+void admission_rate_prune(struct admission_rate *t, int64_t now_ms);
+/* How many addresses are tracked. */
+size_t admission_rate_count(const struct admission_rate *t);
+
+/* The bucket key of a peer address: the IPv4 address in the first 4 bytes
+ * (the rest zero) or the IPv6 address. False (key zeroed) for other
+ * families. */
+bool admission_addr_key(const struct sockaddr *sa, uint8_t key[16]);
+
+/* ---- Origin ---------------------------------------------------------------- */
+
+/* The Origin allow-list (--allowed-origins; browsers send Origin, other
+ * clients usually do not). origin is the header's value, NULL when absent.
+ * An empty list allows any; otherwise an absent Origin is allowed and a
+ * present one must equal an entry, ignoring case. */
+bool admission_origin_allowed(const struct conf_list *allowed, const char *origin);
+
+/* ---- position -------------------------------------------------------------- */
+
+/* The longest position value accepted ("<partition>:<offset>"). */
+#define ADMISSION_MAX_POSITION 63
+
+/* Parses "<partition>:<offset>" (decimal, partition below
+ * WIRE_MAX_PARTITIONS, offset >= 0, nothing else): 0, or -1 if malformed. */
+int admission_parse_position(const char *s, uint32_t *p, int64_t *off);
+
+/* The position a client presented: the X-Kws-Position header (header, hlen
+ * bytes, not NUL-terminated; NULL when absent) or else the query value of
+ * position= (query, NUL-terminated; NULL when absent). Returns 1 with *p and
+ * *off set, 0 when none was presented, -1 when it is malformed. */
+int admission_position(const char *header, size_t hlen, const char *query, uint32_t *p,
+		       int64_t *off);
+
+#endif

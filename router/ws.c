@@ -1,0 +1,196 @@
+/* ws: see ws.h. */
+#include "ws.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "edges.h"
+#include "handshake.h"
+#include "pins.h"
+#include "router_int.h"
+#include "util.h"
+#include "wsframe.h"
+
+#define WRITES_PER_CALLBACK 16
+
+static int client_established(struct router *r, struct lws *wsi, struct conn *c)
+{
+	char *id = handshake_take_id(wsi);
+	if (!id || !r->routes.partition_count) {
+		free(id);
+		return -1; /* checked in the handshake; cannot happen */
+	}
+	int n = (int)strlen(id);
+	int32_t p = partition_for_key(r->cfg->partitioner, id, (size_t)n,
+				      (int32_t)r->routes.partition_count);
+	c->s = sessions_create(&r->sessions, id, (size_t)n, (uint32_t)p, wsi);
+	const struct lws_protocols *proto = lws_get_protocol(wsi);
+	c->s->framed = proto && strcmp(proto->name, "kws.v1") == 0;
+	uint32_t pp;
+	int64_t po;
+	if (handshake_position(wsi, &pp, &po) == 1) {
+		r->resumes++;
+		c->s->presented = true;
+		c->s->presented_offset = po;
+		if (pp == (uint32_t)p)
+			c->s->next_offset = po;
+		else
+			c->s->foreign_position = true; /* the partition count changed */
+	}
+	log_debug("session %llu for %s in partition %d",
+		  (unsigned long long)c->s->sid, c->s->id, p);
+	free(id);
+	pins_try(r, c->s);
+	return 0;
+}
+
+static int client_receive(struct router *r, struct lws *wsi, struct conn *c, const void *in,
+			  size_t len)
+{
+	if (!c->s || c->close_code)
+		return 0;
+	if (lws_is_first_fragment(wsi)) {
+		c->rxlen = 0;
+		c->rx_text = !lws_frame_is_binary(wsi);
+	}
+	size_t remaining = lws_remaining_packet_payload(wsi);
+	if (c->rxlen + len + remaining > (size_t)r->cfg->max_frame_bytes) {
+		lws_close_reason(wsi, CLOSE_TOO_BIG, (unsigned char *)"message too big", 15);
+		return -1;
+	}
+	if (!c->rx)
+		c->rx = xmalloc((size_t)r->cfg->max_frame_bytes);
+	memcpy(c->rx + c->rxlen, in, len);
+	c->rxlen += len;
+	if (lws_is_final_fragment(wsi) && remaining == 0)
+		edges_upstream(r, c->s, c->rx, c->rxlen, c->rx_text);
+	return 0;
+}
+
+/* Writes the session's oldest queued messages: as many as fit in one
+ * WS_WRITE_BATCH_BYTES write, framed here (wsframe_header), so one send()
+ * carries many messages. A single message goes through lws_write as usual.
+ * Returns 0, or -1 if the connection failed. */
+static int write_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+{
+	unsigned op = r->cfg->text ? WSFRAME_TEXT : WSFRAME_BINARY;
+	struct outmsg *m = session_peek(s);
+	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2) {
+		int n = lws_write(wsi, m->data + LWS_PRE, m->len,
+				  r->cfg->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+		if (n < (int)m->len)
+			return -1;
+		if (m->timestamp_ms >= 0)
+			metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
+		session_pop_free(s);
+		return 0;
+	}
+	size_t len = 0;
+	unsigned char *out = r->wbuf + LWS_PRE;
+	while ((m = session_peek(s)) && len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
+		len += wsframe_header(out + len, op, m->len);
+		memcpy(out + len, m->data + LWS_PRE, m->len);
+		len += m->len;
+		if (m->timestamp_ms >= 0)
+			metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
+		session_pop_free(s);
+	}
+	int n = lws_write(wsi, out, len, LWS_WRITE_RAW);
+	return n < (int)len ? -1 : 0;
+}
+
+static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
+{
+	if (c->close_code) {
+		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		return -1;
+	}
+	if (!c->s)
+		return 0;
+	struct session *s = c->s;
+	int64_t now_wall = now_wall_ms();
+	for (int i = 0; i < WRITES_PER_CALLBACK && session_peek(s); i++) {
+		if (write_batch(r, wsi, s, now_wall) < 0)
+			return -1;
+		if (lws_send_pipe_choked(wsi))
+			break;
+	}
+	if (s->throttled) {
+		s->last_write_ms = now_mono_ms();
+		if (s->qbytes <= (size_t)r->cfg->queue_bytes / 8)
+			pins_unthrottle(r, s);
+	}
+	if (session_peek(s))
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static void client_closed(struct router *r, struct conn *c)
+{
+	if (c->s) {
+		pins_forget(r, c->s);
+		c->s = NULL;
+	}
+	free(c->rx);
+	c->rx = NULL;
+}
+
+static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		     size_t len)
+{
+	struct router *r = router_of(wsi);
+	struct conn *c = user;
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return handshake_check(r, wsi);
+	case LWS_CALLBACK_ESTABLISHED: {
+		/* Records go out as soon as they are written (no Nagle delay). */
+		int one = 1;
+		setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+		memset(c, 0, sizeof *c);
+		return client_established(r, wsi, c);
+	case LWS_CALLBACK_RECEIVE:
+		return client_receive(r, wsi, c, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return client_writeable(r, wsi, c);
+	case LWS_CALLBACK_CLOSED:
+		client_closed(r, c);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* A handshake that passed the filter but never got established. */
+		free(handshake_take_id(wsi));
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		if (r) {
+			edges_drain(r);
+			if (r->admin)
+				admin_run_pending(r->admin);
+		}
+		return 0;
+	case LWS_CALLBACK_HTTP: {
+		/* A plain HTTP request, not an upgrade. */
+		const char *path = in ? in : "";
+		int code = strcmp(path, "/ws") == 0 ? 426 : 404;
+		const char *msg = code == 426 ? "this endpoint needs a WebSocket upgrade"
+					      : "not found; WebSockets are served on /ws";
+		if (lws_return_http_status(wsi, (unsigned int)code, msg))
+			return -1;
+		return lws_http_transaction_completed(wsi);
+	}
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+const struct lws_protocols ws_protocols[] = {
+	/* No subprotocol: bare values. */
+	{ "kws", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
+	/* kws.v1: positions and resume (README). */
+	{ "kws.v1", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};

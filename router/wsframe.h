@@ -1,0 +1,23 @@
+/*
+ * wsframe: the header of a WebSocket frame a server sends (RFC 6455 5.2):
+ * FIN and opcode, no mask, the payload length in 7, 16 or 64 bits. Pure;
+ * ws.c frames a batch of queued messages with it for one send().
+ */
+#ifndef KWS_WSFRAME_H
+#define KWS_WSFRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WSFRAME_TEXT 0x1
+#define WSFRAME_BINARY 0x2
+/* The longest header wsframe_header writes. */
+#define WSFRAME_MAX_HEADER 10
+
+/* Writes the header of a final, unmasked frame with opcode (WSFRAME_TEXT or
+ * WSFRAME_BINARY; only its low 4 bits are used) and a payload of len bytes
+ * into out[0..WSFRAME_MAX_HEADER). Returns the header's length: 2 (len <
+ * 126), 4 (len < 65536) or 10. */
+size_t wsframe_header(unsigned char *out, unsigned opcode, uint64_t len);
+
+#endif
