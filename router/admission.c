@@ -145,18 +145,28 @@ int admission_parse_position(const char *s, uint32_t *p, int64_t *off)
 	return 0;
 }
 
-int admission_position(const char *header, size_t hlen, const char *query, uint32_t *p,
-		       int64_t *off)
+int admission_position(const char *header, size_t hlen, const char *query, size_t qlen,
+		       uint32_t *p, int64_t *off)
 {
 	char buf[ADMISSION_MAX_POSITION + 1];
-	if (header) {
-		if (hlen > ADMISSION_MAX_POSITION || memchr(header, '\0', hlen))
-			return -1;
-		memcpy(buf, header, hlen);
-		buf[hlen] = '\0';
-		return admission_parse_position(buf, p, off) < 0 ? -1 : 1;
-	}
-	if (!query)
+	const char *v = header ? header : query;
+	size_t n = header ? hlen : qlen;
+	if (!v)
 		return 0;
-	return admission_parse_position(query, p, off) < 0 ? -1 : 1;
+	if (n == 0 || n > ADMISSION_MAX_POSITION || memchr(v, '\0', n))
+		return -1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return admission_parse_position(buf, p, off) < 0 ? -1 : 1;
+}
+
+/* ---- query ------------------------------------------------------------------ */
+
+const char *admission_query_arg(const char *arg, size_t len, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name);
+	if (len <= nl || memcmp(arg, name, nl) != 0 || arg[nl] != '=')
+		return NULL;
+	*vlen = len - nl - 1;
+	return arg + nl + 1;
 }

@@ -72,9 +72,18 @@ int admission_parse_position(const char *s, uint32_t *p, int64_t *off);
 
 /* The position a client presented: the X-Kws-Position header (header, hlen
  * bytes, not NUL-terminated; NULL when absent) or else the query value of
- * position= (query, NUL-terminated; NULL when absent). Returns 1 with *p and
- * *off set, 0 when none was presented, -1 when it is malformed. */
-int admission_position(const char *header, size_t hlen, const char *query, uint32_t *p,
-		       int64_t *off);
+ * position= (query, qlen bytes; NULL when absent). A present header wins,
+ * even an empty one. Returns 1 with *p and *off set, 0 when none was
+ * presented, -1 when the one presented is malformed: empty, longer than
+ * ADMISSION_MAX_POSITION, or not "<partition>:<offset>". */
+int admission_position(const char *header, size_t hlen, const char *query, size_t qlen,
+		       uint32_t *p, int64_t *off);
+
+/* ---- query ------------------------------------------------------------------ */
+
+/* One query argument as lws stores it ("name=value", len bytes, already
+ * percent-decoded): the value (not NUL-terminated) with its length in *vlen
+ * if the argument's name is exactly name (given without '='), else NULL. */
+const char *admission_query_arg(const char *arg, size_t len, const char *name, size_t *vlen);
 
 #endif

@@ -58,6 +58,34 @@ static bool peer_addr(struct lws *wsi, struct sockaddr_storage *ss)
 	return getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)ss, &sl) == 0;
 }
 
+/* The value of the first query argument called name (lws keeps each
+ * "name=value" as a fragment of WSI_TOKEN_HTTP_URI_ARGS, percent-decoded),
+ * copied NUL-terminated into buf[0..cap). Returns its length; -1 when
+ * absent; -2 when it does not fit (the caller refuses: a value is never
+ * silently cut or ignored). */
+static int query_arg(struct lws *wsi, const char *name, char *buf, size_t cap)
+{
+	for (int i = 0;; i++) {
+		int fl = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+		char *frag = xmalloc((size_t)fl + 1);
+		int n = lws_hdr_copy_fragment(wsi, frag, fl + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0) {
+			free(frag);
+			return -1; /* no more arguments */
+		}
+		size_t vl;
+		const char *v = admission_query_arg(frag, (size_t)n, name, &vl);
+		int rc = !v ? 0 : vl >= cap ? -2 : (int)vl;
+		if (rc > 0 || (v && rc == 0)) {
+			memcpy(buf, v, vl);
+			buf[vl] = '\0';
+		}
+		free(frag);
+		if (v)
+			return rc;
+	}
+}
+
 /* Who the client is (ident.c decides, by --auth). Returns the id's length
  * with the id in id[], or -1 after refusing the handshake. */
 static int identify(struct router *r, struct lws *wsi, char *id, size_t cap)
@@ -76,9 +104,10 @@ static int identify(struct router *r, struct lws *wsi, char *id, size_t cap)
 	}
 	in.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof auth);
 	in.subprotocols = header(wsi, WSI_TOKEN_PROTOCOL, protos, sizeof protos);
-	/* lws 4.1.6 matches the name as a prefix of "name=value" and returns
-	 * what follows it: the name must carry its '='. */
-	in.query_token = lws_get_urlarg_by_name(wsi, "access_token=", qtok, sizeof qtok);
+	int qn = query_arg(wsi, "access_token", qtok, sizeof qtok);
+	if (qn == -2)
+		return reject(r, wsi, ADMISSION_AUTH, 401, "the access_token is too long");
+	in.query_token = qn >= 0 ? qtok : NULL;
 	if (peer_addr(wsi, &peer))
 		in.peer = (struct sockaddr *)&peer;
 	size_t len;
@@ -107,19 +136,17 @@ static bool rate_ok(struct router *r, struct lws *wsi)
 
 int handshake_position(struct lws *wsi, uint32_t *p, int64_t *off)
 {
-	char buf[ADMISSION_MAX_POSITION + 1];
-	const char *hv = NULL, *qv;
-	int n = lws_hdr_custom_length(wsi, "x-kws-position:", 15);
-	if (n >= (int)sizeof buf)
+	char hbuf[ADMISSION_MAX_POSITION + 2], qbuf[ADMISSION_MAX_POSITION + 2];
+	int hn = lws_hdr_custom_length(wsi, "x-kws-position:", 15);
+	if (hn >= (int)sizeof hbuf)
 		return -1;
-	if (n > 0) {
-		if (lws_hdr_custom_copy(wsi, buf, sizeof buf, "x-kws-position:", 15) != n)
-			return -1;
-		hv = buf;
-	}
-	char qbuf[ADMISSION_MAX_POSITION + 1 + 9];
-	qv = hv ? NULL : lws_get_urlarg_by_name(wsi, "position=", qbuf, sizeof qbuf);
-	return admission_position(hv, hv ? (size_t)n : 0, qv, p, off);
+	if (hn >= 0 && lws_hdr_custom_copy(wsi, hbuf, sizeof hbuf, "x-kws-position:", 15) != hn)
+		return -1;
+	int qn = query_arg(wsi, "position", qbuf, sizeof qbuf);
+	if (qn == -2 && hn < 0)
+		return -1;
+	return admission_position(hn >= 0 ? hbuf : NULL, hn >= 0 ? (size_t)hn : 0,
+				  qn >= 0 ? qbuf : NULL, qn >= 0 ? (size_t)qn : 0, p, off);
 }
 
 int handshake_check(struct router *r, struct lws *wsi)

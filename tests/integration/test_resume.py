@@ -77,6 +77,13 @@ async def run(env, tail_bytes):
     status, body = h.raw_handshake(r1.port, "/ws?position=3-12", ["X-Client-Id: x"])
     h.log(f"malformed ?position=: HTTP {status}: {body.strip()[-70:]}")
     assert status == 400 and "malformed position" in body
+    # Too long (over 63 characters) or empty: refused, never ignored.
+    for path, hdrs, what in (("/ws?position=1:" + "0" * 70, [], "a 72-character ?position="),
+                             ("/ws", ["X-Kws-Position: "], "an empty X-Kws-Position"),
+                             ("/ws?position=", [], "an empty ?position=")):
+        status, body = h.raw_handshake(r1.port, path, ["X-Client-Id: x"] + hdrs)
+        h.log(f"{what}: HTTP {status}: {body.strip()[-60:]}")
+        assert status == 400 and "malformed position" in body
 
     # A position for another partition: told "incomplete", served live.
     odd = h.Collector(r1.ws_url, IDS[0], framed=True)
