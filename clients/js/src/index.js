@@ -321,6 +321,17 @@ export class KwsClient {
       const protocols = [SUBPROTOCOL];
       const headers = { ...(this.options.headers || {}) };
       const o = this.options;
+      const nativeSocket = Ws === globalThis.WebSocket;
+      const posInQuery = o.positionCarrier === 'query' || (o.positionCarrier === 'auto' && nativeSocket);
+      // The position goes before a query token: routers before issue 12's
+      // fix missed an argument that followed one longer than their buffer.
+      this._presented = this.position ? { ...this.position } : null;
+      if (this._presented) {
+        if (posInQuery) url = setQuery(url, 'position', formatPosition(this._presented));
+        else headers['X-Kws-Position'] = formatPosition(this._presented);
+      } else if (posInQuery) {
+        url = setQuery(url, 'position', null);
+      }
       if (token) {
         if (o.tokenCarrier === 'subprotocol') protocols.push(TOKEN_SUBPROTOCOL_PREFIX + token);
         else if (o.tokenCarrier === 'query') url = setQuery(url, 'access_token', token);
@@ -329,15 +340,6 @@ export class KwsClient {
           if (isBrowser) document.cookie = `${o.cookieName}=${token}; path=/; SameSite=Strict`;
           else headers.Cookie = `${o.cookieName}=${token}`;
         }
-      }
-      const nativeSocket = Ws === globalThis.WebSocket;
-      const posInQuery = o.positionCarrier === 'query' || (o.positionCarrier === 'auto' && nativeSocket);
-      this._presented = this.position ? { ...this.position } : null;
-      if (this._presented) {
-        if (posInQuery) url = setQuery(url, 'position', formatPosition(this._presented));
-        else headers['X-Kws-Position'] = formatPosition(this._presented);
-      } else if (posInQuery) {
-        url = setQuery(url, 'position', null);
       }
       if (nativeSocket) {
         if (Object.keys(headers).length) {

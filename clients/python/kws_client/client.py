@@ -363,6 +363,14 @@ class KwsClient:
         url = self.urls[self._url_index % len(self.urls)]
         protocols = [SUBPROTOCOL]
         headers = dict(self.headers)
+        # The position goes before a query token: routers before issue 12's
+        # fix missed an argument that followed one longer than their buffer.
+        pos = self._recv_pos
+        if pos is not None:
+            if self.position_in_query:
+                url = _with_query(url, "position", str(pos))
+            else:
+                headers["X-Kws-Position"] = str(pos)
         if token:
             if self.token_carrier == "header":
                 headers["Authorization"] = "Bearer " + token
@@ -372,12 +380,6 @@ class KwsClient:
                 url = _with_query(url, "access_token", token)
             else:
                 headers["Cookie"] = f"{self.cookie_name}={token}"
-        pos = self._recv_pos
-        if pos is not None:
-            if self.position_in_query:
-                url = _with_query(url, "position", str(pos))
-            else:
-                headers["X-Kws-Position"] = str(pos)
         return url, protocols, headers, pos
 
     async def _run(self):
