@@ -48,7 +48,8 @@ def mint(secret, sub, ttl_s, pad=0):
 
 class PageServer:
     """Serves /client/* (clients/js/src), /pages/* (tests/browser/pages) and
-    /token?id=ID (a fresh token for ID, valid self.ttl seconds) on
+    /token?id=ID[&pad=N] (a fresh token for ID, valid self.ttl seconds,
+    with a claim of N padding bytes) on
     127.0.0.1, the same site as the routers (cookies go to both)."""
 
     def __init__(self, secret, ttl=600, pad=0):
@@ -78,7 +79,8 @@ class PageServer:
                     if not cid:
                         return self._send(400, "text/plain", b"id= is required\n")
                     srv.minted[cid] = srv.minted.get(cid, 0) + 1
-                    tok = mint(srv.secret, cid, srv.ttl, srv.pad)
+                    pad = int(q.get("pad", srv.pad)) if q.get("pad", "").isdigit() else srv.pad
+                    tok = mint(srv.secret, cid, srv.ttl, pad)
                     body = json.dumps({"token": tok, "exp": int(time.time()) + srv.ttl})
                     return self._send(200, "application/json", body.encode())
                 for prefix, root, ctype in (("/client/", JS_SRC, "text/javascript"),
