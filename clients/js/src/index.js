@@ -446,6 +446,7 @@ export class KwsClient {
   }
 
   _scheduleReconnect(code, reason) {
+    if (this.state === 'closed') return; // close() was called by a listener
     const d = closePolicy(code, this._failures, { ...this.options.backoff });
     clearTimeout(this._connectTimer);
     if (d.action === 'stop') {
@@ -457,12 +458,14 @@ export class KwsClient {
       return;
     }
     if (code === 1012 || !this._gotStatus) this._urlIndex++;
-    this._setState('waiting');
-    this._emit('reconnecting', { code, reason, delayMs: d.delayMs, why: d.why, attempt: this._failures, position: this.position });
+    // The timer first: a listener below may call close(), which cancels it.
     const gen = ++this._generation;
     this._timer = setTimeout(() => {
       if (gen === this._generation) this._connect();
     }, d.delayMs);
+    this._setState('waiting');
+    if (this.state === 'closed') return;
+    this._emit('reconnecting', { code, reason, delayMs: d.delayMs, why: d.why, attempt: this._failures, position: this.position });
   }
 }
 

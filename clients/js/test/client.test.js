@@ -272,3 +272,15 @@ test('upstream messages reach the router; text and binary', async () => {
   await new Promise((res) => setTimeout(res, 100));
   assert.deepEqual(s.received, ['hello', Buffer.from([1, 2, 3])]);
 });
+
+test('close() from a close or reconnecting listener stops reconnecting', async () => {
+  for (const event of ['close', 'reconnecting', 'state']) {
+    const r = await router({ accept: () => [503, 'draining'] });
+    const c = client({ url: r.url, backoff: { initialMs: 10, maxMs: 10 } });
+    c.on(event, (ev) => { if (event !== 'state' || ev.state === 'waiting') c.close(); });
+    c.start();
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(r.handshakes.length, 1, `${event}: ${r.handshakes.length} handshakes after close()`);
+    assert.equal(c.state, 'closed', event);
+  }
+});
