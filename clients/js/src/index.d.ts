@@ -36,6 +36,14 @@ export interface KwsClientOptions {
   tokenCarrier?: TokenCarrier;
   /** Cookie name for the cookie carrier (default "kws_token"). */
   cookieName?: string;
+  /**
+   * Attributes of the cookie the client sets in a browser (default
+   * "path=/; SameSite=Strict"; "; Secure" is added on https pages). Add
+   * "domain=example.com" when the router is on another host of the same site.
+   * A token callback that returns nothing leaves the cookie to your backend
+   * (an HttpOnly Set-Cookie, out of reach of scripts).
+   */
+  cookieAttributes?: string;
   /** Where the position is presented: ?position= ('query'), X-Kws-Position ('header'); 'auto' (default): query for a native WebSocket, header with `ws`. */
   positionCarrier?: 'auto' | 'query' | 'header';
   /** Start from this position instead of the stored one. */

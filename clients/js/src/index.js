@@ -118,6 +118,7 @@ export class KwsClient {
       tokenCarrier: carrier,
       positionCarrier: pc,
       cookieName: 'kws_token',
+      cookieAttributes: 'path=/; SameSite=Strict',
       storageKey: 'kws.position',
       highWaterMark: 1 << 20,
       sendQueueBytes: 1 << 20,
@@ -337,7 +338,10 @@ export class KwsClient {
         else if (o.tokenCarrier === 'query') url = setQuery(url, 'access_token', token);
         else if (o.tokenCarrier === 'header') headers.Authorization = `Bearer ${token}`;
         else if (o.tokenCarrier === 'cookie') {
-          if (isBrowser) document.cookie = `${o.cookieName}=${token}; path=/; SameSite=Strict`;
+          if (isBrowser) {
+            const secure = window.location.protocol === 'https:' ? '; Secure' : '';
+            document.cookie = `${o.cookieName}=${token}; ${o.cookieAttributes}${secure}`;
+          }
           else headers.Cookie = `${o.cookieName}=${token}`;
         }
       }
