@@ -21,7 +21,13 @@
 enum admission_reason {
 	ADMISSION_NO_ID, ADMISSION_EMPTY_ID, ADMISSION_LONG_ID, ADMISSION_BAD_ID,
 	ADMISSION_BAD_PATH, ADMISSION_NOT_READY, ADMISSION_BAD_POSITION, ADMISSION_DRAINING,
-	ADMISSION_AUTH, ADMISSION_ORIGIN, ADMISSION_LIMIT, ADMISSION_OTHER, ADMISSION_NREASONS
+	ADMISSION_AUTH, ADMISSION_ORIGIN, ADMISSION_LIMIT, ADMISSION_OTHER,
+	ADMISSION_BAD_REQUEST,  /* not a well-formed WebSocket upgrade */
+	ADMISSION_SUBPROTOCOL,  /* no subprotocol the router speaks, or a list lws cannot take */
+	ADMISSION_TOO_LARGE,    /* the request head passed --max-header-bytes */
+	ADMISSION_TIMEOUT,      /* the request head did not arrive within --handshake-timeout-s */
+	ADMISSION_DUPLICATE,    /* more than one id or Authorization header */
+	ADMISSION_NREASONS
 };
 /* The metrics label of a reason ("missing_id", "bad_position", ...); "other"
  * for a value out of range. */
@@ -85,5 +91,44 @@ int admission_position(const char *header, size_t hlen, const char *query, size_
  * percent-decoded): the value (not NUL-terminated) with its length in *vlen
  * if the argument's name is exactly name (given without '='), else NULL. */
 const char *admission_query_arg(const char *arg, size_t len, const char *name, size_t *vlen);
+
+/* ---- the request head (door.c) --------------------------------------------- */
+
+/* The private headers the front door adds (clients' own are dropped). */
+#define ADMISSION_HDR_PROTOCOLS "x-kws-protocols" /* the whole Sec-WebSocket-Protocol list */
+#define ADMISSION_HDR_DUP "x-kws-dup"             /* names of headers sent more than once */
+
+/* Offset just past the "\r\n\r\n" that ends a request head in buf[0..len),
+ * or 0 if it is not complete yet. */
+size_t admission_head_end(const char *buf, size_t len);
+
+/* Rewrites a complete request head (head[0..len), ending in "\r\n\r\n") so
+ * that lws 4.1.6 can take it (it refuses a Sec-WebSocket-Protocol list of 128
+ * bytes or more, and keeps only the first of repeated unknown headers):
+ *  - every Sec-WebSocket-Protocol header is replaced by one listing the
+ *    entries that are not tokens (not "kws.token.*"), if any;
+ *  - the whole list, tokens included, is carried in ADMISSION_HDR_PROTOCOLS
+ *    (ident reads the token there);
+ *  - when id_header (case-insensitive) or Authorization occur more than
+ *    once, ADMISSION_HDR_DUP names them (lowercase, comma-separated);
+ *  - headers named like the private ones are dropped; everything else is
+ *    copied as it came.
+ * Returns the new head (malloc'd, NUL-terminated, *outlen bytes without the
+ * NUL; the caller frees it), or NULL when the head is not a request line
+ * followed by "name: value" lines. */
+char *admission_rewrite_head(const char *head, size_t len, const char *id_header,
+			     size_t *outlen);
+
+/* ---- cookies and client ids ------------------------------------------------- */
+
+/* The value of cookie name in a Cookie header ("a=1; b=2", len bytes): the
+ * first match, not NUL-terminated, with its length in *vlen; NULL when
+ * absent. Surrounding double quotes are removed. */
+const char *admission_cookie(const char *cookies, size_t len, const char *name, size_t *vlen);
+
+/* The one rule for client ids, whatever carried them: 1..max_bytes bytes of
+ * valid UTF-8 (no overlong forms, no surrogates) without control characters
+ * (C0, DEL, C1). */
+bool admission_id_ok(const char *id, size_t len, size_t max_bytes);
 
 #endif

@@ -13,7 +13,13 @@
 
 struct router;
 
-/* LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: 0 to accept the upgrade (the
+/* Answers an HTTP request with status and text (plain text, one line;
+ * control characters replaced) and Connection: close. 0, or -1 if it could
+ * not be written. */
+int handshake_send_plain(struct lws *wsi, unsigned int status, const char *text);
+
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (before lws's own upgrade code, which
+ * hangs up without an answer on what it cannot take): 0 to accept the upgrade (the
  * verified client id is then kept as the wsi's opaque user data, a string
  * the caller frees: handshake_take_id), or -1 after refusing it. */
 int handshake_check(struct router *r, struct lws *wsi);

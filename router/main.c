@@ -83,6 +83,9 @@ int main(int argc, char **argv)
 		  "false", "Also take the token from the id header." },
 		{ "token-in-query", "ROUTER_TOKEN_IN_QUERY", CONF_BOOL, &cfg.token_in_query, "false",
 		  "Also take the token from ?access_token= (it then appears in proxy logs)." },
+		{ "token-cookie", "ROUTER_TOKEN_COOKIE", CONF_STR, &cfg.token_cookie, "",
+		  "Also take the token from this cookie (same-site browsers; stays out of URLs and "
+		  "logs); empty: no cookie." },
 		{ "allowed-origins", "ROUTER_ALLOWED_ORIGINS", CONF_LIST, &cfg.allowed_origins, NULL,
 		  "An Origin browsers may connect from, e.g. https://app.example.com; none given: any." },
 		{ "max-connections", "ROUTER_MAX_CONNECTIONS", CONF_INT, &cfg.max_connections, "18000",

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "door.h"
 #include "ops.h"
 #include "pins.h"
 #include "router_int.h"
@@ -48,7 +49,10 @@ static void collect(void *arg, struct metrics_writer *w)
 	family(w, "kws_router_handshakes_rejected_total", "Handshakes refused, by reason",
 	       METRICS_COUNTER);
 	for (int i = 0; i < ADMISSION_NREASONS; i++)
-		metrics_write_sample(w, (double)r->rejected[i], "reason", admission_reason_name((enum admission_reason)i));
+		metrics_write_sample(w,
+				     (double)(r->rejected[i] +
+					      door_refused(r->door, (enum admission_reason)i)),
+				     "reason", admission_reason_name((enum admission_reason)i));
 	family(w, "kws_router_messages_total", "Messages proxied, by direction", METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->delivered, "direction", "to_client");
 	metrics_write_sample(w, (double)r->upstream, "direction", "from_client");

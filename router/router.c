@@ -10,6 +10,7 @@
 #include <libwebsockets.h>
 
 #include "cidr.h"
+#include "door.h"
 #include "edges.h"
 #include "ident.h"
 #include "ops.h"
@@ -32,6 +33,13 @@ static void on_signal(int sig)
 	stop_requested++;
 	if (signal_ctx)
 		lws_cancel_service(signal_ctx);
+}
+
+/* The door's thread: guests are waiting for the loop. */
+static void wake_loop(void *arg)
+{
+	struct router *r = arg;
+	lws_cancel_service(r->ctx);
 }
 
 static void on_tick(lws_sorted_usec_list_t *sul)
@@ -62,7 +70,10 @@ static void lws_log(int level, const char *line)
 	size_t n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		n--;
-	log_msg(level == LLL_ERR ? LOG_ERROR : level == LLL_WARN ? LOG_WARN : LOG_DEBUG,
+	/* lws 4.1.6 logs every adoption with a head (door.c) as an error. */
+	bool adopt_noise = strstr(line, "adopt_socket_readbuf:") != NULL;
+	log_msg(adopt_noise ? LOG_DEBUG
+		: level == LLL_ERR ? LOG_ERROR : level == LLL_WARN ? LOG_WARN : LOG_DEBUG,
 		"lws: %.*s", (int)n, line);
 }
 
@@ -144,10 +155,12 @@ int router_run(const struct router_config *cfg)
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
 	info.timeout_secs = (unsigned int)cfg->handshake_timeout_s;
-	info.max_http_header_data = (unsigned short)cfg->max_header_bytes;
+	/* The door bounds the head as received; lws keeps its rewritten copy
+	 * (a few private headers more) with some bookkeeping. */
+	long ah = cfg->max_header_bytes + 1024;
+	info.max_http_header_data = (unsigned short)(ah > 65535 ? 65535 : ah);
 	info.retry_and_idle_policy = &retry;
-	info.port = (int)cfg->port;
-	info.iface = *cfg->listen_host ? cfg->listen_host : NULL;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the door listens (door.h) */
 	info.protocols = ws_protocols;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
 		       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
@@ -161,8 +174,22 @@ int router_run(const struct router_config *cfg)
 	signal_ctx = r.ctx;
 	r.vh = lws_create_vhost(r.ctx, &info);
 	if (!r.vh) {
-		log_error("cannot listen on %s:%ld", *cfg->listen_host ? cfg->listen_host : "*",
-			  cfg->port);
+		log_error("cannot create the WebSocket vhost");
+		goto out;
+	}
+	struct door_config dc = {
+		.host = cfg->listen_host,
+		.port = cfg->port,
+		.max_head = (size_t)cfg->max_header_bytes,
+		.timeout_ms = (int)cfg->handshake_timeout_s * 1000,
+		.max_waiting = 4096,
+		.id_header = cfg->id_header,
+		.wake = wake_loop,
+		.wake_arg = &r,
+	};
+	r.door = door_start(&dc, serr, sizeof serr);
+	if (!r.door) {
+		log_error("--listen: %s", serr);
 		goto out;
 	}
 	if (edges_start(&r) < 0)
@@ -188,7 +215,9 @@ int router_run(const struct router_config *cfg)
 		 (unsigned long long)r.fenced, (unsigned long long)r.duplicates);
 	rc = 0;
 out:
-	/* Links and the resolver first: their threads wake the lws context. */
+	/* The door, links and the resolver first: their threads wake the lws
+	 * context. */
+	door_stop(r.door);
 	edges_stop(&r);
 	signal_ctx = NULL;
 	if (r.ctx)

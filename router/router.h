@@ -45,6 +45,7 @@ struct router_config {
 	const char *jwt_claim, *jwt_issuer, *jwt_audience;
 	long jwt_leeway_s;
 	bool token_in_id_header, token_in_query;
+	const char *token_cookie; /* cookie that may carry the token (jwt); "" none */
 	struct conf_list allowed_origins; /* empty: any Origin */
 	/* limits */
 	long max_connections;     /* sessions on this router */

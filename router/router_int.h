@@ -42,6 +42,7 @@ struct router {
 	int nlinks;
 	struct resolver *resolver; /* --edges-dns, or NULL */
 	struct ident *ident;       /* who clients are (--auth) */
+	struct door *door;         /* accepts clients, hands them to lws (door.h) */
 	struct linkauth_secret secret; /* --link-secret: proves the edges and us */
 	struct admission_rate rate; /* handshake rate per source address */
 	unsigned char *wbuf;       /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */

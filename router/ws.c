@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "door.h"
 #include "edges.h"
 #include "handshake.h"
 #include "pins.h"
@@ -139,14 +140,29 @@ static void client_closed(struct router *r, struct conn *c)
 	c->rx = NULL;
 }
 
+/* Hands the connections whose head the door has read to lws, head first
+ * (lws parses it as if it had read it; it may call back into cb_client for
+ * them right here). */
+static void adopt_guests(struct router *r)
+{
+	for (struct door_guest *g = door_take(r->door), *next; g; g = next) {
+		next = g->next;
+		/* On failure lws has closed the socket. */
+		lws_adopt_socket_vhost_readbuf(r->vh, g->fd, g->buf, g->len);
+		free(g);
+	}
+}
+
 static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		     size_t len)
 {
 	struct router *r = router_of(wsi);
 	struct conn *c = user;
 	switch (reason) {
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return handshake_check(r, wsi);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return 0; /* decided at CONFIRM_UPGRADE */
 	case LWS_CALLBACK_ESTABLISHED: {
 		/* Records go out as soon as they are written (no Nagle delay). */
 		int one = 1;
@@ -167,6 +183,7 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (r) {
+			adopt_guests(r);
 			edges_drain(r);
 			if (r->admin)
 				admin_run_pending(r->admin);
@@ -178,7 +195,7 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		int code = strcmp(path, "/ws") == 0 ? 426 : 404;
 		const char *msg = code == 426 ? "this endpoint needs a WebSocket upgrade"
 					      : "not found; WebSockets are served on /ws";
-		if (lws_return_http_status(wsi, (unsigned int)code, msg))
+		if (handshake_send_plain(wsi, (unsigned int)code, msg))
 			return -1;
 		return lws_http_transaction_completed(wsi);
 	}

@@ -26,9 +26,11 @@ def b64(b):
     return base64.urlsafe_b64encode(b).decode().rstrip("=")
 
 
-def token(sub, exp_in=300, secret=SECRET, alg="HS256", nbf=None):
+def token(sub, exp_in=300, secret=SECRET, alg="HS256", nbf=None, pad=0):
     head = {"alg": alg, "typ": "JWT"}
     claims = {"sub": sub, "exp": int(time.time()) + exp_in}
+    if pad:   # real tokens carry claims: roles, scopes, tenant...
+        claims["scope"] = " ".join(f"read:topic-{i:04d}" for i in range(pad // 16 + 1))
     if nbf is not None:
         claims["nbf"] = nbf
     signing = b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode())
@@ -80,7 +82,7 @@ def ws_request(port, headers, path="/ws"):
                          "Upgrade: websocket", "Connection: Upgrade",
                          "Sec-WebSocket-Version: 13",
                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="] + headers)
-            + "\r\n\r\n").encode()
+            + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
 def frame(opcode, payload, fin=True, mask=True, rsv=0):
@@ -96,6 +98,122 @@ def frame(opcode, payload, fin=True, mask=True, rsv=0):
         return head + payload
     key = os.urandom(4)
     return head + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+
+
+def raw_answer(port, path, headers):
+    """Sends an upgrade by hand; returns (status, {header: value}, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    data = b""
+    try:
+        s.sendall(ws_request(port, headers, path))
+        # a refusal is read to its end (the router closes), a 101 to its head
+        while b"\r\n\r\n" not in data or b" 101 " not in data.split(b"\r\n")[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1]) if lines and " " in lines[0] else 0
+    hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return status, hdrs, body.decode("utf-8", "replace")
+
+
+def rejected(port):
+    """kws_router_handshakes_rejected_total by reason, from /metrics."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("kws_router_handshakes_rejected_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            out[reason] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+async def carriers(rq):
+    """Issue 12: every browser-reachable carrier of a >= 1 KiB token works;
+    issue 14: repeated id or Authorization headers are refused; every
+    refusal is plain text with a reason and counted."""
+    import websockets
+    big = token("carrier-user", pad=1100)
+    assert len(big) >= 1024, len(big)
+    h.log(f"token of {len(big)} bytes")
+
+    async def first_line(ws):
+        m = await asyncio.wait_for(ws.recv(), 15)
+        return (m.decode() if isinstance(m, bytes) else m).split("\n", 1)[0]
+
+    # 1. the subprotocol list, as a browser sends it: kws.v1 selected, the
+    #    token never echoed.
+    async with websockets.connect(rq.ws_url, subprotocols=["kws.v1", "kws.token." + big],
+                                  open_timeout=10) as ws:
+        line = await first_line(ws)
+        h.log(f"subprotocol carrier ({len(big) + 18}-byte list): selected {ws.subprotocol}, "
+              f"first line {line!r}")
+        assert ws.subprotocol == "kws.v1" and line.startswith("s live ")
+    st, hdrs, _ = raw_answer(rq.port, "/ws", ["Sec-WebSocket-Protocol: kws.token." + big +
+                                              ", kws.v1"])
+    h.log(f"token first in the list: HTTP {st}, selected {hdrs.get('sec-websocket-protocol')}")
+    assert st == 101 and hdrs.get("sec-websocket-protocol") == "kws.v1"
+    # 2. the query (--token-in-query), with a position.
+    async with websockets.connect(rq.ws_url + "?access_token=" + big, subprotocols=["kws.v1"],
+                                  open_timeout=10) as ws:
+        line = await first_line(ws)
+        h.log(f"query carrier: first line {line!r}")
+        assert line.startswith("s live ")
+    # 3. a cookie (--token-cookie kws_token), among others.
+    async with websockets.connect(rq.ws_url, subprotocols=["kws.v1"], open_timeout=10,
+                                  extra_headers={"Cookie": "theme=dark; kws_token=" + big +
+                                                 "; lang=en"}) as ws:
+        line = await first_line(ws)
+        h.log(f"cookie carrier: first line {line!r}")
+        assert line.startswith("s live ")
+    forged = token("carrier-user", pad=1100, secret=b"not-the-secret-not-the-secret-0123456789")
+    for name, path, hdr in (
+            ("forged subprotocol token", "/ws", ["Sec-WebSocket-Protocol: kws.v1, kws.token." + forged]),
+            ("forged query token", "/ws?access_token=" + forged, []),
+            ("forged cookie token", "/ws", ["Cookie: kws_token=" + forged])):
+        st, hdrs, body = raw_answer(rq.port, path, hdr)
+        h.log(f"{name}: HTTP {st} ({hdrs.get('content-type')}): {body.strip()}")
+        assert st == 401 and hdrs.get("content-type", "").startswith("text/plain")
+        assert "<html" not in body
+
+    # Refusals that lws 4.1.6 would drop without an answer, and repeated
+    # headers it would take the first of: each answered and counted.
+    before = rejected(rq.admin_port)
+    cases = [
+        ("only unknown subprotocols", "/ws", ["Sec-WebSocket-Protocol: chat, superchat"],
+         400, "subprotocol"),
+        ("a 130-byte list without tokens", "/ws",
+         ["Sec-WebSocket-Protocol: kws.v1, " + "a" * 60 + ", " + "b" * 60], 400, "subprotocol"),
+        ("two Authorization headers", "/ws",
+         ["Authorization: Bearer " + token("mallory"), "Authorization: Bearer " + big],
+         400, "duplicate_header"),
+        ("two id headers", "/ws",
+         ["Authorization: Bearer " + big, "X-Client-Id: a", "X-Client-Id: b"],
+         400, "duplicate_header"),
+        ("a path with a script", "/<script>alert(1)</script>", [], 404, "bad_path"),
+    ]
+    want = {}
+    for name, path, hdr, status, reason in cases:
+        st, hdrs, body = raw_answer(rq.port, path, hdr)
+        h.log(f"{name}: HTTP {st} ({hdrs.get('content-type')}): {body.strip()}")
+        assert st == status, f"{name}: HTTP {st}, want {status}"
+        assert hdrs.get("content-type", "").startswith("text/plain"), hdrs
+        assert hdrs.get("x-content-type-options") == "nosniff" and "<html" not in body, body
+        if reason:
+            want[reason] = want.get(reason, 0) + 1
+    after = rejected(rq.admin_port)
+    for reason, n in want.items():
+        got = after.get(reason, 0) - before.get(reason, 0)
+        h.log(f"kws_router_handshakes_rejected_total{{reason=\"{reason}\"}} +{got:.0f}")
+        assert got == n, f"{reason}: counted {got}, want {n}"
 
 
 def raw_session(port, headers, send, wait=3.0):
@@ -194,7 +312,7 @@ async def run(env):
     rp = env.start_router("router-proxies", [edge], ls + [
         "--auth", "header-from-proxies", "--trusted-proxies", "10.0.0.0/8"])
     rq = env.start_router("router-query", [edge], ls + [
-        "--auth", "jwt", "--jwt-keys", keydir, "--token-in-query"])
+        "--auth", "jwt", "--jwt-keys", keydir, "--token-in-query", "--token-cookie", "kws_token"])
     h.wait_all_owned(r)
     h.wait_all_owned(rq)
     h.wait_all_owned(rp)
@@ -241,6 +359,7 @@ async def run(env):
                                             "X-Padding: " + "p" * 6000])
     h.log(f"oversized headers: HTTP {st}")
     case("oversized headers", 1, int(st == 101), f"HTTP {st}")
+    assert st == 431 and rejected(r.admin_port).get("too_large", 0) == 1
 
     # ?access_token=: accepted with --token-in-query, refused (400) without it;
     # a forged one is refused like a forged header.
@@ -258,6 +377,17 @@ async def run(env):
     st, body = h.raw_handshake(r.port, "/ws?access_token=" + token("query-user"))
     h.log(f"?access_token= without --token-in-query: HTTP {st}: {body.strip()[-70:]}")
     assert st == 400, f"HTTP {st}: {body[-120:]}"
+
+    await carriers(rq)
+    # One rule for client ids: valid UTF-8 without control characters.
+    for name, idv in (("invalid UTF-8", "caf\udce9"), ("a C1 control character", "a\u0085b"),
+                      ("an overlong '/'", "a\udcc0\udcafb")):
+        st, hdrs, body = raw_answer(rping.port, "/ws", ["X-Client-Id: " + idv])
+        h.log(f"client id with {name}: HTTP {st}: {body.strip()}")
+        assert st == 400 and "UTF-8" in body
+    st, _, _ = raw_answer(rping.port, "/ws", ["X-Client-Id: caf\u00e9-\u4e16\u754c"])
+    h.log(f"client id in valid UTF-8 (café-世界): HTTP {st}")
+    assert st == 101
 
     # Flood: far more handshakes than --handshakes-per-ip allows.
     await asyncio.sleep(1.5)  # let the bucket refill after the cases above
