@@ -115,11 +115,8 @@ def run(env, browser, server):
                                            "--admin-token", ADMIN], port=port)
 
     e1, e2 = edge("edge-1"), edge("edge-2")
-    have_cookie = "--token-cookie" in subprocess.run([h.ROUTER, "--help"], capture_output=True,
-                                                    text=True).stdout
-    auth = ["--auth", "jwt", "--jwt-keys", keydir, "--jwt-leeway-s", "0", "--token-in-query"]
-    if have_cookie:
-        auth += ["--token-cookie", "kws_token"]
+    auth = ["--auth", "jwt", "--jwt-keys", keydir, "--jwt-leeway-s", "0", "--token-in-query",
+            "--token-cookie", "kws_token"]
     routers = []
     for name in ("router-1", "router-2"):
         admin[name] = h.free_port()
