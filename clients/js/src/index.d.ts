@@ -5,7 +5,9 @@ export * from './protocol.js';
 
 /** Where the client keeps its position between page loads or runs. */
 export interface PositionStorage {
-  get(key: string): string | null | undefined | Promise<string | null | undefined>;
+  /** Synchronous: read once, when the client is constructed. */
+  get(key: string): string | null | undefined;
+  /** Called after every record; may be asynchronous (not awaited; errors become 'error' events). */
   set(key: string, value: string): void | Promise<void>;
   remove(key: string): void | Promise<void>;
 }

@@ -124,7 +124,9 @@ export class KwsClient {
       sendQueueBytes: 1 << 20,
       connectTimeoutMs: 15000,
       backoff: {},
-      ...options,
+      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+      tokenCarrier: carrier,
+      positionCarrier: pc,
     };
     if (this.options.storage === undefined) {
       this.options.storage = isBrowser && globalThis.localStorage ? webStorage() : null;
@@ -193,10 +195,13 @@ export class KwsClient {
     if (!st) return null;
     try {
       const v = st.get(this.options.storageKey);
-      if (v && typeof v.then === 'function') return null; // async storages: pass options.position
+      if (v && typeof v.then === 'function') {
+        throw new TypeError('kws: storage.get must be synchronous (load an async store yourself and pass options.position)');
+      }
       return parsePosition(v);
     } catch (e) {
-      return null;
+      if (e instanceof TypeError) throw e;
+      return null; // an unreadable store: start without a position
     }
   }
 

@@ -284,3 +284,13 @@ test('close() from a close or reconnecting listener stops reconnecting', async (
     assert.equal(c.state, 'closed', event);
   }
 });
+
+test('options given as undefined keep their defaults; an async storage.get is refused', async () => {
+  const r = await router();
+  const c = client({ url: r.url, token: 'T', tokenCarrier: undefined, cookieName: undefined });
+  c.start();
+  const s = await r.next();
+  assert.deepEqual(s.hs.protocols, ['kws.v1', 'kws.token.T']);
+  assert.throws(() => new KwsClient({ url: r.url, storage: { get: async () => '1:2', set() {}, remove() {} } }),
+    /synchronous/);
+});
