@@ -251,6 +251,7 @@ class KwsClient:
                 pass
         self._set_state("closed")
         self._end(None)
+        self._open.set()  # wake senders: they raise
 
     async def __aenter__(self):
         self.start()

@@ -223,7 +223,13 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
             await c.send(b"\x01\x02")
             await asyncio.sleep(0.1)
             self.assertEqual(s.received, ["early", b"\x01\x02"])
+            s.kill()
+            await asyncio.sleep(0.05)
+            waiting = asyncio.ensure_future(c.send("while away"))
+            await asyncio.sleep(0.05)
             await c.close()
+            with self.assertRaises(ConnectionError):
+                await asyncio.wait_for(waiting, 2)
 
 
 if __name__ == "__main__":
