@@ -432,7 +432,11 @@ export class KwsClient {
         ev.complete = m.state === 'complete';
         this._emit('resume', ev);
         if (m.state !== 'complete') {
-          this._emit('gap', { reason: m.state === 'live' ? 'position-not-resumed' : 'incomplete-resume', from: this._presented, to: { partition: m.partition, offset: m.offset } });
+          this._emit('gap', {
+            reason: m.state === 'live' ? 'position-not-resumed' : 'incomplete-resume',
+            from: this._presented,
+            to: { partition: m.partition, offset: m.offset },
+          });
         }
       }
       if (!this.position || m.partition !== this.position.partition || (!this._presented && m.state === 'live')) {

@@ -109,9 +109,15 @@ export function closePolicy(code, failures, opts, random = Math.random) {
   const o = { initialMs: 250, maxMs: 30000, factor: 2, jitter: 0.5, tryAgainMs: 2000, ...opts };
   if (code in FATAL_CODES) return { action: 'stop', delayMs: 0, why: FATAL_CODES[code] };
   const spread = (ms) => Math.round(ms * (1 - o.jitter * random()));
-  if (code === 1012) return { action: 'reconnect', delayMs: failures > 0 ? spread(backoff(failures, o)) : Math.round(100 * random()), why: 'router draining' };
-  if (code === 4008) return { action: 'reconnect', delayMs: failures > 0 ? spread(backoff(failures, o)) : 0, why: 'slow client' };
-  if (code === 1013) return { action: 'reconnect', delayMs: Math.max(o.tryAgainMs, spread(backoff(failures, o))), why: 'partition had no owner' };
+  const again = (first, why) => ({
+    action: 'reconnect', delayMs: failures > 0 ? spread(backoff(failures, o)) : first, why,
+  });
+  if (code === 1012) return again(Math.round(100 * random()), 'router draining');
+  if (code === 4008) return again(0, 'slow client');
+  if (code === 1013) {
+    return { action: 'reconnect', delayMs: Math.max(o.tryAgainMs, spread(backoff(failures, o))),
+      why: 'partition had no owner' };
+  }
   return { action: 'reconnect', delayMs: spread(backoff(failures, o)), why: `closed with ${code}` };
 }
 
