@@ -3,8 +3,8 @@
 Chromium: served by deploy/local/demo/serve.py with a development key, it
 gets its token from the server's /token endpoint, shows the chosen client
 id's records arriving live with their positions, the connection state and the
-session state, and after a reload resumes from the stored position
-("complete") without showing a record twice."""
+session state; disconnected, then reloaded, it resumes from the stored
+position ("complete") with the records it missed and none it had shown."""
 
 import json
 import os
@@ -61,6 +61,9 @@ def run(env, browser):
     assert all('"demo-1"' in x for x in d["records"]), "a record of another client"
     assert d["position"] == f"{p}:{int(o) + 1}", (d["position"], last)
 
+    # Disconnect (the button), records arrive meanwhile, then a reload.
+    browser.eval("demo", "document.getElementById('disconnect').click()")
+    wait(lambda: dom()["state"] == "closed", 10, "the page to disconnect")
     env.produce("deliveries", ["demo-1"], 3, tag="away")
     browser.call("reload", name="demo")
     wait(lambda: dom()["session"].startswith("complete"), 30, "the reloaded page to resume")
