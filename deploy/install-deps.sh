@@ -9,6 +9,9 @@ libjansson-dev libjwt-dev libssl-dev libmicrohttpd-dev check python3 python3-web
 
 if [ "${1:-}" = "--test" ]; then
 	PKGS="$PKGS default-jre-headless maven chromium libnss-wrapper clang-format"
+	# Node.js and npm for the client and browser tests: Debian's, unless a
+	# node and npm are already there (NodeSource's nodejs includes npm).
+	{ command -v node && command -v npm; } >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 fi
 
 missing=""

@@ -2,7 +2,10 @@
 """A minimal WebSocket client for trying the router by hand: prints every
 message it receives, one per line, and sends each line typed on stdin.
 
-    python3 tests/tools/wsclient.py --id client-1 ws://127.0.0.1:8080/ws
+    python3 tests/tools/wsclient.py --id client-1 ws://127.0.0.1:8080/ws      # --auth none
+    python3 tests/tools/wsclient.py --token JWT ws://127.0.0.1:8080/ws        # --auth jwt
+    python3 tests/tools/wsclient.py --token-url 'http://127.0.0.1:8088/token?id=client-1' \
+        ws://127.0.0.1:8080/ws     # a token from deploy/local/run's development endpoint
 """
 
 import argparse
@@ -13,16 +16,31 @@ import sys
 async def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("url")
-    ap.add_argument("--id", required=True, help="client id to present")
+    ap.add_argument("--id", help="client id to present in the id header (--auth none)")
     ap.add_argument("--header", default="X-Client-Id", help="id header name")
+    ap.add_argument("--token", help="a JWT, sent as Authorization: Bearer (--auth jwt)")
+    ap.add_argument("--token-url", help="fetch the token from this URL (JSON {\"token\": ...})")
     a = ap.parse_args()
+    headers = {}
+    if a.token_url:
+        import json
+        import urllib.request
+        with urllib.request.urlopen(a.token_url, timeout=10) as r:
+            a.token = json.loads(r.read())["token"]
+    if a.token:
+        headers["Authorization"] = "Bearer " + a.token
+    if a.id:
+        headers[a.header] = a.id
+    if not headers:
+        ap.error("give --id (router --auth none) or --token/--token-url (--auth jwt)")
     try:
         import websockets
     except ImportError:
         sys.exit("needs Debian's python3-websockets: run /usr/bin/python3, "
                  "or apt-get install python3-websockets")
-    async with websockets.connect(a.url, extra_headers={a.header: a.id}, max_size=None) as ws:
-        print(f"connected to {a.url} as {a.id}; type a line to send it upstream", file=sys.stderr)
+    async with websockets.connect(a.url, extra_headers=headers, max_size=None) as ws:
+        who = a.id or "the token's subject"
+        print(f"connected to {a.url} as {who}; type a line to send it upstream", file=sys.stderr)
         loop = asyncio.get_running_loop()
 
         async def pump_stdin():
