@@ -20,6 +20,7 @@ struct edge_config {
 	long tail_bytes;           /* records kept in memory for replays, all partitions */
 	long replay_timeout_ms;    /* a replay from Kafka that takes longer is abandoned */
 	long metadata_timeout_ms;
+	long shutdown_timeout_ms;  /* longest stop after SIGTERM/SIGINT, whatever Kafka does */
 	const char *admin_listen;  /* admin endpoint host:port; "" disables it */
 	const char *admin_token;   /* bearer token for drain */
 	const char *link_secret;   /* "file:PATH" or "env:NAME"; "" none */

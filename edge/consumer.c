@@ -11,9 +11,6 @@
 #include "util.h"
 #include "wire.h"
 
-/* How often the partition count is checked again. */
-#define CONSUMER_METADATA_EVERY_MS 10000
-
 struct consumer {
 	const struct edge_config *cfg;
 	rd_kafka_t *rk;
@@ -21,14 +18,15 @@ struct consumer {
 	int fd[2]; /* consumer queue io-event pipe */
 	struct subs *subs;
 	struct routers *routers;
+	struct watch *watch;
 	consumer_revoke_fn on_revoke;
 	void *arg;
 	struct consumer_part *parts;
 	uint32_t partition_count;
 	uint64_t epoch;
 	bool draining;
+	bool closing;
 	int64_t kafka_ok_ms;
-	int64_t next_metadata_ms;
 	uint64_t records;
 };
 
@@ -65,41 +63,30 @@ static void broadcast_assign(struct consumer *c)
 	free(owned);
 }
 
-int consumer_refresh_metadata(struct consumer *c)
+bool consumer_sync_metadata(struct consumer *c)
 {
-	const struct rd_kafka_metadata *md;
-	rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, c->cfg->topic, NULL);
-	rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 0, t, &md,
-						    (int)c->cfg->metadata_timeout_ms);
-	rd_kafka_topic_destroy(t);
-	if (err) {
-		log_warn("metadata for topic %s: %s", c->cfg->topic, rd_kafka_err2str(err));
-		return -1;
-	}
-	int rc = -1;
-	c->kafka_ok_ms = now_mono_ms();
-	if (md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0) {
-		uint32_t n = (uint32_t)md->topics[0].partition_cnt;
-		if (n != c->partition_count)
-			log_info("topic %s has %u partitions", c->cfg->topic, n);
-		if (n > c->partition_count && c->partition_count) {
-			grow_parts(c, n);
+	uint32_t n;
+	int64_t ok_ms;
+	if (!watch_partitions(c->watch, &n, &ok_ms))
+		return false;
+	c->kafka_ok_ms = ok_ms;
+	if (n > c->partition_count) {
+		log_info("topic %s has %u partitions", c->cfg->topic, n);
+		bool had = c->partition_count > 0;
+		grow_parts(c, n);
+		if (had) {
 			c->epoch++;
 			broadcast_assign(c);
 		}
-		grow_parts(c, n);
-		rc = 0;
-	} else {
-		log_warn("topic %s: %s", c->cfg->topic,
-			 md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not found");
 	}
-	rd_kafka_metadata_destroy(md);
-	return rc;
+	return true;
 }
 
 /* Sets the offset each newly assigned partition starts at: its committed
  * offset, or for a group that never committed, the live end. Explicit, so the
- * edge knows its live point before the first record arrives. */
+ * edge knows its live point before the first record arrives. The live end
+ * comes from the watch thread (librdkafka 2.0.2 may never return from a
+ * watermark query), waited for at most --metadata-timeout-ms. */
 static void start_offsets(struct consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_resp_err_t err = rd_kafka_committed(c->rk, parts,
@@ -110,14 +97,12 @@ static void start_offsets(struct consumer *c, rd_kafka_topic_partition_list_t *p
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
 		if (!err && tp->offset >= 0)
 			continue;
-		int64_t lo = -1, hi = -1;
-		rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(
-			c->rk, tp->topic, tp->partition, &lo, &hi,
-			(int)c->cfg->metadata_timeout_ms);
-		tp->offset = werr ? RD_KAFKA_OFFSET_END : hi;
-		if (werr)
-			log_warn("watermarks of partition %d: %s", tp->partition,
-				 rd_kafka_err2str(werr));
+		int64_t lo = -1, hi = -1, asked = now_mono_ms();
+		watch_request(c->watch, (uint32_t)tp->partition);
+		if (!watch_wait(c->watch, (uint32_t)tp->partition, asked,
+				(int)c->cfg->metadata_timeout_ms, &lo, &hi))
+			log_warn("watermarks of partition %d: no answer", tp->partition);
+		tp->offset = hi >= 0 ? hi : RD_KAFKA_OFFSET_END;
 	}
 }
 
@@ -275,10 +260,7 @@ void consumer_poll(struct consumer *c)
 	} while (n == 512);
 	routers_flush(c->routers);
 	store_offsets(c);
-	if (now_mono_ms() >= c->next_metadata_ms) {
-		consumer_refresh_metadata(c);
-		c->next_metadata_ms = now_mono_ms() + CONSUMER_METADATA_EVERY_MS;
-	}
+	consumer_sync_metadata(c);
 }
 
 int consumer_fd(const struct consumer *c)
@@ -287,7 +269,7 @@ int consumer_fd(const struct consumer *c)
 }
 
 struct consumer *consumer_new(const struct edge_config *cfg, const char *client_id,
-			      struct subs *subs, struct routers *routers,
+			      struct subs *subs, struct routers *routers, struct watch *watch,
 			      consumer_revoke_fn on_revoke, void *arg)
 {
 	char err[512];
@@ -295,11 +277,11 @@ struct consumer *consumer_new(const struct edge_config *cfg, const char *client_
 	c->cfg = cfg;
 	c->subs = subs;
 	c->routers = routers;
+	c->watch = watch;
 	c->on_revoke = on_revoke;
 	c->arg = arg;
 	c->fd[0] = c->fd[1] = -1;
 	c->kafka_ok_ms = now_mono_ms();
-	c->next_metadata_ms = now_mono_ms() + CONSUMER_METADATA_EVERY_MS;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	const char *defaults[][2] = {
 		{ "group.id", cfg->group },
@@ -346,15 +328,11 @@ void consumer_free(struct consumer *c)
 {
 	if (!c)
 		return;
-	if (c->rk) {
-		/* Leave the group cleanly: the revoke callback tells the routers. */
-		rd_kafka_consumer_close(c->rk);
-		routers_flush(c->routers);
-	}
 	if (c->cq)
 		rd_kafka_queue_destroy(c->cq);
+	/* The group was left by consumer_close, or is being left behind. */
 	if (c->rk)
-		rd_kafka_destroy(c->rk);
+		rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	for (uint32_t p = 0; p < c->partition_count; p++)
 		tail_free(&c->parts[p].tail);
 	free(c->parts);
@@ -362,6 +340,25 @@ void consumer_free(struct consumer *c)
 		if (c->fd[i] >= 0)
 			close(c->fd[i]);
 	free(c);
+}
+
+void consumer_close(struct consumer *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	/* Leave the group cleanly, in librdkafka's background: the revoke
+	 * arrives on the consumer queue and tells the routers. */
+	rd_kafka_error_t *error = rd_kafka_consumer_close_queue(c->rk, c->cq);
+	if (error) {
+		log_error("leaving the group: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+}
+
+bool consumer_closed(struct consumer *c)
+{
+	return c->closing && rd_kafka_consumer_closed(c->rk);
 }
 
 int consumer_subscribe(struct consumer *c)
@@ -379,7 +376,7 @@ int consumer_subscribe(struct consumer *c)
 
 void consumer_drain(struct consumer *c)
 {
-	if (c->draining)
+	if (c->draining || c->closing)
 		return;
 	c->draining = true;
 	/* Unsubscribing revokes every partition (the rebalance callback tells
@@ -412,15 +409,23 @@ void consumer_get_stats(const struct consumer *c, struct consumer_stats *st)
 	if (id)
 		rd_kafka_mem_free(c->rk, id);
 	*st = (struct consumer_stats){ .epoch = c->epoch, .records = c->records, .owned = owned,
-				       .draining = c->draining, .joined = member || c->epoch > 0,
+				       .draining = c->draining, .closing = c->closing,
+				       .joined = member || c->epoch > 0,
 				       .kafka_ok_ms = c->kafka_ok_ms };
+}
+
+int64_t consumer_high_watermark(const struct consumer *c, uint32_t p)
+{
+	int64_t lo, hi;
+	if (rd_kafka_get_watermark_offsets(c->rk, c->cfg->topic, (int32_t)p, &lo, &hi) || hi < 0)
+		return -1;
+	return hi;
 }
 
 int64_t consumer_lag(const struct consumer *c, uint32_t p)
 {
-	int64_t lo, hi;
-	if (p >= c->partition_count ||
-	    rd_kafka_get_watermark_offsets(c->rk, c->cfg->topic, (int32_t)p, &lo, &hi) || hi < 0 ||
+	int64_t hi;
+	if (p >= c->partition_count || (hi = consumer_high_watermark(c, p)) < 0 ||
 	    c->parts[p].next_offset < 0)
 		return -1;
 	return hi > c->parts[p].next_offset ? hi - c->parts[p].next_offset : 0;

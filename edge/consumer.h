@@ -17,6 +17,7 @@
 #include "routers.h"
 #include "subs.h"
 #include "tail.h"
+#include "watch.h"
 
 struct consumer;
 
@@ -32,18 +33,25 @@ struct consumer_part {
  * are told: whoever serves p's sessions lets go of it. */
 typedef void (*consumer_revoke_fn)(void *arg, uint32_t p);
 
-/* Creates the group consumer (not subscribed yet). subs and routers are
- * borrowed. Returns NULL (logged) on a bad configuration. */
+/* Creates the group consumer (not subscribed yet). subs, routers and watch
+ * (its partition count and watermarks) are borrowed. Returns NULL (logged)
+ * on a bad configuration. */
 struct consumer *consumer_new(const struct edge_config *cfg, const char *client_id,
-			      struct subs *subs, struct routers *routers,
+			      struct subs *subs, struct routers *routers, struct watch *watch,
 			      consumer_revoke_fn on_revoke, void *arg);
-/* Leaves the group (the revoke tells the routers) and frees everything.
- * May block on Kafka. Accepts NULL. */
+/* Frees everything; after consumer_close has finished, or when Kafka is to be
+ * left behind (then it does not wait for Kafka). Accepts NULL. */
 void consumer_free(struct consumer *c);
 
-/* Learns the topic's partition count (more partitions: a new epoch told to
- * the routers). Returns 0, or -1 (logged) when Kafka did not answer. */
-int consumer_refresh_metadata(struct consumer *c);
+/* Starts leaving the group (the revoke, served by consumer_poll, tells the
+ * routers; offsets are committed). Never blocks. */
+void consumer_close(struct consumer *c);
+/* True once consumer_close has finished. */
+bool consumer_closed(struct consumer *c);
+
+/* Takes the partition count the watch learnt (more partitions: a new epoch
+ * told to the routers). Returns true once a count is known. */
+bool consumer_sync_metadata(struct consumer *c);
 /* Joins the group on the delivery topic. Returns 0 or -1 (logged). */
 int consumer_subscribe(struct consumer *c);
 /* The fd that becomes readable when the consumer queue has news. */
@@ -64,10 +72,14 @@ struct consumer_stats {
 	uint64_t records;     /* records consumed */
 	uint32_t owned;
 	bool draining;
+	bool closing;         /* consumer_close was called */
 	bool joined;          /* a group member (has a member id or an assignment) */
 	int64_t kafka_ok_ms;  /* last successful metadata request (monotonic) */
 };
 void consumer_get_stats(const struct consumer *c, struct consumer_stats *st);
+/* The high watermark librdkafka last saw for p (cached, never blocks); -1
+ * unknown. */
+int64_t consumer_high_watermark(const struct consumer *c, uint32_t p);
 /* Records of owned partition p not handed out yet (the high watermark
  * librdkafka last saw minus the next offset); -1 unknown. Never blocks. */
 int64_t consumer_lag(const struct consumer *c, uint32_t p);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "consumer.h"
@@ -20,6 +21,7 @@
 #include "subs.h"
 #include "upstream.h"
 #include "util.h"
+#include "watch.h"
 
 struct edge {
 	const struct edge_config *cfg;
@@ -31,14 +33,52 @@ struct edge {
 	struct consumer *consumer;
 	struct replay *replay;
 	struct upstream *upstream; /* NULL when upstream is disabled */
+	struct watch *watch;
 	struct ops *ops;
 };
 
 static volatile sig_atomic_t stop_requested;
 
+/* Leaves at once, from a signal handler: async-signal-safe calls only. */
+static void exit_now(const char *why)
+{
+	if (write(STDERR_FILENO, why, strlen(why)) < 0)
+		_exit(0);
+	_exit(0);
+}
+
+/* The first SIGTERM/SIGINT asks for a stop; a second one exits at once. */
 static void on_signal(int sig)
 {
+	if (stop_requested)
+		exit_now("edge: a second signal: exiting at once (the group will notice by "
+			 "its session timeout)\n");
 	stop_requested = 1;
+}
+
+/* --shutdown-timeout-ms passed: whatever Kafka does, the edge is gone. */
+static void on_deadline(int sig)
+{
+	exit_now("edge: --shutdown-timeout-ms passed before Kafka let the edge leave: exiting "
+		 "(the group will notice by its session timeout)\n");
+}
+
+/* From now on the process ends within ms milliseconds. */
+static void arm_deadline(long ms)
+{
+	struct sigaction sa = { .sa_handler = on_deadline };
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = { .it_value = { .tv_sec = ms / 1000,
+					      .tv_usec = (ms % 1000) * 1000 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Milliseconds left before the deadline armed above. */
+static long deadline_left_ms(void)
+{
+	struct itimerval it;
+	getitimer(ITIMER_REAL, &it);
+	return it.it_value.tv_sec * 1000 + it.it_value.tv_usec / 1000;
 }
 
 /* Called on other threads: only wakes the loop. */
@@ -107,10 +147,13 @@ static int edge_open(struct edge *e)
 		log_error("%s", err);
 		return -1;
 	}
-	e->consumer = consumer_new(cfg, e->edge_id, &e->subs, e->routers, on_revoke, e);
+	e->watch = watch_new(cfg, e->edge_id, wake_loop, e);
+	if (!e->watch)
+		return -1;
+	e->consumer = consumer_new(cfg, e->edge_id, &e->subs, e->routers, e->watch, on_revoke, e);
 	if (!e->consumer)
 		return -1;
-	e->replay = replay_new(cfg, e->edge_id, e->consumer, e->routers, &e->subs);
+	e->replay = replay_new(cfg, e->edge_id, e->consumer, e->routers, &e->subs, e->watch);
 	if (!e->replay)
 		return -1;
 	if (*cfg->inbound_topic) {
@@ -118,6 +161,39 @@ static int edge_open(struct edge *e)
 		if (!e->upstream)
 			return -1;
 	}
+	return 0;
+}
+
+/* Waits up to 100 ms for news, then serves everything once: the routers'
+ * messages, replays, the consumer queue, the producer's reports and the admin
+ * endpoint. Never blocks on Kafka. Returns 0, or -1 when poll failed. */
+static int loop_turn(struct edge *e)
+{
+	struct pollfd fds[3] = {
+		{ .fd = consumer_fd(e->consumer), .events = POLLIN },
+		{ .fd = e->wake_fd, .events = POLLIN },
+		{ .fd = replay_fd(e->replay), .events = POLLIN },
+	};
+	int n = poll(fds, 3, 100);
+	if (n < 0 && errno != EINTR) {
+		log_error("poll: %s", strerror(errno));
+		return -1;
+	}
+	if (fds[1].revents & POLLIN) {
+		uint64_t v;
+		if (read(e->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+			log_debug("eventfd read: %s", strerror(errno));
+		routers_poll(e->routers);
+	}
+	routers_tick(e->routers);
+	/* Replays before new records: what a session is owed comes first, and
+	 * the tail does not move under a pending replay. */
+	replay_poll(e->replay);
+	/* Always serve the consumer queue: rebalances and records. */
+	consumer_poll(e->consumer);
+	if (e->upstream)
+		upstream_poll(e->upstream);
+	ops_tick(e->ops);
 	return 0;
 }
 
@@ -145,8 +221,12 @@ int edge_run(const struct edge_config *cfg)
 		goto out;
 
 	/* The partition count first: routers need it to place clients. */
-	while (!stop_requested && consumer_refresh_metadata(e->consumer) < 0)
-		usleep(500 * 1000);
+	while (!stop_requested && !consumer_sync_metadata(e->consumer)) {
+		struct pollfd pfd = { .fd = e->wake_fd, .events = POLLIN };
+		uint64_t v;
+		if (poll(&pfd, 1, 100) > 0 && read(e->wake_fd, &v, sizeof v) < 0)
+			log_debug("eventfd read: %s", strerror(errno));
+	}
 	if (stop_requested)
 		goto out_ok;
 	if (consumer_subscribe(e->consumer) < 0)
@@ -161,48 +241,38 @@ int edge_run(const struct edge_config *cfg)
 	if (!e->ops)
 		goto out;
 
-	struct pollfd fds[3] = {
-		{ .fd = consumer_fd(e->consumer), .events = POLLIN },
-		{ .fd = e->wake_fd, .events = POLLIN },
-		{ .fd = replay_fd(e->replay), .events = POLLIN },
-	};
-	while (!stop_requested) {
-		int n = poll(fds, 3, 100);
-		if (n < 0 && errno != EINTR) {
-			log_error("poll: %s", strerror(errno));
+	while (!stop_requested)
+		if (loop_turn(e) < 0)
 			goto out;
-		}
-		if (fds[1].revents & POLLIN) {
-			uint64_t v;
-			if (read(e->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
-				log_debug("eventfd read: %s", strerror(errno));
-			routers_poll(e->routers);
-		}
-		/* Replays before new records: what a session is owed comes
-		 * first, and the tail does not move under a pending replay. */
-		replay_poll(e->replay);
-		/* Always serve the consumer queue: rebalances and records. */
-		consumer_poll(e->consumer);
-		if (e->upstream)
-			upstream_poll(e->upstream);
-		ops_tick(e->ops);
-	}
 out_ok:
+	rc = 0;
+out:
+	/* Bounded from here on, whatever Kafka does (DESIGN: librdkafka 2.0.2
+	 * can block in consumer_close for the session timeout or forever). */
+	arm_deadline(cfg->shutdown_timeout_ms);
 	if (e->consumer) {
+		log_info("edge %s: stopping: leaving the group (at most %ld ms)", e->edge_id,
+			 cfg->shutdown_timeout_ms);
+		/* The loop goes on meanwhile: the revoke tells the routers, and
+		 * the probes answer ("stopping"). */
+		consumer_close(e->consumer);
+		while (!consumer_closed(e->consumer) && e->ops && loop_turn(e) == 0)
+			;
+		routers_flush(e->routers);
 		struct consumer_stats cs;
 		struct routers_stats rs;
 		consumer_get_stats(e->consumer, &cs);
 		routers_get_stats(e->routers, &rs);
-		log_info("edge %s: stopping (records %llu, delivered %llu, send drops %llu)",
+		log_info("edge %s: left the group (records %llu, delivered %llu, send drops %llu)",
 			 e->edge_id, (unsigned long long)cs.records,
 			 (unsigned long long)rs.delivered, (unsigned long long)rs.dropped_send);
 	}
-	rc = 0;
-out:
 	ops_stop(e->ops);
-	consumer_free(e->consumer); /* leaves the group: may block on Kafka */
-	upstream_free(e->upstream, 5000);
+	long left = deadline_left_ms();
+	upstream_free(e->upstream, (int)(left > 5000 ? 5000 : left / 2));
 	replay_free(e->replay);
+	consumer_free(e->consumer);
+	watch_free(e->watch);
 	routers_free(e->routers);
 	subs_free(&e->subs);
 	linkauth_secret_free(&e->secret);

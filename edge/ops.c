@@ -66,6 +66,14 @@ static void collect(void *arg, struct metrics_writer *w)
 	metrics_write_family(w, "kws_edge_replay_timeouts_total", "Replays from Kafka abandoned",
 			     METRICS_COUNTER);
 	metrics_write_sample(w, (double)ps.timeouts);
+	metrics_write_family(w, "kws_edge_positions_beyond_end_total",
+			     "Subscriptions whose position was past the partition's end",
+			     METRICS_COUNTER);
+	metrics_write_sample(w, (double)ps.beyond_end);
+	metrics_write_family(w, "kws_edge_subs_without_watermarks_total",
+			     "Subscriptions answered without Kafka's watermarks (Kafka too slow)",
+			     METRICS_COUNTER);
+	metrics_write_sample(w, (double)ps.unanswered);
 	metrics_write_family(w, "kws_edge_routers", "Connected routers", METRICS_GAUGE);
 	metrics_write_sample(w, (double)rs.links);
 	metrics_write_family(w, "kws_edge_subscriptions", "Router sessions subscribed here",
@@ -81,6 +89,12 @@ static void collect(void *arg, struct metrics_writer *w)
 	metrics_write_sample(w, (double)rs.gaps, "kind", "gap");
 	metrics_write_sample(w, (double)rs.unknown, "kind", "unknown_type");
 	metrics_write_sample(w, (double)rs.auth_failures, "kind", "auth_failed");
+	metrics_write_sample(w, (double)rs.hello_timeouts, "kind", "hello_timeout");
+	metrics_write_sample(w, (double)rs.refused, "kind", "refused_too_many");
+	metrics_write_sample(w, (double)rs.preauth_closed, "kind", "closed_before_hello");
+	metrics_write_family(w, "kws_edge_routers_unauthenticated",
+			     "Router links that have not said HELLO yet", METRICS_GAUGE);
+	metrics_write_sample(w, (double)rs.preauth);
 	metrics_write_family(w, "kws_edge_draining", "1 while the edge drains", METRICS_GAUGE);
 	metrics_write_sample(w, cs.draining ? 1 : 0);
 }
@@ -103,7 +117,9 @@ static void h_readyz(void *arg, const struct admin_request *req, struct admin_re
 	struct consumer_stats cs;
 	consumer_get_stats(o->src.consumer, &cs);
 	const char *why = NULL;
-	if (cs.draining)
+	if (cs.closing)
+		why = "stopping";
+	else if (cs.draining)
 		why = "draining";
 	else if (!cs.joined)
 		why = "not a member of the consumer group yet";

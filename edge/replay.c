@@ -27,6 +27,7 @@
 #include "replay.h"
 
 #include "kconf.h"
+#include "position.h"
 #include "util.h"
 
 struct replay_job {
@@ -40,8 +41,14 @@ struct replay_job {
 struct replay_part {
 	struct replay_job *job; /* a replay from Kafka in progress, or NULL */
 	int64_t tail_due;    /* lowest position owed from the tail, -1 none */
-	int64_t low;         /* oldest offset in Kafka (cached), -1 unknown */
-	int64_t low_at_ms;
+};
+
+/* A SUB waiting for the watch's answer (its sub is SUB_PENDING). */
+struct pending_sub {
+	uint32_t link;
+	uint64_t sid;
+	uint32_t partition;
+	int64_t asked_ms;
 };
 
 struct replay {
@@ -49,6 +56,9 @@ struct replay {
 	const struct consumer *consumer;
 	struct routers *routers;
 	struct subs *subs;
+	struct watch *watch;
+	struct pending_sub *pending;
+	size_t npending, pending_cap;
 	/* a consumer outside the group */
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *rq;
@@ -73,7 +83,7 @@ static struct replay_part *part(struct replay *rp, uint32_t p)
 			n = p + 1;
 		rp->parts = xrealloc(rp->parts, n * sizeof *rp->parts);
 		for (uint32_t i = rp->nparts; i < n; i++)
-			rp->parts[i] = (struct replay_part){ .tail_due = -1, .low = -1 };
+			rp->parts[i] = (struct replay_part){ .tail_due = -1 };
 		rp->nparts = n;
 	}
 	return &rp->parts[p];
@@ -81,7 +91,7 @@ static struct replay_part *part(struct replay *rp, uint32_t p)
 
 struct replay *replay_new(const struct edge_config *cfg, const char *client_id,
 			  const struct consumer *consumer, struct routers *routers,
-			  struct subs *subs)
+			  struct subs *subs, struct watch *watch)
 {
 	char err[512];
 	struct replay *rp = xcalloc(1, sizeof *rp);
@@ -89,6 +99,7 @@ struct replay *replay_new(const struct edge_config *cfg, const char *client_id,
 	rp->consumer = consumer;
 	rp->routers = routers;
 	rp->subs = subs;
+	rp->watch = watch;
 	rp->fd[0] = rp->fd[1] = -1;
 	/* No group, never commits. */
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -134,6 +145,7 @@ void replay_free(struct replay *rp)
 		free(rp->parts[p].job);
 	}
 	free(rp->parts);
+	free(rp->pending);
 	if (rp->rq)
 		rd_kafka_queue_destroy(rp->rq);
 	if (rp->rtopic)
@@ -161,25 +173,6 @@ static void fetch_stop(struct replay *rp, uint32_t p)
 	if (rd_kafka_consume_stop(rp->rtopic, (int32_t)p) < 0)
 		log_warn("stopping the replay of partition %u: %s", p,
 			 rd_kafka_err2str(rd_kafka_last_error()));
-}
-
-/* The oldest offset Kafka still has for p (cached for a second), -1 unknown. */
-static int64_t low_watermark(struct replay *rp, uint32_t p)
-{
-	struct replay_part *pt = part(rp, p);
-	int64_t now = now_mono_ms();
-	if (pt->low >= 0 && now - pt->low_at_ms < 1000)
-		return pt->low;
-	int64_t lo = -1, hi = -1;
-	rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-		rp->rk, rp->cfg->topic, (int32_t)p, &lo, &hi, (int)rp->cfg->metadata_timeout_ms);
-	if (err) {
-		log_warn("watermarks of partition %u: %s", p, rd_kafka_err2str(err));
-		return -1;
-	}
-	pt->low = lo;
-	pt->low_at_ms = now;
-	return lo;
 }
 
 /* Hands one record to every session of its key in partition p that is in
@@ -278,6 +271,28 @@ static void replay_start(struct replay *rp, struct sub *x, int64_t from)
 	fetch_start(rp, x->partition, from, false);
 }
 
+/* Answers x's SUB with Kafka's watermarks lo and hi (-1 unknown) and the
+ * live point as it is now (position.h), and starts its replay if it needs
+ * one. */
+static void answer(struct replay *rp, struct sub *x, int64_t from, int64_t lo, int64_t hi)
+{
+	int64_t live = consumer_part(rp->consumer, x->partition)->next_offset;
+	struct position_plan pl = position_plan(from, live, lo, hi);
+	if (pl.beyond_end) {
+		rp->st.beyond_end++;
+		log_warn("partition %u: a position %lld is past the partition's end %lld (topic "
+			 "recreated?); serving from the end",
+			 x->partition, (long long)from, (long long)pl.start);
+	}
+	routers_sub_ack(rp->routers, x->pipe, x->sid, WIRE_SUB_OK, pl.start, pl.complete);
+	if (pl.replay_from >= 0) {
+		replay_start(rp, x, pl.replay_from);
+	} else {
+		x->replay = SUB_LIVE;
+		x->replay_next = pl.start;
+	}
+}
+
 void replay_sub(struct replay *rp, uint32_t link, const struct wire_sub *s)
 {
 	if (s->partition >= consumer_partition_count(rp->consumer) ||
@@ -291,16 +306,57 @@ void replay_sub(struct replay *rp, uint32_t link, const struct wire_sub *s)
 		return;
 	}
 	struct sub *x = subs_add(rp->subs, link, s->sid, s->partition, s->key.ptr, s->key.len);
-	int64_t live = cp->next_offset;
-	if (s->from_offset < 0 || live < 0 || s->from_offset >= live) {
-		routers_sub_ack(rp->routers, link, s->sid, WIRE_SUB_OK, live, true);
+	int64_t from = s->from_offset, live = cp->next_offset;
+	if (!position_needs_watermarks(from, live,
+				       consumer_high_watermark(rp->consumer, s->partition))) {
+		answer(rp, x, from, -1, -1);
 		return;
 	}
-	/* Behind the live point: complete unless Kafka no longer has it. */
-	int64_t low = low_watermark(rp, s->partition);
-	routers_sub_ack(rp->routers, link, s->sid, WIRE_SUB_OK, live,
-			low < 0 || s->from_offset >= low);
-	replay_start(rp, x, s->from_offset);
+	/* Behind the live point, a low watermark asked less than a second ago
+	 * will do (is the position still in Kafka?); past it, only an answer
+	 * asked after this SUB tells whether it is past the partition's end. */
+	int64_t lo, hi, asked, now = now_mono_ms();
+	if (from < live && watch_watermarks(rp->watch, s->partition, &lo, &hi, &asked) &&
+	    now - asked < 1000) {
+		answer(rp, x, from, lo, hi);
+		return;
+	}
+	x->replay = SUB_PENDING;
+	x->replay_next = from;
+	if (rp->npending == rp->pending_cap) {
+		rp->pending_cap = rp->pending_cap ? 2 * rp->pending_cap : 16;
+		rp->pending = xrealloc(rp->pending, rp->pending_cap * sizeof *rp->pending);
+	}
+	rp->pending[rp->npending++] = (struct pending_sub){
+		.link = link, .sid = s->sid, .partition = s->partition, .asked_ms = now };
+	watch_request(rp->watch, s->partition);
+}
+
+/* Answers the SUBs whose watermarks came, or that waited too long. */
+static void answer_pending(struct replay *rp)
+{
+	int64_t now = now_mono_ms();
+	size_t k = 0;
+	for (size_t i = 0; i < rp->npending; i++) {
+		struct pending_sub *ps = &rp->pending[i];
+		struct sub *x = subs_get(rp->subs, ps->link, ps->sid);
+		if (!x || x->replay != SUB_PENDING || x->partition != ps->partition)
+			continue; /* unsubscribed, replaced, or its partition revoked */
+		int64_t lo, hi, asked;
+		if (watch_watermarks(rp->watch, ps->partition, &lo, &hi, &asked) &&
+		    asked >= ps->asked_ms) {
+			answer(rp, x, x->replay_next, lo, hi);
+		} else if (now - ps->asked_ms >= rp->cfg->metadata_timeout_ms) {
+			rp->st.unanswered++;
+			log_warn("partition %u: no watermarks from Kafka within %ld ms; answering "
+				 "a subscription without them", ps->partition,
+				 rp->cfg->metadata_timeout_ms);
+			answer(rp, x, x->replay_next, -1, -1);
+		} else {
+			rp->pending[k++] = *ps;
+		}
+	}
+	rp->npending = k;
 }
 
 void replay_drop(struct replay *rp, uint32_t p)
@@ -384,6 +440,8 @@ void replay_poll(struct replay *rp)
 		}
 	} while (n == 256);
 
+	if (rp->npending)
+		answer_pending(rp);
 	int64_t now = now_mono_ms();
 	for (uint32_t p = 0; p < rp->nparts; p++) {
 		struct replay_part *pt = &rp->parts[p];

@@ -10,11 +10,21 @@
 
 /* Bound of the send queue to one router (PROTOCOL.md, "Transport"). */
 #define ROUTERS_MAX_QUEUE (64u * 1024 * 1024)
+/* Until a link has said HELLO (with a link secret: proven it), it may send
+ * frames of this size at most (a HELLO is under 300 bytes), must say HELLO
+ * within the deadline, and only so many such links are kept (PROTOCOL.md,
+ * "Limits"): a peer that connects and waits costs the edge little. */
+#define ROUTERS_PREAUTH_MAX_MSG 4096
+#define ROUTERS_HELLO_DEADLINE_MS 5000
+#define ROUTERS_MAX_PREAUTH 64
+/* Links in all; routers are a few tens at most. */
+#define ROUTERS_MAX_LINKS 1024
 
 /* One connected router: a chan over the TCP connection it dialed. */
 struct router_link {
 	uint32_t id;       /* link number; subscriptions are keyed by it */
 	struct chan *ch;
+	int64_t accepted_ms; /* when it connected: HELLO is due before the deadline */
 	bool hello;        /* it said HELLO on this connection */
 	bool desynced;     /* a gap was seen: ignore all but HELLO */
 	bool warned;       /* a bad message was logged on this link */
@@ -36,6 +46,7 @@ struct routers {
 	uint32_t next_link_id;
 	struct router_link **links;
 	size_t nlinks;
+	size_t npreauth; /* links that have not said HELLO */
 	struct wire_buf out;
 	/* the current assignment, told in every EDGE_HELLO */
 	uint64_t epoch;
@@ -63,12 +74,26 @@ static void send_raw(struct routers *r, struct router_link *l, const void *buf, 
 
 static void link_new(struct routers *r, nng_stream *s)
 {
+	if (r->nlinks >= ROUTERS_MAX_LINKS || r->npreauth >= ROUTERS_MAX_PREAUTH) {
+		r->st.refused++;
+		if (r->st.refused == 1 || r->st.refused % 1000 == 0)
+			log_warn("refused a router connection: %zu links, %zu without HELLO "
+				 "(limits %d, %d; %llu refused so far)", r->nlinks, r->npreauth,
+				 ROUTERS_MAX_LINKS, ROUTERS_MAX_PREAUTH,
+				 (unsigned long long)r->st.refused);
+		nng_stream_close(s);
+		nng_stream_free(s);
+		return;
+	}
 	struct router_link *l = xcalloc(1, sizeof *l);
 	l->id = ++r->next_link_id;
-	l->ch = chan_new(s, WIRE_MAX_MSG_BYTES, ROUTERS_MAX_QUEUE, r->cfg.wake, r->cfg.wake_arg);
+	l->accepted_ms = now_mono_ms();
+	l->ch = chan_new_limited(s, WIRE_MAX_MSG_BYTES, ROUTERS_PREAUTH_MAX_MSG, ROUTERS_MAX_QUEUE,
+				 r->cfg.wake, r->cfg.wake_arg);
 	wire_buf_init(&l->batch);
 	r->links = xrealloc(r->links, (r->nlinks + 1) * sizeof *r->links);
 	r->links[r->nlinks++] = l;
+	r->npreauth++;
 	log_info("router connected from %s (link %u)", chan_peer(l->ch), l->id);
 	/* The first message, outside the numbering: our nonce for this
 	 * connection, which the router's proof must cover (PROTOCOL.md). */
@@ -83,6 +108,10 @@ static void link_destroy(struct routers *r, size_t i)
 {
 	struct router_link *l = r->links[i];
 	size_t n = subs_remove_pipe(r->subs, l->id);
+	if (!l->hello) {
+		r->npreauth--;
+		r->st.preauth_closed++;
+	}
 	log_info("router %s (link %u) left: %s; dropped %zu subscriptions",
 		 l->router_id ? l->router_id : "?", l->id, chan_error(l->ch), n);
 	chan_free(l->ch);
@@ -258,6 +287,11 @@ static void on_router_msg(struct routers *r, struct router_link *l, const void *
 			memcpy(l->router_nonce, m.u.hello.router_nonce.ptr, LINKAUTH_NONCE);
 		free(l->router_id);
 		l->router_id = xstrndup(m.u.hello.router_id.ptr, m.u.hello.router_id.len);
+		if (!l->hello) {
+			/* Authenticated: the whole protocol's frames from now on. */
+			r->npreauth--;
+			chan_set_recv_max(l->ch, WIRE_MAX_MSG_BYTES);
+		}
 		l->hello = true;
 		l->desynced = false;
 		l->batch_open = false;
@@ -336,6 +370,24 @@ void routers_poll(struct routers *r)
 	routers_flush(r);
 }
 
+void routers_tick(struct routers *r)
+{
+	if (!r->npreauth)
+		return;
+	int64_t now = now_mono_ms();
+	for (size_t i = 0; i < r->nlinks;) {
+		struct router_link *l = r->links[i];
+		if (!l->hello && now - l->accepted_ms >= ROUTERS_HELLO_DEADLINE_MS) {
+			r->st.hello_timeouts++;
+			log_warn("link %u from %s said no HELLO within %d ms: closing it", l->id,
+				 chan_peer(l->ch), ROUTERS_HELLO_DEADLINE_MS);
+			link_destroy(r, i);
+			continue;
+		}
+		i++;
+	}
+}
+
 struct routers *routers_new(const struct routers_config *cfg, struct subs *subs,
 			    const struct routers_handler *h, char *err, size_t errlen)
 {
@@ -369,6 +421,7 @@ void routers_get_stats(const struct routers *r, struct routers_stats *st)
 {
 	*st = r->st;
 	st->links = r->nlinks;
+	st->preauth = r->npreauth;
 }
 
 void routers_link_info(const struct routers *r, size_t i, struct routers_link_info *out)

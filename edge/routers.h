@@ -50,6 +50,9 @@ void routers_free(struct routers *r);
  * ended links and sends the open batches. Call when the wake fd fired. */
 void routers_poll(struct routers *r);
 
+/* Closes the links that did not say HELLO in time. Every loop turn. */
+void routers_tick(struct routers *r);
+
 /* Sets the assignment told in every EDGE_HELLO and sends it as ASSIGN to
  * every router, after what was already batched. owned[0..count) is copied. */
 void routers_assign(struct routers *r, uint64_t epoch, uint32_t partition_count,
@@ -73,9 +76,13 @@ void routers_up_error(struct routers *r, uint32_t link, uint64_t sid, uint32_t c
 
 struct routers_stats {
 	size_t links;
+	size_t preauth;         /* links that have not said HELLO yet */
 	uint64_t delivered;     /* record copies batched for sessions */
 	uint64_t dropped_send;  /* sends refused (queue full, link closed) */
 	uint64_t malformed, gaps, unknown, auth_failures;
+	uint64_t hello_timeouts;  /* links closed for saying no HELLO in time */
+	uint64_t refused;         /* connections refused: too many links */
+	uint64_t preauth_closed;  /* links that ended before HELLO, for any reason */
 };
 void routers_get_stats(const struct routers *r, struct routers_stats *st);
 
