@@ -292,6 +292,12 @@ struct consumer *consumer_new(const struct edge_config *cfg, const char *client_
 		{ "enable.partition.eof", "false" },
 		{ "enable.auto.offset.store", "false" },
 		{ "fetch.wait.max.ms", "100" },
+		/* A killed edge's partitions wait this long before they move
+		 * (librdkafka's default, 45 s, is a long outage for its clients);
+		 * a restarted static member must be back within it to get its
+		 * partitions without a rebalance. README, "Why these defaults". */
+		{ "session.timeout.ms", "8000" },
+		{ "heartbeat.interval.ms", "1000" },
 	};
 	for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
 		if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, sizeof err))
