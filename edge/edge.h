@@ -17,7 +17,9 @@
 
 #include "config.h"
 
-/* Runs the edge until SIGINT/SIGTERM. Returns the process exit code. */
+/* Runs the edge until SIGINT/SIGTERM, then leaves the consumer group within
+ * cfg->shutdown_timeout_ms (past it, or at a second signal, the process
+ * _exits with status 0). Returns the process exit code. */
 int edge_run(const struct edge_config *cfg);
 
 #endif
