@@ -421,16 +421,19 @@ out_free_seen:
 	return rc;
 }
 
-int conf_main(const struct conf_opt *opts, int argc, char **argv, const char *prog,
-	      const char *summary)
+bool conf_main_exits(const struct conf_opt *opts, int argc, char **argv, const char *prog,
+		     const char *summary, int *status)
 {
 	char err[512];
 	int rc = conf_parse(opts, argc, argv, stdout, summary, err, sizeof err);
-	if (rc == 1)
-		return 0;
+	if (rc == 1) {
+		*status = 0;
+		return true;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
-		return 2;
+		*status = 2;
+		return true;
 	}
-	return -1;
+	return false;
 }

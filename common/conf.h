@@ -54,10 +54,11 @@ int conf_parse(const struct conf_opt *opts, int argc, char **argv, FILE *out,
 	       const char *summary, char *err, size_t errlen);
 
 /* For a program's main(): parses like conf_parse, printing usage to stdout on
- * --help and "prog: <message>" to stderr on a bad setting. Returns -1 to go
- * on, or the exit status to return at once (0 after --help, 2 on an error). */
-int conf_main(const struct conf_opt *opts, int argc, char **argv, const char *prog,
-	      const char *summary);
+ * --help and "prog: <message>" to stderr on a bad setting. Returns true when
+ * main must return at once, with the exit status in *status (0 after --help,
+ * 2 on a bad setting); false to go on. */
+bool conf_main_exits(const struct conf_opt *opts, int argc, char **argv, const char *prog,
+		     const char *summary, int *status);
 
 /* Prints the usage text: summary, then each flag with its variable, default
  * and help. */

@@ -61,9 +61,9 @@ int main(int argc, char **argv)
 		  "Write logs as JSON lines." },
 		{ 0 },
 	};
-	int rc = conf_main(opts, argc, argv, "edge", summary);
-	if (rc >= 0)
-		return rc;
+	int status;
+	if (conf_main_exits(opts, argc, argv, "edge", summary, &status))
+		return status;
 	/* tcp://HOST:PORT, checked by conf_check_tcp_url; and free to bind. */
 	char host[256], why[200];
 	long port = 0;

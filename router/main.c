@@ -113,9 +113,9 @@ int main(int argc, char **argv)
 		  "Write logs as JSON lines." },
 		{ 0 },
 	};
-	int rc = conf_main(opts, argc, argv, "router", summary);
-	if (rc >= 0)
-		return rc;
+	int status;
+	if (conf_main_exits(opts, argc, argv, "router", summary, &status))
+		return status;
 	if (!cfg.edges.count && !*cfg.edges_dns) {
 		fprintf(stderr, "router: give the edges: --edges (ROUTER_EDGES) or --edges-dns "
 				"(ROUTER_EDGES_DNS)\n");

@@ -33,9 +33,9 @@ int main(int argc, char **argv)
 		  1, 3600000 },
 		{ 0 },
 	};
-	int rc = conf_main(opts, argc, argv, "consume", summary);
-	if (rc >= 0)
-		return rc;
+	int status;
+	if (conf_main_exits(opts, argc, argv, "consume", summary, &status))
+		return status;
 
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
