@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_setup("edge", (enum log_level)level, log_json);
-	rc = edge_run(&cfg);
+	int rc = edge_run(&cfg);
 	conf_list_free(&cfg.kafka_props);
 	return rc;
 }

@@ -150,7 +150,7 @@ int main(int argc, char **argv)
 		cfg.router_id = rid;
 	}
 	log_setup("router", (enum log_level)level, log_json);
-	rc = router_run(&cfg);
+	int rc = router_run(&cfg);
 	conf_list_free(&cfg.edges);
 	conf_list_free(&cfg.jwt_keys);
 	conf_list_free(&cfg.allowed_origins);
