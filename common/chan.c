@@ -24,6 +24,7 @@ struct chan {
 	nng_aio *rx_aio, *tx_aio;
 	pthread_mutex_t mu;
 	size_t max_msg, max_queue;
+	size_t recv_max; /* largest frame accepted now (<= max_msg) */
 	chan_wake_fn wake;
 	void *arg;
 	char peer[64];
@@ -85,7 +86,7 @@ static void rx_done(void *arg)
 		uint32_t n;
 		memcpy(&n, c->rbuf + off, 4);
 		n = ntohl(n);
-		if (n == 0 || n > c->max_msg) {
+		if (n == 0 || n > c->recv_max) {
 			set_closed(c, n ? "frame over the size limit" : "empty frame");
 			more = false;
 			goto out_wake;
@@ -197,9 +198,23 @@ out_unlock:
 struct chan *chan_new(nng_stream *s, size_t max_msg, size_t max_queue, chan_wake_fn wake,
 		      void *arg)
 {
+	return chan_new_limited(s, max_msg, max_msg, max_queue, wake, arg);
+}
+
+void chan_set_recv_max(struct chan *c, size_t recv_max)
+{
+	pthread_mutex_lock(&c->mu);
+	c->recv_max = recv_max < c->max_msg ? recv_max : c->max_msg;
+	pthread_mutex_unlock(&c->mu);
+}
+
+struct chan *chan_new_limited(nng_stream *s, size_t max_msg, size_t recv_max, size_t max_queue,
+			      chan_wake_fn wake, void *arg)
+{
 	struct chan *c = xcalloc(1, sizeof *c);
 	c->s = s;
 	c->max_msg = max_msg;
+	c->recv_max = recv_max < max_msg ? recv_max : max_msg;
 	c->max_queue = max_queue;
 	c->wake = wake;
 	c->arg = arg;

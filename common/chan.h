@@ -39,6 +39,13 @@ struct chan_stats {
  * owner has that much unread). */
 struct chan *chan_new(nng_stream *s, size_t max_msg, size_t max_queue, chan_wake_fn wake,
 		      void *arg);
+/* As chan_new, but frames received are limited to recv_max bytes until
+ * chan_set_recv_max raises it (at most to max_msg): a peer that has not
+ * authenticated yet cannot make the channel allocate max_msg. */
+struct chan *chan_new_limited(nng_stream *s, size_t max_msg, size_t recv_max, size_t max_queue,
+			      chan_wake_fn wake, void *arg);
+/* Sets the largest frame received from now on (capped at max_msg). */
+void chan_set_recv_max(struct chan *c, size_t recv_max);
 /* Stops the I/O, waits for nng's callbacks to finish and frees everything.
  * Must not be called from a wake callback. Accepts NULL. */
 void chan_free(struct chan *c);

@@ -44,6 +44,10 @@ int main(int argc, char **argv)
 		  1000, 3600000 },
 		{ "metadata-timeout-ms", "EDGE_METADATA_TIMEOUT_MS", CONF_INT, &cfg.metadata_timeout_ms,
 		  "5000", "Timeout of one Kafka metadata request.", 0, 100, 600000 },
+		{ "shutdown-timeout-ms", "EDGE_SHUTDOWN_TIMEOUT_MS", CONF_INT, &cfg.shutdown_timeout_ms,
+		  "5000", "Longest stop after SIGTERM or SIGINT: leaving the group (which commits the "
+		  "offsets) gets this long, then the edge exits anyway; a second signal exits at once.",
+		  0, 100, 600000 },
 		{ "admin-listen", "EDGE_ADMIN_LISTEN", CONF_STR, &cfg.admin_listen, "127.0.0.1:9091",
 		  "Admin HTTP endpoint (health, metrics, API), host:port; empty disables it." },
 		{ "admin-token", "EDGE_ADMIN_TOKEN", CONF_STR, &cfg.admin_token, "",

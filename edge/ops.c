@@ -4,115 +4,126 @@
  * (hand every partition to the other edges while the routers keep their
  * clients' sockets open). Handlers run on the edge's loop (ADMIN_ON_LOOP).
  */
+#include "ops.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "edge_int.h"
+#include "admin.h"
+#include "metrics.h"
 #include "util.h"
 
-/* Records the edge has not handed out yet: the high watermark librdkafka last
- * saw minus the next offset. -1 when unknown. */
-static int64_t lag(struct edge *e, uint32_t p)
-{
-	int64_t lo, hi;
-	if (rd_kafka_get_watermark_offsets(e->consumer, e->cfg->topic, (int32_t)p, &lo, &hi) ||
-	    hi < 0 || e->parts[p].next_offset < 0)
-		return -1;
-	return hi > e->parts[p].next_offset ? hi - e->parts[p].next_offset : 0;
-}
+struct ops {
+	struct ops_source src;
+	struct admin *admin;
+	struct metrics *metrics;
+};
 
 static void collect(void *arg, struct metrics_writer *w)
 {
-	struct edge *e = arg;
-	uint32_t owned = 0;
+	struct ops *o = arg;
+	const struct consumer *c = o->src.consumer;
+	struct consumer_stats cs;
+	struct routers_stats rs;
+	struct replay_stats ps;
+	consumer_get_stats(c, &cs);
+	routers_get_stats(o->src.routers, &rs);
+	replay_get_stats(o->src.replay, &ps);
+	uint32_t count = consumer_partition_count(c);
 	size_t tail_bytes = 0;
-	for (uint32_t p = 0; p < e->partition_count; p++) {
-		owned += e->parts[p].owned;
-		tail_bytes += e->parts[p].tail.bytes;
-	}
+	for (uint32_t p = 0; p < count; p++)
+		tail_bytes += consumer_part(c, p)->tail.bytes;
 	metrics_write_family(w, "kws_edge_partitions_owned", "Partitions assigned to this edge",
 			     METRICS_GAUGE);
-	metrics_write_sample(w, owned);
+	metrics_write_sample(w, cs.owned);
 	metrics_write_family(w, "kws_edge_consumer_lag", "Records of a partition not handed out yet",
 			     METRICS_GAUGE);
-	for (uint32_t p = 0; p < e->partition_count; p++) {
-		int64_t l = e->parts[p].owned ? lag(e, p) : -1;
+	for (uint32_t p = 0; p < count; p++) {
+		int64_t l = consumer_part(c, p)->owned ? consumer_lag(c, p) : -1;
 		if (l < 0)
 			continue;
 		char pb[16];
 		snprintf(pb, sizeof pb, "%u", p);
-		metrics_write_sample(w, (double)l, "topic", e->cfg->topic, "partition", pb);
+		metrics_write_sample(w, (double)l, "topic", o->src.cfg->topic, "partition", pb);
 	}
 	metrics_write_family(w, "kws_edge_records_total", "Records consumed from the delivery topic",
 			     METRICS_COUNTER);
-	metrics_write_sample(w, (double)e->records);
+	metrics_write_sample(w, (double)cs.records);
 	metrics_write_family(w, "kws_edge_deliveries_total",
 			     "Record copies sent to router sessions", METRICS_COUNTER);
-	metrics_write_sample(w, (double)e->delivered);
+	metrics_write_sample(w, (double)rs.delivered);
 	metrics_write_family(w, "kws_edge_rebalances_total", "Assignment changes (epochs)",
 			     METRICS_COUNTER);
-	metrics_write_sample(w, (double)e->epoch);
+	metrics_write_sample(w, (double)cs.epoch);
 	metrics_write_family(w, "kws_edge_replays_total", "Subscriptions replayed, by source",
 			     METRICS_COUNTER);
-	metrics_write_sample(w, (double)e->replays_memory, "source", "memory");
-	metrics_write_sample(w, (double)e->replays_kafka, "source", "kafka");
+	metrics_write_sample(w, (double)ps.from_memory, "source", "memory");
+	metrics_write_sample(w, (double)ps.from_kafka, "source", "kafka");
 	metrics_write_family(w, "kws_edge_replayed_records_total", "Records sent by replays",
 			     METRICS_COUNTER);
-	metrics_write_sample(w, (double)e->replayed_records);
+	metrics_write_sample(w, (double)ps.records);
 	metrics_write_family(w, "kws_edge_replay_timeouts_total", "Replays from Kafka abandoned",
 			     METRICS_COUNTER);
-	metrics_write_sample(w, (double)e->replay_timeouts);
+	metrics_write_sample(w, (double)ps.timeouts);
+	metrics_write_family(w, "kws_edge_positions_beyond_end_total",
+			     "Subscriptions whose position was past the partition's end",
+			     METRICS_COUNTER);
+	metrics_write_sample(w, (double)ps.beyond_end);
+	metrics_write_family(w, "kws_edge_subs_without_watermarks_total",
+			     "Subscriptions answered without Kafka's watermarks (Kafka too slow)",
+			     METRICS_COUNTER);
+	metrics_write_sample(w, (double)ps.unanswered);
 	metrics_write_family(w, "kws_edge_routers", "Connected routers", METRICS_GAUGE);
-	metrics_write_sample(w, (double)e->nlinks);
+	metrics_write_sample(w, (double)rs.links);
 	metrics_write_family(w, "kws_edge_subscriptions", "Router sessions subscribed here",
 			     METRICS_GAUGE);
-	metrics_write_sample(w, (double)e->subs.count);
+	metrics_write_sample(w, (double)o->src.subs->count);
 	metrics_write_family(w, "kws_edge_tail_bytes", "Bytes of recent records kept for replays",
 			     METRICS_GAUGE);
 	metrics_write_sample(w, (double)tail_bytes);
 	metrics_write_family(w, "kws_edge_link_errors_total", "Router link problems, by kind",
 			     METRICS_COUNTER);
-	metrics_write_sample(w, (double)e->dropped_send, "kind", "send_refused");
-	metrics_write_sample(w, (double)e->malformed, "kind", "malformed");
-	metrics_write_sample(w, (double)e->gaps, "kind", "gap");
-	metrics_write_sample(w, (double)e->unknown, "kind", "unknown_type");
-	metrics_write_sample(w, (double)e->auth_failures, "kind", "auth_failed");
+	metrics_write_sample(w, (double)rs.dropped_send, "kind", "send_refused");
+	metrics_write_sample(w, (double)rs.malformed, "kind", "malformed");
+	metrics_write_sample(w, (double)rs.gaps, "kind", "gap");
+	metrics_write_sample(w, (double)rs.unknown, "kind", "unknown_type");
+	metrics_write_sample(w, (double)rs.auth_failures, "kind", "auth_failed");
+	metrics_write_sample(w, (double)rs.hello_timeouts, "kind", "hello_timeout");
+	metrics_write_sample(w, (double)rs.refused, "kind", "refused_too_many");
+	metrics_write_sample(w, (double)rs.preauth_closed, "kind", "closed_before_hello");
+	metrics_write_family(w, "kws_edge_routers_unauthenticated",
+			     "Router links that have not said HELLO yet", METRICS_GAUGE);
+	metrics_write_sample(w, (double)rs.preauth);
 	metrics_write_family(w, "kws_edge_draining", "1 while the edge drains", METRICS_GAUGE);
-	metrics_write_sample(w, e->draining ? 1 : 0);
+	metrics_write_sample(w, cs.draining ? 1 : 0);
 }
 
 static void h_metrics(void *arg, const struct admin_request *req, struct admin_response *resp)
 {
-	struct edge *e = arg;
+	struct ops *o = arg;
 	char *out;
 	size_t len;
-	metrics_render(e->metrics, &out, &len);
+	metrics_render(o->metrics, &out, &len);
 	admin_response_text(resp, 200, METRICS_CONTENT_TYPE, out, len);
 	free(out);
 }
 
-/* Joined the group: it has a member id. An edge the group gives no
- * partitions (more edges than partitions) is still ready: a standby. */
-static bool joined(struct edge *e)
-{
-	char *id = rd_kafka_memberid(e->consumer);
-	bool ok = id && *id;
-	if (id)
-		rd_kafka_mem_free(e->consumer, id);
-	return ok || e->epoch > 0;
-}
-
+/* Ready once a member of the group: an edge the group gives no partitions
+ * (more edges than partitions) is still ready, a standby. */
 static void h_readyz(void *arg, const struct admin_request *req, struct admin_response *resp)
 {
-	struct edge *e = arg;
+	struct ops *o = arg;
+	struct consumer_stats cs;
+	consumer_get_stats(o->src.consumer, &cs);
 	const char *why = NULL;
-	if (e->draining)
+	if (cs.closing)
+		why = "stopping";
+	else if (cs.draining)
 		why = "draining";
-	else if (!joined(e))
+	else if (!cs.joined)
 		why = "not a member of the consumer group yet";
-	else if (now_mono_ms() - e->kafka_ok_ms > 30000)
+	else if (now_mono_ms() - cs.kafka_ok_ms > 30000)
 		why = "Kafka unreachable for more than 30 s";
 	if (why)
 		admin_response_json(resp, 503, json_pack("{s:b,s:s}", "ready", 0, "reason", why));
@@ -123,86 +134,90 @@ static void h_readyz(void *arg, const struct admin_request *req, struct admin_re
 static void h_assignment(void *arg, const struct admin_request *req,
 			 struct admin_response *resp)
 {
-	struct edge *e = arg;
+	struct ops *o = arg;
+	const struct consumer *c = o->src.consumer;
+	struct consumer_stats cs;
+	struct routers_stats rs;
+	consumer_get_stats(c, &cs);
+	routers_get_stats(o->src.routers, &rs);
 	json_t *parts = json_array(), *routers = json_array();
-	for (uint32_t p = 0; p < e->partition_count; p++) {
-		struct part *pt = &e->parts[p];
+	uint32_t count = consumer_partition_count(c);
+	for (uint32_t p = 0; p < count; p++) {
+		const struct consumer_part *pt = consumer_part(c, p);
 		if (!pt->owned)
 			continue;
-		int64_t l = lag(e, p);
+		int64_t l = consumer_lag(c, p);
 		json_array_append_new(
 			parts, json_pack("{s:i,s:I,s:o,s:I,s:I,s:b}", "partition", (json_int_t)p,
 					 "next_offset", (json_int_t)pt->next_offset, "lag",
 					 l >= 0 ? json_integer(l) : json_null(), "tail_records",
 					 (json_int_t)pt->tail.count, "tail_bytes",
-					 (json_int_t)pt->tail.bytes, "replaying", pt->job != NULL));
+					 (json_int_t)pt->tail.bytes, "replaying",
+					 replay_running(o->src.replay, p)));
 	}
-	for (size_t i = 0; i < e->nlinks; i++) {
-		struct router_link *l = e->links[i];
+	for (size_t i = 0; i < rs.links; i++) {
+		struct routers_link_info li;
+		routers_link_info(o->src.routers, i, &li);
 		json_array_append_new(routers,
 				      json_pack("{s:o,s:s,s:b}", "router",
-						l->router_id ? json_string(l->router_id) : json_null(),
-						"address", chan_peer(l->ch), "hello", l->hello));
+						li.router_id ? json_string(li.router_id) : json_null(),
+						"address", li.address, "hello", li.hello));
 	}
 	admin_response_json(resp, 200,
-			    json_pack("{s:s,s:s,s:s,s:I,s:i,s:o,s:o,s:I,s:b}", "edge", e->edge_id,
-				      "topic", e->cfg->topic, "group", e->cfg->group, "epoch",
-				      (json_int_t)e->epoch, "partition_count",
-				      (json_int_t)e->partition_count, "partitions", parts, "routers",
-				      routers, "subscriptions", (json_int_t)e->subs.count,
-				      "draining", e->draining));
+			    json_pack("{s:s,s:s,s:s,s:I,s:i,s:o,s:o,s:I,s:b}", "edge",
+				      o->src.edge_id, "topic", o->src.cfg->topic, "group",
+				      o->src.cfg->group, "epoch", (json_int_t)cs.epoch,
+				      "partition_count", (json_int_t)count, "partitions", parts,
+				      "routers", routers, "subscriptions",
+				      (json_int_t)o->src.subs->count, "draining", cs.draining));
 }
 
 static void h_drain(void *arg, const struct admin_request *req, struct admin_response *resp)
 {
-	struct edge *e = arg;
-	edge_drain(e);
+	struct ops *o = arg;
+	consumer_drain(o->src.consumer);
 	admin_response_json(resp, 202, json_pack("{s:b}", "draining", 1));
 }
 
-static void wake(void *arg)
+struct ops *ops_start(const struct ops_source *src)
 {
-	struct edge *e = arg;
-	uint64_t one = 1;
-	if (write(e->wake_fd, &one, sizeof one) < 0)
-		return; /* a wake-up is pending anyway */
-}
-
-int ops_start(struct edge *e)
-{
-	e->metrics = metrics_new();
-	metrics_collect(e->metrics, collect, e);
-	e->kafka_ok_ms = now_mono_ms();
-	if (!*e->cfg->admin_listen)
-		return 0;
-	struct admin_config ac = { .token = e->cfg->admin_token, .wake = wake, .wake_arg = e };
+	struct ops *o = xcalloc(1, sizeof *o);
+	o->src = *src;
+	o->metrics = metrics_new();
+	metrics_collect(o->metrics, collect, o);
+	if (!*src->cfg->admin_listen)
+		return o;
+	struct admin_config ac = { .token = src->cfg->admin_token, .wake = src->wake,
+				   .wake_arg = src->wake_arg };
 	char err[256];
-	e->admin = admin_start(e->cfg->admin_listen, &ac, err, sizeof err);
-	if (!e->admin) {
+	o->admin = admin_start(src->cfg->admin_listen, &ac, err, sizeof err);
+	if (!o->admin) {
 		log_error("admin endpoint: %s", err);
-		return -1;
+		ops_stop(o);
+		return NULL;
 	}
-	admin_route(e->admin, "GET", "/readyz", h_readyz, e, ADMIN_ON_LOOP);
-	admin_route(e->admin, "GET", "/metrics", h_metrics, e, ADMIN_ON_LOOP);
-	admin_route(e->admin, "GET", "/api/v1/assignment", h_assignment, e, ADMIN_ON_LOOP);
-	admin_route(e->admin, "POST", "/api/v1/drain", h_drain, e,
+	admin_route(o->admin, "GET", "/readyz", h_readyz, o, ADMIN_ON_LOOP);
+	admin_route(o->admin, "GET", "/metrics", h_metrics, o, ADMIN_ON_LOOP);
+	admin_route(o->admin, "GET", "/api/v1/assignment", h_assignment, o, ADMIN_ON_LOOP);
+	admin_route(o->admin, "POST", "/api/v1/drain", h_drain, o,
 		    ADMIN_ON_LOOP | ADMIN_NEEDS_TOKEN);
-	log_info("admin endpoint on %s (port %d)", e->cfg->admin_listen, admin_port(e->admin));
-	return 0;
+	log_info("admin endpoint on %s (port %d)", src->cfg->admin_listen, admin_port(o->admin));
+	return o;
 }
 
-void ops_tick(struct edge *e)
+void ops_tick(struct ops *o)
 {
-	if (!e->admin)
+	if (!o->admin)
 		return;
-	admin_loop_alive(e->admin);
-	admin_run_pending(e->admin);
+	admin_loop_alive(o->admin);
+	admin_run_pending(o->admin);
 }
 
-void ops_stop(struct edge *e)
+void ops_stop(struct ops *o)
 {
-	admin_stop(e->admin);
-	e->admin = NULL;
-	metrics_free(e->metrics);
-	e->metrics = NULL;
+	if (!o)
+		return;
+	admin_stop(o->admin);
+	metrics_free(o->metrics);
+	free(o);
 }

@@ -24,7 +24,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "edge_int.h"
+#include "replay.h"
+
+#include "kconf.h"
+#include "position.h"
 #include "util.h"
 
 struct replay_job {
@@ -34,97 +37,151 @@ struct replay_job {
 	int64_t started_ms;
 };
 
-int replay_fd(const struct edge *e)
+/* Replay state of one partition. */
+struct replay_part {
+	struct replay_job *job; /* a replay from Kafka in progress, or NULL */
+	int64_t tail_due;    /* lowest position owed from the tail, -1 none */
+};
+
+/* A SUB waiting for the watch's answer (its sub is SUB_PENDING). */
+struct pending_sub {
+	uint32_t link;
+	uint64_t sid;
+	uint32_t partition;
+	int64_t asked_ms;
+};
+
+struct replay {
+	const struct edge_config *cfg;
+	const struct consumer *consumer;
+	struct routers *routers;
+	struct subs *subs;
+	struct watch *watch;
+	struct pending_sub *pending;
+	size_t npending, pending_cap;
+	/* a consumer outside the group */
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *rq;
+	rd_kafka_topic_t *rtopic;
+	int fd[2];
+	struct replay_part *parts;
+	uint32_t nparts;
+	struct replay_stats st;
+};
+
+int replay_fd(const struct replay *rp)
 {
-	return e->replay_fd[0];
+	return rp->fd[0];
 }
 
-int replay_open(struct edge *e, rd_kafka_conf_t *conf)
+/* Partition p's state, grown to the consumer's partition count. */
+static struct replay_part *part(struct replay *rp, uint32_t p)
+{
+	if (p >= rp->nparts) {
+		uint32_t n = consumer_partition_count(rp->consumer);
+		if (n <= p)
+			n = p + 1;
+		rp->parts = xrealloc(rp->parts, n * sizeof *rp->parts);
+		for (uint32_t i = rp->nparts; i < n; i++)
+			rp->parts[i] = (struct replay_part){ .tail_due = -1 };
+		rp->nparts = n;
+	}
+	return &rp->parts[p];
+}
+
+struct replay *replay_new(const struct edge_config *cfg, const char *client_id,
+			  const struct consumer *consumer, struct routers *routers,
+			  struct subs *subs, struct watch *watch)
 {
 	char err[512];
-	e->replay_fd[0] = e->replay_fd[1] = -1;
-	e->replayer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-	if (!e->replayer) {
+	struct replay *rp = xcalloc(1, sizeof *rp);
+	rp->cfg = cfg;
+	rp->consumer = consumer;
+	rp->routers = routers;
+	rp->subs = subs;
+	rp->watch = watch;
+	rp->fd[0] = rp->fd[1] = -1;
+	/* No group, never commits. */
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err) ||
+	    kconf_apply(cfg, client_id, conf, err, sizeof err) < 0) {
+		log_error("kafka configuration: %s", err);
+		rd_kafka_conf_destroy(conf);
+		goto out_free;
+	}
+	rp->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+	if (!rp->rk) {
 		log_error("kafka replay consumer: %s", err);
-		return -1;
+		goto out_free;
 	}
 	rd_kafka_topic_conf_t *tconf = rd_kafka_topic_conf_new();
 	if (rd_kafka_topic_conf_set(tconf, "auto.offset.reset", "earliest", err, sizeof err)) {
 		log_error("kafka replay consumer: %s", err);
 		rd_kafka_topic_conf_destroy(tconf);
-		return -1;
+		goto out_free;
 	}
-	e->rtopic = rd_kafka_topic_new(e->replayer, e->cfg->topic, tconf);
-	e->rq = rd_kafka_queue_new(e->replayer);
-	if (pipe2(e->replay_fd, O_NONBLOCK | O_CLOEXEC) < 0) {
+	rp->rtopic = rd_kafka_topic_new(rp->rk, cfg->topic, tconf);
+	rp->rq = rd_kafka_queue_new(rp->rk);
+	if (pipe2(rp->fd, O_NONBLOCK | O_CLOEXEC) < 0) {
 		log_error("pipe: %s", strerror(errno));
-		return -1;
+		goto out_free;
 	}
-	rd_kafka_queue_io_event_enable(e->rq, e->replay_fd[1], "1", 1);
-	return 0;
+	rd_kafka_queue_io_event_enable(rp->rq, rp->fd[1], "1", 1);
+	return rp;
+out_free:
+	replay_free(rp);
+	return NULL;
 }
 
-void replay_close(struct edge *e)
+void replay_free(struct replay *rp)
 {
-	for (uint32_t p = 0; p < e->partition_count; p++) {
-		if (e->parts[p].job)
-			rd_kafka_consume_stop(e->rtopic, (int32_t)p);
-		free(e->parts[p].job);
-		e->parts[p].job = NULL;
+	if (!rp)
+		return;
+	for (uint32_t p = 0; p < rp->nparts; p++) {
+		if (rp->parts[p].job)
+			rd_kafka_consume_stop(rp->rtopic, (int32_t)p);
+		free(rp->parts[p].job);
 	}
-	if (e->rq)
-		rd_kafka_queue_destroy(e->rq);
-	if (e->rtopic)
-		rd_kafka_topic_destroy(e->rtopic);
-	if (e->replayer)
-		rd_kafka_destroy(e->replayer);
+	free(rp->parts);
+	free(rp->pending);
+	if (rp->rq)
+		rd_kafka_queue_destroy(rp->rq);
+	if (rp->rtopic)
+		rd_kafka_topic_destroy(rp->rtopic);
+	if (rp->rk)
+		rd_kafka_destroy(rp->rk);
 	for (int i = 0; i < 2; i++)
-		if (e->replay_fd[i] >= 0)
-			close(e->replay_fd[i]);
+		if (rp->fd[i] >= 0)
+			close(rp->fd[i]);
+	free(rp);
 }
 
 /* Starts (or restarts) reading partition p at offset pos. */
-static void fetch_start(struct edge *e, uint32_t p, int64_t pos, bool running)
+static void fetch_start(struct replay *rp, uint32_t p, int64_t pos, bool running)
 {
 	if (running)
-		rd_kafka_consume_stop(e->rtopic, (int32_t)p);
-	if (rd_kafka_consume_start_queue(e->rtopic, (int32_t)p, pos, e->rq) < 0)
+		rd_kafka_consume_stop(rp->rtopic, (int32_t)p);
+	if (rd_kafka_consume_start_queue(rp->rtopic, (int32_t)p, pos, rp->rq) < 0)
 		log_error("replay of partition %u from %lld: %s", p, (long long)pos,
 			  rd_kafka_err2str(rd_kafka_last_error()));
 }
 
-static void fetch_stop(struct edge *e, uint32_t p)
+static void fetch_stop(struct replay *rp, uint32_t p)
 {
-	if (rd_kafka_consume_stop(e->rtopic, (int32_t)p) < 0)
+	if (rd_kafka_consume_stop(rp->rtopic, (int32_t)p) < 0)
 		log_warn("stopping the replay of partition %u: %s", p,
 			 rd_kafka_err2str(rd_kafka_last_error()));
 }
 
-int64_t replay_low(struct edge *e, uint32_t p)
-{
-	struct part *pt = &e->parts[p];
-	int64_t now = now_mono_ms();
-	if (pt->low >= 0 && now - pt->low_at_ms < 1000)
-		return pt->low;
-	int64_t lo = -1, hi = -1;
-	rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-		e->consumer, e->cfg->topic, (int32_t)p, &lo, &hi, (int)e->cfg->metadata_timeout_ms);
-	if (err) {
-		log_warn("watermarks of partition %u: %s", p, rd_kafka_err2str(err));
-		return -1;
-	}
-	pt->low = lo;
-	pt->low_at_ms = now;
-	return lo;
-}
-
 /* Hands one record to every session of its key in partition p that is in
  * replay state `state` and still owed it. */
-static void offer(struct edge *e, uint32_t p, uint8_t state, int64_t offset, int64_t ts,
+static void offer(struct replay *rp, uint32_t p, uint8_t state, int64_t offset, int64_t ts,
 		  const void *key, size_t key_len, const void *value, size_t value_len,
 		  bool value_null)
 {
-	const struct subs_key *k = subs_lookup(&e->subs, key, key_len);
+	const struct subs_key *k = subs_lookup(rp->subs, key, key_len);
 	if (!k)
 		return;
 	struct wire_record r = {
@@ -138,22 +195,20 @@ static void offer(struct edge *e, uint32_t p, uint8_t state, int64_t offset, int
 		struct sub *x = k->v[i];
 		if (x->partition != p || x->replay != state || offset < x->replay_next)
 			continue;
-		struct router_link *l = link_find(e, x->pipe);
-		if (!l || !l->hello)
+		if (routers_deliver(rp->routers, x->pipe, &r, &x->sid, 1) < 0)
 			continue;
-		batch_record(e, l, &r, &x->sid, 1);
 		x->replay_next = offset + 1;
-		e->replayed_records++;
+		rp->st.records++;
 	}
 }
 
 /* Sessions of partition p in state `from_state` move to `to_state`;
  * returns how many. */
-static size_t move_subs(struct edge *e, uint32_t p, uint8_t from_state, uint8_t to_state)
+static size_t move_subs(struct replay *rp, uint32_t p, uint8_t from_state, uint8_t to_state)
 {
 	size_t n = 0, b;
-	for (struct hnode *it = hmap_iter_first(&e->subs.by_id, &b); it;
-	     it = hmap_iter_next(&e->subs.by_id, it, &b)) {
+	for (struct hnode *it = hmap_iter_first(&rp->subs->by_id, &b); it;
+	     it = hmap_iter_next(&rp->subs->by_id, it, &b)) {
 		struct sub *x = hmap_entry(it, struct sub, node);
 		if (x->partition == p && x->replay == from_state) {
 			x->replay = to_state;
@@ -165,31 +220,35 @@ static size_t move_subs(struct edge *e, uint32_t p, uint8_t from_state, uint8_t 
 
 /* Replays the tail from offset `from` to the sessions in `state`, then
  * makes them live: from here on they get records as they are consumed. */
-static void finish_from_tail(struct edge *e, uint32_t p, uint8_t state, int64_t from)
+static void finish_from_tail(struct replay *rp, uint32_t p, uint8_t state, int64_t from)
 {
-	const struct tail *t = &e->parts[p].tail;
+	const struct tail *t = &consumer_part(rp->consumer, p)->tail;
 	for (size_t i = tail_find(t, from); i < t->count; i++) {
 		const struct tail_rec *r = tail_at(t, i);
-		offer(e, p, state, r->offset, r->timestamp_ms, r->data, r->key_len,
+		offer(rp, p, state, r->offset, r->timestamp_ms, r->data, r->key_len,
 		      r->data + r->key_len, r->value_len, r->value_null);
 	}
-	move_subs(e, p, state, SUB_LIVE);
+	move_subs(rp, p, state, SUB_LIVE);
 }
 
-void replay_start(struct edge *e, struct sub *x, int64_t from)
+/* Serves a subscription whose position `from` is behind the live point:
+ * from the tail when it covers it, else from Kafka; live records wait until
+ * it has caught up (x->replay). */
+static void replay_start(struct replay *rp, struct sub *x, int64_t from)
 {
-	struct part *pt = &e->parts[x->partition];
+	const struct consumer_part *cp = consumer_part(rp->consumer, x->partition);
+	struct replay_part *pt = part(rp, x->partition);
 	x->replay_next = from;
 	struct replay_job *j = pt->job;
-	if (tail_covers(&pt->tail, from)) {
+	if (tail_covers(&cp->tail, from)) {
 		/* Served after this turn's messages, in one pass for all. */
 		x->replay = SUB_TAIL;
 		if (pt->tail_due < 0 || from < pt->tail_due)
 			pt->tail_due = from;
-		e->replays_memory++;
+		rp->st.from_memory++;
 		return;
 	}
-	e->replays_kafka++;
+	rp->st.from_kafka++;
 	if (j && from >= j->pos) {
 		x->replay = SUB_JOB;
 		return;
@@ -208,53 +267,142 @@ void replay_start(struct edge *e, struct sub *x, int64_t from)
 	pt->job = j;
 	x->replay = SUB_JOB;
 	log_info("partition %u: replaying from offset %lld (live at %lld) from Kafka",
-		 x->partition, (long long)from, (long long)pt->next_offset);
-	fetch_start(e, x->partition, from, false);
+		 x->partition, (long long)from, (long long)cp->next_offset);
+	fetch_start(rp, x->partition, from, false);
 }
 
-void replay_drop(struct edge *e, uint32_t p)
+/* Answers x's SUB with Kafka's watermarks lo and hi (-1 unknown) and the
+ * live point as it is now (position.h), and starts its replay if it needs
+ * one. */
+static void answer(struct replay *rp, struct sub *x, int64_t from, int64_t lo, int64_t hi)
 {
-	struct part *pt = &e->parts[p];
+	int64_t live = consumer_part(rp->consumer, x->partition)->next_offset;
+	struct position_plan pl = position_plan(from, live, lo, hi);
+	if (pl.beyond_end) {
+		rp->st.beyond_end++;
+		log_warn("partition %u: a position %lld is past the partition's end %lld (topic "
+			 "recreated?); serving from the end",
+			 x->partition, (long long)from, (long long)pl.start);
+	}
+	routers_sub_ack(rp->routers, x->pipe, x->sid, WIRE_SUB_OK, pl.start, pl.complete);
+	if (pl.replay_from >= 0) {
+		replay_start(rp, x, pl.replay_from);
+	} else {
+		x->replay = SUB_LIVE;
+		x->replay_next = pl.start;
+	}
+}
+
+void replay_sub(struct replay *rp, uint32_t link, const struct wire_sub *s)
+{
+	if (s->partition >= consumer_partition_count(rp->consumer) ||
+	    s->from_offset < WIRE_OFFSET_LIVE) {
+		routers_sub_ack(rp->routers, link, s->sid, WIRE_SUB_BAD, -1, false);
+		return;
+	}
+	const struct consumer_part *cp = consumer_part(rp->consumer, s->partition);
+	if (!cp->owned) {
+		routers_sub_ack(rp->routers, link, s->sid, WIRE_SUB_NOT_OWNER, -1, false);
+		return;
+	}
+	struct sub *x = subs_add(rp->subs, link, s->sid, s->partition, s->key.ptr, s->key.len);
+	int64_t from = s->from_offset, live = cp->next_offset;
+	if (!position_needs_watermarks(from, live,
+				       consumer_high_watermark(rp->consumer, s->partition))) {
+		answer(rp, x, from, -1, -1);
+		return;
+	}
+	/* Behind the live point, a low watermark asked less than a second ago
+	 * will do (is the position still in Kafka?); past it, only an answer
+	 * asked after this SUB tells whether it is past the partition's end. */
+	int64_t lo, hi, asked, now = now_mono_ms();
+	if (from < live && watch_watermarks(rp->watch, s->partition, &lo, &hi, &asked) &&
+	    now - asked < 1000) {
+		answer(rp, x, from, lo, hi);
+		return;
+	}
+	x->replay = SUB_PENDING;
+	x->replay_next = from;
+	if (rp->npending == rp->pending_cap) {
+		rp->pending_cap = rp->pending_cap ? 2 * rp->pending_cap : 16;
+		rp->pending = xrealloc(rp->pending, rp->pending_cap * sizeof *rp->pending);
+	}
+	rp->pending[rp->npending++] = (struct pending_sub){
+		.link = link, .sid = s->sid, .partition = s->partition, .asked_ms = now };
+	watch_request(rp->watch, s->partition);
+}
+
+/* Answers the SUBs whose watermarks came, or that waited too long. */
+static void answer_pending(struct replay *rp)
+{
+	int64_t now = now_mono_ms();
+	size_t k = 0;
+	for (size_t i = 0; i < rp->npending; i++) {
+		struct pending_sub *ps = &rp->pending[i];
+		struct sub *x = subs_get(rp->subs, ps->link, ps->sid);
+		if (!x || x->replay != SUB_PENDING || x->partition != ps->partition)
+			continue; /* unsubscribed, replaced, or its partition revoked */
+		int64_t lo, hi, asked;
+		if (watch_watermarks(rp->watch, ps->partition, &lo, &hi, &asked) &&
+		    asked >= ps->asked_ms) {
+			answer(rp, x, x->replay_next, lo, hi);
+		} else if (now - ps->asked_ms >= rp->cfg->metadata_timeout_ms) {
+			rp->st.unanswered++;
+			log_warn("partition %u: no watermarks from Kafka within %ld ms; answering "
+				 "a subscription without them", ps->partition,
+				 rp->cfg->metadata_timeout_ms);
+			answer(rp, x, x->replay_next, -1, -1);
+		} else {
+			rp->pending[k++] = *ps;
+		}
+	}
+	rp->npending = k;
+}
+
+void replay_drop(struct replay *rp, uint32_t p)
+{
+	struct replay_part *pt = part(rp, p);
 	pt->tail_due = -1;
 	if (!pt->job)
 		return;
-	fetch_stop(e, p);
+	fetch_stop(rp, p);
 	free(pt->job);
 	pt->job = NULL;
 }
 
 /* The job caught up with the tail (or gave up): its sessions get the rest
  * from the tail and go live; sessions waiting behind it start a new round. */
-static void finish_job(struct edge *e, struct replay_job *j, bool timed_out)
+static void finish_job(struct replay *rp, struct replay_job *j, bool timed_out)
 {
-	struct part *pt = &e->parts[j->partition];
+	const struct consumer_part *cp = consumer_part(rp->consumer, j->partition);
+	struct replay_part *pt = part(rp, j->partition);
 	int64_t from = j->pos;
 	if (timed_out) {
-		e->replay_timeouts++;
+		rp->st.timeouts++;
 		log_error("partition %u: replay from Kafka timed out at offset %lld; records up to "
 			  "%lld may be missing for its sessions",
-			  j->partition, (long long)j->pos, (long long)pt->tail.cover_from);
-		from = pt->tail.cover_from;
+			  j->partition, (long long)j->pos, (long long)cp->tail.cover_from);
+		from = cp->tail.cover_from;
 	}
-	finish_from_tail(e, j->partition, SUB_JOB, from);
+	finish_from_tail(rp, j->partition, SUB_JOB, from);
 	if (j->wait_from >= 0) {
-		move_subs(e, j->partition, SUB_JOB_WAIT, SUB_JOB);
+		move_subs(rp, j->partition, SUB_JOB_WAIT, SUB_JOB);
 		j->pos = j->wait_from;
 		j->wait_from = -1;
 		j->started_ms = now_mono_ms();
-		fetch_start(e, j->partition, j->pos, true);
+		fetch_start(rp, j->partition, j->pos, true);
 	} else {
-		fetch_stop(e, j->partition);
+		fetch_stop(rp, j->partition);
 		pt->job = NULL;
 		free(j);
 	}
 }
 
-static void on_replay_message(struct edge *e, const rd_kafka_message_t *m)
+static void on_replay_message(struct replay *rp, const rd_kafka_message_t *m)
 {
-	if (m->partition < 0 || (uint32_t)m->partition >= e->partition_count)
+	if (m->partition < 0 || (uint32_t)m->partition >= rp->nparts)
 		return;
-	struct replay_job *j = e->parts[m->partition].job;
+	struct replay_job *j = rp->parts[m->partition].job;
 	if (!j)
 		return;
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -271,39 +419,52 @@ static void on_replay_message(struct edge *e, const rd_kafka_message_t *m)
 	rd_kafka_timestamp_type_t tstype;
 	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
 	if (m->key_len)
-		offer(e, (uint32_t)m->partition, SUB_JOB, m->offset,
+		offer(rp, (uint32_t)m->partition, SUB_JOB, m->offset,
 		      tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts, m->key, m->key_len,
 		      m->payload, m->len, m->payload == NULL);
 	j->pos = m->offset + 1;
 }
 
-void replay_poll(struct edge *e)
+void replay_poll(struct replay *rp)
 {
 	char buf[64];
-	while (read(e->replay_fd[0], buf, sizeof buf) > 0)
+	while (read(rp->fd[0], buf, sizeof buf) > 0)
 		;
 	rd_kafka_message_t *msgs[256];
 	ssize_t n;
 	do {
-		n = rd_kafka_consume_batch_queue(e->rq, 0, msgs, 256);
+		n = rd_kafka_consume_batch_queue(rp->rq, 0, msgs, 256);
 		for (ssize_t i = 0; i < n; i++) {
-			on_replay_message(e, msgs[i]);
+			on_replay_message(rp, msgs[i]);
 			rd_kafka_message_destroy(msgs[i]);
 		}
 	} while (n == 256);
 
+	if (rp->npending)
+		answer_pending(rp);
 	int64_t now = now_mono_ms();
-	for (uint32_t p = 0; p < e->partition_count; p++) {
-		struct part *pt = &e->parts[p];
+	for (uint32_t p = 0; p < rp->nparts; p++) {
+		struct replay_part *pt = &rp->parts[p];
+		const struct consumer_part *cp = consumer_part(rp->consumer, p);
 		struct replay_job *j = pt->job;
-		if (j && pt->owned && pt->tail.cover_from >= 0 && j->pos >= pt->tail.cover_from)
-			finish_job(e, j, false);
-		else if (j && now - j->started_ms > e->cfg->replay_timeout_ms)
-			finish_job(e, j, true);
+		if (j && cp->owned && cp->tail.cover_from >= 0 && j->pos >= cp->tail.cover_from)
+			finish_job(rp, j, false);
+		else if (j && now - j->started_ms > rp->cfg->replay_timeout_ms)
+			finish_job(rp, j, true);
 		if (pt->tail_due >= 0) {
 			int64_t from = pt->tail_due;
 			pt->tail_due = -1;
-			finish_from_tail(e, p, SUB_TAIL, from);
+			finish_from_tail(rp, p, SUB_TAIL, from);
 		}
 	}
+}
+
+void replay_get_stats(const struct replay *rp, struct replay_stats *st)
+{
+	*st = rp->st;
+}
+
+bool replay_running(const struct replay *rp, uint32_t p)
+{
+	return p < rp->nparts && rp->parts[p].job != NULL;
 }

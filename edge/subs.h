@@ -22,6 +22,7 @@ enum sub_replay {
 	SUB_TAIL,     /* to be replayed from the in-memory tail, then live */
 	SUB_JOB,      /* being replayed from Kafka by the partition's job */
 	SUB_JOB_WAIT, /* behind the running job: replayed by its next round */
+	SUB_PENDING,  /* its SUB waits for Kafka's watermarks to be answered */
 };
 
 /* One session of one router, subscribed to one key. Owned by the table. */

@@ -151,8 +151,12 @@ int session_acked(struct session *s, int64_t start_offset)
 	if (s->state != SESSION_SUBSCRIBING)
 		return -1;
 	s->state = SESSION_LIVE;
-	/* A live start: the first record at or after start_offset is new. */
-	if (s->next_offset < 0 && start_offset >= 0)
+	/* A live start: the first record at or after start_offset is new. A
+	 * start below the session's position: the position was past the
+	 * partition's end (the topic was recreated, or the position was made
+	 * up; PROTOCOL.md, SUB_ACK), and the records from the real end on are
+	 * new, not duplicates. */
+	if (start_offset >= 0 && (s->next_offset < 0 || start_offset < s->next_offset))
 		s->next_offset = start_offset;
 	return 0;
 }

@@ -91,7 +91,9 @@ size_t sessions_for_client(const struct sessions *t, const char *id, size_t idle
 /* State transitions; each returns 0, or -1 if not allowed from the current
  * state (the session is left unchanged). */
 int session_pin(struct session *s, int edge);      /* WAITING -> SUBSCRIBING */
-int session_acked(struct session *s, int64_t start_offset); /* SUBSCRIBING -> LIVE */
+/* SUBSCRIBING -> LIVE. start_offset (SUB_ACK) becomes the position when the
+ * session has none, or when it is lower (the position was past the end). */
+int session_acked(struct session *s, int64_t start_offset);
 int session_unpin(struct session *s);              /* SUBSCRIBING|LIVE -> WAITING */
 void session_close(struct session *s);             /* any -> CLOSING, drops the queue */
 

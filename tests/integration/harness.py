@@ -168,10 +168,14 @@ class Env:
             f"(ready in {time.monotonic() - t0:.1f}s)")
         return self.kafka
 
-    def start_edge(self, name, topic="deliveries", group="kws-edge", extra=(), port=None):
+    def start_edge(self, name, topic="deliveries", group="kws-edge", extra=(), port=None,
+                   fast_group=True):
+        """fast_group=False: the edge's shipped group timeouts instead of FAST_GROUP."""
         port = port or free_port()
         args = [EDGE, "--bootstrap", self.kafka.bootstrap, "--topic", topic, "--group", group,
-                "--listen", f"tcp://127.0.0.1:{port}", "--edge-id", name] + FAST_GROUP
+                "--listen", f"tcp://127.0.0.1:{port}", "--edge-id", name]
+        if fast_group:
+            args += FAST_GROUP
         admin = None
         if "--admin-listen" not in extra:
             admin = free_port()

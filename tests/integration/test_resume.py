@@ -94,11 +94,33 @@ async def run(env, tail_bytes):
     h.log(f"position for another partition: {odd.statuses[0]}")
     assert odd.statuses[0][0] == "incomplete"
 
+    # A position past the partition's end (a made-up one, or one kept from
+    # before the topic was recreated): told "incomplete", then served from
+    # the partition's real end, not dropped as duplicates forever.
+    far = h.Collector(r2.ws_url, IDS[1], framed=True)
+    p, o = clients[1].position
+    far.position = (p, 1000000)
+    await far.connect(resume=True)
+    await h.wait_until(lambda: far.statuses, 15, "status of the position past the end")
+    h.log(f"position {p}:1000000 past the end (real end {o}): {far.statuses[0]}")
+    env.produce("deliveries", [IDS[1]], 3, tag="beyond")
+    try:
+        await h.wait_until(lambda: len(far.records("beyond")) >= 3, 20,
+                           "records after a position past the end")
+    finally:
+        h.log(f"after it: {len(far.records('beyond'))} of 3 new records, offsets "
+              f"{far.offsets[-3:]}, statuses {far.statuses}")
+    assert far.statuses[0][0] == "incomplete", far.statuses
+    assert [r["seq"] for r in far.records("beyond")] == [0, 1, 2]
+    assert all(po[1] >= o for po in far.offsets) and far.position[1] < 1000000
+    await h.wait_until(lambda: len(clients[1].records("beyond")) >= 3, 20, "the same, live")
+    assert [po[1] for po in far.offsets] == [po[1] for po in clients[1].offsets[-3:]]
+
     # A malformed position is refused with a reason.
     status, body = h.raw_handshake(r1.port, "/ws", ["X-Client-Id: x", "X-Kws-Position: 3-12"])
     h.log(f"malformed position: HTTP {status}: {body.strip()[-70:]}")
     assert status == 400 and "malformed position" in body
-    await asyncio.gather(*(c.close() for c in clients + [odd]))
+    await asyncio.gather(*(c.close() for c in clients + [odd, far]))
     replays = (e1.text() + e2.text()).count("from Kafka")
     h.log(f"replays from Kafka logged by the edges: {replays}")
     if tail_bytes == "0":

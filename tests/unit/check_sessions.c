@@ -414,18 +414,26 @@ START_TEST(test_acked)
 	ck_assert_int_eq(s->state, SESSION_LIVE);
 	ck_assert_int_eq(s->next_offset, 42);
 
-	/* Known position kept across unpin / pin / ack. */
+	/* Known position kept across unpin / pin / ack from a later start. */
 	ck_assert_int_eq(session_offer(&T, s, 100, "x", 1, 1000), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 101);
 	ck_assert_int_eq(session_unpin(s), 0);
 	ck_assert_int_eq(s->next_offset, 101);
 	ck_assert_int_eq(session_pin(s, 2), 0);
-	ck_assert_int_eq(session_acked(s, 50), 0);
+	ck_assert_int_eq(session_acked(s, 500), 0);
 	ck_assert_int_eq(s->next_offset, 101);
 	ck_assert_int_eq(session_unpin(s), 0);
 	ck_assert_int_eq(session_pin(s, 2), 0);
-	ck_assert_int_eq(session_acked(s, 500), 0);
+	ck_assert_int_eq(session_acked(s, 101), 0);
 	ck_assert_int_eq(s->next_offset, 101);
+	/* An edge that starts below the position: the position was past the
+	 * partition's end; records from the start on are new, not duplicates. */
+	ck_assert_int_eq(session_unpin(s), 0);
+	ck_assert_int_eq(session_pin(s, 2), 0);
+	ck_assert_int_eq(session_acked(s, 50), 0);
+	ck_assert_int_eq(s->next_offset, 50);
+	ck_assert_int_eq(session_offer(&T, s, 50, "y", 1, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(s->next_offset, 51);
 
 	/* Not from CLOSING. */
 	session_close(s);
