@@ -83,10 +83,7 @@ int peer_attach(struct peer *p, const struct peer_io *io)
 	p->rx_expect = 0;
 	p->hellos = 0;
 	p->have_nonce = false;
-	p->warned = false;
 	p->batch_open = false;
-	free(p->peer_id);
-	p->peer_id = NULL;
 	if (p->role == PEER_EDGE) {
 		/* The first message, outside the numbering: our nonce for this
 		 * connection, which the router's proof must cover. */

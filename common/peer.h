@@ -72,10 +72,11 @@ struct peer {
 	uint64_t hello_seq;  /* router: of its latest HELLO; edge: of the HELLO answered */
 	uint64_t hellos;     /* edge: HELLOs passed on this connection */
 	bool have_nonce;     /* router: the CHALLENGE arrived on this connection */
-	bool warned;         /* a bad message was logged on this connection */
+	bool warned;         /* a bad message was logged (once per peer) */
 	uint8_t edge_nonce[LINKAUTH_NONCE];   /* the CHALLENGE's */
 	uint8_t router_nonce[LINKAUTH_NONCE]; /* of the latest HELLO */
-	char *peer_id;         /* the other side's router_id / edge_id, NULL before */
+	char *peer_id;         /* the other side's router_id / edge_id from its latest
+				* hello (kept across reconnects), NULL before */
 	struct wire_buf out;   /* a message being sent */
 	struct wire_buf batch; /* edge: the DELIVER being built, when batch_open */
 	bool batch_open;
