@@ -1,8 +1,9 @@
 /*
  * routers: the edge's links to the routers that connected to it. It accepts
- * them, speaks the link protocol (CHALLENGE, HELLO with the assignment,
- * numbering, resync; common/PROTOCOL.md), builds one DELIVER batch per router
- * and hands the application messages (SUB, UP) to the edge through a handler.
+ * them, leaves the link protocol (CHALLENGE, HELLO, numbering, resync;
+ * common/PROTOCOL.md) to common/peer, answers HELLO with the assignment,
+ * batches DELIVERs per router and hands the application messages (SUB, UP)
+ * to the edge through a handler.
  * Runs on the edge's loop thread; nng's threads only call the wake function.
  */
 #ifndef KWS_EDGE_ROUTERS_H

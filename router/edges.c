@@ -11,20 +11,6 @@
 #include "util.h"
 #include "wire.h"
 
-/* The link lost its connection or its numbering: its partitions pass on. */
-static void link_reset(struct router *r, struct link *l)
-{
-	l->state = LINK_DOWN;
-	routes_edge_down(&r->routes, l->index);
-}
-
-static void link_restart(struct router *r, struct link *l)
-{
-	link_reset(r, l);
-	l->resyncs++;
-	link_hello(l, r->cfg->router_id, &r->secret);
-}
-
 static void on_deliver(struct router *r, struct link *l, const struct wire_msg *m)
 {
 	struct wire_record rec;
@@ -133,101 +119,61 @@ static void on_up_err(struct router *r, const struct wire_up_err *e)
 		   reason);
 }
 
+/* The matching, authentic EDGE_HELLO: the link is up with the edge's
+ * assignment (its partitions from an earlier connection pass on first). */
+static void on_edge_hello(struct router *r, struct link *l, const struct wire_edge_hello *h)
+{
+	l->upstream = h->upstream;
+	routes_edge_down(&r->routes, l->index);
+	log_info("edge %s is %s: %u of %u partitions, epoch %llu", l->url, l->peer.peer_id,
+		 h->assign.count, h->assign.partition_count, (unsigned long long)h->assign.epoch);
+	routes_assign(&r->routes, l->index, h->assign.epoch, h->assign.partition_count,
+		      h->assign.partitions, h->assign.count, now_mono_ms());
+}
+
+/* An application message from the edge, in numbering. */
+static void on_app_msg(struct router *r, struct link *l, const struct wire_msg *m)
+{
+	switch (m->type) {
+	case WIRE_ASSIGN:
+		if (routes_assign(&r->routes, l->index, m->u.assign.epoch,
+				  m->u.assign.partition_count, m->u.assign.partitions,
+				  m->u.assign.count, now_mono_ms()) < 0)
+			log_warn("edge %s: stale assignment epoch %llu ignored", l->url,
+				 (unsigned long long)m->u.assign.epoch);
+		break;
+	case WIRE_DELIVER:
+		on_deliver(r, l, m);
+		break;
+	case WIRE_SUB_ACK:
+		on_sub_ack(r, l, &m->u.sub_ack);
+		break;
+	case WIRE_UP_ERR:
+		on_up_err(r, &m->u.up_err);
+		break;
+	default:
+		log_warn("edge %s: unexpected message type %u", l->url, m->type);
+		break;
+	}
+}
+
 static void on_edge_msg(struct router *r, struct link *l, const void *buf, size_t len)
 {
 	struct wire_msg m;
-	int rc = wire_decode(&m, buf, len);
-	if (rc == -WIRE_EUNKNOWN) {
-		l->unknown++;
-		if (l->state == LINK_UP && !link_check_seq(l, &m))
-			link_restart(r, l);
+	switch (peer_recv(&l->peer, buf, len, &m)) {
+	case PEER_NONE:
 		return;
-	}
-	if (rc == -WIRE_EVERSION) {
-		/* Not usable: hang up; the dialer retries with back-off, so a
-		 * later deploy with matching versions is picked up. */
-		l->malformed++;
-		log_error("edge %s speaks another protocol version; not using it", l->url);
-		link_reset(r, l);
-		chan_close(l->ch);
+	case PEER_RESYNC: /* a new HELLO went out */
+	case PEER_CLOSED: /* failed authentication, other version */
+		routes_edge_down(&r->routes, l->index);
 		return;
-	}
-	if (rc < 0) {
-		l->malformed++;
-		if (!l->warned)
-			log_warn("edge %s: dropped message: %s; restarting the link (logged once per link)",
-				 l->url, wire_strerror(rc));
-		l->warned = true;
-		link_restart(r, l);
-		return;
-	}
-	if (m.type == WIRE_CHALLENGE) {
-		/* Outside the numbering; only the first one per connection counts. */
-		if (!l->have_nonce) {
-			memcpy(l->edge_nonce, m.u.challenge.nonce.ptr, LINKAUTH_NONCE);
-			l->have_nonce = true;
-			if (linkauth_enabled(&r->secret))
-				link_hello(l, r->cfg->router_id, &r->secret);
-		}
-		goto out_free;
-	}
-	if (m.type == WIRE_EDGE_HELLO) {
-		if (l->state != LINK_HELLO_SENT || m.u.edge_hello.hello_seq != l->hello_seq)
-			goto out_free; /* a reply to an earlier HELLO */
-		if (!link_edge_authentic(l, &r->secret, &m.u.edge_hello)) {
-			l->auth_failures++;
-			log_error("edge %s failed authentication (--link-secret): hanging up", l->url);
-			link_reset(r, l);
-			chan_close(l->ch);
-			goto out_free;
-		}
-		link_check_seq(l, &m);
-		const struct wire_edge_hello *h = &m.u.edge_hello;
-		free(l->edge_id);
-		l->edge_id = xstrndup(h->edge_id.ptr, h->edge_id.len);
-		l->upstream = h->upstream;
-		link_reset(r, l);
-		l->state = LINK_UP;
-		log_info("edge %s is %s: %u of %u partitions, epoch %llu", l->url, l->edge_id,
-			 h->assign.count, h->assign.partition_count,
-			 (unsigned long long)h->assign.epoch);
-		routes_assign(&r->routes, l->index, h->assign.epoch, h->assign.partition_count,
-			      h->assign.partitions, h->assign.count, now_mono_ms());
-		goto out_free;
-	}
-	if (l->state != LINK_UP)
-		goto out_free;
-	if (!link_check_seq(l, &m)) {
-		log_warn("edge %s: gap in numbering; restarting the link", l->url);
-		link_restart(r, l);
-		goto out_free;
-	}
-	switch (m.type) {
-	case WIRE_ASSIGN:
-		if (routes_assign(&r->routes, l->index, m.u.assign.epoch, m.u.assign.partition_count,
-				  m.u.assign.partitions, m.u.assign.count, now_mono_ms()) < 0)
-			log_warn("edge %s: stale assignment epoch %llu ignored", l->url,
-				 (unsigned long long)m.u.assign.epoch);
+	case PEER_HELLO:
+		on_edge_hello(r, l, &m.u.edge_hello);
 		break;
-	case WIRE_DELIVER:
-		on_deliver(r, l, &m);
-		break;
-	case WIRE_SUB_ACK:
-		on_sub_ack(r, l, &m.u.sub_ack);
-		break;
-	case WIRE_UP_ERR:
-		on_up_err(r, &m.u.up_err);
-		break;
-	case WIRE_RESYNC:
-		log_warn("edge %s asked to resync: %.*s", l->url, (int)m.u.resync.reason.len,
-			 m.u.resync.reason.ptr);
-		link_restart(r, l);
-		break;
-	default:
-		log_warn("edge %s: unexpected message type %u", l->url, m.type);
+	case PEER_MSG:
+		on_app_msg(r, l, &m);
 		break;
 	}
-out_free:
 	wire_msg_free(&m);
 }
 
@@ -240,15 +186,10 @@ static void drain_link(struct router *r, struct link *l)
 		size_t len;
 		bool connected;
 		int rc = link_recv(l, &buf, &len, &connected);
-		if (connected) {
-			log_info("edge %s: connected (%s)", l->url, chan_peer(l->ch));
-			/* With a secret, HELLO waits for the edge's CHALLENGE. */
-			if (!linkauth_enabled(&r->secret))
-				link_hello(l, r->cfg->router_id, &r->secret);
+		if (connected)
 			continue;
-		}
 		if (rc < 0) {
-			link_reset(r, l);
+			routes_edge_down(&r->routes, l->index);
 			return;
 		}
 		if (rc == 0)
@@ -279,7 +220,8 @@ static int add_link(struct router *r, const char *url, bool from_dns)
 			abort(); /* links and routes are indexed alike */
 	}
 	char err[256];
-	if (link_open(&r->links[i], i, url, edges_wake, r, err, sizeof err) < 0) {
+	if (link_open(&r->links[i], i, url, r->cfg->router_id, &r->secret, edges_wake, r, err,
+		      sizeof err) < 0) {
 		log_error("edge %s", err);
 		link_close(&r->links[i]);
 		r->links[i].retired = true;
@@ -295,7 +237,7 @@ static void retire_link(struct router *r, int i)
 {
 	struct link *l = &r->links[i];
 	log_info("edge %s removed (gone from DNS)", l->url);
-	link_reset(r, l);
+	routes_edge_down(&r->routes, l->index);
 	link_close(l);
 	l->index = i;
 	l->retired = true;
@@ -342,7 +284,7 @@ void edges_tick(struct router *r, int64_t now_ms)
 {
 	for (int i = 0; linkauth_enabled(&r->secret) && i < r->nlinks; i++) {
 		struct link *l = &r->links[i];
-		if (!l->retired && l->ch && !l->have_nonce && now_ms - l->connected_ms > 10000) {
+		if (!l->retired && l->ch && !l->peer.have_nonce && now_ms - l->connected_ms > 10000) {
 			log_error("edge %s sent no CHALLENGE within 10 s: hanging up", l->url);
 			chan_close(l->ch);
 			l->connected_ms = now_ms;
@@ -396,9 +338,7 @@ void edges_upstream(struct router *r, struct session *s, const void *data, size_
 		.data = { (const char *)data, (uint32_t)len },
 		.text = text,
 	};
-	wire_buf_reset(&l->out);
-	wire_enc_up(&l->out, link_next_seq(l), &u);
-	link_send(l);
+	peer_send(&l->peer, &(struct wire_msg){ .type = WIRE_UP, .u.up = u });
 	r->upstream++;
 	r->upstream_bytes += len;
 }

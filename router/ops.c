@@ -91,12 +91,12 @@ static void collect(void *arg, struct metrics_writer *w)
 	family(w, "kws_router_slow_closes_total", "Clients closed with 4008", METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->slow_closed);
 	family(w, "kws_router_edge_links", "Links to edges, by state", METRICS_GAUGE);
-	int st[3] = { 0 };
+	int st[PEER_NSTATES] = { 0 };
 	for (int i = 0; i < r->nlinks; i++)
 		if (!r->links[i].retired)
-			st[r->links[i].state]++;
-	for (int i = 0; i < 3; i++)
-		metrics_write_sample(w, st[i], "state", link_state_name((enum link_state)i));
+			st[r->links[i].peer.state]++;
+	for (int i = 0; i <= PEER_UP; i++) /* a router's links: down, hello-sent, up */
+		metrics_write_sample(w, st[i], "state", peer_state_name((enum peer_state)i));
 	family(w, "kws_router_link_messages_total", "Messages received from edges", METRICS_COUNTER);
 	for (int i = 0; i < r->nlinks; i++)
 		if (!r->links[i].retired)
@@ -106,7 +106,7 @@ static void collect(void *arg, struct metrics_writer *w)
 	       METRICS_COUNTER);
 	for (int i = 0; i < r->nlinks; i++)
 		if (!r->links[i].retired)
-			metrics_write_sample(w, (double)r->links[i].resyncs, "edge",
+			metrics_write_sample(w, (double)r->links[i].peer.st.resyncs, "edge",
 					     r->links[i].url);
 	family(w, "kws_router_draining", "1 while the router drains", METRICS_GAUGE);
 	metrics_write_sample(w, r->draining ? 1 : 0);
@@ -129,7 +129,7 @@ static const char *edge_name(const struct router *r, int edge)
 	if (edge < 0)
 		return NULL;
 	const struct link *l = &r->links[edge];
-	return l->edge_id ? l->edge_id : l->url;
+	return l->peer.peer_id ? l->peer.peer_id : l->url;
 }
 
 static json_t *owner_json(const struct router *r, int edge)
@@ -148,7 +148,7 @@ static void h_readyz(void *arg, const struct admin_request *req, struct admin_re
 	else if (!routes_complete(&r->routes))
 		why = "some partitions have no owner";
 	for (uint32_t p = 0; !why && p < r->routes.partition_count; p++)
-		if (r->links[r->routes.p[p].owner].state != LINK_UP)
+		if (r->links[r->routes.p[p].owner].peer.state != PEER_UP)
 			why = "the link to a partition's owner is down";
 	if (why)
 		admin_response_json(resp, 503, json_pack("{s:b,s:s}", "ready", 0, "reason", why));
@@ -186,11 +186,11 @@ static void h_edges(void *arg, const struct admin_request *req, struct admin_res
 		json_array_append_new(
 			edges,
 			json_pack("{s:s,s:o,s:s,s:I,s:I,s:i,s:I,s:I,s:I,s:b}", "url", l->url,
-				  "edge_id", l->edge_id ? json_string(l->edge_id) : json_null(),
-				  "state", link_state_name(l->state), "epoch", (json_int_t)e->epoch,
+				  "edge_id", l->peer.peer_id ? json_string(l->peer.peer_id) : json_null(),
+				  "state", peer_state_name(l->peer.state), "epoch", (json_int_t)e->epoch,
 				  "connects", (json_int_t)l->connects, "partitions",
 				  (json_int_t)e->nclaims, "received", (json_int_t)l->received,
-				  "gaps", (json_int_t)l->gaps, "resyncs", (json_int_t)l->resyncs,
+				  "gaps", (json_int_t)l->peer.st.gaps, "resyncs", (json_int_t)l->peer.st.resyncs,
 				  "upstream", l->upstream));
 	}
 	admin_response_json(resp, 200, json_pack("{s:o}", "edges", edges));

@@ -9,12 +9,8 @@
 
 static void send_unsub(struct link *l, uint64_t sid)
 {
-	if (l->state != LINK_UP)
-		return;
-	struct wire_unsub u = { .sid = sid };
-	wire_buf_reset(&l->out);
-	wire_enc_unsub(&l->out, link_next_seq(l), &u);
-	link_send(l);
+	if (l->peer.state == PEER_UP)
+		peer_send(&l->peer, &(struct wire_msg){ .type = WIRE_UNSUB, .u.unsub.sid = sid });
 }
 
 void pins_try(struct router *r, struct session *s)
@@ -25,7 +21,7 @@ void pins_try(struct router *r, struct session *s)
 	if (owner == ROUTES_NONE)
 		return;
 	struct link *l = &r->links[owner];
-	if (l->state != LINK_UP)
+	if (l->peer.state != PEER_UP)
 		return;
 	session_pin(s, owner);
 	struct wire_sub sub = {
@@ -34,9 +30,7 @@ void pins_try(struct router *r, struct session *s)
 		.key = { s->id, s->id_len },
 		.from_offset = s->next_offset,
 	};
-	wire_buf_reset(&l->out);
-	wire_enc_sub(&l->out, link_next_seq(l), &sub);
-	link_send(l);
+	peer_send(&l->peer, &(struct wire_msg){ .type = WIRE_SUB, .u.sub = sub });
 }
 
 void pins_retry_waiting(struct router *r)
