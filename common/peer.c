@@ -403,7 +403,7 @@ static enum peer_event edge_recv(struct peer *p, struct wire_msg *m)
 enum peer_event peer_recv(struct peer *p, const void *buf, size_t len, struct wire_msg *m)
 {
 	int rc = wire_decode(m, buf, len);
-	if (rc == -WIRE_EUNKNOWN) {
+	if (rc == WIRE_EUNKNOWN) {
 		/* A newer peer's message: it still takes part in the numbering. */
 		p->st.unknown++;
 		log_debug("%s: unknown message type %u", p->name, m->type);
@@ -411,7 +411,7 @@ enum peer_event peer_recv(struct peer *p, const void *buf, size_t len, struct wi
 			return PEER_NONE;
 		return resync(p);
 	}
-	if (rc == -WIRE_EVERSION) {
+	if (rc == WIRE_EVERSION) {
 		p->st.malformed++;
 		if (p->role == PEER_EDGE) {
 			/* Ignore the link until a HELLO of our version. */

@@ -14,7 +14,7 @@
 const char *wire_strerror(int err)
 {
 	/* Both err and -err name the same error (INT_MIN included). */
-	unsigned e = err < 0 ? 0u - (unsigned)err : (unsigned)err;
+	int e = err > 0 ? -err : err;
 
 	switch (e) {
 	case WIRE_OK:
@@ -83,7 +83,7 @@ static int prescan(const uint8_t *p, size_t len)
 		int container = 0; /* 1 array, 2 map */
 
 		if (pos >= len)
-			return -WIRE_ETRUNC;
+			return WIRE_ETRUNC;
 		c = p[pos++];
 		if (c <= 0x7f || c >= 0xe0 || (c >= 0xc0 && c <= 0xc3)) {
 			/* fixint, negative fixint, nil, bool */
@@ -98,7 +98,7 @@ static int prescan(const uint8_t *p, size_t len)
 		} else {
 			switch (c) {
 			case 0xc1: /* never used */
-				return -WIRE_EMALFORMED;
+				return WIRE_EMALFORMED;
 			case 0xc4: case 0xd9: /* bin8, str8 */
 				hdr = 1;
 				break;
@@ -162,7 +162,7 @@ static int prescan(const uint8_t *p, size_t len)
 		}
 		if (hdr) {
 			if (len - pos < hdr)
-				return -WIRE_ETRUNC;
+				return WIRE_ETRUNC;
 			if (container)
 				n = be_read(p + pos, hdr);
 			else
@@ -174,16 +174,16 @@ static int prescan(const uint8_t *p, size_t len)
 			if (container == 2)
 				n *= 2;
 			if (n > len - pos)
-				return -WIRE_ETRUNC;
+				return WIRE_ETRUNC;
 			if (depth >= WIRE_MAX_DEPTH)
-				return -WIRE_ELIMIT;
+				return WIRE_ELIMIT;
 			if (n > 0) {
 				left[depth++] = n;
 				continue;
 			}
 		} else {
 			if (skip > len - pos)
-				return -WIRE_ETRUNC;
+				return WIRE_ETRUNC;
 			pos += skip;
 		}
 		/* A value ended: close every container it completes. */
@@ -191,7 +191,7 @@ static int prescan(const uint8_t *p, size_t len)
 			depth--;
 	} while (depth > 0);
 
-	return pos == len ? 0 : -WIRE_ETRUNC;
+	return pos == len ? 0 : WIRE_ETRUNC;
 }
 
 /*
@@ -202,7 +202,7 @@ static int prescan(const uint8_t *p, size_t len)
 static int get_u64(const msgpack_object *o, uint64_t *v)
 {
 	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return -WIRE_EMALFORMED;
+		return WIRE_EMALFORMED;
 	*v = o->via.u64;
 	return 0;
 }
@@ -210,7 +210,7 @@ static int get_u64(const msgpack_object *o, uint64_t *v)
 static int get_u32(const msgpack_object *o, uint32_t *v)
 {
 	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
-		return -WIRE_EMALFORMED;
+		return WIRE_EMALFORMED;
 	*v = (uint32_t)o->via.u64;
 	return 0;
 }
@@ -222,14 +222,14 @@ static int get_i64(const msgpack_object *o, int64_t *v)
 	else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
 		*v = (int64_t)o->via.u64;
 	else
-		return -WIRE_EMALFORMED;
+		return WIRE_EMALFORMED;
 	return 0;
 }
 
 static int get_bool(const msgpack_object *o, bool *v)
 {
 	if (o->type != MSGPACK_OBJECT_BOOLEAN)
-		return -WIRE_EMALFORMED;
+		return WIRE_EMALFORMED;
 	*v = o->via.boolean;
 	return 0;
 }
@@ -240,7 +240,7 @@ static int get_partition(const msgpack_object *o, uint32_t *v)
 	int err = get_u32(o, v);
 
 	if (!err && *v >= WIRE_MAX_PARTITIONS)
-		err = -WIRE_ELIMIT;
+		err = WIRE_ELIMIT;
 	return err;
 }
 
@@ -254,9 +254,9 @@ static int get_bytes(const msgpack_object *o, uint32_t max, struct wire_bytes *b
 		b->ptr = o->via.str.ptr;
 		b->len = o->via.str.size;
 	} else {
-		return -WIRE_EMALFORMED;
+		return WIRE_EMALFORMED;
 	}
-	return b->len > max ? -WIRE_ELIMIT : 0;
+	return b->len > max ? WIRE_ELIMIT : 0;
 }
 
 /* A byte string (bin, or str) of exactly n bytes, or also of 0 bytes if
@@ -268,7 +268,7 @@ static int get_fixed(const msgpack_object *o, uint32_t n, bool may_be_empty,
 	int err = get_bytes(o, UINT32_MAX, b);
 
 	if (!err && b->len != n && (b->len != 0 || !may_be_empty))
-		err = -WIRE_EMALFORMED;
+		err = WIRE_EMALFORMED;
 	return err;
 }
 
@@ -291,7 +291,7 @@ static int get_key(const msgpack_object *o, struct wire_bytes *b)
 	int err = get_bytes(o, WIRE_MAX_KEY_BYTES, b);
 
 	if (!err && b->len == 0)
-		err = -WIRE_EMALFORMED;
+		err = WIRE_EMALFORMED;
 	return err;
 }
 
@@ -309,11 +309,11 @@ static int get_assignment(struct wire_msg *m, const msgpack_object *f,
 	if (!err)
 		err = get_u32(&f[1], &a->partition_count);
 	if (!err && a->partition_count > WIRE_MAX_PARTITIONS)
-		err = -WIRE_ELIMIT;
+		err = WIRE_ELIMIT;
 	if (!err && arr->type != MSGPACK_OBJECT_ARRAY)
-		err = -WIRE_EMALFORMED;
+		err = WIRE_EMALFORMED;
 	if (!err && arr->via.array.size > WIRE_MAX_PARTITIONS)
-		err = -WIRE_ELIMIT;
+		err = WIRE_ELIMIT;
 	if (err)
 		return err;
 	a->count = arr->via.array.size;
@@ -331,7 +331,7 @@ static int get_record(const msgpack_object *o, struct wire_record *r)
 	int err;
 
 	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < RECORD_FIELDS)
-		return -WIRE_EMALFORMED;
+		return WIRE_EMALFORMED;
 	f = o->via.array.ptr;
 	err = get_partition(&f[0], &r->partition);
 	if (!err)
@@ -351,10 +351,10 @@ static int get_record(const msgpack_object *o, struct wire_record *r)
 		return err;
 	sids = &f[4];
 	if (sids->type != MSGPACK_OBJECT_ARRAY)
-		return -WIRE_EMALFORMED;
+		return WIRE_EMALFORMED;
 	for (uint32_t j = 0; j < sids->via.array.size; j++)
 		if (sids->via.array.ptr[j].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-			return -WIRE_EMALFORMED;
+			return WIRE_EMALFORMED;
 	r->nsids = sids->via.array.size;
 	r->sids_ = sids;
 	return 0;
@@ -367,7 +367,7 @@ static int get_deliver(struct wire_msg *m, const msgpack_object *arr)
 	int err = 0;
 
 	if (arr->type != MSGPACK_OBJECT_ARRAY)
-		return -WIRE_EMALFORMED;
+		return WIRE_EMALFORMED;
 	for (uint32_t i = 0; i < arr->via.array.size && !err; i++)
 		err = get_record(&arr->via.array.ptr[i], &r);
 	if (!err) {
@@ -474,7 +474,7 @@ static int decode_body(struct wire_msg *m, const msgpack_object *f, uint32_t nfi
 		err = get_fixed(&f[0], WIRE_NONCE_BYTES, false, &m->u.challenge.nonce);
 		break;
 	default:
-		err = -WIRE_EUNKNOWN;
+		err = WIRE_EUNKNOWN;
 		break;
 	}
 	return err;
@@ -490,7 +490,7 @@ int wire_decode(struct wire_msg *m, const void *buf, size_t len)
 
 	memset(m, 0, sizeof(*m));
 	if (len > WIRE_MAX_MSG_BYTES)
-		return -WIRE_ELIMIT;
+		return WIRE_ELIMIT;
 	err = prescan(buf, len);
 	if (err)
 		return err;
@@ -504,7 +504,7 @@ int wire_decode(struct wire_msg *m, const void *buf, size_t len)
 		abort();
 	default:
 		/* The pre-pass accepted it, so this cannot happen. */
-		err = -WIRE_EMALFORMED;
+		err = WIRE_EMALFORMED;
 		goto out;
 	}
 
@@ -513,28 +513,28 @@ int wire_decode(struct wire_msg *m, const void *buf, size_t len)
 	top = &m->up_.data;
 	if (top->type != MSGPACK_OBJECT_ARRAY || top->via.array.size == 0 ||
 	    get_u64(&top->via.array.ptr[0], &version)) {
-		err = -WIRE_EMALFORMED;
+		err = WIRE_EMALFORMED;
 		goto out;
 	}
 	if (version != WIRE_VERSION) {
-		err = -WIRE_EVERSION;
+		err = WIRE_EVERSION;
 		goto out;
 	}
 	f = top->via.array.ptr;
 	if (top->via.array.size < ENVELOPE_FIELDS || get_u64(&f[1], &type) ||
 	    type > UINT32_MAX || get_u64(&f[2], &m->seq)) {
-		err = -WIRE_EMALFORMED;
+		err = WIRE_EMALFORMED;
 		goto out;
 	}
 	m->type = (uint32_t)type;
 	need = fields_needed(m->type);
 	if (need == 0) {
-		err = -WIRE_EUNKNOWN;
+		err = WIRE_EUNKNOWN;
 		goto out;
 	}
 	nfields = top->via.array.size - ENVELOPE_FIELDS;
 	if (nfields < need) {
-		err = -WIRE_EMALFORMED;
+		err = WIRE_EMALFORMED;
 		goto out;
 	}
 	err = decode_body(m, f + ENVELOPE_FIELDS, nfields);

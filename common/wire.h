@@ -43,14 +43,14 @@ enum wire_type {
 			      * (seq 0, outside the numbering) */
 };
 
-/* Errors returned (negated) by wire_decode. */
+/* Errors returned by wire_decode (negative, as CONTRIBUTING.md's convention). */
 enum wire_err {
 	WIRE_OK = 0,
-	WIRE_ETRUNC = 1,     /* input ends inside a value, or bytes follow it */
-	WIRE_EVERSION = 2,   /* version field is not WIRE_VERSION */
-	WIRE_EUNKNOWN = 3,   /* well-formed envelope of an unknown type */
-	WIRE_EMALFORMED = 4, /* not msgpack, or a field missing / of wrong type */
-	WIRE_ELIMIT = 5,     /* a size or count over the limits above */
+	WIRE_ETRUNC = -1,     /* input ends inside a value, or bytes follow it */
+	WIRE_EVERSION = -2,   /* version field is not WIRE_VERSION */
+	WIRE_EUNKNOWN = -3,   /* well-formed envelope of an unknown type */
+	WIRE_EMALFORMED = -4, /* not msgpack, or a field missing / of wrong type */
+	WIRE_ELIMIT = -5,     /* a size or count over the limits above */
 };
 const char *wire_strerror(int err);
 
@@ -201,7 +201,7 @@ struct wire_msg {
 
 /* Decodes one message from buf[0..len). Returns 0, or a negative enum wire_err.
  * m need not be initialised (it is overwritten; free a previous decode first).
- * On 0 the caller must call wire_msg_free(m). On -WIRE_EUNKNOWN, m->type and
+ * On 0 the caller must call wire_msg_free(m). On WIRE_EUNKNOWN, m->type and
  * m->seq are set (so the receiver can count the message and keep numbering)
  * and nothing needs freeing; on any other error nothing needs freeing either,
  * and m->type/m->seq hold what the envelope said if it could be read, else 0

@@ -275,7 +275,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int err;
 
 	err = wire_decode(&m, data, size);
-	if (err > 0 || err < -WIRE_ELIMIT || !wire_strerror(err))
+	if (err > 0 || err < WIRE_ELIMIT || !wire_strerror(err))
 		fail("error code out of range", m.type);
 	if (err)
 		return 0;

@@ -302,7 +302,7 @@ static void decode_err(const void *p, size_t len, int want)
 	struct wire_msg m;
 	int err = decode(&m, p, len);
 
-	ck_assert_msg(err == -want, "got %d (%s), want -%d (%s)", err,
+	ck_assert_msg(err == want, "got %d (%s), want %d (%s)", err,
 		      wire_strerror(err), want, wire_strerror(want));
 	ck_assert_ptr_null(m.parts_);
 	ck_assert_ptr_null(m.up_.zone);
@@ -731,10 +731,10 @@ END_TEST
 
 START_TEST(strerror_all)
 {
-	for (int e = WIRE_OK; e <= WIRE_ELIMIT; e++) {
+	for (int e = WIRE_OK; e >= WIRE_ELIMIT; e--) {
 		ck_assert_ptr_nonnull(wire_strerror(e));
 		ck_assert_str_eq(wire_strerror(e), wire_strerror(-e));
-		for (int f = WIRE_OK; f < e; f++)
+		for (int f = WIRE_OK; f > e; f--)
 			ck_assert_str_ne(wire_strerror(e), wire_strerror(f));
 	}
 	ck_assert_ptr_nonnull(wire_strerror(99));
@@ -1128,7 +1128,7 @@ START_TEST(auth_fields)
 		wire_buf_reset(&b);
 		wire_enc_challenge(&b, 0, &c);
 		err = decode(&m, b.data, b.len);
-		ck_assert_int_eq(err, len == WIRE_NONCE_BYTES ? 0 : -WIRE_EMALFORMED);
+		ck_assert_int_eq(err, len == WIRE_NONCE_BYTES ? 0 : WIRE_EMALFORMED);
 		if (!err) {
 			ck_assert_uint_eq(m.type, WIRE_CHALLENGE);
 			ck_assert_uint_eq(m.seq, 0);
@@ -1139,7 +1139,7 @@ START_TEST(auth_fields)
 		wire_buf_reset(&b);
 		wire_enc_hello(&b, 1, &h);
 		err = decode(&m, b.data, b.len);
-		ck_assert_int_eq(err, len == 0 || len == WIRE_NONCE_BYTES ? 0 : -WIRE_EMALFORMED);
+		ck_assert_int_eq(err, len == 0 || len == WIRE_NONCE_BYTES ? 0 : WIRE_EMALFORMED);
 		if (!err) {
 			ck_assert_uint_eq(m.u.hello.router_nonce.len, len);
 			wire_msg_free(&m);
@@ -1148,7 +1148,7 @@ START_TEST(auth_fields)
 		wire_buf_reset(&b);
 		wire_enc_hello(&b, 1, &ha);
 		err = decode(&m, b.data, b.len);
-		ck_assert_int_eq(err, len == 0 || len == WIRE_AUTH_BYTES ? 0 : -WIRE_EMALFORMED);
+		ck_assert_int_eq(err, len == 0 || len == WIRE_AUTH_BYTES ? 0 : WIRE_EMALFORMED);
 		if (!err) {
 			ck_assert_uint_eq(m.u.hello.auth.len, len);
 			wire_msg_free(&m);
@@ -1157,7 +1157,7 @@ START_TEST(auth_fields)
 		wire_buf_reset(&b);
 		wire_enc_edge_hello(&b, 1, &eh);
 		err = decode(&m, b.data, b.len);
-		ck_assert_int_eq(err, len == 0 || len == WIRE_AUTH_BYTES ? 0 : -WIRE_EMALFORMED);
+		ck_assert_int_eq(err, len == 0 || len == WIRE_AUTH_BYTES ? 0 : WIRE_EMALFORMED);
 		if (!err) {
 			ck_assert_uint_eq(m.u.edge_hello.auth.len, len);
 			wire_msg_free(&m);
@@ -1293,7 +1293,7 @@ START_TEST(unknown_type)
 
 	for (size_t i = 0; i < N(cases); i++) {
 		memset(&m, 0x5a, sizeof(m));
-		ck_assert_int_eq(decode(&m, cases[i].v.b, cases[i].v.n), -WIRE_EUNKNOWN);
+		ck_assert_int_eq(decode(&m, cases[i].v.b, cases[i].v.n), WIRE_EUNKNOWN);
 		ck_assert_uint_eq(m.type, cases[i].type);
 		ck_assert_uint_eq(m.seq, cases[i].seq);
 		ck_assert_ptr_null(m.parts_);
