@@ -3,13 +3,17 @@
 # Idempotent: it only calls apt-get when a package is missing. Needs root (or sudo).
 set -eu
 
-PKGS="build-essential meson ninja-build pkg-config \
+PKGS="build-essential meson ninja-build pkg-config cmake \
 librdkafka-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libnng-dev libmsgpack-dev \
 libjansson-dev libjwt-dev libssl-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
 
-if [ "${1:-}" = "--test" ]; then
-	PKGS="$PKGS default-jre-headless maven chromium"
-fi
+case "${1:-}" in
+--test) PKGS="$PKGS default-jre-headless maven chromium" ;;
+# The container image built without a Docker engine (deploy/image/build).
+--image) PKGS="$PKGS buildah mmdebstrap" ;;
+# Only what compiling the daemons needs (the image's build stage).
+--build) PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -vxE 'check|python3-websockets|valgrind|clang|libclang-rt-14-dev|curl' | tr '\n' ' ') ;;
+esac
 
 missing=""
 for p in $PKGS; do
