@@ -8,7 +8,7 @@ librdkafka-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libnng-dev li
 libjansson-dev libjwt-dev libssl-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
 
 case "${1:-}" in
---test) PKGS="$PKGS default-jre-headless maven chromium" ;;
+--test) PKGS="$PKGS default-jre-headless maven chromium python3-yaml" ;;
 # The container image built without a Docker engine (deploy/image/build).
 --image) PKGS="$PKGS buildah mmdebstrap" ;;
 # Only what compiling the daemons needs (the image's build stage).
