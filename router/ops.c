@@ -377,10 +377,9 @@ void ops_tick(struct router *r)
 
 /* ---- start ----------------------------------------------------------------- */
 
-static void wake_lws(void *arg)
+static void wake_loop(void *arg)
 {
-	struct router *r = arg;
-	lws_cancel_service(r->ctx);
+	router_wake(arg);
 }
 
 int ops_start(struct router *r)
@@ -392,7 +391,7 @@ int ops_start(struct router *r)
 	metrics_collect(r->metrics, collect, r);
 	if (!*r->cfg->admin_listen)
 		return 0;
-	struct admin_config ac = { .token = r->cfg->admin_token, .wake = wake_lws, .wake_arg = r };
+	struct admin_config ac = { .token = r->cfg->admin_token, .wake = wake_loop, .wake_arg = r };
 	char err[256];
 	r->admin = admin_start(r->cfg->admin_listen, &ac, err, sizeof err);
 	if (!r->admin) {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <libwebsockets.h>
+#include <uv.h>
 
 #include "admin.h"
 #include "admission.h"
@@ -47,7 +48,13 @@ struct router {
 	struct admission_rate rate; /* handshake rate per source address */
 	unsigned char *wbuf;       /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */
 	int64_t next_prune_ms;
-	lws_sorted_usec_list_t tick;
+	/* The event loop (libuv; lws runs on it as a foreign loop): one thread,
+	 * epoll, so a wake-up costs what is ready, not what is connected. */
+	uv_loop_t loop;
+	uv_async_t wake;           /* router_wake(): any thread */
+	uv_timer_t tick;           /* every TICK_MS: routes, links, drain, ops */
+	uv_signal_t sigint, sigterm;
+	int stop_requested;        /* SIGINT/SIGTERM: 1 drains, 2 stops at once */
 	bool retry_waiting;
 	bool complete; /* every partition has an owner */
 	char id_header[128]; /* lowercase, with ':' as lws wants it */
@@ -67,6 +74,11 @@ struct router {
 	size_t nthrottled; /* sessions throttled now */
 	int64_t next_stall_check_ms;
 };
+
+/* Makes the loop look at the door, the edge links and the admin endpoint
+ * soon (router.c, on_wake). Any thread; many calls before the loop looks
+ * are one. */
+void router_wake(struct router *r);
 
 /* The router a connection belongs to (the lws context's user data). */
 static inline struct router *router_of(struct lws *wsi)

@@ -140,10 +140,7 @@ static void client_closed(struct router *r, struct conn *c)
 	c->rx = NULL;
 }
 
-/* Hands the connections whose head the door has read to lws, head first
- * (lws parses it as if it had read it; it may call back into cb_client for
- * them right here). */
-static void adopt_guests(struct router *r)
+void ws_adopt_guests(struct router *r)
 {
 	for (struct door_guest *g = door_take(r->door), *next; g; g = next) {
 		next = g->next;
@@ -180,14 +177,6 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	case LWS_CALLBACK_WSI_DESTROY:
 		/* A handshake that passed the filter but never got established. */
 		free(handshake_take_id(wsi));
-		return 0;
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (r) {
-			adopt_guests(r);
-			edges_drain(r);
-			if (r->admin)
-				admin_run_pending(r->admin);
-		}
 		return 0;
 	case LWS_CALLBACK_HTTP: {
 		/* A plain HTTP request, not an upgrade. */

@@ -18,4 +18,10 @@
  * context's user data. */
 extern const struct lws_protocols ws_protocols[];
 
+struct router;
+/* Hands the connections whose head the door has read to lws, head first
+ * (lws parses it as if it had read it; it may call back into the protocol
+ * callback for them right here). On the loop, when woken. */
+void ws_adopt_guests(struct router *r);
+
 #endif

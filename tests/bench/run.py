@@ -384,6 +384,8 @@ class Bench:
             for part in args.ladder.split(";"):
                 size, _, rates = part.partition(":")
                 self.P["ladder"][int(size)] = [int(x) for x in rates.split(",") if x]
+        if args.mem_counts:   # e.g. "1000,18000"
+            self.P["mem_counts"] = [int(x) for x in args.mem_counts.split(",") if x]
         self.build = os.path.abspath(args.build)
         self.out = os.path.abspath(args.out)
         self.work = tempfile.mkdtemp(prefix="kws-bench-")
@@ -1503,6 +1505,9 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="do not run ninja first")
     ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
                     help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
+    ap.add_argument("--mem-counts", metavar="N,N",
+                    help="session counts held in section a, ascending (default 1000,5000,18000; "
+                    "quick 1000,5000), e.g. '1000,18000' for the CPU per record ratio alone")
     ap.add_argument("--preload", metavar="SO", help="what-if diagnostic: run edge and router "
                     "with LD_PRELOAD=SO (e.g. build-bench/tests/bench/libnodelay.so, which "
                     "forces TCP_NODELAY on)")
