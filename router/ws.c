@@ -103,13 +103,31 @@ static int write_batch(struct router *r, struct lws *wsi, struct session *s, int
 	return n < (int)len ? -1 : 0;
 }
 
+/* Writes the close frame (c->close_code, c->close_reason) and returns -1 so
+ * that lws hangs up. Not lws_close_reason() and -1: Debian's lws 4.1.6 is
+ * built with _DEBUG, and then on libuv every close that a callback asks for
+ * is repeated at once ("close_and_handled uv repeat test" in lws's
+ * service.c), which kills the connection before lws writes the close frame
+ * it had queued: the client would see 1006 instead of the code. */
+static int send_close(struct lws *wsi, const struct conn *c)
+{
+	unsigned char buf[LWS_PRE + WSFRAME_MAX_HEADER + 125];
+	unsigned char *p = buf + LWS_PRE;
+	size_t n = strlen(c->close_reason);
+	if (n > 123)
+		n = 123;
+	size_t h = wsframe_header(p, WSFRAME_CLOSE, n + 2);
+	p[h] = (unsigned char)(c->close_code >> 8);
+	p[h + 1] = (unsigned char)c->close_code;
+	memcpy(p + h + 2, c->close_reason, n);
+	lws_write(wsi, p, h + n + 2, LWS_WRITE_RAW);
+	return -1;
+}
+
 static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 {
-	if (c->close_code) {
-		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)c->close_reason, strlen(c->close_reason));
-		return -1;
-	}
+	if (c->close_code)
+		return send_close(wsi, c);
 	if (!c->s)
 		return 0;
 	struct session *s = c->s;
