@@ -372,6 +372,32 @@ def msum(m, prefix, **labels):
     return total
 
 
+def hist_quantiles(m0, m1, name, qs=(0.5, 0.99)):
+    """Quantiles (in the histogram's unit) of what a Prometheus histogram
+    observed between two scrapes, interpolated linearly inside a bucket;
+    {} if nothing was observed."""
+    b0, b1 = {}, {}
+    for m, b in ((m0, b0), (m1, b1)):
+        for k, v in m.items():
+            if k.startswith(name + "_bucket{") and 'le="' in k:
+                le = k.split('le="', 1)[1].split('"', 1)[0]
+                b[float("inf") if le == "+Inf" else float(le)] = v
+    bounds = sorted(b1)
+    cum = [b1[x] - b0.get(x, 0) for x in bounds]
+    if not cum or not cum[-1]:
+        return {}
+    out = {"count": cum[-1]}
+    for q in qs:
+        want, lo, prev = q * cum[-1], 0.0, 0.0
+        for x, c in zip(bounds, cum):
+            if c >= want:
+                hi = x if x != float("inf") else lo
+                out["p%g" % (q * 100)] = lo + (hi - lo) * ((want - prev) / max(1e-9, c - prev))
+                break
+            lo, prev = x, c
+    return out
+
+
 # ---- the benchmark ---------------------------------------------------------
 
 class Bench:
@@ -851,6 +877,7 @@ class Bench:
         th0 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
         self._metrics_hook = lambda: {"router": metrics(router.admin),
                                       "edge": metrics(self.edge.admin)}
+        mr0 = metrics(router.admin)
         t0 = time.monotonic()
         pr = self.produce("produce-" + tag, "bench", rate, size, tag, n, count=M)
         window = min(3.0, P["step_s"] * 0.4)
@@ -882,6 +909,7 @@ class Bench:
         c1["loadgen"] = cpu_s(lg.pid) if lg.alive() else c0["loadgen"]
         th1 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
         self._metrics_hook = None
+        mr1 = metrics(router.admin)
         r = json.load(open(rep))
         t_last = lg.t_start + (r["connect_ms"] + r["run_ms"]) / 1000.0
         recs = r["records"]
@@ -893,6 +921,14 @@ class Bench:
         cpu["producer"] = pr_cpu
         row["cpu_s"] = cpu
         row["cpu_s_per_M"] = {k: v / max(1, recs) * 1e6 for k, v in cpu.items()}
+        # Where the latency goes: the router's own histogram of record
+        # timestamp -> WebSocket write, against loadgen's timestamp -> receipt
+        # (and kfloor's timestamp -> consumer receipt at the same rate); and
+        # whether loadgen (one thread) kept up: its share of a core.
+        hq = hist_quantiles(mr0, mr1, "kws_router_delivery_delay_seconds")
+        row["router_write_ms"] = {k: (v * 1000 if k != "count" else v) for k, v in hq.items()}
+        lg_s = c1["loadgen"] - c0["loadgen"]
+        row["loadgen_cpu_share"] = lg_s / max(0.001, t_last - t0) if lg_s > 0 else None
         row["threads"] = {k: {t: th1[k].get(t, 0) - th0[k].get(t, 0) for t in th1[k]}
                           for k in th1}
         row["syscalls"], row["syscalls_per_msg"] = {}, {}
