@@ -2,7 +2,8 @@
  * ops: the router's admin endpoint (README, "Operating it"): health and
  * readiness probes, Prometheus metrics, the JSON API (partition map, edges,
  * client lookup, disconnect, drain) and the status page. Handlers marked
- * ADMIN_ON_LOOP run on the lws thread (admin_run_pending in ops_tick), so
+ * ADMIN_ON_LOOP run on the loop's thread (admin_run_pending when woken and in
+ * ops_tick), so
  * they read the router's state directly.
  */
 #include <stdlib.h>
