@@ -3,8 +3,7 @@
  * readiness probes, Prometheus metrics, the JSON API (partition map, edges,
  * client lookup, disconnect, drain) and the status page. Handlers marked
  * ADMIN_ON_LOOP run on the loop's thread (admin_run_pending when woken and in
- * ops_tick), so
- * they read the router's state directly.
+ * ops_tick), so they read the router's state directly.
  */
 #include <stdlib.h>
 #include <string.h>
