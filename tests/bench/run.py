@@ -904,13 +904,17 @@ class Bench:
         if tth.is_alive() or tth.ident:
             tth.join(30)
         deadline = t0 + P["step_s"] + 30
+        lg_cpu = c0["loadgen"]
+        while lg.alive() and time.monotonic() < deadline:  # its CPU, sampled until it exits
+            lg_cpu = cpu_s(lg.pid) or lg_cpu
+            time.sleep(0.1)
         if not lg.wait(max(1, deadline - time.monotonic())):
             lg.stop(signal.SIGTERM, 20)
         lg.wait(20)
         sth.join(30)
         c1 = {k: cpu_s(p) for k, p in pids.items()}
         c1["broker"] = sum(cpu_s(p) for p in kpids)
-        c1["loadgen"] = cpu_s(lg.pid) if lg.alive() else c0["loadgen"]
+        c1["loadgen"] = lg_cpu
         th1 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
         self._metrics_hook = None
         mr1 = metrics(router.admin)
