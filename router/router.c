@@ -80,6 +80,7 @@ static void on_tick(uv_timer_t *h)
 		r->retry_waiting = false;
 		pins_retry_waiting(r);
 	}
+	ws_keepalive_tick(r, now);
 	ops_tick(r);
 	check_stop(r);
 }
@@ -211,10 +212,6 @@ int router_run(const struct router_config *cfg)
 	}
 	if (!linkauth_enabled(&r.secret))
 		log_warn("no --link-secret: the links to the edges are not authenticated");
-	lws_retry_bo_t retry = {
-		.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s,
-		.secs_since_valid_hangup = (uint16_t)(2 * cfg->ping_interval_s),
-	};
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
 	info.timeout_secs = (unsigned int)cfg->handshake_timeout_s;
@@ -222,7 +219,7 @@ int router_run(const struct router_config *cfg)
 	 * (a few private headers more) with some bookkeeping. */
 	long ah = cfg->max_header_bytes + 1024;
 	info.max_http_header_data = (unsigned short)(ah > 65535 ? 65535 : ah);
-	info.retry_and_idle_policy = &retry;
+	/* No retry_and_idle_policy: the router pings itself (ws_keepalive_tick). */
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the door listens (door.h) */
 	info.protocols = ws_protocols;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |

@@ -17,6 +17,67 @@
 
 #define WRITES_PER_CALLBACK 16
 
+static void ka_unlink(struct conn *c)
+{
+	struct ka_list *l = c->ka_on;
+	if (!l)
+		return;
+	if (c->ka_prev)
+		c->ka_prev->ka_next = c->ka_next;
+	else
+		l->head = c->ka_next;
+	if (c->ka_next)
+		c->ka_next->ka_prev = c->ka_prev;
+	else
+		l->tail = c->ka_prev;
+	c->ka_prev = c->ka_next = NULL;
+	c->ka_on = NULL;
+}
+
+static void ka_append(struct ka_list *l, struct conn *c)
+{
+	c->ka_prev = l->tail;
+	c->ka_next = NULL;
+	if (l->tail)
+		l->tail->ka_next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	c->ka_on = l;
+}
+
+/* The client showed it is alive: to the end of the idle list. */
+static void ka_touch(struct router *r, struct conn *c)
+{
+	ka_unlink(c);
+	c->ka_alive_ms = now_mono_ms();
+	ka_append(&r->ka_idle, c);
+}
+
+void ws_keepalive_tick(struct router *r, int64_t now_ms)
+{
+	int64_t iv = r->cfg->ping_interval_s * 1000;
+	if (iv <= 0)
+		return;
+	struct conn *c;
+	while ((c = r->ka_idle.head) && now_ms - c->ka_alive_ms >= iv) {
+		ka_unlink(c);
+		ka_append(&r->ka_pinged, c);
+		c->ka_ping_due = true;
+		lws_callback_on_writable(c->wsi);
+	}
+	while ((c = r->ka_pinged.head) && now_ms - c->ka_alive_ms >= 2 * iv) {
+		ka_unlink(c);
+		log_debug("client %s answered no ping: hanging up", c->s ? c->s->id : "?");
+		/* At its next writeable (no close frame: it is not listening);
+		 * if that never comes, lws's timeout. lws arms its timers on
+		 * libuv only after its own I/O, hence not LWS_TO_KILL_ASYNC. */
+		c->ka_hangup = true;
+		lws_callback_on_writable(c->wsi);
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+	}
+}
+
 static int client_established(struct router *r, struct lws *wsi, struct conn *c)
 {
 	char *id = handshake_take_id(wsi);
@@ -51,6 +112,7 @@ static int client_established(struct router *r, struct lws *wsi, struct conn *c)
 static int client_receive(struct router *r, struct lws *wsi, struct conn *c, const void *in,
 			  size_t len)
 {
+	ka_touch(r, c);
 	if (!c->s || c->close_code)
 		return 0;
 	if (lws_is_first_fragment(wsi)) {
@@ -126,8 +188,16 @@ static int send_close(struct lws *wsi, const struct conn *c)
 
 static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 {
+	if (c->ka_hangup)
+		return -1;
 	if (c->close_code)
 		return send_close(wsi, c);
+	if (c->ka_ping_due) {
+		unsigned char ping[LWS_PRE + 1];
+		c->ka_ping_due = false;
+		if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+			return -1;
+	}
 	if (!c->s)
 		return 0;
 	struct session *s = c->s;
@@ -150,6 +220,7 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 
 static void client_closed(struct router *r, struct conn *c)
 {
+	ka_unlink(c);
 	if (c->s) {
 		pins_forget(r, c->s);
 		c->s = NULL;
@@ -184,7 +255,11 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
 		memset(c, 0, sizeof *c);
-		return client_established(r, wsi, c);
+		c->wsi = wsi;
+		if (client_established(r, wsi, c) < 0)
+			return -1;
+		ka_touch(r, c);
+		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		return client_receive(r, wsi, c, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -192,9 +267,14 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	case LWS_CALLBACK_CLOSED:
 		client_closed(r, c);
 		return 0;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		ka_touch(r, c);
+		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
 		/* A handshake that passed the filter but never got established. */
 		free(handshake_take_id(wsi));
+		if (c)
+			ka_unlink(c);
 		return 0;
 	case LWS_CALLBACK_HTTP: {
 		/* A plain HTTP request, not an upgrade. */
