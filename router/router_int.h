@@ -1,7 +1,9 @@
 /*
  * router internals: the state of one router, shared by its glue modules
- * (router.c run and tick, ws.c clients, handshake.c admission, pins.c
- * pinning, edges.c edge links, ops.c admin). Every function takes the
+ * (router.c run and tick, door.c accepting, ws.c clients, handshake.c
+ * admission, pins.c pinning, edges.c edge links, ops.c admin). A client's
+ * way: door -> ws (handshake -> admission, ident) -> pins; a record's way:
+ * edges (DELIVER) -> sessions -> ws (write_batch). Every function takes the
  * struct router * explicitly; lws callbacks find it as the context's user
  * data (router_of). Not an API.
  */

@@ -282,9 +282,10 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		int code = strcmp(path, "/ws") == 0 ? 426 : 404;
 		const char *msg = code == 426 ? "this endpoint needs a WebSocket upgrade"
 					      : "not found; WebSockets are served on /ws";
-		if (handshake_send_plain(wsi, (unsigned int)code, msg))
-			return -1;
-		return lws_http_transaction_completed(wsi);
+		/* Answered with Connection: close, so close (no keep-alive for
+		 * a request that has nothing here). */
+		handshake_send_plain(wsi, (unsigned int)code, msg);
+		return -1;
 	}
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -388,6 +388,11 @@ async def run(env):
     st, _, _ = raw_answer(rping.port, "/ws", ["X-Client-Id: caf\u00e9-\u4e16\u754c"])
     h.log(f"client id in valid UTF-8 (café-世界): HTTP {st}")
     assert st == 101
+    # Repeated id headers are refused in every auth mode, not only with jwt.
+    for rt, mode in ((rping, "none"), (rp, "header-from-proxies")):
+        st, _, body = raw_answer(rt.port, "/ws", ["X-Client-Id: alice", "X-Client-Id: bob"])
+        h.log(f"two id headers, --auth {mode}: HTTP {st}: {body.strip()}")
+        assert st == 400 and "repeated header" in body
 
     # Flood: far more handshakes than --handshakes-per-ip allows.
     await asyncio.sleep(1.5)  # let the bucket refill after the cases above
