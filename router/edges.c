@@ -196,13 +196,12 @@ static void drain_link(struct router *r, struct link *l)
 			return;
 		on_edge_msg(r, l, buf, len);
 	}
-	lws_cancel_service(r->ctx);
+	router_wake(r);
 }
 
 void edges_wake(void *arg)
 {
-	struct router *r = arg;
-	lws_cancel_service(r->ctx);
+	router_wake(arg);
 }
 
 /* Adds a link to the edge at url, in a free slot if there is one. Returns
@@ -269,7 +268,7 @@ static void apply_dns(struct router *r)
 		free(urls[k]);
 	}
 	free(urls);
-	lws_cancel_service(r->ctx); /* new links may have news */
+	router_wake(r); /* new links may have news */
 }
 
 void edges_drain(struct router *r)

@@ -2,8 +2,8 @@
  * ops: the router's admin endpoint (README, "Operating it"): health and
  * readiness probes, Prometheus metrics, the JSON API (partition map, edges,
  * client lookup, disconnect, drain) and the status page. Handlers marked
- * ADMIN_ON_LOOP run on the lws thread (admin_run_pending in ops_tick), so
- * they read the router's state directly.
+ * ADMIN_ON_LOOP run on the loop's thread (admin_run_pending when woken and in
+ * ops_tick), so they read the router's state directly.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -377,10 +377,9 @@ void ops_tick(struct router *r)
 
 /* ---- start ----------------------------------------------------------------- */
 
-static void wake_lws(void *arg)
+static void wake_loop(void *arg)
 {
-	struct router *r = arg;
-	lws_cancel_service(r->ctx);
+	router_wake(arg);
 }
 
 int ops_start(struct router *r)
@@ -392,7 +391,7 @@ int ops_start(struct router *r)
 	metrics_collect(r->metrics, collect, r);
 	if (!*r->cfg->admin_listen)
 		return 0;
-	struct admin_config ac = { .token = r->cfg->admin_token, .wake = wake_lws, .wake_arg = r };
+	struct admin_config ac = { .token = r->cfg->admin_token, .wake = wake_loop, .wake_arg = r };
 	char err[256];
 	r->admin = admin_start(r->cfg->admin_listen, &ac, err, sizeof err);
 	if (!r->admin) {

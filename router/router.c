@@ -19,32 +19,51 @@
 #include "util.h"
 #include "ws.h"
 
-#define TICK_US (100 * 1000)
+#define TICK_MS 100
 
-/* Signals: the first SIGTERM/SIGINT drains (ops.c), a second one stops at
- * once. A handler can only reach the loop through a static: the context of
- * the running router (set while it runs). */
-static volatile sig_atomic_t stop_requested;
-static struct lws_context *volatile signal_ctx;
-
-static void on_signal(int sig)
+void router_wake(struct router *r)
 {
-	(void)sig;
-	stop_requested++;
-	if (signal_ctx)
-		lws_cancel_service(signal_ctx);
+	uv_async_send(&r->wake);
 }
 
 /* The door's thread: guests are waiting for the loop. */
 static void wake_loop(void *arg)
 {
-	struct router *r = arg;
-	lws_cancel_service(r->ctx);
+	router_wake(arg);
 }
 
-static void on_tick(lws_sorted_usec_list_t *sul)
+/* Ends the loop when the router is done: the first SIGINT/SIGTERM drains
+ * (ops.c), a second one stops at once. */
+static void check_stop(struct router *r)
 {
-	struct router *r = lws_container_of(sul, struct router, tick);
+	if (r->stop_requested == 1 && !r->draining)
+		ops_drain(r, r->cfg->drain_timeout_ms, true);
+	if (r->stop_requested >= 2 || ops_drained(r))
+		uv_stop(&r->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct router *r = h->data;
+	log_info("signal %d: %s", signum, r->stop_requested ? "stopping now" : "draining");
+	r->stop_requested++;
+	check_stop(r);
+}
+
+/* router_wake() was called: the door has guests, an edge link or the
+ * resolver has news, or the admin endpoint has a request for the loop. */
+static void on_wake(uv_async_t *h)
+{
+	struct router *r = h->data;
+	ws_adopt_guests(r);
+	edges_drain(r);
+	if (r->admin)
+		admin_run_pending(r->admin);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+	struct router *r = h->data;
 	edges_drain(r);
 	int64_t now = now_mono_ms();
 	routes_tick(&r->routes, now);
@@ -61,8 +80,52 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 		r->retry_waiting = false;
 		pins_retry_waiting(r);
 	}
+	ws_keepalive_tick(r, now);
 	ops_tick(r);
-	lws_sul_schedule(r->ctx, 0, &r->tick, on_tick, TICK_US);
+	check_stop(r);
+}
+
+/* Sets up the loop and the router's own handles on it. 0, or -1 (logged;
+ * nothing to undo). */
+static int loop_open(struct router *r)
+{
+	int rc = uv_loop_init(&r->loop);
+	if (rc < 0) {
+		log_error("event loop: %s", uv_strerror(rc));
+		return -1;
+	}
+	uv_async_init(&r->loop, &r->wake, on_wake);
+	uv_timer_init(&r->loop, &r->tick);
+	uv_signal_init(&r->loop, &r->sigint);
+	uv_signal_init(&r->loop, &r->sigterm);
+	r->wake.data = r->tick.data = r->sigint.data = r->sigterm.data = r;
+	uv_signal_start(&r->sigint, on_signal, SIGINT);
+	uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+	return 0;
+}
+
+/* Closes the router's handles and destroys the lws context, running the
+ * loop until lws has closed its own handles (libuv closes asynchronously),
+ * then closes the loop. Every thread that calls router_wake() must have
+ * stopped. */
+static void loop_close(struct router *r)
+{
+	uv_close((uv_handle_t *)&r->wake, NULL);
+	uv_close((uv_handle_t *)&r->tick, NULL);
+	uv_close((uv_handle_t *)&r->sigint, NULL);
+	uv_close((uv_handle_t *)&r->sigterm, NULL);
+	/* Closes every client (CLOSED frees their sessions) and starts closing
+	 * lws's handles; the loop completes that, and the second call frees
+	 * what is left (lws 4.1, foreign loops). info.pcontext clears r->ctx
+	 * once the context is gone. */
+	if (r->ctx)
+		lws_context_destroy(r->ctx);
+	uv_run(&r->loop, UV_RUN_DEFAULT);
+	if (r->ctx)
+		lws_context_destroy(r->ctx);
+	int rc = uv_loop_close(&r->loop);
+	if (rc < 0)
+		log_warn("event loop: %s at exit", uv_strerror(rc));
 }
 
 static void lws_log(int level, const char *line)
@@ -122,6 +185,7 @@ int router_run(const struct router_config *cfg)
 {
 	struct router r = { .cfg = cfg };
 	int rc = 1;
+	bool loop_up = false;
 	sessions_init(&r.sessions, LWS_PRE);
 	routes_init(&r.routes, 0, cfg->handover_ms, pins_on_moved, &r);
 	admission_rate_init(&r.rate, cfg->handshakes_per_ip);
@@ -132,15 +196,15 @@ int router_run(const struct router_config *cfg)
 						? r.id_header[i] + 32 : r.id_header[i]);
 	r.id_header_len = hl;
 
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	lws_set_log_level(LLL_ERR | LLL_WARN | (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0),
 			  lws_log);
 
 	if (setup_ident(&r) < 0)
 		goto out;
+	if (loop_open(&r) < 0)
+		goto out;
+	loop_up = true;
 	char serr[300];
 	if (linkauth_load_secret(cfg->link_secret, &r.secret, serr, sizeof serr) < 0) {
 		log_error("--link-secret (ROUTER_LINK_SECRET): %s", serr);
@@ -148,10 +212,6 @@ int router_run(const struct router_config *cfg)
 	}
 	if (!linkauth_enabled(&r.secret))
 		log_warn("no --link-secret: the links to the edges are not authenticated");
-	lws_retry_bo_t retry = {
-		.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s,
-		.secs_since_valid_hangup = (uint16_t)(2 * cfg->ping_interval_s),
-	};
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
 	info.timeout_secs = (unsigned int)cfg->handshake_timeout_s;
@@ -159,19 +219,25 @@ int router_run(const struct router_config *cfg)
 	 * (a few private headers more) with some bookkeeping. */
 	long ah = cfg->max_header_bytes + 1024;
 	info.max_http_header_data = (unsigned short)(ah > 65535 ? 65535 : ah);
-	info.retry_and_idle_policy = &retry;
+	/* No retry_and_idle_policy: the router pings itself (ws_keepalive_tick). */
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the door listens (door.h) */
 	info.protocols = ws_protocols;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
 		       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.vhost_name = "router";
 	info.user = &r; /* router_of(wsi) */
+	/* lws on the router's libuv loop (epoll): the default poll() loop looks
+	 * at every connection on every wake-up (issue 13). */
+	info.options |= LWS_SERVER_OPTION_LIBUV;
+	void *loops[1] = { &r.loop };
+	info.foreign_loops = loops;
+	info.pcontext = &r.ctx;
 	r.ctx = lws_create_context(&info);
 	if (!r.ctx) {
-		log_error("cannot create the WebSocket context");
+		log_error("cannot create the WebSocket context (is libwebsockets-evlib-uv "
+			  "installed?)");
 		goto out;
 	}
-	signal_ctx = r.ctx;
 	r.vh = lws_create_vhost(r.ctx, &info);
 	if (!r.vh) {
 		log_error("cannot create the WebSocket vhost");
@@ -194,7 +260,7 @@ int router_run(const struct router_config *cfg)
 	}
 	if (edges_start(&r) < 0)
 		goto out;
-	lws_sul_schedule(r.ctx, 0, &r.tick, on_tick, TICK_US);
+	uv_timer_start(&r.tick, on_tick, TICK_MS, TICK_MS);
 	log_info("router %s: WebSockets on %s:%ld/ws, client id from %s, partitioner %s, %d edges",
 		 cfg->router_id, *cfg->listen_host ? cfg->listen_host : "*", cfg->port,
 		 cfg->id_header, partitioner_name(cfg->partitioner), r.nlinks);
@@ -204,24 +270,22 @@ int router_run(const struct router_config *cfg)
 
 	if (ops_start(&r) < 0)
 		goto out;
-	while (stop_requested < 2 && !ops_drained(&r)) {
-		if (stop_requested && !r.draining)
-			ops_drain(&r, cfg->drain_timeout_ms, true);
-		if (lws_service(r.ctx, 0) < 0)
-			break;
-	}
+	uv_run(&r.loop, UV_RUN_DEFAULT); /* until check_stop() */
 	log_info("router %s: stopping (%zu sessions, delivered %llu, fenced %llu, duplicates %llu)",
 		 cfg->router_id, r.sessions.count, (unsigned long long)r.delivered,
 		 (unsigned long long)r.fenced, (unsigned long long)r.duplicates);
 	rc = 0;
 out:
-	/* The door, links and the resolver first: their threads wake the lws
-	 * context. */
+	/* The door, links, resolver and admin endpoint first: their threads
+	 * wake the loop. */
 	door_stop(r.door);
 	edges_stop(&r);
-	signal_ctx = NULL;
-	if (r.ctx)
-		lws_context_destroy(r.ctx); /* closes clients: CLOSED frees their sessions */
+	admin_stop(r.admin);
+	r.admin = NULL;
+	if (loop_up)
+		loop_close(&r);
+	else if (r.ctx)
+		lws_context_destroy(r.ctx);
 	ops_stop(&r);
 	free(r.links);
 	routes_free(&r.routes);

@@ -1,8 +1,10 @@
 /*
  * router: terminates client WebSockets on /ws, places each client by the
  * partition of its id, pins its session to the edge that owns that partition
- * and proxies frames both ways. One lws service thread; nng receive fds are
- * adopted into the lws loop, so every state change happens on that thread.
+ * and proxies frames both ways. One loop thread: libuv (epoll), with lws on
+ * it as a foreign loop; nng's, the door's, the resolver's and the admin
+ * endpoint's threads only wake it (a uv_async), so every state change
+ * happens on that thread.
  */
 #ifndef KWS_ROUTER_H
 #define KWS_ROUTER_H

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <libwebsockets.h>
+#include <uv.h>
 
 #include "admin.h"
 #include "admission.h"
@@ -26,12 +27,25 @@
 /* Per-connection state, allocated by lws (per_session_data_size) and freed
  * by it after LWS_CALLBACK_CLOSED. */
 struct conn {
+	struct lws *wsi;
 	struct session *s;
+	/* keepalive (ws.c): on one of the router's two lists, in the order of
+	 * the client's last sign of life, so the tick looks only at the due */
+	struct conn *ka_prev, *ka_next;
+	struct ka_list *ka_on;     /* NULL: on neither */
+	int64_t ka_alive_ms;       /* the client's last frame (or its upgrade) */
+	bool ka_ping_due;          /* write a ping at the next writeable */
+	bool ka_hangup;            /* silent for two intervals: hang up */
 	int close_code;
 	char close_reason[120];
 	unsigned char *rx; /* a client message being reassembled */
 	size_t rxlen;
 	bool rx_text;
+};
+
+/* A FIFO of connections (keepalive, ws.c). */
+struct ka_list {
+	struct conn *head, *tail;
 };
 
 struct router {
@@ -48,8 +62,19 @@ struct router {
 	struct linkauth_secret secret; /* --link-secret: proves the edges and us */
 	struct admission_rate rate; /* handshake rate per source address */
 	unsigned char *wbuf;       /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */
+	/* Keepalive of our own, not lws's retry_and_idle_policy: lws 4.1 keeps
+	 * each connection's ping timer in one sorted list and inserts by walking
+	 * it, O(sessions) per ping and pong (issue 13). */
+	struct ka_list ka_idle;    /* not pinged yet */
+	struct ka_list ka_pinged;  /* pinged, no answer yet */
 	int64_t next_prune_ms;
-	lws_sorted_usec_list_t tick;
+	/* The event loop (libuv; lws runs on it as a foreign loop): one thread,
+	 * epoll, so a wake-up costs what is ready, not what is connected. */
+	uv_loop_t loop;
+	uv_async_t wake;           /* router_wake(): any thread */
+	uv_timer_t tick;           /* every TICK_MS: routes, links, drain, ops */
+	uv_signal_t sigint, sigterm;
+	int stop_requested;        /* SIGINT/SIGTERM: 1 drains, 2 stops at once */
 	bool retry_waiting;
 	bool complete; /* every partition has an owner */
 	char id_header[128]; /* lowercase, with ':' as lws wants it */
@@ -69,6 +94,11 @@ struct router {
 	size_t nthrottled; /* sessions throttled now */
 	int64_t next_stall_check_ms;
 };
+
+/* Makes the loop look at the door, the edge links and the admin endpoint
+ * soon (router.c, on_wake). Any thread; many calls before the loop looks
+ * are one. */
+void router_wake(struct router *r);
 
 /* The router a connection belongs to (the lws context's user data). */
 static inline struct router *router_of(struct lws *wsi)

@@ -17,6 +17,67 @@
 
 #define WRITES_PER_CALLBACK 16
 
+static void ka_unlink(struct conn *c)
+{
+	struct ka_list *l = c->ka_on;
+	if (!l)
+		return;
+	if (c->ka_prev)
+		c->ka_prev->ka_next = c->ka_next;
+	else
+		l->head = c->ka_next;
+	if (c->ka_next)
+		c->ka_next->ka_prev = c->ka_prev;
+	else
+		l->tail = c->ka_prev;
+	c->ka_prev = c->ka_next = NULL;
+	c->ka_on = NULL;
+}
+
+static void ka_append(struct ka_list *l, struct conn *c)
+{
+	c->ka_prev = l->tail;
+	c->ka_next = NULL;
+	if (l->tail)
+		l->tail->ka_next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	c->ka_on = l;
+}
+
+/* The client showed it is alive: to the end of the idle list. */
+static void ka_touch(struct router *r, struct conn *c)
+{
+	ka_unlink(c);
+	c->ka_alive_ms = now_mono_ms();
+	ka_append(&r->ka_idle, c);
+}
+
+void ws_keepalive_tick(struct router *r, int64_t now_ms)
+{
+	int64_t iv = r->cfg->ping_interval_s * 1000;
+	if (iv <= 0)
+		return;
+	struct conn *c;
+	while ((c = r->ka_idle.head) && now_ms - c->ka_alive_ms >= iv) {
+		ka_unlink(c);
+		ka_append(&r->ka_pinged, c);
+		c->ka_ping_due = true;
+		lws_callback_on_writable(c->wsi);
+	}
+	while ((c = r->ka_pinged.head) && now_ms - c->ka_alive_ms >= 2 * iv) {
+		ka_unlink(c);
+		log_debug("client %s answered no ping: hanging up", c->s ? c->s->id : "?");
+		/* At its next writeable (no close frame: it is not listening);
+		 * if that never comes, lws's timeout. lws arms its timers on
+		 * libuv only after its own I/O, hence not LWS_TO_KILL_ASYNC. */
+		c->ka_hangup = true;
+		lws_callback_on_writable(c->wsi);
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+	}
+}
+
 static int client_established(struct router *r, struct lws *wsi, struct conn *c)
 {
 	char *id = handshake_take_id(wsi);
@@ -51,6 +112,7 @@ static int client_established(struct router *r, struct lws *wsi, struct conn *c)
 static int client_receive(struct router *r, struct lws *wsi, struct conn *c, const void *in,
 			  size_t len)
 {
+	ka_touch(r, c);
 	if (!c->s || c->close_code)
 		return 0;
 	if (lws_is_first_fragment(wsi)) {
@@ -103,12 +165,38 @@ static int write_batch(struct router *r, struct lws *wsi, struct session *s, int
 	return n < (int)len ? -1 : 0;
 }
 
+/* Writes the close frame (c->close_code, c->close_reason) and returns -1 so
+ * that lws hangs up. Not lws_close_reason() and -1: Debian's lws 4.1.6 is
+ * built with _DEBUG, and then on libuv every close that a callback asks for
+ * is repeated at once ("close_and_handled uv repeat test" in lws's
+ * service.c), which kills the connection before lws writes the close frame
+ * it had queued: the client would see 1006 instead of the code. */
+static int send_close(struct lws *wsi, const struct conn *c)
+{
+	unsigned char buf[LWS_PRE + WSFRAME_MAX_HEADER + 125];
+	unsigned char *p = buf + LWS_PRE;
+	size_t n = strlen(c->close_reason);
+	if (n > 123)
+		n = 123;
+	size_t h = wsframe_header(p, WSFRAME_CLOSE, n + 2);
+	p[h] = (unsigned char)(c->close_code >> 8);
+	p[h + 1] = (unsigned char)c->close_code;
+	memcpy(p + h + 2, c->close_reason, n);
+	lws_write(wsi, p, h + n + 2, LWS_WRITE_RAW);
+	return -1;
+}
+
 static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 {
-	if (c->close_code) {
-		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)c->close_reason, strlen(c->close_reason));
+	if (c->ka_hangup)
 		return -1;
+	if (c->close_code)
+		return send_close(wsi, c);
+	if (c->ka_ping_due) {
+		unsigned char ping[LWS_PRE + 1];
+		c->ka_ping_due = false;
+		if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+			return -1;
 	}
 	if (!c->s)
 		return 0;
@@ -132,6 +220,7 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 
 static void client_closed(struct router *r, struct conn *c)
 {
+	ka_unlink(c);
 	if (c->s) {
 		pins_forget(r, c->s);
 		c->s = NULL;
@@ -140,10 +229,7 @@ static void client_closed(struct router *r, struct conn *c)
 	c->rx = NULL;
 }
 
-/* Hands the connections whose head the door has read to lws, head first
- * (lws parses it as if it had read it; it may call back into cb_client for
- * them right here). */
-static void adopt_guests(struct router *r)
+void ws_adopt_guests(struct router *r)
 {
 	for (struct door_guest *g = door_take(r->door), *next; g; g = next) {
 		next = g->next;
@@ -169,7 +255,11 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
 		memset(c, 0, sizeof *c);
-		return client_established(r, wsi, c);
+		c->wsi = wsi;
+		if (client_established(r, wsi, c) < 0)
+			return -1;
+		ka_touch(r, c);
+		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		return client_receive(r, wsi, c, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -177,17 +267,14 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	case LWS_CALLBACK_CLOSED:
 		client_closed(r, c);
 		return 0;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		ka_touch(r, c);
+		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
 		/* A handshake that passed the filter but never got established. */
 		free(handshake_take_id(wsi));
-		return 0;
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (r) {
-			adopt_guests(r);
-			edges_drain(r);
-			if (r->admin)
-				admin_run_pending(r->admin);
-		}
+		if (c)
+			ka_unlink(c);
 		return 0;
 	case LWS_CALLBACK_HTTP: {
 		/* A plain HTTP request, not an upgrade. */

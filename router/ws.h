@@ -7,6 +7,8 @@
 #ifndef KWS_ROUTER_WS_H
 #define KWS_ROUTER_WS_H
 
+#include <stdint.h>
+
 #include <libwebsockets.h>
 
 /* Bytes of one batched write (ws.c frames many queued messages into it);
@@ -17,5 +19,16 @@
  * "kws.v1" (positions and resume). Their callback finds the router as the
  * context's user data. */
 extern const struct lws_protocols ws_protocols[];
+
+struct router;
+/* Hands the connections whose head the door has read to lws, head first
+ * (lws parses it as if it had read it; it may call back into the protocol
+ * callback for them right here). On the loop, when woken. */
+void ws_adopt_guests(struct router *r);
+
+/* Every tick: pings each client silent for --ping-interval-s and hangs up
+ * on one silent for twice that (any frame from the client, a pong or a
+ * message, counts). Looks only at the clients that are due. */
+void ws_keepalive_tick(struct router *r, int64_t now_ms);
 
 #endif

@@ -11,11 +11,12 @@
 
 #define WSFRAME_TEXT 0x1
 #define WSFRAME_BINARY 0x2
+#define WSFRAME_CLOSE 0x8 /* payload: code (2 bytes, big-endian), reason; at most 125 */
 /* The longest header wsframe_header writes. */
 #define WSFRAME_MAX_HEADER 10
 
-/* Writes the header of a final, unmasked frame with opcode (WSFRAME_TEXT or
- * WSFRAME_BINARY; only its low 4 bits are used) and a payload of len bytes
+/* Writes the header of a final, unmasked frame with opcode (WSFRAME_TEXT,
+ * WSFRAME_BINARY or WSFRAME_CLOSE; only its low 4 bits are used) and a payload of len bytes
  * into out[0..WSFRAME_MAX_HEADER). Returns the header's length: 2 (len <
  * 126), 4 (len < 65536) or 10. */
 size_t wsframe_header(unsigned char *out, unsigned opcode, uint64_t len);

@@ -406,7 +406,38 @@ def section_throughput(res, add):
         if best:
             where_time_goes(best, None, add, "at the highest sustained live step (%d/s)"
                             % best["rate"])
+        latency_stages(S, add)
     add("![throughput](throughput.png)")
+    add("")
+
+
+def latency_stages(S, add):
+    """Where the live ladder's latency goes, per step: Kafka alone (kfloor,
+    timestamp -> consumer receipt), the router's write (its histogram,
+    timestamp -> WebSocket write, so Kafka + edge + link + router queue),
+    and the client's receipt (loadgen), with loadgen's share of a core."""
+    rows = [r for r in S.get("e2e", []) if r.get("router_write_ms")]
+    if not rows:
+        return
+    kf = {r["rate"]: r for r in S.get("kfloor", [])}
+    add("Where the latency goes at each live step (p50 / p99, ms; the router's figures are "
+        "interpolated inside its histogram's buckets 1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, "
+        "so they are coarse): record timestamp → a bare consumer's receipt (kfloor, same "
+        "rate, own run), → the router's WebSocket write (`kws_router_delivery_delay_seconds`: "
+        "Kafka, edge, link and the router's queue), → the client's receipt (loadgen). "
+        "loadgen is one thread: its share of a core over the step tells whether it kept up.")
+    add("")
+    add("| rate | kfloor receipt | router write | client receipt | loadgen CPU share |")
+    add("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        k = kf.get(r["rate"])
+        w = r["router_write_ms"]
+        add("| %d/s | %s | %s / %s | %s / %s | %s |"
+            % (r["rate"], "%s / %s" % (k["lat"].get("p50"), k["lat"].get("p99")) if k else "n/a",
+               f(w.get("p50"), "%.1f"), f(w.get("p99"), "%.1f"),
+               r["lat"].get("p50"), r["lat"].get("p99"),
+               f(100 * r["loadgen_cpu_share"], "%.0f%%") if r.get("loadgen_cpu_share")
+               else "n/a"))
     add("")
 
 

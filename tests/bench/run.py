@@ -372,6 +372,32 @@ def msum(m, prefix, **labels):
     return total
 
 
+def hist_quantiles(m0, m1, name, qs=(0.5, 0.99)):
+    """Quantiles (in the histogram's unit) of what a Prometheus histogram
+    observed between two scrapes, interpolated linearly inside a bucket;
+    {} if nothing was observed."""
+    b0, b1 = {}, {}
+    for m, b in ((m0, b0), (m1, b1)):
+        for k, v in m.items():
+            if k.startswith(name + "_bucket{") and 'le="' in k:
+                le = k.split('le="', 1)[1].split('"', 1)[0]
+                b[float("inf") if le == "+Inf" else float(le)] = v
+    bounds = sorted(b1)
+    cum = [b1[x] - b0.get(x, 0) for x in bounds]
+    if not cum or not cum[-1]:
+        return {}
+    out = {"count": cum[-1]}
+    for q in qs:
+        want, lo, prev = q * cum[-1], 0.0, 0.0
+        for x, c in zip(bounds, cum):
+            if c >= want:
+                hi = x if x != float("inf") else lo
+                out["p%g" % (q * 100)] = lo + (hi - lo) * ((want - prev) / max(1e-9, c - prev))
+                break
+            lo, prev = x, c
+    return out
+
+
 # ---- the benchmark ---------------------------------------------------------
 
 class Bench:
@@ -384,6 +410,8 @@ class Bench:
             for part in args.ladder.split(";"):
                 size, _, rates = part.partition(":")
                 self.P["ladder"][int(size)] = [int(x) for x in rates.split(",") if x]
+        if args.mem_counts:   # e.g. "1000,18000"
+            self.P["mem_counts"] = [int(x) for x in args.mem_counts.split(",") if x]
         self.build = os.path.abspath(args.build)
         self.out = os.path.abspath(args.out)
         self.work = tempfile.mkdtemp(prefix="kws-bench-")
@@ -429,8 +457,11 @@ class Bench:
 
     def start_router(self, name, edge_urls):
         port, admin = free_port(), free_port()
+        # Section a holds 18,000 sessions opened at 5,000/s from 16 source
+        # addresses: above the router's default admission limits.
         args = [self.bin["router"], "--listen", "127.0.0.1:%d" % port, "--router-id", name,
-                "--admin-listen", "127.0.0.1:%d" % admin]
+                "--admin-listen", "127.0.0.1:%d" % admin, "--handshakes-per-ip", 1000000,
+                "--max-connections", 19500]
         for u in edge_urls:
             args += ["--edges", u]
         r = Proc(self, name, args, self.env_under_test)
@@ -570,7 +601,7 @@ class Bench:
                 % (label, n, rss / 1024, (rss - base) / 1024, (rss - base) / n,
                    "; edge +%.2f KiB/session" % erows[-1]["per_session_kb"] if edge else "",
                    BUSY_RATE, "1000" if label == "router" else "all",
-                   row["busy"]["cpu_us_per_record"],
+                   row["busy"]["cpu_us_per_record"] or float("nan"),
                    "%.2f" % row["busy"]["syscalls_per_record"]
                    if row["busy"].get("syscalls_per_record") is not None else "n/a"))
             prev = n
@@ -603,7 +634,11 @@ class Bench:
         w = self.start_wsfloor("wsfloor-busy-%d" % n,
                                ["--rate", BUSY_RATE, "--total", BUSY_RECORDS, "--size", 100,
                                 "--start-sessions", n, "--start-delay-ms", 1500])
-        lg = self.loadgen("lg-busy-%d" % n, w.ws_url, n, 0, ["--duration-s", 300])
+        # Slower than the usual 5,000 connects/s: bare lws handshakes through
+        # its small header pool, and loadgen's retries of handshakes that
+        # time out leave wsfloor holding orphans until it runs out of files.
+        lg = self.loadgen("lg-busy-%d" % n, w.ws_url, n, 0,
+                          ["--duration-s", 300, "--connect-rate", 1000])
         res = {"records": BUSY_RECORDS, "cpu_s": None, "cpu_us_per_record": None,
                "syscalls_per_record": None}
         try:
@@ -846,6 +881,7 @@ class Bench:
         th0 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
         self._metrics_hook = lambda: {"router": metrics(router.admin),
                                       "edge": metrics(self.edge.admin)}
+        mr0 = metrics(router.admin)
         t0 = time.monotonic()
         pr = self.produce("produce-" + tag, "bench", rate, size, tag, n, count=M)
         window = min(3.0, P["step_s"] * 0.4)
@@ -868,15 +904,20 @@ class Bench:
         if tth.is_alive() or tth.ident:
             tth.join(30)
         deadline = t0 + P["step_s"] + 30
+        lg_cpu = c0["loadgen"]
+        while lg.alive() and time.monotonic() < deadline:  # its CPU, sampled until it exits
+            lg_cpu = cpu_s(lg.pid) or lg_cpu
+            time.sleep(0.1)
         if not lg.wait(max(1, deadline - time.monotonic())):
             lg.stop(signal.SIGTERM, 20)
         lg.wait(20)
         sth.join(30)
         c1 = {k: cpu_s(p) for k, p in pids.items()}
         c1["broker"] = sum(cpu_s(p) for p in kpids)
-        c1["loadgen"] = cpu_s(lg.pid) if lg.alive() else c0["loadgen"]
+        c1["loadgen"] = lg_cpu
         th1 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
         self._metrics_hook = None
+        mr1 = metrics(router.admin)
         r = json.load(open(rep))
         t_last = lg.t_start + (r["connect_ms"] + r["run_ms"]) / 1000.0
         recs = r["records"]
@@ -888,6 +929,14 @@ class Bench:
         cpu["producer"] = pr_cpu
         row["cpu_s"] = cpu
         row["cpu_s_per_M"] = {k: v / max(1, recs) * 1e6 for k, v in cpu.items()}
+        # Where the latency goes: the router's own histogram of record
+        # timestamp -> WebSocket write, against loadgen's timestamp -> receipt
+        # (and kfloor's timestamp -> consumer receipt at the same rate); and
+        # whether loadgen (one thread) kept up: its share of a core.
+        hq = hist_quantiles(mr0, mr1, "kws_router_delivery_delay_seconds")
+        row["router_write_ms"] = {k: (v * 1000 if k != "count" else v) for k, v in hq.items()}
+        lg_s = c1["loadgen"] - c0["loadgen"]
+        row["loadgen_cpu_share"] = lg_s / max(0.001, t_last - t0) if lg_s > 0 else None
         row["threads"] = {k: {t: th1[k].get(t, 0) - th0[k].get(t, 0) for t in th1[k]}
                           for k in th1}
         row["syscalls"], row["syscalls_per_msg"] = {}, {}
@@ -1503,6 +1552,9 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="do not run ninja first")
     ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
                     help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
+    ap.add_argument("--mem-counts", metavar="N,N",
+                    help="session counts held in section a, ascending (default 1000,5000,18000; "
+                    "quick 1000,5000), e.g. '1000,18000' for the CPU per record ratio alone")
     ap.add_argument("--preload", metavar="SO", help="what-if diagnostic: run edge and router "
                     "with LD_PRELOAD=SO (e.g. build-bench/tests/bench/libnodelay.so, which "
                     "forces TCP_NODELAY on)")

@@ -2,7 +2,8 @@
  * wsfloor: the WebSocket floor of the benchmark (tests/bench/README.md).
  *
  * A bare libwebsockets server built like the router's client side (same lws
- * 4.1 context options, default poll event loop, one thread, the same two
+ * 4.1 context options, the same event loop: libuv, or lws's default poll
+ * loop with --event-loop poll; one thread, the same two
  * protocols "kws" and "kws.v1", the same handshake checks on /ws and
  * X-Client-Id, the same per-session queue of malloc'd messages written only
  * in the writeable callback, at most 64 per callback, stopping when the pipe
@@ -18,8 +19,8 @@
  * Generation starts once --start-sessions clients are connected (plus
  * --start-delay-ms): --count records per session (or --total in all),
  * round-robin over the sessions (ordered by connection), paced by schedule
- * at --rate records/s in total (each --tick-us tick of a timerfd in lws's
- * poll set makes every record that is due), or, with
+ * at --rate records/s in total (each --tick-us tick of a timerfd adopted
+ * into lws's loop makes every record that is due), or, with
  * --rate 0, as fast as the clients take them (each session is refilled by
  * --burst records in its writeable callback when its queue runs empty).
  * Without --start-sessions it only holds sessions (idle memory floor).
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <uv.h>
 
 #include "partition.h"
 #include "util.h"
@@ -105,6 +107,8 @@ static struct {
 	size_t bufcap;
 	unsigned char *wbuf;	/* --batch-bytes: LWS_PRE + batch_bytes */
 	int timer_fd;		/* --rate ticks, -1 if none */
+	bool uv;		/* --event-loop uv (default): lws on loop */
+	uv_loop_t loop;
 } F;
 
 static volatile sig_atomic_t stop_requested;
@@ -113,6 +117,15 @@ static void on_signal(int sig)
 {
 	stop_requested = 1;
 	if (F.ctx)
+		lws_cancel_service(F.ctx); /* on_timer sees it within 50 ms */
+}
+
+/* Ends the service loop (on the loop's thread). */
+static void stop_loop(void)
+{
+	if (F.uv)
+		uv_stop(&F.loop);
+	else
 		lws_cancel_service(F.ctx);
 }
 
@@ -235,7 +248,7 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 
 	if (stop_requested || (F.exit_after_s > 0 && now_mono_ms() - F.t0_ms > F.exit_after_s * 1000)) {
 		stop_requested = 1;
-		lws_cancel_service(F.ctx);
+		stop_loop();
 		return;
 	}
 	if (!F.started && F.start_sessions && F.nsess >= F.start_sessions) {
@@ -506,7 +519,7 @@ static void usage(FILE *f)
 	      "               [--count M | --total N] [--start-sessions N] [--start-delay-ms D]\n"
 	      "               [--burst B] [--partitions P] [--message-type binary|text]\n"
 	      "               [--tick-us T] [--batch-bytes N] [--exit-after-s S]\n"
-	      "               [--report FILE.json]\n"
+	      "               [--event-loop uv|poll] [--report FILE.json]\n"
 	      "\n"
 	      "The WebSocket floor of tests/bench: a bare libwebsockets server that\n"
 	      "serves /ws like the router (X-Client-Id, kws.v1) and makes the\n"
@@ -533,6 +546,8 @@ static void usage(FILE *f)
 	      "                       the router; default 12)\n"
 	      "  --message-type T     binary (default) or text\n"
 	      "  --exit-after-s S     exit after S seconds (default 900)\n"
+	      "  --event-loop L       uv (default: libuv, epoll, as the router) or poll\n"
+	      "                       (lws's default poll() loop)\n"
 	      "  --report FILE        JSON counters and CPU at exit\n", f);
 }
 
@@ -554,6 +569,7 @@ static void parse(int argc, char **argv)
 		{ "report", required_argument, NULL, 'o' },
 		{ "tick-us", required_argument, NULL, 'k' },
 		{ "batch-bytes", required_argument, NULL, 'B' },
+		{ "event-loop", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -568,6 +584,7 @@ static void parse(int argc, char **argv)
 	F.partitions = 12;
 	F.exit_after_s = 900;
 	F.tick_us = TIMER_US;
+	F.uv = true;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 'l': {
@@ -595,6 +612,13 @@ static void parse(int argc, char **argv)
 		case 'o': F.report = optarg; break;
 		case 'k': F.tick_us = atol(optarg); break;
 		case 'B': F.batch_bytes = atol(optarg); break;
+		case 'e':
+			if (strcmp(optarg, "uv") && strcmp(optarg, "poll")) {
+				fprintf(stderr, "wsfloor: --event-loop is uv or poll\n");
+				exit(2);
+			}
+			F.uv = strcmp(optarg, "uv") == 0;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -661,6 +685,17 @@ int main(int argc, char **argv)
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
 		       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.vhost_name = "wsfloor";
+	void *loops[1] = { &F.loop };
+	if (F.uv) {
+		/* As router/router.c: lws on our libuv loop (a foreign loop). */
+		if (uv_loop_init(&F.loop) < 0) {
+			log_error("cannot create the event loop");
+			return 1;
+		}
+		info.options |= LWS_SERVER_OPTION_LIBUV;
+		info.foreign_loops = loops;
+		info.pcontext = &F.ctx;
+	}
 	F.ctx = lws_create_context(&info);
 	if (!F.ctx) {
 		log_error("cannot create the WebSocket context");
@@ -669,7 +704,6 @@ int main(int argc, char **argv)
 	vh = lws_create_vhost(F.ctx, &info);
 	if (!vh) {
 		log_error("cannot listen on %s:%d", F.host, F.port);
-		lws_context_destroy(F.ctx);
 		return 1;
 	}
 	F.timer_fd = -1;
@@ -694,11 +728,22 @@ int main(int argc, char **argv)
 	printf("LISTENING %d\n", lws_get_vhost_listen_port(vh));
 	fflush(stdout);
 	lws_sul_schedule(F.ctx, 0, &F.timer, on_timer, TIMER_US);
-	while (!stop_requested)
-		if (lws_service(F.ctx, 0) < 0)
-			break;
+	if (F.uv) {
+		uv_run(&F.loop, UV_RUN_DEFAULT); /* until stop_loop() */
+	} else {
+		while (!stop_requested)
+			if (lws_service(F.ctx, 0) < 0)
+				break;
+	}
 	write_report();
 	lws_context_destroy(F.ctx);
+	if (F.uv) {
+		/* libuv closes lws's handles in the loop; then the context goes. */
+		uv_run(&F.loop, UV_RUN_DEFAULT);
+		if (F.ctx)
+			lws_context_destroy(F.ctx);
+		uv_loop_close(&F.loop);
+	}
 	free(F.sess);
 	free(F.part_offset);
 	free(F.buf);

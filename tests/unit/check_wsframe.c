@@ -25,6 +25,10 @@ START_TEST(short_lengths)
 	ck_assert_uint_eq(hdr(WSFRAME_TEXT, 125, b), 2);
 	ck_assert_uint_eq(b[0], 0x81);
 	ck_assert_uint_eq(b[1], 125);
+	/* A close frame (ws.c writes its own, code and reason: ≤ 125 bytes). */
+	ck_assert_uint_eq(hdr(WSFRAME_CLOSE, 2 + 40, b), 2);
+	ck_assert_uint_eq(b[0], 0x88);
+	ck_assert_uint_eq(b[1], 42);
 }
 END_TEST
 
