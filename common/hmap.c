@@ -125,7 +125,7 @@ static int sip_keyed;
 		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);      \
 	} while (0)
 
-uint64_t hash_bytes(const void *p, size_t len)
+uint64_t hmap_hash_bytes(const void *p, size_t len)
 {
 	if (!sip_keyed) {
 		sip_k0 = random_u64();
@@ -158,7 +158,7 @@ uint64_t hash_bytes(const void *p, size_t len)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-uint64_t hash_u64(uint64_t v)
+uint64_t hmap_hash_u64(uint64_t v)
 {
 	/* splitmix64's finalizer: session ids are ours, not a peer's choice. */
 	v ^= v >> 30;

@@ -2,7 +2,7 @@
  * hmap: an intrusive, chained hash map. Items embed a struct hnode and are
  * found by walking the chain of a hash with hmap_first/hmap_next and comparing
  * their own keys. The map never allocates items, only its bucket array.
- * hash_bytes is SipHash-2-4 with a per-process random key, because client
+ * hmap_hash_bytes is SipHash-2-4 with a per-process random key, because client
  * ids come from untrusted peers (hash flooding).
  */
 #ifndef KWS_HMAP_H
@@ -38,8 +38,8 @@ struct hnode *hmap_next(const struct hnode *n);
 struct hnode *hmap_iter_first(const struct hmap *m, size_t *bucket);
 struct hnode *hmap_iter_next(const struct hmap *m, struct hnode *n, size_t *bucket);
 
-uint64_t hash_bytes(const void *p, size_t len);
-uint64_t hash_u64(uint64_t v);
+uint64_t hmap_hash_bytes(const void *p, size_t len);
+uint64_t hmap_hash_u64(uint64_t v);
 
 #define hmap_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 

@@ -15,7 +15,7 @@
 struct resolver {
 	char *host, *port;
 	int interval_ms;
-	resolve_wake_fn wake;
+	resolver_wake_fn wake;
 	void *arg;
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -143,7 +143,7 @@ int resolver_split(const char *hostport, char *host, size_t hostlen, char *port,
 }
 
 struct resolver *resolver_start(const char *host, const char *port, int interval_ms,
-				resolve_wake_fn wake, void *arg)
+				resolver_wake_fn wake, void *arg)
 {
 	if (!*host || !*port || interval_ms < 10)
 		return NULL;

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-typedef void (*resolve_wake_fn)(void *arg);
+typedef void (*resolver_wake_fn)(void *arg);
 
 struct resolver;
 
@@ -17,7 +17,7 @@ struct resolver;
  * address. wake(arg) is called from the resolver's thread when an answer
  * that differs from the previous one is ready. NULL on a bad argument. */
 struct resolver *resolver_start(const char *host, const char *port, int interval_ms,
-				resolve_wake_fn wake, void *arg);
+				resolver_wake_fn wake, void *arg);
 void resolver_stop(struct resolver *r);
 
 /* If a new answer is ready: returns 1 and hands over urls[0..*n) (sorted;

@@ -8,7 +8,7 @@
 
 static uint64_t id_hash(uint32_t pipe, uint64_t sid)
 {
-	return hash_u64(sid ^ ((uint64_t)pipe << 32) ^ pipe);
+	return hmap_hash_u64(sid ^ ((uint64_t)pipe << 32) ^ pipe);
 }
 
 void subs_init(struct subs *s)
@@ -32,7 +32,7 @@ const struct subs_key *subs_lookup(const struct subs *s, const void *key, size_t
 {
 	if (!s->by_key.count)
 		return NULL;
-	return key_find(s, key, keylen, hash_bytes(key, keylen));
+	return key_find(s, key, keylen, hmap_hash_bytes(key, keylen));
 }
 
 struct sub *subs_get(const struct subs *s, uint32_t pipe, uint64_t sid)
@@ -71,7 +71,7 @@ struct sub *subs_add(struct subs *s, uint32_t pipe, uint64_t sid, uint32_t parti
 	if (old)
 		sub_destroy(s, old);
 
-	uint64_t h = hash_bytes(key, keylen);
+	uint64_t h = hmap_hash_bytes(key, keylen);
 	struct subs_key *k = key_find(s, key, keylen, h);
 	if (!k) {
 		k = xcalloc(1, sizeof *k + keylen);

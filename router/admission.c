@@ -51,7 +51,7 @@ void admission_rate_free(struct admission_rate *t)
 
 bool admission_rate_take(struct admission_rate *t, const uint8_t key[16], int64_t now_ms)
 {
-	uint64_t h = hash_bytes(key, 16);
+	uint64_t h = hmap_hash_bytes(key, 16);
 	struct bucket *b = NULL;
 	for (struct hnode *n = hmap_first(&t->buckets, h); n && !b; n = hmap_next(n)) {
 		struct bucket *x = hmap_entry(n, struct bucket, node);

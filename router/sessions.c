@@ -66,8 +66,8 @@ struct session *sessions_create(struct sessions *t, const char *id, size_t idlen
 	s->conn = conn;
 	s->id_len = (uint32_t)idlen;
 	memcpy(s->id, id, idlen);
-	hmap_insert(&t->by_sid, &s->by_sid, hash_u64(s->sid));
-	hmap_insert(&t->by_client, &s->by_client, hash_bytes(id, idlen));
+	hmap_insert(&t->by_sid, &s->by_sid, hmap_hash_u64(s->sid));
+	hmap_insert(&t->by_client, &s->by_client, hmap_hash_bytes(id, idlen));
 	if (partition >= t->nparts) {
 		uint32_t n = partition + 1;
 		t->part = xrealloc(t->part, n * sizeof *t->part);
@@ -101,7 +101,7 @@ void sessions_delete(struct sessions *t, struct session *s)
 
 struct session *sessions_get(const struct sessions *t, uint64_t sid)
 {
-	for (struct hnode *n = hmap_first(&t->by_sid, hash_u64(sid)); n; n = hmap_next(n)) {
+	for (struct hnode *n = hmap_first(&t->by_sid, hmap_hash_u64(sid)); n; n = hmap_next(n)) {
 		struct session *s = hmap_entry(n, struct session, by_sid);
 		if (s->sid == sid)
 			return s;
@@ -120,7 +120,7 @@ size_t sessions_for_client(const struct sessions *t, const char *id, size_t idle
 	/* Collect first: fn may delete sessions, and a delete may rehash. */
 	size_t k = 0, cap = 0;
 	struct session **found = NULL;
-	for (struct hnode *n = hmap_first(&t->by_client, hash_bytes(id, idlen)); n;
+	for (struct hnode *n = hmap_first(&t->by_client, hmap_hash_bytes(id, idlen)); n;
 	     n = hmap_next(n)) {
 		struct session *s = hmap_entry(n, struct session, by_client);
 		if (s->id_len != idlen || memcmp(s->id, id, idlen) != 0)

@@ -21,7 +21,7 @@ struct item {
 
 static uint64_t key_hash(const char *k)
 {
-	return hash_bytes(k, strlen(k));
+	return hmap_hash_bytes(k, strlen(k));
 }
 
 /* What a user of the map writes: walk the hash's chain, compare keys. */
@@ -213,23 +213,23 @@ END_TEST
 START_TEST(test_hash_bytes)
 {
 	/* Stable within a process, sensitive to every byte and to the length. */
-	ck_assert_uint_eq(hash_bytes("client-1", 8), hash_bytes("client-1", 8));
-	ck_assert_uint_ne(hash_bytes("client-1", 8), hash_bytes("client-2", 8));
-	ck_assert_uint_ne(hash_bytes("client-1", 8), hash_bytes("client-1", 7));
-	ck_assert_uint_ne(hash_bytes("", 0), hash_bytes("\0", 1));
+	ck_assert_uint_eq(hmap_hash_bytes("client-1", 8), hmap_hash_bytes("client-1", 8));
+	ck_assert_uint_ne(hmap_hash_bytes("client-1", 8), hmap_hash_bytes("client-2", 8));
+	ck_assert_uint_ne(hmap_hash_bytes("client-1", 8), hmap_hash_bytes("client-1", 7));
+	ck_assert_uint_ne(hmap_hash_bytes("", 0), hmap_hash_bytes("\0", 1));
 	/* Every length around the 8-byte block boundary, and no two prefixes
 	 * of one string hash alike. */
 	const char s[] = "abcdefghijklmnopqrstuvwxyz";
 	uint64_t hs[sizeof s];
 	for (size_t n = 0; n < sizeof s; n++) {
-		hs[n] = hash_bytes(s, n);
+		hs[n] = hmap_hash_bytes(s, n);
 		for (size_t j = 0; j < n; j++)
 			ck_assert_uint_ne(hs[j], hs[n]);
 	}
 	/* The same bytes at another address hash alike (no pointer hashing). */
 	char copy[sizeof s];
 	memcpy(copy, s, sizeof s);
-	ck_assert_uint_eq(hash_bytes(copy + 3, 11), hash_bytes(s + 3, 11));
+	ck_assert_uint_eq(hmap_hash_bytes(copy + 3, 11), hmap_hash_bytes(s + 3, 11));
 }
 END_TEST
 
@@ -254,23 +254,23 @@ START_TEST(test_hash_key_per_process)
 	 * can precompute ids that all land in one chain. */
 	uint64_t a = hash_in_new_process(self_path), b = hash_in_new_process(self_path);
 	ck_assert_uint_ne(a, b);
-	ck_assert_uint_ne(a, hash_bytes("client-1", 8));
+	ck_assert_uint_ne(a, hmap_hash_bytes("client-1", 8));
 }
 END_TEST
 
 START_TEST(test_hash_u64)
 {
-	ck_assert_uint_eq(hash_u64(7), hash_u64(7));
+	ck_assert_uint_eq(hmap_hash_u64(7), hmap_hash_u64(7));
 	/* Consecutive session ids spread over the low bits that pick buckets. */
 	enum { N = 1024 };
 	static unsigned char used[N];
 	memset(used, 0, sizeof used);
 	size_t distinct = 0;
 	for (uint64_t i = 1; i <= N; i++) {
-		size_t b = hash_u64(i) & (N - 1);
+		size_t b = hmap_hash_u64(i) & (N - 1);
 		distinct += !used[b];
 		used[b] = 1;
-		ck_assert_uint_ne(hash_u64(i), hash_u64(i + 1));
+		ck_assert_uint_ne(hmap_hash_u64(i), hmap_hash_u64(i + 1));
 	}
 	/* A random function fills about 63% of the buckets; a poor mix of
 	 * sequential keys fills far fewer (or exactly all, as the identity). */
@@ -300,7 +300,7 @@ static Suite *hmap_suite(void)
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--hash") == 0) {
-		printf("%" PRIx64 "\n", hash_bytes("client-1", 8));
+		printf("%" PRIx64 "\n", hmap_hash_bytes("client-1", 8));
 		return 0;
 	}
 	ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
