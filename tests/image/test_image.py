@@ -141,7 +141,16 @@ def unpack(archive, root):
     return config
 
 
-def check_config(config, archive, root):
+def source_revision():
+    """The revision the build labels the image with: this commit, "-dirty"
+    with uncommitted changes. Read before the build, so a commit made while
+    the image builds does not change what the label must say."""
+    git = lambda *a: subprocess.run(["git", "-C", SOURCE] + list(a), capture_output=True,  # noqa: E731
+                                    text=True, check=True).stdout.strip()
+    return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain") else "")
+
+
+def check_config(config, archive, root, revision):
     c = config["config"]
     assert c.get("User") == IMAGE_USER, f"image user is {c.get('User')!r}, not {IMAGE_USER}"
     uid, gid = (int(x) for x in IMAGE_USER.split(":"))
@@ -149,9 +158,6 @@ def check_config(config, archive, root):
         assert any(line.split(":")[2:4] == [str(uid), str(gid)] for line in f), \
             f"no /etc/passwd entry for {IMAGE_USER} in the image"
     labels = c.get("Labels") or {}
-    git = lambda *a: subprocess.run(["git", "-C", SOURCE] + list(a), capture_output=True,  # noqa: E731
-                                    text=True, check=True).stdout.strip()
-    revision = git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain") else "")
     with open(os.path.join(SOURCE, "meson.build")) as f:
         version = re.search(r"version\s*:\s*'([^']+)'", f.read()).group(1)
     for k in ("source", "revision", "version"):
@@ -420,11 +426,12 @@ def main():
     out_dir = os.path.join(h.BUILD, "image")
     os.makedirs(out_dir, exist_ok=True)
     archive = os.path.join(out_dir, "kws.oci.tar")
+    revision = source_revision()
     build(archive)
     with h.Env("image") as env:
         root = os.path.join(env.dir, "rootfs")
         config = unpack(archive, root)
-        image_env = check_config(config, archive, root)
+        image_env = check_config(config, archive, root, revision)
         asyncio.run(run(env, root, image_env))
     h.log(f"image test: {time.monotonic() - t0:.0f}s in all")
     print("PASS")
