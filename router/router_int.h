@@ -30,6 +30,12 @@ struct conn {
 	unsigned char *rx; /* a client message being reassembled */
 	size_t rxlen;
 	bool rx_text;
+	/* The closing handshake (ws.c): once a Close went out or came in, no
+	 * data frame is written, and hangup closes the TCP connection
+	 * WS_HANGUP_MS later if lws is still waiting for the client's Close. */
+	struct lws *wsi;
+	bool closing;
+	lws_sorted_usec_list_t hangup;
 };
 
 struct router {
@@ -64,6 +70,7 @@ struct router {
 	uint64_t delivered, delivered_bytes, fenced, duplicates, not_live, slow_closed, upstream,
 		upstream_bytes;
 	uint64_t resumes, resumes_incomplete, throttles, repins, moves, drained;
+	uint64_t text_as_binary; /* --message-type text: records sent binary (not UTF-8) */
 	size_t nthrottled; /* sessions throttled now */
 	int64_t next_stall_check_ms;
 };

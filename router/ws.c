@@ -17,6 +17,33 @@
 
 #define WRITES_PER_CALLBACK 16
 
+/* How long after a Close (sent or received) the TCP connection is closed at
+ * the latest. lws 4.1.6 waits up to 5 s for the client's Close after
+ * sending its own, and after a protocol error it never recognises that
+ * Close: its frame parser stops inside the bad frame and reads the client's
+ * Close as the rest of it. RFC 6455 7.1.1 wants the server to close the
+ * TCP connection first, at once after the closing handshake. A client that
+ * answers in time is closed by lws as soon as its Close arrives. */
+#define WS_HANGUP_MS 100
+
+static void hangup_now(lws_sorted_usec_list_t *sul)
+{
+	struct conn *c = lws_container_of(sul, struct conn, hangup);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+}
+
+/* A Close went out or came in: from now on no data frame is written (RFC
+ * 6455 5.5.1; lws_write does not check, and the batch path frames its own),
+ * nothing received goes upstream, and the TCP connection closes within
+ * WS_HANGUP_MS. */
+static void start_closing(struct router *r, struct conn *c)
+{
+	if (c->closing || !c->wsi)
+		return;
+	c->closing = true;
+	lws_sul_schedule(r->ctx, 0, &c->hangup, hangup_now, WS_HANGUP_MS * LWS_US_PER_MS);
+}
+
 static int client_established(struct router *r, struct lws *wsi, struct conn *c)
 {
 	char *id = handshake_take_id(wsi);
@@ -51,7 +78,7 @@ static int client_established(struct router *r, struct lws *wsi, struct conn *c)
 static int client_receive(struct router *r, struct lws *wsi, struct conn *c, const void *in,
 			  size_t len)
 {
-	if (!c->s || c->close_code)
+	if (!c->s || c->close_code || c->closing)
 		return 0;
 	if (lws_is_first_fragment(wsi)) {
 		c->rxlen = 0;
@@ -71,17 +98,32 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	return 0;
 }
 
+/* The frame type of a queued message: the router's --message-type, except
+ * that a text-mode router sends a message that is not valid UTF-8 as a
+ * binary frame (RFC 6455 5.6: a text frame's payload is UTF-8; a client
+ * would fail the connection), and counts it (text_as_binary). */
+static unsigned message_opcode(struct router *r, const struct outmsg *m)
+{
+	if (!r->cfg->text)
+		return WSFRAME_BINARY;
+	if (wsframe_utf8_valid(m->data + LWS_PRE, m->len))
+		return WSFRAME_TEXT;
+	r->text_as_binary++;
+	return WSFRAME_BINARY;
+}
+
 /* Writes the session's oldest queued messages: as many as fit in one
  * WS_WRITE_BATCH_BYTES write, framed here (wsframe_header), so one send()
  * carries many messages. A single message goes through lws_write as usual.
+ * Only while no Close went out or came in (client_writeable checks).
  * Returns 0, or -1 if the connection failed. */
 static int write_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
 {
-	unsigned op = r->cfg->text ? WSFRAME_TEXT : WSFRAME_BINARY;
 	struct outmsg *m = session_peek(s);
 	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2) {
 		int n = lws_write(wsi, m->data + LWS_PRE, m->len,
-				  r->cfg->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+				  message_opcode(r, m) == WSFRAME_TEXT ? LWS_WRITE_TEXT
+								       : LWS_WRITE_BINARY);
 		if (n < (int)m->len)
 			return -1;
 		if (m->timestamp_ms >= 0)
@@ -92,7 +134,7 @@ static int write_batch(struct router *r, struct lws *wsi, struct session *s, int
 	size_t len = 0;
 	unsigned char *out = r->wbuf + LWS_PRE;
 	while ((m = session_peek(s)) && len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
-		len += wsframe_header(out + len, op, m->len);
+		len += wsframe_header(out + len, message_opcode(r, m), m->len);
 		memcpy(out + len, m->data + LWS_PRE, m->len);
 		len += m->len;
 		if (m->timestamp_ms >= 0)
@@ -105,12 +147,17 @@ static int write_batch(struct router *r, struct lws *wsi, struct session *s, int
 
 static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 {
-	if (c->close_code) {
+	if (c->close_code && !c->closing) {
 		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
 				 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		start_closing(r, c);
 		return -1;
 	}
-	if (!c->s)
+	/* lws prepared a Close of its own (a protocol error it found, before
+	 * it dropped the protocol) or one came in: no more data frames. */
+	if (lws_get_close_length(wsi) > 0)
+		start_closing(r, c);
+	if (!c->s || c->closing)
 		return 0;
 	struct session *s = c->s;
 	int64_t now_wall = now_wall_ms();
@@ -130,8 +177,24 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 	return 0;
 }
 
+/* The client's Close (lws answers it unless we return -1). RFC 6455 5.5.1:
+ * a Close body is empty or holds a 2-byte code; a 1-byte body is a protocol
+ * error (lws 4.1.6 would echo it), answered with 1002. */
+static int client_close_received(struct router *r, struct lws *wsi, struct conn *c, size_t len)
+{
+	start_closing(r, c);
+	if (len == 1) {
+		static const char why[] = "close frame with a 1-byte body";
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)why,
+				 sizeof why - 1);
+		return -1;
+	}
+	return 0;
+}
+
 static void client_closed(struct router *r, struct conn *c)
 {
+	lws_sul_cancel(&c->hangup);
 	if (c->s) {
 		pins_forget(r, c->s);
 		c->s = NULL;
@@ -169,7 +232,16 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
 		memset(c, 0, sizeof *c);
+		c->wsi = wsi;
 		return client_established(r, wsi, c);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return client_close_received(r, wsi, c, len);
+	case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
+		/* lws starts closing: after a protocol error it found, after we
+		 * returned -1, or at the end of the closing handshake. */
+		if (c && c->wsi == wsi)
+			start_closing(r, c);
+		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		return client_receive(r, wsi, c, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
