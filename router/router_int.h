@@ -17,6 +17,7 @@
 #include "admission.h"
 #include "link.h"
 #include "metrics.h"
+#include "recvhook.h"
 #include "router.h"
 #include "routes.h"
 #include "sessions.h"
@@ -36,6 +37,7 @@ struct conn {
 	struct lws *wsi;
 	bool closing;
 	lws_sorted_usec_list_t hangup;
+	struct recvhook rxh; /* unmasked frames and back-to-back Pings (recvhook.h) */
 };
 
 struct router {

@@ -29,7 +29,25 @@
 static void hangup_now(lws_sorted_usec_list_t *sul)
 {
 	struct conn *c = lws_container_of(sul, struct conn, hangup);
+	/* Frames still on their way out (the Close among them, behind a
+	 * batch the client is slow to take): wait for them; lws's own
+	 * timeouts (5 s) still bound this. */
+	if (lws_send_pipe_choked(c->wsi)) {
+		lws_sul_schedule(lws_get_context(c->wsi), 0, &c->hangup, hangup_now,
+				 WS_HANGUP_MS * LWS_US_PER_MS);
+		return;
+	}
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+}
+
+/* recvhook found an unmasked client frame (RFC 6455 5.1: fail the
+ * connection); lws never sees it. */
+static void client_unmasked(void *arg)
+{
+	struct conn *c = arg;
+	if (c->s)
+		pins_close(router_of(c->wsi), c->s, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+			   "unmasked frame from the client");
 }
 
 /* A Close went out or came in: from now on no data frame is written (RFC
@@ -195,6 +213,7 @@ static int client_close_received(struct router *r, struct lws *wsi, struct conn 
 static void client_closed(struct router *r, struct conn *c)
 {
 	lws_sul_cancel(&c->hangup);
+	recvhook_unwatch(&c->rxh);
 	if (c->s) {
 		pins_forget(r, c->s);
 		c->s = NULL;
@@ -233,6 +252,7 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	}
 		memset(c, 0, sizeof *c);
 		c->wsi = wsi;
+		recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c);
 		return client_established(r, wsi, c);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		return client_close_received(r, wsi, c, len);
