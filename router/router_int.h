@@ -38,6 +38,7 @@ struct conn {
 	bool closing;
 	lws_sorted_usec_list_t hangup;
 	struct recvhook rxh; /* unmasked frames and back-to-back Pings (recvhook.h) */
+	bool deflate;        /* permessage-deflate was offered and --deflate is on */
 };
 
 struct router {

@@ -16,6 +16,12 @@
 #include "wsframe.h"
 
 #define WRITES_PER_CALLBACK 16
+/* The window of the router's own compressor (2^10 = 1 KiB) and its zlib
+ * memLevel: about 12 KiB of zlib state per session that has received a
+ * message, instead of 256 KiB at zlib's defaults (15, 8). A smaller window
+ * than the client allows is always valid (RFC 7692 7.1.2.1). */
+#define WS_DEFLATE_WINDOW_BITS "10"
+#define WS_DEFLATE_MEM_LEVEL "4"
 
 /* How long after a Close (sent or received) the TCP connection is closed at
  * the latest. lws 4.1.6 waits up to 5 s for the client's Close after
@@ -60,6 +66,23 @@ static void start_closing(struct router *r, struct conn *c)
 		return;
 	c->closing = true;
 	lws_sul_schedule(r->ctx, 0, &c->hangup, hangup_now, WS_HANGUP_MS * LWS_US_PER_MS);
+}
+
+/* --deflate on and the client offered permessage-deflate (lws accepts every
+ * valid offer): bound the memory of the router's compressor. lws 4.1.6
+ * sizes its server-side compressor from "client_max_window_bits" when lws
+ * itself does not listen (the door does), and its inflater from
+ * "server_max_window_bits", which stays at what was negotiated. */
+static void client_deflate_options(struct router *r, struct lws *wsi, struct conn *c)
+{
+	char ext[256];
+	if (!r->cfg->deflate || lws_hdr_copy(wsi, ext, sizeof ext, WSI_TOKEN_EXTENSIONS) <= 0 ||
+	    !strstr(ext, "permessage-deflate"))
+		return;
+	c->deflate = true;
+	lws_set_extension_option(wsi, "permessage-deflate", "client_max_window_bits",
+				 WS_DEFLATE_WINDOW_BITS);
+	lws_set_extension_option(wsi, "permessage-deflate", "mem_level", WS_DEFLATE_MEM_LEVEL);
 }
 
 static int client_established(struct router *r, struct lws *wsi, struct conn *c)
@@ -138,7 +161,9 @@ static unsigned message_opcode(struct router *r, const struct outmsg *m)
 static int write_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
 {
 	struct outmsg *m = session_peek(s);
-	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2) {
+	struct conn *c = lws_wsi_user(wsi);
+	/* With permessage-deflate lws compresses in lws_write: no raw batch. */
+	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2 || c->deflate) {
 		int n = lws_write(wsi, m->data + LWS_PRE, m->len,
 				  message_opcode(r, m) == WSFRAME_TEXT ? LWS_WRITE_TEXT
 								       : LWS_WRITE_BINARY);
@@ -182,7 +207,9 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 	for (int i = 0; i < WRITES_PER_CALLBACK && session_peek(s); i++) {
 		if (write_batch(r, wsi, s, now_wall) < 0)
 			return -1;
-		if (lws_send_pipe_choked(wsi))
+		/* lws may still be sending a compressed message in fragments
+		 * (it calls back when done): one message per callback. */
+		if (c->deflate || lws_send_pipe_choked(wsi))
 			break;
 	}
 	if (s->throttled) {
@@ -253,6 +280,7 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		memset(c, 0, sizeof *c);
 		c->wsi = wsi;
 		recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c);
+		client_deflate_options(r, wsi, c);
 		return client_established(r, wsi, c);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		return client_close_received(r, wsi, c, len);
@@ -302,4 +330,10 @@ const struct lws_protocols ws_protocols[] = {
 	/* kws.v1: positions and resume (README). */
 	{ "kws.v1", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+const struct lws_extension ws_extensions[] = {
+	{ "permessage-deflate", lws_extension_callback_pm_deflate,
+	  "permessage-deflate; client_no_context_takeover; client_max_window_bits" },
+	{ NULL, NULL, NULL }
 };

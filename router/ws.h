@@ -18,4 +18,11 @@
  * context's user data. */
 extern const struct lws_protocols ws_protocols[];
 
+/* The extensions to give lws with --deflate on (info.extensions):
+ * permessage-deflate (RFC 7692). A client that offers it gets it; the
+ * router's own compressor then uses a 1 KiB window (WS_DEFLATE_WINDOW_BITS)
+ * and a small memLevel, which every client inflater accepts, to keep the
+ * memory of a session that receives small. */
+extern const struct lws_extension ws_extensions[];
+
 #endif

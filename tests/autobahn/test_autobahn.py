@@ -181,7 +181,7 @@ def main():
         start_kafka(env)
         edge = env.start_edge("edge-0", topic=TOPIC, extra=[
             "--inbound-topic", TOPIC] + [a for p in EDGE_PROPS for a in ("--kafka-prop", p)])
-        common = ["--auth", "none", "--max-frame-bytes", "8MiB", "--queue-bytes", "64MiB",
+        common = ["--auth", "none", "--deflate", "on", "--max-frame-bytes", "8MiB", "--queue-bytes", "64MiB",
                   "--handshakes-per-ip", "100000"]
         routers = {
             "kws-binary": env.start_router("router-bin", [edge], common),
@@ -201,7 +201,9 @@ def main():
             ],
             "cases": cases,
             "exclude-cases": [],
-            "exclude-agent-cases": {},
+            # Section 9 is not judged; its text cases cannot pass on the
+            # binary router (by construction) and take a third of the run.
+            "exclude-agent-cases": {"kws-binary": ["9.1.*", "9.3.*", "9.5.*", "9.7.*"]},
         }
         spec_path = os.path.join(env.dir, "fuzzingclient.json")
         with open(spec_path, "w") as f:

@@ -19,6 +19,8 @@ partition of a client's key.
   6 text-not-utf8:  --message-type text: a record that is not UTF-8 goes out
                     as a binary frame (README "Message types"); one that is
                     UTF-8 as a text frame.
+  7 deflate:        --deflate on: permessage-deflate negotiated when offered,
+                    compressed both ways; not without an offer.
 Every answer must come within ANSWER_S.
 """
 
@@ -58,11 +60,12 @@ class Raw:
     """A WebSocket client on a plain socket: sends raw bytes, parses what the
     router sends into (opcode, payload, time), and notes when it hung up."""
 
-    def __init__(self, port, client_id):
+    def __init__(self, port, client_id, headers=()):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=ANSWER_S)
         req = ["GET /ws HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
                "Connection: Upgrade", "Sec-WebSocket-Version: 13",
                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", f"X-Client-Id: {client_id}"]
+        req += list(headers)
         self.s.sendall(("\r\n".join(req) + "\r\n\r\n").encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
@@ -71,9 +74,11 @@ class Raw:
                 raise AssertionError("router hung up during the handshake")
             self.buf += chunk
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        self.head = head.decode("latin-1")
         if not head.startswith(b"HTTP/1.1 101"):
             raise AssertionError(f"handshake refused: {head[:200]!r}")
         self.frames = []     # (opcode, payload, monotonic time)
+        self.rsv1 = []       # per frame: RSV1 (compressed, permessage-deflate)
         self.eof_at = None   # when the router closed the TCP connection
 
     def send(self, data):
@@ -98,6 +103,7 @@ class Raw:
             if len(b) < i + n:
                 return
             self.frames.append((op, b[i:i + n], time.monotonic()))
+            self.rsv1.append(bool(b[0] & 0x40))
             self.buf = b[i + n:]
 
     def read_until(self, pred, timeout):
@@ -279,9 +285,46 @@ def test_text_not_utf8(port, results):
     results.append(("6 text-not-utf8", "non-UTF-8 record as a binary frame, UTF-8 as text"))
 
 
+def test_deflate(port, results):
+    """7: --deflate on: permessage-deflate is accepted when offered; a
+    compressed client message is inflated, and its echo comes back
+    compressed and inflates to it; a client that does not offer it gets
+    plain frames."""
+    import zlib
+    offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
+    c = Raw(port, "deflate", [offer])
+    ext = [l for l in c.head.split("\r\n") if l.lower().startswith("sec-websocket-extensions:")]
+    assert ext and "permessage-deflate" in ext[0], f"not negotiated: {c.head!r}"
+    msg = b'{"event":"order-updated","id":12345,"items":["a","b","c"]}' * 20
+    co = zlib.compressobj(wbits=-15)
+    body = co.compress(msg) + co.flush(zlib.Z_SYNC_FLUSH)
+    assert body.endswith(b"\x00\x00\xff\xff")
+    c.send(frame(OP_BIN, body[:-4], rsv=4))   # RSV1: compressed (RFC 7692 7.2.1)
+    c.read_until(lambda x: any(f[0] == OP_BIN for f in x.frames), ANSWER_S)
+    got = [(f, r) for f, r in zip(c.frames, c.rsv1) if f[0] == OP_BIN]
+    assert got, f"no echo (frames {[f[0] for f in c.frames]}, close {c.close_code()})"
+    (op, payload, _), compressed = got[0]
+    assert compressed, "the echo was not compressed"
+    plain = zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff")
+    assert plain == msg, f"echo inflates to {plain[:60]!r}..."
+    c.send(frame(OP_CLOSE, struct.pack("!H", 1000)))
+    c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+    c.shut()
+    d = Raw(port, "no-deflate")
+    assert "sec-websocket-extensions" not in d.head.lower(), d.head
+    d.send(frame(OP_BIN, msg))
+    d.read_until(lambda x: any(f[0] == OP_BIN for f in x.frames), ANSWER_S)
+    got = [(f, r) for f, r in zip(d.frames, d.rsv1) if f[0] == OP_BIN]
+    assert got and got[0][0][1] == msg and not got[0][1], "plain client: echo differs"
+    d.shut()
+    results.append(("7 deflate", f"negotiated; {len(msg)} B message echoed as {len(payload)} B "
+                    "compressed; plain without an offer"))
+
+
 CHECKS = [
     ("binary", test_after_close), ("binary", test_close_prompt), ("binary", test_unmasked),
     ("binary", test_close_1_byte), ("binary", test_pings), ("text", test_text_not_utf8),
+    ("deflate", test_deflate),
 ]
 
 
@@ -293,6 +336,7 @@ def main():
         routers = {
             "binary": env.start_router("router-bin", [edge]),
             "text": env.start_router("router-text", [edge], ["--message-type", "text"]),
+            "deflate": env.start_router("router-deflate", [edge], ["--deflate", "on"]),
         }
         for r in routers.values():
             h.wait_all_owned(r, 60)
