@@ -80,14 +80,20 @@ BY_CONSTRUCTION = {
         ("6.*", "valid UTF-8 text message echoed in binary mode"),
         ("7.1.1", "text message echoed in binary mode"),
         ("10.1.1", "text message echoed in binary mode"),
-        ("12.*", "text message echoed in binary mode"),
-        ("13.*", "text message echoed in binary mode"),
+        ("12.4.*", "compressed text messages (JSON) echoed in binary mode"),
+        ("12.5.*", "compressed text messages (HTML) echoed in binary mode"),
+        ("13.*", "compressed text messages (JSON) echoed in binary mode"),
     ],
     "kws-text": [
         # A binary message whose bytes happen to be valid UTF-8 comes back as
         # a text message (one that is not UTF-8 comes back binary: the text
         # router's policy for records that are not UTF-8, README).
         ("1.2.1", "empty binary message (valid UTF-8) echoed in text mode"),
+        # 12.1-12.3 send slices of a text file, a bitmap and a PDF as binary
+        # messages; the slices that are valid UTF-8 come back as text.
+        ("12.1.*", "binary slices of a UTF-8 text echoed in text mode"),
+        ("12.2.*", "binary slices of a bitmap, some valid UTF-8, echoed in text mode"),
+        ("12.3.*", "binary slices of a PDF, some valid UTF-8, echoed in text mode"),
     ],
 }
 
@@ -116,6 +122,9 @@ def excepted(agent, cid):
 def echoed_in_wrong_type(report):
     """True if the case failed only because the messages came back with the
     other text/binary flag: same payloads, same order, nothing else."""
+    # Section 12 and 13 check hashes, not message lists, and say so.
+    if str(report.get("result", "")).startswith("Echo'ed message type differs"):
+        return True
     want = report.get("expected", {}).get("OK") or []
     got = [e for e in report.get("received", []) if e[0] == "message"]
     want = [e for e in want if e[0] == "message"]
