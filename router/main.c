@@ -19,10 +19,11 @@ int main(int argc, char **argv)
 	struct router_config cfg = { 0 };
 	const char *listen = NULL;
 	bool log_json = false;
-	int level = LOG_INFO, message_type = 0;
+	int level = LOG_INFO, message_type = 0, deflate = 0;
 	static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
 	static const char *const partitioners[] = { "murmur2", "crc32", NULL };
 	static const char *const types[] = { "binary", "text", NULL };
+	static const char *const offon[] = { "off", "on", NULL };
 	static const char *const auths[] = { "none", "header-from-proxies", "jwt", NULL };
 	const struct conf_opt opts[] = {
 		{ "listen", "ROUTER_LISTEN", CONF_STR, &listen, "0.0.0.0:8080",
@@ -43,6 +44,9 @@ int main(int argc, char **argv)
 		  0, 0, 0, partitioners },
 		{ "message-type", "ROUTER_MESSAGE_TYPE", CONF_CHOICE, &message_type, "binary",
 		  "WebSocket message type for records.", 0, 0, 0, types },
+		{ "deflate", "ROUTER_DEFLATE", CONF_CHOICE, &deflate, "off",
+		  "Accept permessage-deflate (RFC 7692) when a client offers it (README, \"Compression\").",
+		  0, 0, 0, offon },
 		{ "max-id-bytes", "ROUTER_MAX_ID_BYTES", CONF_INT, &cfg.max_id_bytes, "256",
 		  "Longest client id accepted.", 0, 1, 4000 },
 		{ "max-frame-bytes", "ROUTER_MAX_FRAME_BYTES", CONF_SIZE, &cfg.max_frame_bytes, "64KiB",
@@ -142,6 +146,7 @@ int main(int argc, char **argv)
 	}
 	cfg.listen_host = host;
 	cfg.text = message_type == 1;
+	cfg.deflate = deflate == 1;
 	char rid[300];
 	if (!*cfg.router_id) {
 		char hn[200] = "router";

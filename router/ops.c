@@ -90,6 +90,10 @@ static void collect(void *arg, struct metrics_writer *w)
 	metrics_write_sample(w, (double)r->throttles);
 	family(w, "kws_router_slow_closes_total", "Clients closed with 4008", METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->slow_closed);
+	family(w, "kws_router_text_as_binary_total",
+	       "Messages sent as binary frames by a text-mode router: not valid UTF-8",
+	       METRICS_COUNTER);
+	metrics_write_sample(w, (double)r->text_as_binary);
 	family(w, "kws_router_edge_links", "Links to edges, by state", METRICS_GAUGE);
 	int st[PEER_NSTATES] = { 0 };
 	for (int i = 0; i < r->nlinks; i++)

@@ -222,6 +222,8 @@ int router_run(const struct router_config *cfg)
 	/* No retry_and_idle_policy: the router pings itself (ws_keepalive_tick). */
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the door listens (door.h) */
 	info.protocols = ws_protocols;
+	if (cfg->deflate)
+		info.extensions = ws_extensions;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
 		       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.vhost_name = "router";

@@ -30,6 +30,7 @@ struct router_config {
 	const char *id_header;   /* e.g. "X-Client-Id" */
 	int partitioner;         /* enum partitioner */
 	bool text;               /* send records as text messages */
+	bool deflate;            /* accept permessage-deflate (RFC 7692) when offered */
 	long max_id_bytes;
 	long max_frame_bytes;
 	long queue_bytes;

@@ -20,6 +20,7 @@
 #include "admission.h"
 #include "link.h"
 #include "metrics.h"
+#include "recvhook.h"
 #include "router.h"
 #include "routes.h"
 #include "sessions.h"
@@ -41,6 +42,13 @@ struct conn {
 	unsigned char *rx; /* a client message being reassembled */
 	size_t rxlen;
 	bool rx_text;
+	/* The closing handshake (ws.c): once a Close went out or came in, no
+	 * data frame is written, and hangup closes the TCP connection
+	 * WS_HANGUP_MS later if lws is still waiting for the client's Close. */
+	bool closing;
+	lws_sorted_usec_list_t hangup;
+	struct recvhook rxh; /* unmasked frames and back-to-back Pings (recvhook.h) */
+	bool deflate;        /* permessage-deflate was offered and --deflate is on */
 };
 
 /* A FIFO of connections (keepalive, ws.c). */
@@ -91,6 +99,7 @@ struct router {
 	uint64_t delivered, delivered_bytes, fenced, duplicates, not_live, slow_closed, upstream,
 		upstream_bytes;
 	uint64_t resumes, resumes_incomplete, throttles, repins, moves, drained;
+	uint64_t text_as_binary; /* --message-type text: records sent binary (not UTF-8) */
 	size_t nthrottled; /* sessions throttled now */
 	int64_t next_stall_check_ms;
 };

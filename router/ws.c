@@ -16,6 +16,74 @@
 #include "wsframe.h"
 
 #define WRITES_PER_CALLBACK 16
+/* The window of the router's own compressor (2^10 = 1 KiB) and its zlib
+ * memLevel: about 12 KiB of zlib state per session that has received a
+ * message, instead of 256 KiB at zlib's defaults (15, 8). A smaller window
+ * than the client allows is always valid (RFC 7692 7.1.2.1). */
+#define WS_DEFLATE_WINDOW_BITS "10"
+#define WS_DEFLATE_MEM_LEVEL "4"
+
+/* How long after a Close (sent or received) the TCP connection is closed at
+ * the latest. lws 4.1.6 waits up to 5 s for the client's Close after
+ * sending its own, and after a protocol error it never recognises that
+ * Close: its frame parser stops inside the bad frame and reads the client's
+ * Close as the rest of it. RFC 6455 7.1.1 wants the server to close the
+ * TCP connection first, at once after the closing handshake. A client that
+ * answers in time is closed by lws as soon as its Close arrives. */
+#define WS_HANGUP_MS 100
+
+static void hangup_now(lws_sorted_usec_list_t *sul)
+{
+	struct conn *c = lws_container_of(sul, struct conn, hangup);
+	/* Frames still on their way out (the Close among them, behind a
+	 * batch the client is slow to take): wait for them; lws's own
+	 * timeouts (5 s) still bound this. */
+	if (lws_send_pipe_choked(c->wsi)) {
+		lws_sul_schedule(lws_get_context(c->wsi), 0, &c->hangup, hangup_now,
+				 WS_HANGUP_MS * LWS_US_PER_MS);
+		return;
+	}
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+}
+
+/* recvhook found an unmasked client frame (RFC 6455 5.1: fail the
+ * connection); lws never sees it. */
+static void client_unmasked(void *arg)
+{
+	struct conn *c = arg;
+	if (c->s)
+		pins_close(router_of(c->wsi), c->s, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+			   "unmasked frame from the client");
+}
+
+/* A Close went out or came in: from now on no data frame is written (RFC
+ * 6455 5.5.1; lws_write does not check, and the batch path frames its own),
+ * nothing received goes upstream, and the TCP connection closes within
+ * WS_HANGUP_MS. */
+static void start_closing(struct router *r, struct conn *c)
+{
+	if (c->closing || !c->wsi)
+		return;
+	c->closing = true;
+	lws_sul_schedule(r->ctx, 0, &c->hangup, hangup_now, WS_HANGUP_MS * LWS_US_PER_MS);
+}
+
+/* --deflate on and the client offered permessage-deflate (lws accepts every
+ * valid offer): bound the memory of the router's compressor. lws 4.1.6
+ * sizes its server-side compressor from "client_max_window_bits" when lws
+ * itself does not listen (the door does), and its inflater from
+ * "server_max_window_bits", which stays at what was negotiated. */
+static void client_deflate_options(struct router *r, struct lws *wsi, struct conn *c)
+{
+	char ext[256];
+	if (!r->cfg->deflate || lws_hdr_copy(wsi, ext, sizeof ext, WSI_TOKEN_EXTENSIONS) <= 0 ||
+	    !strstr(ext, "permessage-deflate"))
+		return;
+	c->deflate = true;
+	lws_set_extension_option(wsi, "permessage-deflate", "client_max_window_bits",
+				 WS_DEFLATE_WINDOW_BITS);
+	lws_set_extension_option(wsi, "permessage-deflate", "mem_level", WS_DEFLATE_MEM_LEVEL);
+}
 
 static void ka_unlink(struct conn *c)
 {
@@ -113,7 +181,7 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 			  size_t len)
 {
 	ka_touch(r, c);
-	if (!c->s || c->close_code)
+	if (!c->s || c->close_code || c->closing)
 		return 0;
 	if (lws_is_first_fragment(wsi)) {
 		c->rxlen = 0;
@@ -133,17 +201,34 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	return 0;
 }
 
+/* The frame type of a queued message: the router's --message-type, except
+ * that a text-mode router sends a message that is not valid UTF-8 as a
+ * binary frame (RFC 6455 5.6: a text frame's payload is UTF-8; a client
+ * would fail the connection), and counts it (text_as_binary). */
+static unsigned message_opcode(struct router *r, const struct outmsg *m)
+{
+	if (!r->cfg->text)
+		return WSFRAME_BINARY;
+	if (wsframe_utf8_valid(m->data + LWS_PRE, m->len))
+		return WSFRAME_TEXT;
+	r->text_as_binary++;
+	return WSFRAME_BINARY;
+}
+
 /* Writes the session's oldest queued messages: as many as fit in one
  * WS_WRITE_BATCH_BYTES write, framed here (wsframe_header), so one send()
  * carries many messages. A single message goes through lws_write as usual.
+ * Only while no Close went out or came in (client_writeable checks).
  * Returns 0, or -1 if the connection failed. */
 static int write_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
 {
-	unsigned op = r->cfg->text ? WSFRAME_TEXT : WSFRAME_BINARY;
 	struct outmsg *m = session_peek(s);
-	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2) {
+	struct conn *c = lws_wsi_user(wsi);
+	/* With permessage-deflate lws compresses in lws_write: no raw batch. */
+	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2 || c->deflate) {
 		int n = lws_write(wsi, m->data + LWS_PRE, m->len,
-				  r->cfg->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+				  message_opcode(r, m) == WSFRAME_TEXT ? LWS_WRITE_TEXT
+								       : LWS_WRITE_BINARY);
 		if (n < (int)m->len)
 			return -1;
 		if (m->timestamp_ms >= 0)
@@ -154,7 +239,7 @@ static int write_batch(struct router *r, struct lws *wsi, struct session *s, int
 	size_t len = 0;
 	unsigned char *out = r->wbuf + LWS_PRE;
 	while ((m = session_peek(s)) && len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
-		len += wsframe_header(out + len, op, m->len);
+		len += wsframe_header(out + len, message_opcode(r, m), m->len);
 		memcpy(out + len, m->data + LWS_PRE, m->len);
 		len += m->len;
 		if (m->timestamp_ms >= 0)
@@ -198,14 +283,20 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 		if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
 			return -1;
 	}
-	if (!c->s)
+	/* lws prepared a Close of its own (a protocol error it found, before
+	 * it dropped the protocol) or one came in: no more data frames. */
+	if (lws_get_close_length(wsi) > 0)
+		start_closing(r, c);
+	if (!c->s || c->closing)
 		return 0;
 	struct session *s = c->s;
 	int64_t now_wall = now_wall_ms();
 	for (int i = 0; i < WRITES_PER_CALLBACK && session_peek(s); i++) {
 		if (write_batch(r, wsi, s, now_wall) < 0)
 			return -1;
-		if (lws_send_pipe_choked(wsi))
+		/* lws may still be sending a compressed message in fragments
+		 * (it calls back when done): one message per callback. */
+		if (c->deflate || lws_send_pipe_choked(wsi))
 			break;
 	}
 	if (s->throttled) {
@@ -218,9 +309,26 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 	return 0;
 }
 
+/* The client's Close (lws answers it unless we return -1). RFC 6455 5.5.1:
+ * a Close body is empty or holds a 2-byte code; a 1-byte body is a protocol
+ * error (lws 4.1.6 would echo it), answered with 1002. */
+static int client_close_received(struct router *r, struct lws *wsi, struct conn *c, size_t len)
+{
+	start_closing(r, c);
+	if (len == 1) {
+		static const char why[] = "close frame with a 1-byte body";
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)why,
+				 sizeof why - 1);
+		return -1;
+	}
+	return 0;
+}
+
 static void client_closed(struct router *r, struct conn *c)
 {
 	ka_unlink(c);
+	lws_sul_cancel(&c->hangup);
+	recvhook_unwatch(&c->rxh);
 	if (c->s) {
 		pins_forget(r, c->s);
 		c->s = NULL;
@@ -256,9 +364,19 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	}
 		memset(c, 0, sizeof *c);
 		c->wsi = wsi;
+		recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c);
+		client_deflate_options(r, wsi, c);
 		if (client_established(r, wsi, c) < 0)
 			return -1;
 		ka_touch(r, c);
+		return 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return client_close_received(r, wsi, c, len);
+	case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
+		/* lws starts closing: after a protocol error it found, after we
+		 * returned -1, or at the end of the closing handshake. */
+		if (c && c->wsi == wsi)
+			start_closing(r, c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		return client_receive(r, wsi, c, in, len);
@@ -298,4 +416,10 @@ const struct lws_protocols ws_protocols[] = {
 	/* kws.v1: positions and resume (README). */
 	{ "kws.v1", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+const struct lws_extension ws_extensions[] = {
+	{ "permessage-deflate", lws_extension_callback_pm_deflate,
+	  "permessage-deflate; client_no_context_takeover; client_max_window_bits" },
+	{ NULL, NULL, NULL }
 };

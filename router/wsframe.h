@@ -1,11 +1,13 @@
 /*
  * wsframe: the header of a WebSocket frame a server sends (RFC 6455 5.2):
- * FIN and opcode, no mask, the payload length in 7, 16 or 64 bits. Pure;
- * ws.c frames a batch of queued messages with it for one send().
+ * FIN and opcode, no mask, the payload length in 7, 16 or 64 bits; and the
+ * UTF-8 check a text frame's payload must pass. Pure; ws.c frames a batch of
+ * queued messages with it for one send().
  */
 #ifndef KWS_WSFRAME_H
 #define KWS_WSFRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,5 +22,10 @@
  * into out[0..WSFRAME_MAX_HEADER). Returns the header's length: 2 (len <
  * 126), 4 (len < 65536) or 10. */
 size_t wsframe_header(unsigned char *out, unsigned opcode, uint64_t len);
+
+/* True if p[0..len) is valid UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), as a text frame's payload must be
+ * (RFC 6455 5.6). Any byte values, control characters included. */
+bool wsframe_utf8_valid(const unsigned char *p, size_t len);
 
 #endif

@@ -1,9 +1,11 @@
 /* Unit tests for router/wsframe.c: the server frame header at every length
  * boundary (125/126, 65535/65536, 64-bit), FIN set, no mask bit, and the
- * opcode kept to its 4 bits. */
+ * opcode kept to its 4 bits; the UTF-8 check of text payloads at each edge
+ * of RFC 3629 (overlong, surrogates, above U+10FFFF, truncated, stray). */
 #include "wsframe.h"
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +63,45 @@ START_TEST(long_lengths)
 }
 END_TEST
 
+static bool u8(const char *s)
+{
+	return wsframe_utf8_valid((const unsigned char *)s, strlen(s));
+}
+
+START_TEST(utf8_valid)
+{
+	ck_assert(wsframe_utf8_valid(NULL, 0));
+	ck_assert(u8("plain ascii \x01\x7f"));
+	ck_assert(u8("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5")); /* κόσμε */
+	ck_assert(u8("\xc2\x80"));                 /* U+0080, first 2-byte */
+	ck_assert(u8("\xdf\xbf\xe0\xa0\x80"));  /* U+07FF, U+0800 */
+	ck_assert(u8("\xed\x9f\xbf\xee\x80\x80")); /* U+D7FF, U+E000 */
+	ck_assert(u8("\xef\xbf\xbf\xf0\x90\x80\x80")); /* U+FFFF, U+10000 */
+	ck_assert(u8("\xf4\x8f\xbf\xbf"));       /* U+10FFFF */
+}
+END_TEST
+
+START_TEST(utf8_invalid)
+{
+	ck_assert(!u8("\x80"));                     /* a stray continuation byte */
+	ck_assert(!u8("\xc0\xaf"));                /* overlong '/' */
+	ck_assert(!u8("\xc1\xbf"));
+	ck_assert(!u8("\xe0\x9f\xbf"));           /* overlong U+07FF */
+	ck_assert(!u8("\xf0\x8f\xbf\xbf"));      /* overlong U+FFFF */
+	ck_assert(!u8("\xed\xa0\x80"));           /* U+D800, a surrogate */
+	ck_assert(!u8("\xed\xbf\xbf"));           /* U+DFFF */
+	ck_assert(!u8("\xf4\x90\x80\x80"));      /* U+110000 */
+	ck_assert(!u8("\xf5\x80\x80\x80"));
+	ck_assert(!u8("\xff"));
+	ck_assert(!u8("ok\xce"));                   /* truncated at the end */
+	ck_assert(!u8("\xe2\x82"));
+	ck_assert(!u8("\xe2\x28\xa1"));           /* a bad second byte */
+	ck_assert(!u8("\xf0\x90\x28\xbc"));      /* a bad third byte */
+	static const unsigned char nul_then_bad[] = { 'a', 0, 0xc3 };
+	ck_assert(!wsframe_utf8_valid(nul_then_bad, sizeof nul_then_bad));
+}
+END_TEST
+
 START_TEST(fin_and_mask_bits)
 {
 	unsigned char b[16];
@@ -80,6 +121,8 @@ int main(void)
 	tcase_add_test(tc, medium_lengths);
 	tcase_add_test(tc, long_lengths);
 	tcase_add_test(tc, fin_and_mask_bits);
+	tcase_add_test(tc, utf8_valid);
+	tcase_add_test(tc, utf8_invalid);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

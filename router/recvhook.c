@@ -1,0 +1,98 @@
+/* recvhook: see recvhook.h. Deliberately does not include <sys/socket.h>:
+ * with _FORTIFY_SOURCE it defines recv() as an inline wrapper. */
+#include "recvhook.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#define KWS_MSG_PEEK 0x02 /* MSG_PEEK, from <sys/socket.h> (Linux) */
+
+ssize_t recv(int fd, void *buf, size_t n, int flags);
+
+typedef ssize_t (*recv_fn)(int, void *, size_t, int);
+
+/* fd -> watched socket. Written only on the lws thread; other threads (the
+ * door's) read it for their own sockets, which are never in it, so relaxed
+ * atomics suffice. Allocated once, never freed (process lifetime). */
+static struct recvhook **table;
+static size_t table_len;
+
+static recv_fn real_recv(void)
+{
+	static recv_fn fn;
+	recv_fn f = __atomic_load_n(&fn, __ATOMIC_RELAXED);
+	if (!f) {
+		void *sym = dlsym(RTLD_NEXT, "recv");
+		memcpy(&f, &sym, sizeof f);
+		__atomic_store_n(&fn, f, __ATOMIC_RELAXED);
+	}
+	return f;
+}
+
+int recvhook_watch(struct recvhook *h, int fd, void (*on_unmasked)(void *arg), void *arg)
+{
+	if (!table) {
+		struct rlimit rl;
+		size_t len = 65536;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur > len)
+			len = rl.rlim_cur < (1u << 22) ? (size_t)rl.rlim_cur : (1u << 22);
+		struct recvhook **t = calloc(len, sizeof *t); /* untouched pages stay unmapped */
+		if (!t)
+			abort();
+		table_len = len;
+		__atomic_store_n(&table, t, __ATOMIC_RELEASE);
+	}
+	memset(h, 0, sizeof *h);
+	h->fd = -1;
+	if (fd < 0 || (size_t)fd >= table_len)
+		return -1;
+	h->fd = fd;
+	h->on_unmasked = on_unmasked;
+	h->arg = arg;
+	__atomic_store_n(&table[fd], h, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void recvhook_unwatch(struct recvhook *h)
+{
+	if (!h || h->fd < 0 || !table)
+		return;
+	if (__atomic_load_n(&table[h->fd], __ATOMIC_RELAXED) == h)
+		__atomic_store_n(&table[h->fd], NULL, __ATOMIC_RELEASE);
+	h->fd = -1;
+}
+
+ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	recv_fn real = real_recv();
+	struct recvhook **t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+	struct recvhook *h = NULL;
+	if (t && fd >= 0 && (size_t)fd < table_len && !flags && n)
+		h = __atomic_load_n(&t[fd], __ATOMIC_ACQUIRE);
+	if (!h)
+		return real(fd, buf, n, flags);
+	ssize_t got = real(fd, buf, n, KWS_MSG_PEEK);
+	if (got <= 0)
+		return got; /* EOF or an error: as it is */
+	if (h->guard.failed) {
+		/* The connection is being failed: what the client still sends
+		 * is read and dropped, so poll() does not report it again. */
+		(void)real(fd, buf, (size_t)got, 0);
+		errno = EAGAIN;
+		return -1;
+	}
+	enum wsguard_verdict v;
+	size_t take = wsguard_scan(&h->guard, buf, (size_t)got, &v);
+	if (v == WSGUARD_UNMASKED && h->on_unmasked)
+		h->on_unmasked(h->arg);
+	if (!take) {
+		errno = EAGAIN; /* nothing for lws now; the close is on its way */
+		return -1;
+	}
+	return real(fd, buf, take, 0); /* exactly bytes that were peeked */
+}

@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""RFC 6455 conformance of the router, by raw sockets (issue 15): one check per
+defect the Autobahn|Testsuite found. Each says what the client sends, what
+the router must answer, and that the router closes the TCP connection
+promptly (within CLOSE_S) after a closing handshake.
+
+The routers echo: the edge produces what a client sends (--inbound-topic) to
+the delivery topic itself, so a client message comes back as a record. The
+topic has one partition, so the edge's producer and the router agree on the
+partition of a client's key.
+
+  1 after-close:    no data frame after the router's Close, with records in
+                    flight (a burst of echoes queued, then a bad frame).
+  2 close-prompt:   after failing a connection (RSV bits) and the client's
+                    Close reply, the socket closes within CLOSE_S.
+  3 unmasked:       an unmasked client frame is a protocol error: Close 1002.
+  4 close-1-byte:   a Close frame with a 1-byte body: Close 1002.
+  5 pings:          10 pings sent back to back get 10 pongs, in order.
+  6 text-not-utf8:  --message-type text: a record that is not UTF-8 goes out
+                    as a binary frame (README "Message types"); one that is
+                    UTF-8 as a text frame.
+  7 deflate:        --deflate on: permessage-deflate negotiated when offered,
+                    compressed both ways; not without an offer.
+Every answer must come within ANSWER_S.
+"""
+
+import os
+import socket
+import struct
+import sys
+import time
+
+import harness as h
+
+CLOSE_S = 1.0    # the socket must be closed this soon after the closing handshake
+ANSWER_S = 5.0   # any answer (close, pong, echo) within this
+TOPIC = "deliveries"
+
+OP_CONT, OP_TEXT, OP_BIN, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+
+
+def frame(op, payload=b"", fin=True, rsv=0, mask=True, length=None):
+    """A client frame; masked unless mask=False; length overrides the length field."""
+    n = len(payload) if length is None else length
+    b0 = (0x80 if fin else 0) | (rsv << 4) | op
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, mbit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mbit | 127, n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+
+
+class Raw:
+    """A WebSocket client on a plain socket: sends raw bytes, parses what the
+    router sends into (opcode, payload, time), and notes when it hung up."""
+
+    def __init__(self, port, client_id, headers=()):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=ANSWER_S)
+        req = ["GET /ws HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+               "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", f"X-Client-Id: {client_id}"]
+        req += list(headers)
+        self.s.sendall(("\r\n".join(req) + "\r\n\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.s.recv(4096)
+            if not chunk:
+                raise AssertionError("router hung up during the handshake")
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        self.head = head.decode("latin-1")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise AssertionError(f"handshake refused: {head[:200]!r}")
+        self.frames = []     # (opcode, payload, monotonic time)
+        self.rsv1 = []       # per frame: RSV1 (compressed, permessage-deflate)
+        self.eof_at = None   # when the router closed the TCP connection
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _parse(self):
+        while True:
+            b = self.buf
+            if len(b) < 2:
+                return
+            op, n, i = b[0] & 0x0F, b[1] & 0x7F, 2
+            if b[1] & 0x80:
+                raise AssertionError("the router sent a masked frame")
+            if n == 126:
+                if len(b) < 4:
+                    return
+                n, i = struct.unpack("!H", b[2:4])[0], 4
+            elif n == 127:
+                if len(b) < 10:
+                    return
+                n, i = struct.unpack("!Q", b[2:10])[0], 10
+            if len(b) < i + n:
+                return
+            self.frames.append((op, b[i:i + n], time.monotonic()))
+            self.rsv1.append(bool(b[0] & 0x40))
+            self.buf = b[i + n:]
+
+    def read_until(self, pred, timeout):
+        """Reads until pred(self) holds, the router hangs up, or timeout."""
+        deadline = time.monotonic() + timeout
+        while not pred(self) and self.eof_at is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.s.settimeout(left)
+            try:
+                chunk = self.s.recv(65536)
+            except socket.timeout:
+                return pred(self)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                self.eof_at = time.monotonic()
+                break
+            self.buf += chunk
+            self._parse()
+        return pred(self)
+
+    def close_frame(self):
+        for op, p, t in self.frames:
+            if op == OP_CLOSE:
+                return p, t
+        return None
+
+    def close_code(self):
+        c = self.close_frame()
+        if c is None:
+            return None
+        return struct.unpack("!H", c[0][:2])[0] if len(c[0]) >= 2 else 1005
+
+    def after_close(self):
+        """Frames the router sent after its Close frame."""
+        seen = False
+        out = []
+        for op, p, t in self.frames:
+            if seen:
+                out.append((op, len(p)))
+            seen = seen or op == OP_CLOSE
+        return out
+
+    def wait_closed(self, timeout=CLOSE_S):
+        """Seconds until the router closed the TCP connection (None: not within timeout)."""
+        t0 = time.monotonic()
+        self.read_until(lambda _: False, timeout)
+        return None if self.eof_at is None else self.eof_at - t0
+
+    def shut(self):
+        self.s.close()
+
+
+def expect_fail_1002(c, what, drop_ok=False):
+    """The router answers with Close 1002, and after the client's Close reply
+    hangs up within CLOSE_S. With drop_ok, hanging up at once without a
+    Close also passes (RFC 6455 7.1.7: the Close is a SHOULD): lws 4.1.6
+    cannot send a Close while part of a data frame is still buffered for the
+    socket, so it then only flushes and hangs up."""
+    c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+    code = c.close_code()
+    if code is None and drop_ok and c.eof_at is not None:
+        extra = c.after_close()
+        assert not extra, f"{what}: {len(extra)} frames after the Close: {extra[:5]}"
+        return None
+    assert code == 1002, f"{what}: want Close 1002, got {code} ({len(c.frames)} frames, " \
+        f"types {sorted(set(f[0] for f in c.frames))}, hung up: {c.eof_at is not None})"
+    try:
+        c.send(frame(OP_CLOSE, struct.pack("!H", 1002)))
+    except OSError:
+        pass   # already closed: fine
+    took = c.wait_closed()
+    extra = c.after_close()
+    assert not extra, f"{what}: {len(extra)} frames after the Close: {extra[:5]}"
+    assert took is not None, f"{what}: TCP still open {CLOSE_S}s after the closing handshake"
+    return took
+
+
+def test_after_close(port, results):
+    """1: data frames after the router's own Close, with records in flight."""
+    worst, drops = [], 0
+    for attempt in range(5):
+        c = Raw(port, f"after-close-{attempt}")
+        for i in range(300):
+            c.send(frame(OP_BIN, b"%05d" % i + b"x" * 200))
+        assert c.read_until(lambda x: any(f[0] == OP_BIN for f in x.frames), ANSWER_S), \
+            "no echo arrived"
+        c.send(frame(OP_TEXT, b"Hello", rsv=1))   # reserved bit: the router fails the connection
+        took = expect_fail_1002(c, f"after-close try {attempt}", drop_ok=True)
+        got = sum(1 for f in c.frames if f[0] == OP_BIN)
+        c.shut()
+        if took is None:
+            drops += 1
+            h.log(f"  try {attempt}: {got} echoes, then a hang-up without Close "
+                  "(a batch was still going out)")
+            continue
+        worst.append(took)
+        h.log(f"  try {attempt}: {got} echoes before the Close, closed {took * 1000:.0f} ms "
+              "after the client's Close")
+    results.append(("1 after-close", f"no frame after a Close in 5 tries ({5 - drops} Close "
+                    f"1002, closed within {max(worst, default=0) * 1000:.0f} ms; {drops} "
+                    "hang-ups mid-batch)"))
+
+
+def test_close_prompt(port, results):
+    """2: the socket closes at once after the closing handshake of a failed connection."""
+    worst = 0.0
+    for attempt in range(10):
+        c = Raw(port, f"prompt-{attempt}")
+        c.send(frame(OP_TEXT, b"Hello, world!", rsv=1))
+        worst = max(worst, expect_fail_1002(c, f"reserved bits, try {attempt}"))
+        c.shut()
+    # A normal close from the client: echoed, then the router hangs up.
+    c = Raw(port, "prompt-normal")
+    c.send(frame(OP_CLOSE, struct.pack("!H", 1000) + b"bye"))
+    c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+    assert c.close_code() == 1000, f"normal close: echoed {c.close_code()}"
+    took = c.wait_closed()
+    assert took is not None, "normal close: TCP still open"
+    c.shut()
+    results.append(("2 close-prompt", f"10 failed connections closed within "
+                    f"{worst * 1000:.0f} ms of the client's Close; a normal close too"))
+
+
+def test_unmasked(port, results):
+    """3: an unmasked client frame is a protocol error."""
+    c = Raw(port, "unmasked")
+    c.send(frame(OP_TEXT, b"not masked", mask=False))
+    took = expect_fail_1002(c, "unmasked text frame")
+    echoed = [f for f in c.frames if f[0] in (OP_TEXT, OP_BIN)]
+    assert not echoed, f"the unmasked frame was processed: {echoed}"
+    c.shut()
+    results.append(("3 unmasked", f"Close 1002, closed in {took * 1000:.0f} ms"))
+
+
+def test_close_1_byte(port, results):
+    """4: a Close frame with a 1-byte body."""
+    c = Raw(port, "close-1")
+    c.send(frame(OP_CLOSE, b"\x03"))
+    c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+    code = c.close_code()
+    assert code == 1002, f"close with a 1-byte body: want Close 1002, got {code} " \
+                         f"(body {c.close_frame() and c.close_frame()[0]!r})"
+    took = c.wait_closed()
+    assert took is not None, f"close with a 1-byte body: TCP still open after {CLOSE_S}s"
+    c.shut()
+    results.append(("4 close-1-byte", f"Close 1002, closed in {took * 1000:.0f} ms"))
+
+
+def test_pings(port, results):
+    """5: back-to-back pings each get their pong."""
+    c = Raw(port, "pings")
+    c.send(b"".join(frame(OP_PING, b"ping-%d" % i) for i in range(10)))
+    c.read_until(lambda x: sum(1 for f in x.frames if f[0] == OP_PONG) >= 10, ANSWER_S)
+    pongs = [f[1] for f in c.frames if f[0] == OP_PONG]
+    assert pongs == [b"ping-%d" % i for i in range(10)], f"10 pings: pongs {pongs}"
+    c.send(frame(OP_CLOSE, struct.pack("!H", 1000)))
+    c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+    assert c.wait_closed() is not None
+    c.shut()
+    results.append(("5 pings", "10 pings -> 10 pongs, in order"))
+
+
+def test_text_not_utf8(port, results):
+    """6: a text-mode router sends a record that is not UTF-8 as a binary frame."""
+    c = Raw(port, "text-utf8")
+    bad = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"   # a surrogate
+    good = "κόσμε".encode()
+    c.send(frame(OP_BIN, bad))
+    c.send(frame(OP_BIN, good))
+    c.read_until(lambda x: len([f for f in x.frames if f[0] in (OP_TEXT, OP_BIN)]) >= 2,
+                 ANSWER_S)
+    got = [(f[0], f[1]) for f in c.frames if f[0] in (OP_TEXT, OP_BIN)]
+    assert got == [(OP_BIN, bad), (OP_TEXT, good)], f"text router sent {got}"
+    assert c.close_frame() is None, f"closed with {c.close_code()}"
+    c.shut()
+    results.append(("6 text-not-utf8", "non-UTF-8 record as a binary frame, UTF-8 as text"))
+
+
+def test_deflate(port, results):
+    """7: --deflate on: permessage-deflate is accepted when offered; a
+    compressed client message is inflated, and its echo comes back
+    compressed and inflates to it; a client that does not offer it gets
+    plain frames."""
+    import zlib
+    offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
+    c = Raw(port, "deflate", [offer])
+    ext = [l for l in c.head.split("\r\n") if l.lower().startswith("sec-websocket-extensions:")]
+    assert ext and "permessage-deflate" in ext[0], f"not negotiated: {c.head!r}"
+    msg = b'{"event":"order-updated","id":12345,"items":["a","b","c"]}' * 20
+    co = zlib.compressobj(wbits=-15)
+    body = co.compress(msg) + co.flush(zlib.Z_SYNC_FLUSH)
+    assert body.endswith(b"\x00\x00\xff\xff")
+    c.send(frame(OP_BIN, body[:-4], rsv=4))   # RSV1: compressed (RFC 7692 7.2.1)
+    c.read_until(lambda x: any(f[0] == OP_BIN for f in x.frames), ANSWER_S)
+    got = [(f, r) for f, r in zip(c.frames, c.rsv1) if f[0] == OP_BIN]
+    assert got, f"no echo (frames {[f[0] for f in c.frames]}, close {c.close_code()})"
+    (op, payload, _), compressed = got[0]
+    assert compressed, "the echo was not compressed"
+    plain = zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff")
+    assert plain == msg, f"echo inflates to {plain[:60]!r}..."
+    c.send(frame(OP_CLOSE, struct.pack("!H", 1000)))
+    c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+    c.shut()
+    d = Raw(port, "no-deflate")
+    assert "sec-websocket-extensions" not in d.head.lower(), d.head
+    d.send(frame(OP_BIN, msg))
+    d.read_until(lambda x: any(f[0] == OP_BIN for f in x.frames), ANSWER_S)
+    got = [(f, r) for f, r in zip(d.frames, d.rsv1) if f[0] == OP_BIN]
+    assert got and got[0][0][1] == msg and not got[0][1], "plain client: echo differs"
+    d.shut()
+    results.append(("7 deflate", f"negotiated; {len(msg)} B message echoed as {len(payload)} B "
+                    "compressed; plain without an offer"))
+
+
+CHECKS = [
+    ("binary", test_after_close), ("binary", test_close_prompt), ("binary", test_unmasked),
+    ("binary", test_close_1_byte), ("binary", test_pings), ("text", test_text_not_utf8),
+    ("deflate", test_deflate),
+]
+
+
+def main():
+    only = set(filter(None, os.environ.get("KWS_CONFORMANCE_ONLY", "").split(",")))
+    with h.Env("wsconf") as env:
+        env.start_kafka({TOPIC: 1})
+        edge = env.start_edge("edge-0", topic=TOPIC, extra=["--inbound-topic", TOPIC])
+        routers = {
+            "binary": env.start_router("router-bin", [edge]),
+            "text": env.start_router("router-text", [edge], ["--message-type", "text"]),
+            "deflate": env.start_router("router-deflate", [edge], ["--deflate", "on"]),
+        }
+        for r in routers.values():
+            h.wait_all_owned(r, 60)
+        results, failures = [], []
+        for kind, check in CHECKS:
+            name = check.__name__[len("test_"):]
+            if only and name not in only:
+                continue
+            h.log(f"--- {name} ({kind} router)")
+            t0 = time.monotonic()
+            try:
+                check(routers[kind].port, results)
+                h.log(f"PASS {name} ({time.monotonic() - t0:.1f}s)")
+            except (AssertionError, OSError) as e:
+                failures.append(f"{name}: {e}")
+                h.log(f"FAIL {name}: {e}")
+        for r in routers.values():
+            assert r.alive(), f"{r.name} died"
+        for what, detail in results:
+            h.log(f"  {what}: {detail}")
+        h.log(f"{len(results)} passed, {len(failures)} failed")
+        if failures:
+            raise AssertionError("\n".join(failures))
+
+
+if __name__ == "__main__":
+    main()
