@@ -32,7 +32,7 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 			if (s->framed)
 				hlen = (size_t)snprintf(hdr, sizeof hdr, "d %u %lld\n", rec.partition,
 							(long long)rec.offset);
-			switch (session_offer_prefixed(&r->sessions, s, rec.offset, rec.timestamp_ms,
+			switch (sessions_offer_prefixed(&r->sessions, s, rec.offset, rec.timestamp_ms,
 						       hdr, hlen,
 						       rec.value.ptr, rec.value.len,
 						       (size_t)r->cfg->queue_bytes)) {
@@ -84,7 +84,7 @@ static void send_status(struct router *r, struct session *s, const struct wire_s
 	int n = snprintf(line, sizeof line, "s %s %u %lld\n", state, s->partition,
 			 (long long)offset);
 	bool was_empty = s->qhead == NULL;
-	session_push(&r->sessions, s, line, (size_t)n);
+	sessions_push(&r->sessions, s, line, (size_t)n);
 	s->status_sent = true;
 	if (!a->complete || s->foreign_position)
 		r->resumes_incomplete++;
@@ -98,11 +98,11 @@ static void on_sub_ack(struct router *r, struct link *l, const struct wire_sub_a
 	if (!s || s->edge != l->index || s->state != SESSION_SUBSCRIBING)
 		return;
 	if (a->status == WIRE_SUB_OK) {
-		session_acked(s, a->start_offset);
+		sessions_acked(s, a->start_offset);
 		send_status(r, s, a);
 	} else {
 		/* Not the owner (any more): wait for the routes to settle. */
-		session_unpin(s);
+		sessions_unpin(s);
 		r->retry_waiting = true;
 	}
 }

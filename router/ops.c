@@ -42,7 +42,7 @@ static void collect(void *arg, struct metrics_writer *w)
 	family(w, "kws_router_sessions", "Client sessions by state", METRICS_GAUGE);
 	for (int i = 0; i < 4; i++)
 		metrics_write_sample(w, (double)by_state[i], "state",
-				     session_state_name((enum session_state)i));
+				     sessions_state_name((enum session_state)i));
 	family(w, "kws_router_sessions_throttled", "Sessions paused at their edge (slow clients)",
 	       METRICS_GAUGE);
 	metrics_write_sample(w, (double)r->nthrottled);
@@ -224,7 +224,7 @@ static void add_session(struct session *s, void *arg)
 		cw->sessions,
 		json_pack("{s:I,s:s,s:s,s:o,s:[i,I],s:I,s:I,s:b,s:b}", "session",
 			  (json_int_t)s->sid, "router", cw->r->cfg->router_id, "state",
-			  session_state_name(s->state), "edge", owner_json(cw->r, s->edge),
+			  sessions_state_name(s->state), "edge", owner_json(cw->r, s->edge),
 			  "position", (json_int_t)s->partition, (json_int_t)s->next_offset,
 			  "queued_bytes", (json_int_t)s->qbytes, "queued_messages",
 			  (json_int_t)s->qcount, "kws_v1", s->framed, "throttled", s->throttled));

@@ -23,7 +23,7 @@ void pins_try(struct router *r, struct session *s)
 	struct link *l = &r->links[owner];
 	if (l->peer.state != PEER_UP)
 		return;
-	session_pin(s, owner);
+	sessions_pin(s, owner);
 	struct wire_sub sub = {
 		.sid = s->sid,
 		.partition = s->partition,
@@ -52,7 +52,7 @@ void pins_close(struct router *r, struct session *s, int code, const char *reaso
 	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
 	if (s->edge >= 0)
 		send_unsub(&r->links[s->edge], s->sid);
-	session_close(s);
+	sessions_close(s);
 	lws_callback_on_writable(wsi);
 }
 
@@ -69,7 +69,7 @@ void pins_throttle(struct router *r, struct session *s)
 {
 	if (s->edge >= 0)
 		send_unsub(&r->links[s->edge], s->sid);
-	session_unpin(s);
+	sessions_unpin(s);
 	s->throttled = true;
 	s->last_write_ms = now_mono_ms();
 	log_debug("session %llu of %s throttled: %zu bytes queued", (unsigned long long)s->sid,
@@ -114,7 +114,7 @@ void pins_on_moved(void *arg, uint32_t p, int old, int new)
 			if (s->edge == new)
 				continue;
 			send_unsub(&r->links[s->edge], s->sid);
-			session_unpin(s);
+			sessions_unpin(s);
 		}
 		pins_try(r, s);
 		if (s->state == SESSION_SUBSCRIBING)

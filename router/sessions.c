@@ -6,7 +6,7 @@
 
 #include "util.h"
 
-const char *session_state_name(enum session_state s)
+const char *sessions_state_name(enum session_state s)
 {
 	switch (s) {
 	case SESSION_WAITING: return "waiting";
@@ -137,7 +137,7 @@ size_t sessions_for_client(const struct sessions *t, const char *id, size_t idle
 	return k;
 }
 
-int session_pin(struct session *s, int edge)
+int sessions_pin(struct session *s, int edge)
 {
 	if (s->state != SESSION_WAITING)
 		return -1;
@@ -146,7 +146,7 @@ int session_pin(struct session *s, int edge)
 	return 0;
 }
 
-int session_acked(struct session *s, int64_t start_offset)
+int sessions_acked(struct session *s, int64_t start_offset)
 {
 	if (s->state != SESSION_SUBSCRIBING)
 		return -1;
@@ -161,7 +161,7 @@ int session_acked(struct session *s, int64_t start_offset)
 	return 0;
 }
 
-int session_unpin(struct session *s)
+int sessions_unpin(struct session *s)
 {
 	if (s->state != SESSION_SUBSCRIBING && s->state != SESSION_LIVE)
 		return -1;
@@ -170,7 +170,7 @@ int session_unpin(struct session *s)
 	return 0;
 }
 
-void session_close(struct session *s)
+void sessions_close(struct session *s)
 {
 	s->state = SESSION_CLOSING;
 	queue_drop(s);
@@ -194,7 +194,7 @@ static void enqueue(struct sessions *t, struct session *s, int64_t offset, int64
 	s->qcount++;
 }
 
-enum session_offer session_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
+enum session_offer sessions_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
 					  int64_t timestamp_ms, const void *prefix, size_t plen,
 					  const void *data, size_t len, size_t max_bytes)
 {
@@ -209,24 +209,24 @@ enum session_offer session_offer_prefixed(struct sessions *t, struct session *s,
 	return SESSION_QUEUED;
 }
 
-enum session_offer session_offer(struct sessions *t, struct session *s, int64_t offset,
+enum session_offer sessions_offer(struct sessions *t, struct session *s, int64_t offset,
 				 const void *data, size_t len, size_t max_bytes)
 {
-	return session_offer_prefixed(t, s, offset, -1, NULL, 0, data, len, max_bytes);
+	return sessions_offer_prefixed(t, s, offset, -1, NULL, 0, data, len, max_bytes);
 }
 
-void session_push(struct sessions *t, struct session *s, const void *data, size_t len)
+void sessions_push(struct sessions *t, struct session *s, const void *data, size_t len)
 {
 	if (s->state != SESSION_CLOSING)
 		enqueue(t, s, -1, -1, NULL, 0, data, len);
 }
 
-struct outmsg *session_peek(struct session *s)
+struct outmsg *sessions_peek(struct session *s)
 {
 	return s->qhead;
 }
 
-void session_pop_free(struct session *s)
+void sessions_pop_free(struct session *s)
 {
 	struct outmsg *m = s->qhead;
 	if (!m)

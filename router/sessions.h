@@ -25,7 +25,7 @@ enum session_state {
 	SESSION_LIVE,        /* the edge delivers; records are queued */
 	SESSION_CLOSING,     /* closing; the queue is dropped */
 };
-const char *session_state_name(enum session_state s);
+const char *sessions_state_name(enum session_state s);
 
 /* One message waiting to be written to the client. data[] starts with
  * `headroom` spare bytes (lws needs LWS_PRE before the payload). */
@@ -90,12 +90,12 @@ size_t sessions_for_client(const struct sessions *t, const char *id, size_t idle
 
 /* State transitions; each returns 0, or -1 if not allowed from the current
  * state (the session is left unchanged). */
-int session_pin(struct session *s, int edge);      /* WAITING -> SUBSCRIBING */
+int sessions_pin(struct session *s, int edge);      /* WAITING -> SUBSCRIBING */
 /* SUBSCRIBING -> LIVE. start_offset (SUB_ACK) becomes the position when the
  * session has none, or when it is lower (the position was past the end). */
-int session_acked(struct session *s, int64_t start_offset);
-int session_unpin(struct session *s);              /* SUBSCRIBING|LIVE -> WAITING */
-void session_close(struct session *s);             /* any -> CLOSING, drops the queue */
+int sessions_acked(struct session *s, int64_t start_offset);
+int sessions_unpin(struct session *s);              /* SUBSCRIBING|LIVE -> WAITING */
+void sessions_close(struct session *s);             /* any -> CLOSING, drops the queue */
 
 /* Outcome of offering a record to a session. */
 enum session_offer {
@@ -107,18 +107,18 @@ enum session_offer {
 /* Offers record (offset, data[0..len)) to s: checks state and position,
  * copies it into the queue unless it would exceed max_bytes, and advances the
  * position. */
-enum session_offer session_offer(struct sessions *t, struct session *s, int64_t offset,
+enum session_offer sessions_offer(struct sessions *t, struct session *s, int64_t offset,
 				 const void *data, size_t len, size_t max_bytes);
 /* The same, with prefix[0..plen) written before the data in one message (the
  * kws.v1 header line). The prefix counts against max_bytes. */
-enum session_offer session_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
+enum session_offer sessions_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
 					  int64_t timestamp_ms, const void *prefix, size_t plen,
 					  const void *data, size_t len, size_t max_bytes);
 /* Queues a message that is not a record (a kws.v1 status line): no state or
  * position check, no limit. */
-void session_push(struct sessions *t, struct session *s, const void *data, size_t len);
-/* The oldest queued message, or NULL; then session_pop_free to consume it. */
-struct outmsg *session_peek(struct session *s);
-void session_pop_free(struct session *s);
+void sessions_push(struct sessions *t, struct session *s, const void *data, size_t len);
+/* The oldest queued message, or NULL; then sessions_pop_free to consume it. */
+struct outmsg *sessions_peek(struct session *s);
+void sessions_pop_free(struct session *s);
 
 #endif

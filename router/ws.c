@@ -222,7 +222,7 @@ static unsigned message_opcode(struct router *r, const struct outmsg *m)
  * Returns 0, or -1 if the connection failed. */
 static int write_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
 {
-	struct outmsg *m = session_peek(s);
+	struct outmsg *m = sessions_peek(s);
 	struct conn *c = lws_wsi_user(wsi);
 	/* With permessage-deflate lws compresses in lws_write: no raw batch. */
 	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2 || c->deflate) {
@@ -233,18 +233,18 @@ static int write_batch(struct router *r, struct lws *wsi, struct session *s, int
 			return -1;
 		if (m->timestamp_ms >= 0)
 			metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
-		session_pop_free(s);
+		sessions_pop_free(s);
 		return 0;
 	}
 	size_t len = 0;
 	unsigned char *out = r->wbuf + LWS_PRE;
-	while ((m = session_peek(s)) && len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
+	while ((m = sessions_peek(s)) && len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
 		len += wsframe_header(out + len, message_opcode(r, m), m->len);
 		memcpy(out + len, m->data + LWS_PRE, m->len);
 		len += m->len;
 		if (m->timestamp_ms >= 0)
 			metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
-		session_pop_free(s);
+		sessions_pop_free(s);
 	}
 	int n = lws_write(wsi, out, len, LWS_WRITE_RAW);
 	return n < (int)len ? -1 : 0;
@@ -291,7 +291,7 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 		return 0;
 	struct session *s = c->s;
 	int64_t now_wall = now_wall_ms();
-	for (int i = 0; i < WRITES_PER_CALLBACK && session_peek(s); i++) {
+	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
 		if (write_batch(r, wsi, s, now_wall) < 0)
 			return -1;
 		/* lws may still be sending a compressed message in fragments
@@ -304,7 +304,7 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 		if (s->qbytes <= (size_t)r->cfg->queue_bytes / 8)
 			pins_unthrottle(r, s);
 	}
-	if (session_peek(s))
+	if (sessions_peek(s))
 		lws_callback_on_writable(wsi);
 	return 0;
 }

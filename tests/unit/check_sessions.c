@@ -30,8 +30,8 @@ static struct session *create(const char *id, uint32_t partition)
 /* Puts s in LIVE through the state machine, with start offset start. */
 static void make_live(struct session *s, int64_t start)
 {
-	ck_assert_int_eq(session_pin(s, 0), 0);
-	ck_assert_int_eq(session_acked(s, start), 0);
+	ck_assert_int_eq(sessions_pin(s, 0), 0);
+	ck_assert_int_eq(sessions_acked(s, start), 0);
 	ck_assert_int_eq(s->state, SESSION_LIVE);
 }
 
@@ -102,7 +102,7 @@ START_TEST(test_create)
 	ck_assert_uint_eq(a->id_len, 5);
 	ck_assert_str_eq(a->id, "alice");
 	ck_assert_str_eq(b->id, "bob");
-	ck_assert_ptr_null(session_peek(a));
+	ck_assert_ptr_null(sessions_peek(a));
 	ck_assert_uint_eq(a->qbytes, 0);
 	ck_assert_uint_eq(a->qcount, 0);
 	ck_assert_uint_eq(T.count, 2);
@@ -376,21 +376,21 @@ END_TEST
 START_TEST(test_pin)
 {
 	struct session *s = create("a", 0);
-	ck_assert_int_eq(session_pin(s, 2), 0);
+	ck_assert_int_eq(sessions_pin(s, 2), 0);
 	ck_assert_int_eq(s->state, SESSION_SUBSCRIBING);
 	ck_assert_int_eq(s->edge, 2);
 	/* Not again from SUBSCRIBING. */
-	ck_assert_int_eq(session_pin(s, 3), -1);
+	ck_assert_int_eq(sessions_pin(s, 3), -1);
 	ck_assert_int_eq(s->state, SESSION_SUBSCRIBING);
 	ck_assert_int_eq(s->edge, 2);
 	/* Nor from LIVE. */
-	ck_assert_int_eq(session_acked(s, 0), 0);
-	ck_assert_int_eq(session_pin(s, 3), -1);
+	ck_assert_int_eq(sessions_acked(s, 0), 0);
+	ck_assert_int_eq(sessions_pin(s, 3), -1);
 	ck_assert_int_eq(s->state, SESSION_LIVE);
 	ck_assert_int_eq(s->edge, 2);
 	/* Nor from CLOSING. */
-	session_close(s);
-	ck_assert_int_eq(session_pin(s, 3), -1);
+	sessions_close(s);
+	ck_assert_int_eq(sessions_pin(s, 3), -1);
 	ck_assert_int_eq(s->state, SESSION_CLOSING);
 }
 END_TEST
@@ -399,45 +399,45 @@ START_TEST(test_acked)
 {
 	struct session *s = create("a", 0);
 	/* Not from WAITING. */
-	ck_assert_int_eq(session_acked(s, 42), -1);
+	ck_assert_int_eq(sessions_acked(s, 42), -1);
 	ck_assert_int_eq(s->state, SESSION_WAITING);
 	ck_assert_int_eq(s->next_offset, -1);
 
-	ck_assert_int_eq(session_pin(s, 1), 0);
-	ck_assert_int_eq(session_acked(s, 42), 0);
+	ck_assert_int_eq(sessions_pin(s, 1), 0);
+	ck_assert_int_eq(sessions_acked(s, 42), 0);
 	ck_assert_int_eq(s->state, SESSION_LIVE);
 	ck_assert_int_eq(s->next_offset, 42);
 	ck_assert_int_eq(s->edge, 1);
 
 	/* Not from LIVE. */
-	ck_assert_int_eq(session_acked(s, 7), -1);
+	ck_assert_int_eq(sessions_acked(s, 7), -1);
 	ck_assert_int_eq(s->state, SESSION_LIVE);
 	ck_assert_int_eq(s->next_offset, 42);
 
 	/* Known position kept across unpin / pin / ack from a later start. */
-	ck_assert_int_eq(session_offer(&T, s, 100, "x", 1, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 100, "x", 1, 1000), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 101);
-	ck_assert_int_eq(session_unpin(s), 0);
+	ck_assert_int_eq(sessions_unpin(s), 0);
 	ck_assert_int_eq(s->next_offset, 101);
-	ck_assert_int_eq(session_pin(s, 2), 0);
-	ck_assert_int_eq(session_acked(s, 500), 0);
+	ck_assert_int_eq(sessions_pin(s, 2), 0);
+	ck_assert_int_eq(sessions_acked(s, 500), 0);
 	ck_assert_int_eq(s->next_offset, 101);
-	ck_assert_int_eq(session_unpin(s), 0);
-	ck_assert_int_eq(session_pin(s, 2), 0);
-	ck_assert_int_eq(session_acked(s, 101), 0);
+	ck_assert_int_eq(sessions_unpin(s), 0);
+	ck_assert_int_eq(sessions_pin(s, 2), 0);
+	ck_assert_int_eq(sessions_acked(s, 101), 0);
 	ck_assert_int_eq(s->next_offset, 101);
 	/* An edge that starts below the position: the position was past the
 	 * partition's end; records from the start on are new, not duplicates. */
-	ck_assert_int_eq(session_unpin(s), 0);
-	ck_assert_int_eq(session_pin(s, 2), 0);
-	ck_assert_int_eq(session_acked(s, 50), 0);
+	ck_assert_int_eq(sessions_unpin(s), 0);
+	ck_assert_int_eq(sessions_pin(s, 2), 0);
+	ck_assert_int_eq(sessions_acked(s, 50), 0);
 	ck_assert_int_eq(s->next_offset, 50);
-	ck_assert_int_eq(session_offer(&T, s, 50, "y", 1, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 50, "y", 1, 1000), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 51);
 
 	/* Not from CLOSING. */
-	session_close(s);
-	ck_assert_int_eq(session_acked(s, 7), -1);
+	sessions_close(s);
+	ck_assert_int_eq(sessions_acked(s, 7), -1);
 	ck_assert_int_eq(s->state, SESSION_CLOSING);
 }
 END_TEST
@@ -449,9 +449,9 @@ START_TEST(test_acked_unknown_start)
 	struct session *s = create("a", 0);
 	make_live(s, -1);
 	ck_assert_int_eq(s->next_offset, -1);
-	ck_assert_int_eq(session_offer(&T, s, 777, "x", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 777, "x", 1, 100), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 778);
-	ck_assert_int_eq(session_offer(&T, s, 777, "x", 1, 100), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 777, "x", 1, 100), SESSION_DUPLICATE);
 }
 END_TEST
 
@@ -459,23 +459,23 @@ START_TEST(test_unpin)
 {
 	struct session *s = create("a", 0);
 	/* Not from WAITING. */
-	ck_assert_int_eq(session_unpin(s), -1);
+	ck_assert_int_eq(sessions_unpin(s), -1);
 	ck_assert_int_eq(s->state, SESSION_WAITING);
 
-	ck_assert_int_eq(session_pin(s, 3), 0);
-	ck_assert_int_eq(session_unpin(s), 0);
+	ck_assert_int_eq(sessions_pin(s, 3), 0);
+	ck_assert_int_eq(sessions_unpin(s), 0);
 	ck_assert_int_eq(s->state, SESSION_WAITING);
 	ck_assert_int_eq(s->edge, -1);
 
 	make_live(s, 5);
-	ck_assert_int_eq(session_unpin(s), 0);
+	ck_assert_int_eq(sessions_unpin(s), 0);
 	ck_assert_int_eq(s->state, SESSION_WAITING);
 	ck_assert_int_eq(s->edge, -1);
 	ck_assert_int_eq(s->next_offset, 5);
 
 	make_live(s, 5);
-	session_close(s);
-	ck_assert_int_eq(session_unpin(s), -1);
+	sessions_close(s);
+	ck_assert_int_eq(sessions_unpin(s), -1);
 	ck_assert_int_eq(s->state, SESSION_CLOSING);
 }
 END_TEST
@@ -486,22 +486,22 @@ START_TEST(test_close_any_state)
 	struct session *sub = create("s", 0);
 	struct session *l = create("l", 0);
 	struct session *c = create("c", 0);
-	ck_assert_int_eq(session_pin(sub, 0), 0);
+	ck_assert_int_eq(sessions_pin(sub, 0), 0);
 	make_live(l, 0);
-	ck_assert_int_eq(session_offer(&T, l, 0, "abc", 3, 100), SESSION_QUEUED);
-	ck_assert_int_eq(session_offer(&T, l, 1, "defg", 4, 100), SESSION_QUEUED);
-	session_close(c);
+	ck_assert_int_eq(sessions_offer(&T, l, 0, "abc", 3, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, l, 1, "defg", 4, 100), SESSION_QUEUED);
+	sessions_close(c);
 
 	struct session *all[] = { w, sub, l, c };
 	for (int i = 0; i < 4; i++) {
-		session_close(all[i]);
+		sessions_close(all[i]);
 		ck_assert_int_eq(all[i]->state, SESSION_CLOSING);
-		ck_assert_ptr_null(session_peek(all[i]));
+		ck_assert_ptr_null(sessions_peek(all[i]));
 		ck_assert_uint_eq(all[i]->qbytes, 0);
 		ck_assert_uint_eq(all[i]->qcount, 0);
 		/* Nothing more is queued. */
-		ck_assert_int_eq(session_offer(&T, all[i], 100, "z", 1, 100), SESSION_NOT_LIVE);
-		ck_assert_ptr_null(session_peek(all[i]));
+		ck_assert_int_eq(sessions_offer(&T, all[i], 100, "z", 1, 100), SESSION_NOT_LIVE);
+		ck_assert_ptr_null(sessions_peek(all[i]));
 		ck_assert_uint_eq(all[i]->qcount, 0);
 		/* Still in the table until deleted. */
 		ck_assert_ptr_eq(sessions_get(&T, all[i]->sid), all[i]);
@@ -512,8 +512,8 @@ END_TEST
 START_TEST(test_state_names)
 {
 	const char *n[] = {
-		session_state_name(SESSION_WAITING), session_state_name(SESSION_SUBSCRIBING),
-		session_state_name(SESSION_LIVE), session_state_name(SESSION_CLOSING),
+		sessions_state_name(SESSION_WAITING), sessions_state_name(SESSION_SUBSCRIBING),
+		sessions_state_name(SESSION_LIVE), sessions_state_name(SESSION_CLOSING),
 	};
 	for (int i = 0; i < 4; i++) {
 		ck_assert_ptr_nonnull(n[i]);
@@ -529,19 +529,19 @@ END_TEST
 START_TEST(test_offer_not_live)
 {
 	struct session *s = create("a", 0);
-	ck_assert_int_eq(session_offer(&T, s, 0, "x", 1, 100), SESSION_NOT_LIVE);
-	ck_assert_int_eq(session_pin(s, 0), 0);
-	ck_assert_int_eq(session_offer(&T, s, 0, "x", 1, 100), SESSION_NOT_LIVE);
-	ck_assert_ptr_null(session_peek(s));
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "x", 1, 100), SESSION_NOT_LIVE);
+	ck_assert_int_eq(sessions_pin(s, 0), 0);
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "x", 1, 100), SESSION_NOT_LIVE);
+	ck_assert_ptr_null(sessions_peek(s));
 	ck_assert_uint_eq(s->qcount, 0);
 	ck_assert_uint_eq(s->qbytes, 0);
 	ck_assert_int_eq(s->next_offset, -1);
 
 	/* LIVE, then unpinned: not live any more, the queue stays. */
-	ck_assert_int_eq(session_acked(s, 0), 0);
-	ck_assert_int_eq(session_offer(&T, s, 0, "x", 1, 100), SESSION_QUEUED);
-	ck_assert_int_eq(session_unpin(s), 0);
-	ck_assert_int_eq(session_offer(&T, s, 1, "y", 1, 100), SESSION_NOT_LIVE);
+	ck_assert_int_eq(sessions_acked(s, 0), 0);
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "x", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_unpin(s), 0);
+	ck_assert_int_eq(sessions_offer(&T, s, 1, "y", 1, 100), SESSION_NOT_LIVE);
 	ck_assert_uint_eq(s->qcount, 1);
 	ck_assert_int_eq(s->next_offset, 1);
 }
@@ -551,19 +551,19 @@ START_TEST(test_offer_position)
 {
 	struct session *s = create("a", 0);
 	make_live(s, 10);
-	ck_assert_int_eq(session_offer(&T, s, 9, "a", 1, 100), SESSION_DUPLICATE);
-	ck_assert_int_eq(session_offer(&T, s, 0, "a", 1, 100), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 9, "a", 1, 100), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "a", 1, 100), SESSION_DUPLICATE);
 	ck_assert_int_eq(s->next_offset, 10);
 	ck_assert_uint_eq(s->qcount, 0);
 
-	ck_assert_int_eq(session_offer(&T, s, 10, "b", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 10, "b", 1, 100), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 11);
-	ck_assert_int_eq(session_offer(&T, s, 10, "b", 1, 100), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 10, "b", 1, 100), SESSION_DUPLICATE);
 	/* A gap is fine (compacted or filtered offsets). */
-	ck_assert_int_eq(session_offer(&T, s, 15, "c", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 15, "c", 1, 100), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 16);
-	ck_assert_int_eq(session_offer(&T, s, 12, "d", 1, 100), SESSION_DUPLICATE);
-	ck_assert_int_eq(session_offer(&T, s, 16, "e", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 12, "d", 1, 100), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 16, "e", 1, 100), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 17);
 	ck_assert_uint_eq(s->qcount, 3);
 	ck_assert_uint_eq(s->qbytes, 3);
@@ -574,29 +574,29 @@ START_TEST(test_offer_overflow)
 {
 	struct session *s = create("a", 0);
 	make_live(s, 0);
-	ck_assert_int_eq(session_offer(&T, s, 0, "123456", 6, 10), SESSION_QUEUED);
-	ck_assert_int_eq(session_offer(&T, s, 1, "12345", 5, 10), SESSION_OVERFLOW);
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "123456", 6, 10), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 1, "12345", 5, 10), SESSION_OVERFLOW);
 	ck_assert_uint_eq(s->qcount, 1);
 	ck_assert_uint_eq(s->qbytes, 6);
 	ck_assert_int_eq(s->next_offset, 1);
-	struct outmsg *m = session_peek(s);
+	struct outmsg *m = sessions_peek(s);
 	ck_assert_ptr_nonnull(m);
 	ck_assert_int_eq(m->offset, 0);
 	ck_assert_ptr_null(m->next);
 
 	/* Exactly max fits. */
-	ck_assert_int_eq(session_offer(&T, s, 1, "1234", 4, 10), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 1, "1234", 4, 10), SESSION_QUEUED);
 	ck_assert_uint_eq(s->qbytes, 10);
 	ck_assert_uint_eq(s->qcount, 2);
-	ck_assert_int_eq(session_offer(&T, s, 2, "1", 1, 10), SESSION_OVERFLOW);
+	ck_assert_int_eq(sessions_offer(&T, s, 2, "1", 1, 10), SESSION_OVERFLOW);
 	ck_assert_uint_eq(s->qbytes, 10);
 	ck_assert_uint_eq(s->qcount, 2);
 	ck_assert_int_eq(s->next_offset, 2);
 
 	/* After a pop there is room again; the refused offset is still wanted. */
-	session_pop_free(s);
+	sessions_pop_free(s);
 	ck_assert_uint_eq(s->qbytes, 4);
-	ck_assert_int_eq(session_offer(&T, s, 2, "123456", 6, 10), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 2, "123456", 6, 10), SESSION_QUEUED);
 	ck_assert_uint_eq(s->qbytes, 10);
 }
 END_TEST
@@ -606,8 +606,8 @@ START_TEST(test_offer_overflow_single)
 	struct session *s = create("a", 0);
 	make_live(s, 0);
 	/* One record larger than max, on an empty queue. */
-	ck_assert_int_eq(session_offer(&T, s, 0, "12345678901", 11, 10), SESSION_OVERFLOW);
-	ck_assert_ptr_null(session_peek(s));
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "12345678901", 11, 10), SESSION_OVERFLOW);
+	ck_assert_ptr_null(sessions_peek(s));
 	ck_assert_uint_eq(s->qcount, 0);
 	ck_assert_uint_eq(s->qbytes, 0);
 	ck_assert_int_eq(s->next_offset, 0);
@@ -618,8 +618,8 @@ START_TEST(test_offer_headroom)
 {
 	struct session *s = create("a", 0);
 	make_live(s, 0);
-	ck_assert_int_eq(session_offer(&T, s, 3, "hello", 5, 100), SESSION_QUEUED);
-	struct outmsg *m = session_peek(s);
+	ck_assert_int_eq(sessions_offer(&T, s, 3, "hello", 5, 100), SESSION_QUEUED);
+	struct outmsg *m = sessions_peek(s);
 	ck_assert_ptr_nonnull(m);
 	ck_assert_uint_eq(m->len, 5);
 	ck_assert_int_eq(m->offset, 3);
@@ -630,7 +630,7 @@ START_TEST(test_offer_headroom)
 	ck_assert_mem_eq(m->data + HEADROOM, "hello", 5);
 	/* The payload is a copy. */
 	char buf[4] = "abc";
-	ck_assert_int_eq(session_offer(&T, s, 4, buf, 3, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 4, buf, 3, 100), SESSION_QUEUED);
 	memset(buf, 0, sizeof buf);
 	ck_assert_mem_eq(m->next->data + HEADROOM, "abc", 3);
 	/* Headroom counts for the allocation, not against max_bytes. */
@@ -643,12 +643,12 @@ START_TEST(test_offer_headroom_zero)
 	struct sessions t;
 	sessions_init(&t, 0);
 	struct session *s = sessions_create(&t, "z", 1, 0, NULL);
-	ck_assert_int_eq(session_pin(s, 0), 0);
-	ck_assert_int_eq(session_acked(s, 0), 0);
-	ck_assert_int_eq(session_offer(&t, s, 0, "payload", 7, 100), SESSION_QUEUED);
-	ck_assert_mem_eq(session_peek(s)->data, "payload", 7);
+	ck_assert_int_eq(sessions_pin(s, 0), 0);
+	ck_assert_int_eq(sessions_acked(s, 0), 0);
+	ck_assert_int_eq(sessions_offer(&t, s, 0, "payload", 7, 100), SESSION_QUEUED);
+	ck_assert_mem_eq(sessions_peek(s)->data, "payload", 7);
 	/* An empty record is still a message. */
-	ck_assert_int_eq(session_offer(&t, s, 1, "", 0, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&t, s, 1, "", 0, 100), SESSION_QUEUED);
 	ck_assert_uint_eq(s->qcount, 2);
 	ck_assert_uint_eq(s->qbytes, 7);
 	sessions_free(&t);
@@ -664,13 +664,13 @@ START_TEST(test_queue_fifo)
 	for (int i = 0; i < 10; i++) {
 		size_t len = (size_t)i * 3 + 1;
 		memset(payload, 'a' + i, len);
-		ck_assert_int_eq(session_offer(&T, s, i, payload, len, 1000), SESSION_QUEUED);
+		ck_assert_int_eq(sessions_offer(&T, s, i, payload, len, 1000), SESSION_QUEUED);
 		total += len;
 		ck_assert_uint_eq(s->qbytes, total);
 		ck_assert_uint_eq(s->qcount, (uint32_t)i + 1);
 	}
 	for (int i = 0; i < 10; i++) {
-		struct outmsg *m = session_peek(s);
+		struct outmsg *m = sessions_peek(s);
 		ck_assert_ptr_nonnull(m);
 		size_t len = (size_t)i * 3 + 1;
 		ck_assert_int_eq(m->offset, i);
@@ -678,34 +678,34 @@ START_TEST(test_queue_fifo)
 		ck_assert_int_eq(m->data[HEADROOM], 'a' + i);
 		ck_assert_int_eq(m->data[HEADROOM + len - 1], 'a' + i);
 		/* Peek does not consume. */
-		ck_assert_ptr_eq(session_peek(s), m);
-		session_pop_free(s);
+		ck_assert_ptr_eq(sessions_peek(s), m);
+		sessions_pop_free(s);
 		total -= len;
 		ck_assert_uint_eq(s->qbytes, total);
 		ck_assert_uint_eq(s->qcount, (uint32_t)(9 - i));
 	}
-	ck_assert_ptr_null(session_peek(s));
+	ck_assert_ptr_null(sessions_peek(s));
 	/* Pop on an empty queue is harmless. */
-	session_pop_free(s);
+	sessions_pop_free(s);
 	ck_assert_uint_eq(s->qcount, 0);
 	ck_assert_uint_eq(s->qbytes, 0);
 
 	/* The queue works again after being drained (the tail was reset). */
-	ck_assert_int_eq(session_offer(&T, s, 20, "x", 1, 1000), SESSION_QUEUED);
-	ck_assert_int_eq(session_offer(&T, s, 21, "yy", 2, 1000), SESSION_QUEUED);
-	ck_assert_int_eq(session_peek(s)->offset, 20);
-	session_pop_free(s);
-	ck_assert_int_eq(session_offer(&T, s, 22, "zzz", 3, 1000), SESSION_QUEUED);
-	ck_assert_int_eq(session_peek(s)->offset, 21);
-	session_pop_free(s);
-	ck_assert_int_eq(session_peek(s)->offset, 22);
+	ck_assert_int_eq(sessions_offer(&T, s, 20, "x", 1, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 21, "yy", 2, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_peek(s)->offset, 20);
+	sessions_pop_free(s);
+	ck_assert_int_eq(sessions_offer(&T, s, 22, "zzz", 3, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_peek(s)->offset, 21);
+	sessions_pop_free(s);
+	ck_assert_int_eq(sessions_peek(s)->offset, 22);
 	ck_assert_uint_eq(s->qbytes, 3);
 	ck_assert_uint_eq(s->qcount, 1);
-	session_pop_free(s);
-	ck_assert_ptr_null(session_peek(s));
-	ck_assert_int_eq(session_offer(&T, s, 23, "w", 1, 1000), SESSION_QUEUED);
-	ck_assert_int_eq(session_peek(s)->offset, 23);
-	ck_assert_ptr_null(session_peek(s)->next);
+	sessions_pop_free(s);
+	ck_assert_ptr_null(sessions_peek(s));
+	ck_assert_int_eq(sessions_offer(&T, s, 23, "w", 1, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_peek(s)->offset, 23);
+	ck_assert_ptr_null(sessions_peek(s)->next);
 }
 END_TEST
 
@@ -715,16 +715,16 @@ START_TEST(test_queues_independent)
 	struct session *b = create("b", 0);
 	make_live(a, 0);
 	make_live(b, 0);
-	ck_assert_int_eq(session_offer(&T, a, 0, "aa", 2, 100), SESSION_QUEUED);
-	ck_assert_int_eq(session_offer(&T, b, 0, "bbb", 3, 100), SESSION_QUEUED);
-	ck_assert_int_eq(session_offer(&T, a, 1, "a", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, a, 0, "aa", 2, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, b, 0, "bbb", 3, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, a, 1, "a", 1, 100), SESSION_QUEUED);
 	ck_assert_uint_eq(a->qbytes, 3);
 	ck_assert_uint_eq(b->qbytes, 3);
 	ck_assert_uint_eq(a->qcount, 2);
 	ck_assert_uint_eq(b->qcount, 1);
-	session_close(a);
+	sessions_close(a);
 	ck_assert_uint_eq(b->qcount, 1);
-	ck_assert_mem_eq(session_peek(b)->data + HEADROOM, "bbb", 3);
+	ck_assert_mem_eq(sessions_peek(b)->data + HEADROOM, "bbb", 3);
 }
 END_TEST
 
@@ -735,7 +735,7 @@ START_TEST(test_delete_with_queue)
 	struct session *s = create("a", 0);
 	make_live(s, 0);
 	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(session_offer(&T, s, i, "data", 4, 100), SESSION_QUEUED);
+		ck_assert_int_eq(sessions_offer(&T, s, i, "data", 4, 100), SESSION_QUEUED);
 	uint64_t sid = s->sid;
 	sessions_delete(&T, s);
 	ck_assert_ptr_null(sessions_get(&T, sid));
@@ -757,10 +757,10 @@ START_TEST(test_free_populated)
 		snprintf(id, sizeof id, "c%d", i % 30);
 		struct session *s = sessions_create(&t, id, strlen(id), (uint32_t)(i % 9), NULL);
 		if (i % 2) {
-			ck_assert_int_eq(session_pin(s, 0), 0);
-			ck_assert_int_eq(session_acked(s, 0), 0);
+			ck_assert_int_eq(sessions_pin(s, 0), 0);
+			ck_assert_int_eq(sessions_acked(s, 0), 0);
 			for (int k = 0; k < i % 5; k++)
-				ck_assert_int_eq(session_offer(&t, s, k, "payload", 7, 1000),
+				ck_assert_int_eq(sessions_offer(&t, s, k, "payload", 7, 1000),
 						 SESSION_QUEUED);
 		}
 	}
