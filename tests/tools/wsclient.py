@@ -46,7 +46,8 @@ async def main():
         async def pump_stdin():
             while True:
                 line = await loop.run_in_executor(None, sys.stdin.readline)
-                if not line:
+                if not line:  # Ctrl-D: end of input, so close and stop
+                    await ws.close()
                     return
                 await ws.send(line.rstrip("\n"))
 
