@@ -132,7 +132,8 @@ const char *admin_path_param(const struct admin_request *req, const char *prefix
 
 	if (!req->scratch || req->path_len <= n || strncmp(req->path, prefix, n) != 0)
 		return NULL;
-	if (url_decode(req->path + n, req->path_len - n, false, req->scratch, req->path_len + 1) <= 0)
+	if (url_decode(req->path + n, req->path_len - n, false, req->scratch, req->path_len + 1) <=
+	    0)
 		return NULL;
 	return req->scratch;
 }
@@ -232,9 +233,9 @@ void admin_response_error(struct admin_response *resp, int status, const char *e
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	admin_response_json(resp, status,
-			    json_pack("{s:o,s:o}", "error", json_text(code), "message",
-				      json_text(msg)));
+	admin_response_json(
+		resp, status,
+		json_pack("{s:o,s:o}", "error", json_text(code), "message", json_text(msg)));
 }
 
 int admin_response_header(struct admin_response *resp, const char *name, const char *value)
@@ -305,8 +306,8 @@ struct admin {
 	int stall_ms, loop_timeout_ms, idle_timeout_s;
 
 	pthread_mutex_t mu;
-	pthread_cond_t done; /* a job is done, or stopping (CLOCK_MONOTONIC) */
-	bool stopping;       /* under mu */
+	pthread_cond_t done;  /* a job is done, or stopping (CLOCK_MONOTONIC) */
+	bool stopping;        /* under mu */
 	struct route *routes; /* under mu */
 	size_t nroutes;
 	struct req *queue, **qtail; /* ON_LOOP jobs, under mu */
@@ -383,8 +384,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct req *q)
 
 /* The head is in: decides what can be decided before the body. Returns
  * false with q->resp filled if the request is refused. */
-static bool admit(struct admin *a, struct MHD_Connection *conn, const char *method,
-		  struct req *q)
+static bool admit(struct admin *a, struct MHD_Connection *conn, const char *method, struct req *q)
 {
 	const char *te, *cl;
 	bool found;
@@ -498,9 +498,8 @@ static int run_on_loop(struct admin *a, struct req *q)
 /* MHD's access handler: called with the head, with each piece of the body,
  * and once more at its end. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct admin *a = cls;
 	struct req *q = *con_cls;
@@ -615,8 +614,9 @@ static void healthz(void *arg, const struct admin_request *req, struct admin_res
 	if (ago <= a->stall_ms)
 		admin_response_json(resp, 200, json_pack("{s:s}", "status", "ok"));
 	else
-		admin_response_json(resp, 503, json_pack("{s:s,s:I}", "status", "stalled",
-							 "last_tick_ms_ago", (json_int_t)ago));
+		admin_response_json(resp, 503,
+				    json_pack("{s:s,s:I}", "status", "stalled", "last_tick_ms_ago",
+					      (json_int_t)ago));
 }
 
 static void serve_page(void *arg, const struct admin_request *req, struct admin_response *resp)
@@ -626,8 +626,8 @@ static void serve_page(void *arg, const struct admin_request *req, struct admin_
 	admin_response_text(resp, 200, p->ctype, p->data, p->len);
 }
 
-static int add_route(struct admin *a, const char *method, const char *prefix,
-		     admin_handler_fn fn, void *arg, unsigned flags, struct page *page)
+static int add_route(struct admin *a, const char *method, const char *prefix, admin_handler_fn fn,
+		     void *arg, unsigned flags, struct page *page)
 {
 	size_t mlen = strlen(method);
 	bool exact = page != NULL;
@@ -645,17 +645,21 @@ static int add_route(struct admin *a, const char *method, const char *prefix,
 			err = -EEXIST;
 	if (!err) {
 		a->routes = xrealloc(a->routes, (a->nroutes + 1) * sizeof(*a->routes));
-		a->routes[a->nroutes++] = (struct route){
-			xstrdup(method), xstrdup(prefix), strlen(prefix), exact, fn,
-			page ? (void *)page : arg, flags, page
-		};
+		a->routes[a->nroutes++] = (struct route){ xstrdup(method),
+							  xstrdup(prefix),
+							  strlen(prefix),
+							  exact,
+							  fn,
+							  page ? (void *)page : arg,
+							  flags,
+							  page };
 	}
 	pthread_mutex_unlock(&a->mu);
 	return err;
 }
 
-int admin_route(struct admin *a, const char *method, const char *path_prefix,
-		admin_handler_fn fn, void *arg, unsigned flags)
+int admin_route(struct admin *a, const char *method, const char *path_prefix, admin_handler_fn fn,
+		void *arg, unsigned flags)
 {
 	return add_route(a, method, path_prefix, fn, arg, flags, NULL);
 }
@@ -750,10 +754,9 @@ struct admin *admin_start(const char *listen, const struct admin_config *cfg, ch
 	a->wake = cfg->wake;
 	a->wake_arg = cfg->wake_arg;
 	a->stall_ms = cfg->stall_ms > 0 ? cfg->stall_ms : DEFAULT_STALL_MS;
-	a->loop_timeout_ms = cfg->loop_timeout_ms > 0 ? cfg->loop_timeout_ms
-						      : DEFAULT_LOOP_TIMEOUT_MS;
-	a->idle_timeout_s = cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s
-						    : DEFAULT_IDLE_TIMEOUT_S;
+	a->loop_timeout_ms =
+		cfg->loop_timeout_ms > 0 ? cfg->loop_timeout_ms : DEFAULT_LOOP_TIMEOUT_MS;
+	a->idle_timeout_s = cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S;
 	atomic_init(&a->last_tick, now_mono_ms());
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_condattr_init(&ca);
@@ -774,19 +777,15 @@ struct admin *admin_start(const char *listen, const struct admin_config *cfg, ch
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	a->mhd = MHD_start_daemon(
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG,
-		0, NULL, NULL, on_request, a,
-		MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, a->lfd,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNS,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNS_PER_ADDR,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->idle_timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_MEMORY,
-		MHD_OPTION_STRICT_FOR_CLIENT, 1,
-		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
-		MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-		MHD_OPTION_END);
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0,
+		NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, a->lfd, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)ADMIN_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned)ADMIN_MAX_CONNS_PER_ADDR, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)a->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)ADMIN_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_THREAD_STACK_SIZE,
+		(size_t)THREAD_STACK, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!a->mhd) {
 		snprintf(err, errlen, "admin: libmicrohttpd could not start on %s", listen);

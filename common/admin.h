@@ -15,10 +15,11 @@
 
 #include <jansson.h>
 
-#define ADMIN_MAX_BODY (64 * 1024)   /* larger: 413 */
-#define ADMIN_MAX_CONNS 64           /* more: closed at accept */
-#define ADMIN_MAX_CONNS_PER_ADDR 16  /* from one address; more: closed at accept */
-#define ADMIN_MEMORY (16 * 1024)     /* per connection, holds the head: a longer
+#define ADMIN_MAX_BODY (64 * 1024)  /* larger: 413 */
+#define ADMIN_MAX_CONNS 64          /* more: closed at accept */
+#define ADMIN_MAX_CONNS_PER_ADDR 16 /* from one address; more: closed at accept */
+#define ADMIN_MEMORY \
+	(16 * 1024) /* per connection, holds the head: a longer
 					request line 414, more headers 431 */
 
 /* ---- Requests (pure: no I/O) ---- */
@@ -35,9 +36,9 @@ struct admin_request {
 	const char *path;  /* the target up to '?', still %-encoded */
 	const char *query; /* after '?', "" if none; still encoded */
 	size_t path_len;
-	const char *body;  /* the whole body (up to ADMIN_MAX_BODY), not terminated */
+	const char *body; /* the whole body (up to ADMIN_MAX_BODY), not terminated */
 	size_t body_len;
-	char *scratch;     /* path_len + 1 bytes for admin_path_param, or NULL */
+	char *scratch;               /* path_len + 1 bytes for admin_path_param, or NULL */
 	struct MHD_Connection *conn; /* the server's, for admin_header; or NULL */
 };
 
@@ -82,13 +83,13 @@ struct admin_response; /* owned by the server; filled by one handler call */
 typedef void (*admin_wake_fn)(void *arg);
 
 struct admin_config {
-	const char *token;     /* bearer token of ADMIN_NEEDS_TOKEN routes (copied);
+	const char *token;  /* bearer token of ADMIN_NEEDS_TOKEN routes (copied);
 				  NULL or "": those routes answer 403 */
-	admin_wake_fn wake;    /* NULL: the owner calls admin_run_pending anyway */
+	admin_wake_fn wake; /* NULL: the owner calls admin_run_pending anyway */
 	void *wake_arg;
-	int stall_ms;          /* /healthz is 503 past this since admin_loop_alive; 0: 5000 */
-	int loop_timeout_ms;   /* ON_LOOP request not started by then: 503 busy; 0: 5000 */
-	int idle_timeout_s;    /* a connection silent this long is closed; 0: 10 */
+	int stall_ms;        /* /healthz is 503 past this since admin_loop_alive; 0: 5000 */
+	int loop_timeout_ms; /* ON_LOOP request not started by then: 503 busy; 0: 5000 */
+	int idle_timeout_s;  /* a connection silent this long is closed; 0: 10 */
 };
 
 /* Listens on listen ("host:port", "[v6]:port" or ":port" for every
@@ -119,7 +120,8 @@ void admin_loop_alive(struct admin *a);
 int admin_run_pending(struct admin *a);
 
 #define ADMIN_NEEDS_TOKEN 1u /* needs "Authorization: Bearer <token>": else 401 */
-#define ADMIN_ON_LOOP 2u     /* runs in admin_run_pending; otherwise on the
+#define ADMIN_ON_LOOP \
+	2u /* runs in admin_run_pending; otherwise on the
 				connection's thread, where it may only touch
 				thread-safe state */
 
@@ -136,8 +138,8 @@ typedef void (*admin_handler_fn)(void *arg, const struct admin_request *req,
  * prefix already routed, -EINVAL for a prefix not starting with '/' or a
  * method that is not an HTTP token.
  */
-int admin_route(struct admin *a, const char *method, const char *path_prefix,
-		admin_handler_fn fn, void *arg, unsigned flags);
+int admin_route(struct admin *a, const char *method, const char *path_prefix, admin_handler_fn fn,
+		void *arg, unsigned flags);
 /* Serves data (copied) at GET path exactly (also when path ends in '/'),
  * on the connection's thread. Same returns as admin_route. */
 int admin_route_static(struct admin *a, const char *path, const char *content_type,

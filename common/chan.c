@@ -143,7 +143,8 @@ static bool fill_tbuf(struct chan *c)
 		struct chan_msg *m = c->outq;
 		size_t need = 4 + (size_t)m->len;
 		if (c->tlen + need > c->tcap) {
-			c->tcap = c->tlen + need > CHAN_WRITE_CHUNK ? c->tlen + need : CHAN_WRITE_CHUNK;
+			c->tcap = c->tlen + need > CHAN_WRITE_CHUNK ? c->tlen + need
+								    : CHAN_WRITE_CHUNK;
 			c->tbuf = xrealloc(c->tbuf, c->tcap);
 		}
 		memcpy(c->tbuf + c->tlen, m->data, need);
@@ -195,8 +196,7 @@ out_unlock:
 		start_write(c);
 }
 
-struct chan *chan_new(nng_stream *s, size_t max_msg, size_t max_queue, chan_wake_fn wake,
-		      void *arg)
+struct chan *chan_new(nng_stream *s, size_t max_msg, size_t max_queue, chan_wake_fn wake, void *arg)
 {
 	return chan_new_limited(s, max_msg, max_msg, max_queue, wake, arg);
 }
@@ -233,7 +233,8 @@ struct chan *chan_new_limited(nng_stream *s, size_t max_msg, size_t recv_max, si
 		inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip);
 		snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(sa.s_in.sa_port));
 	}
-	if (nng_aio_alloc(&c->rx_aio, rx_done, c) != 0 || nng_aio_alloc(&c->tx_aio, tx_done, c) != 0) {
+	if (nng_aio_alloc(&c->rx_aio, rx_done, c) != 0 ||
+	    nng_aio_alloc(&c->tx_aio, tx_done, c) != 0) {
 		fprintf(stderr, "fatal: nng_aio_alloc failed\n");
 		abort();
 	}

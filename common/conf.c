@@ -34,11 +34,19 @@ static void list_push(struct conf_list *l, const char *s)
 
 int conf_parse_size(const char *s, long *out)
 {
-	static const struct { const char *suffix; long mult; } units[] = {
-		{ "", 1 }, { "B", 1 },
-		{ "K", 1024L }, { "KiB", 1024L }, { "k", 1024L },
-		{ "M", 1024L * 1024 }, { "MiB", 1024L * 1024 },
-		{ "G", 1024L * 1024 * 1024 }, { "GiB", 1024L * 1024 * 1024 },
+	static const struct {
+		const char *suffix;
+		long mult;
+	} units[] = {
+		{ "", 1 },
+		{ "B", 1 },
+		{ "K", 1024L },
+		{ "KiB", 1024L },
+		{ "k", 1024L },
+		{ "M", 1024L * 1024 },
+		{ "MiB", 1024L * 1024 },
+		{ "G", 1024L * 1024 * 1024 },
+		{ "GiB", 1024L * 1024 * 1024 },
 	};
 	char *end;
 	errno = 0;
@@ -140,7 +148,8 @@ int conf_check_tcp_url(const char *s, char *why, size_t whylen)
 	char inner[200];
 	if (conf_parse_host_port(s + 6, true, host, sizeof host, &port, inner, sizeof inner) < 0) {
 		if (strncmp(inner, "expected", 8) == 0)
-			snprintf(why, whylen, "expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:7100");
+			snprintf(why, whylen,
+				 "expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:7100");
 		else
 			snprintf(why, whylen, "%s", inner);
 		return -1;
@@ -219,8 +228,7 @@ static void name_of(const struct conf_opt *o, char *buf, size_t len)
 }
 
 /* Stores value s (from source src: "flag", "environment" or "default"). */
-static int apply(const struct conf_opt *o, const char *s, const char *src, char *err,
-		 size_t errlen)
+static int apply(const struct conf_opt *o, const char *s, const char *src, char *err, size_t errlen)
 {
 	char nm[128];
 	name_of(o, nm, sizeof nm);
@@ -248,7 +256,8 @@ static int apply(const struct conf_opt *o, const char *s, const char *src, char 
 		char *end;
 		if (o->type == CONF_SIZE) {
 			if (conf_parse_size(s, &v) < 0) {
-				snprintf(err, errlen, "%s: '%s' from %s is not a size (like 65536, 64KiB, 1MiB)",
+				snprintf(err, errlen,
+					 "%s: '%s' from %s is not a size (like 65536, 64KiB, 1MiB)",
 					 nm, s, src);
 				return -1;
 			}
@@ -256,13 +265,14 @@ static int apply(const struct conf_opt *o, const char *s, const char *src, char 
 			errno = 0;
 			v = strtol(s, &end, 10);
 			if (errno || end == s || *end) {
-				snprintf(err, errlen, "%s: '%s' from %s is not an integer", nm, s, src);
+				snprintf(err, errlen, "%s: '%s' from %s is not an integer", nm, s,
+					 src);
 				return -1;
 			}
 		}
 		if (o->max > o->min && (v < o->min || v > o->max)) {
-			snprintf(err, errlen, "%s: %ld from %s is out of range [%ld, %ld]", nm, v, src,
-				 o->min, o->max);
+			snprintf(err, errlen, "%s: %ld from %s is out of range [%ld, %ld]", nm, v,
+				 src, o->min, o->max);
 			return -1;
 		}
 		*(long *)o->dst = v;
@@ -270,8 +280,8 @@ static int apply(const struct conf_opt *o, const char *s, const char *src, char 
 	}
 	case CONF_BOOL:
 		if (parse_bool(s, (bool *)o->dst) < 0) {
-			snprintf(err, errlen, "%s: '%s' from %s is not a boolean (true/false)", nm, s,
-				 src);
+			snprintf(err, errlen, "%s: '%s' from %s is not a boolean (true/false)", nm,
+				 s, src);
 			return -1;
 		}
 		return 0;
@@ -283,8 +293,8 @@ static int apply(const struct conf_opt *o, const char *s, const char *src, char 
 			}
 		}
 		{
-			size_t n = (size_t)snprintf(err, errlen, "%s: '%s' from %s is not one of:", nm,
-						    s, src);
+			size_t n = (size_t)snprintf(err, errlen,
+						    "%s: '%s' from %s is not one of:", nm, s, src);
 			for (int i = 0; o->choices[i] && n < errlen; i++)
 				n += (size_t)snprintf(err + n, errlen - n, " %s", o->choices[i]);
 		}
@@ -306,7 +316,8 @@ static const struct conf_opt *find(const struct conf_opt *opts, const char *name
 
 void conf_usage(FILE *out, const char *prog, const char *summary, const struct conf_opt *opts)
 {
-	fprintf(out, "Usage: %s [--flag value]...\n\n%s\n\nSettings (flag, environment variable):\n",
+	fprintf(out,
+		"Usage: %s [--flag value]...\n\n%s\n\nSettings (flag, environment variable):\n",
 		prog, summary);
 	for (const struct conf_opt *o = opts; o->name; o++) {
 		fprintf(out, "  --%s%s", o->name, o->type == CONF_BOOL ? "[=BOOL]" : " VALUE");
@@ -330,8 +341,8 @@ void conf_usage(FILE *out, const char *prog, const char *summary, const struct c
 	fputs("  --help\n      Print this text and exit.\n", out);
 }
 
-int conf_parse(const struct conf_opt *opts, int argc, char **argv, FILE *out,
-	       const char *summary, char *err, size_t errlen)
+int conf_parse(const struct conf_opt *opts, int argc, char **argv, FILE *out, const char *summary,
+	       char *err, size_t errlen)
 {
 	size_t nopts = 0;
 	while (opts[nopts].name)
@@ -348,7 +359,9 @@ int conf_parse(const struct conf_opt *opts, int argc, char **argv, FILE *out,
 			goto out_free_seen;
 		}
 		if (strncmp(a, "--", 2) != 0) {
-			snprintf(err, errlen, "unexpected argument '%s' (settings are --flag value; see --help)", a);
+			snprintf(err, errlen,
+				 "unexpected argument '%s' (settings are --flag value; see --help)",
+				 a);
 			goto out_free_seen;
 		}
 		a += 2;

@@ -12,12 +12,12 @@
 #include <stdio.h>
 
 enum conf_type {
-	CONF_STR,  /* dst: const char ** (points into argv, environ or def) */
-	CONF_INT,  /* dst: long *; decimal, within [min, max] */
-	CONF_SIZE, /* dst: long *; bytes, with optional K/KiB/M/MiB/G/GiB suffix */
-	CONF_BOOL, /* dst: bool *; "true/false/1/0/yes/no/on/off"; a bare flag means true */
+	CONF_STR,    /* dst: const char ** (points into argv, environ or def) */
+	CONF_INT,    /* dst: long *; decimal, within [min, max] */
+	CONF_SIZE,   /* dst: long *; bytes, with optional K/KiB/M/MiB/G/GiB suffix */
+	CONF_BOOL,   /* dst: bool *; "true/false/1/0/yes/no/on/off"; a bare flag means true */
 	CONF_CHOICE, /* dst: int *; index of the value in choices (NULL-terminated) */
-	CONF_LIST, /* dst: struct conf_list *; repeatable flag; env is comma-separated */
+	CONF_LIST,   /* dst: struct conf_list *; repeatable flag; env is comma-separated */
 };
 
 #define CONF_REQUIRED 1u /* no default: a missing value is an error */
@@ -37,8 +37,8 @@ struct conf_opt {
 	const char *def; /* default, in the flag's syntax; NULL: none */
 	const char *help;
 	unsigned flags;
-	long min, max;                /* CONF_INT / CONF_SIZE bounds when max > min */
-	const char *const *choices;   /* CONF_CHOICE */
+	long min, max;              /* CONF_INT / CONF_SIZE bounds when max > min */
+	const char *const *choices; /* CONF_CHOICE */
 	/* Optional, for CONF_STR and CONF_LIST: checks each value (the default
 	 * too) before it is stored. Returns 0, or -1 with what is wrong and the
 	 * fix in why; conf_parse then names the setting. A CONF_LIST flag value
@@ -50,8 +50,8 @@ struct conf_opt {
  * Returns 0 on success; 1 when --help was given (usage was printed to out);
  * -1 on a bad or missing setting, with a message naming the flag and its
  * environment variable in err. Strings in the table outlive the call. */
-int conf_parse(const struct conf_opt *opts, int argc, char **argv, FILE *out,
-	       const char *summary, char *err, size_t errlen);
+int conf_parse(const struct conf_opt *opts, int argc, char **argv, FILE *out, const char *summary,
+	       char *err, size_t errlen);
 
 /* For a program's main(): parses like conf_parse, printing usage to stdout on
  * --help and "prog: <message>" to stderr on a bad setting. Returns true when

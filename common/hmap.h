@@ -41,6 +41,6 @@ struct hnode *hmap_iter_next(const struct hmap *m, struct hnode *n, size_t *buck
 uint64_t hmap_hash_bytes(const void *p, size_t len);
 uint64_t hmap_hash_u64(uint64_t v);
 
-#define hmap_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define hmap_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

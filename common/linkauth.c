@@ -80,8 +80,7 @@ out_close:
 	return rc;
 }
 
-int linkauth_load_secret(const char *spec, struct linkauth_secret *out, char *err,
-			 size_t errlen)
+int linkauth_load_secret(const char *spec, struct linkauth_secret *out, char *err, size_t errlen)
 {
 	char what[64 + 256];
 	const char *v;
@@ -101,7 +100,8 @@ int linkauth_load_secret(const char *spec, struct linkauth_secret *out, char *er
 		return take_secret(what, v, strlen(v), out, err, errlen);
 	}
 	/* Not quoted: it may be the secret itself, given by mistake. */
-	snprintf(err, errlen, "link secret: expected \"file:PATH\" or \"env:NAME\" "
+	snprintf(err, errlen,
+		 "link secret: expected \"file:PATH\" or \"env:NAME\" "
 		 "(the secret itself is never given as a value)");
 	return -EINVAL;
 }
@@ -142,8 +142,8 @@ void linkauth_nonce(uint8_t out[LINKAUTH_NONCE])
 
 /* out = HMAC-SHA256(key, label || a || b || id[0..len) || tail[0..ntail)). */
 static void proof(const struct linkauth_secret *s, const char *label, const uint8_t *a,
-		  const uint8_t *b, const char *id, size_t len, const uint8_t *tail,
-		  size_t ntail, uint8_t out[LINKAUTH_MAC])
+		  const uint8_t *b, const char *id, size_t len, const uint8_t *tail, size_t ntail,
+		  uint8_t out[LINKAUTH_MAC])
 {
 	size_t nlabel = strlen(label);
 	size_t n = nlabel + 2 * LINKAUTH_NONCE + len + ntail;

@@ -15,8 +15,9 @@
 #define LINKAUTH_NONCE 16 /* bytes of a nonce (= WIRE_NONCE_BYTES) */
 #define LINKAUTH_MAC 32   /* bytes of a proof, HMAC-SHA256 (= WIRE_AUTH_BYTES) */
 
-#define LINKAUTH_MIN_SECRET 16    /* bytes: a shorter secret is refused */
-#define LINKAUTH_MAX_SECRET 4096  /* bytes: a longer one is refused (a secret
+#define LINKAUTH_MIN_SECRET 16 /* bytes: a shorter secret is refused */
+#define LINKAUTH_MAX_SECRET \
+	4096 /* bytes: a longer one is refused (a secret
 				   * file is small; this bounds the read of a
 				   * wrong path such as /dev/zero) */
 
@@ -49,8 +50,7 @@ struct linkauth_secret {
  * "none". On success with a secret, free it with
  * linkauth_secret_free.
  */
-int linkauth_load_secret(const char *spec, struct linkauth_secret *out, char *err,
-			 size_t errlen);
+int linkauth_load_secret(const char *spec, struct linkauth_secret *out, char *err, size_t errlen);
 /* Wipes and frees the key; s becomes "none". Accepts NULL, a zeroed or an
  * already freed secret. */
 void linkauth_secret_free(struct linkauth_secret *s);

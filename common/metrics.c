@@ -267,9 +267,8 @@ double *metrics_gaugel(struct metrics *m, const char *name, const char *help, ..
 	return &series_get(m, METRICS_GAUGE, name, help, labels, &fresh)->v.gauge;
 }
 
-struct metrics_histogram *metrics_histograml(struct metrics *m, const char *name,
-					     const char *help, const double *bounds, size_t n,
-					     ...)
+struct metrics_histogram *metrics_histograml(struct metrics *m, const char *name, const char *help,
+					     const double *bounds, size_t n, ...)
 {
 	struct metrics_histogram *h;
 	struct series *s;

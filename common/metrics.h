@@ -58,9 +58,9 @@ uint64_t *metrics_counterl(struct metrics *m, const char *name, const char *help
 	__attribute__((sentinel));
 double *metrics_gaugel(struct metrics *m, const char *name, const char *help, ...)
 	__attribute__((sentinel));
-struct metrics_histogram *metrics_histograml(struct metrics *m, const char *name,
-					     const char *help, const double *bounds, size_t n,
-					     ...) __attribute__((sentinel));
+struct metrics_histogram *metrics_histograml(struct metrics *m, const char *name, const char *help,
+					     const double *bounds, size_t n, ...)
+	__attribute__((sentinel));
 
 /* Counts one observation: into the first bucket whose bound is >= value, and
  * into _sum and _count. */
@@ -83,8 +83,7 @@ void metrics_write_family(struct metrics_writer *w, const char *name, const char
  *   metrics_write_sample(w, lag, "topic", t, "partition", pbuf); */
 #define metrics_write_sample(w, value, ...) \
 	metrics_write_samplel(w, value, ##__VA_ARGS__, (const char *)NULL)
-void metrics_write_samplel(struct metrics_writer *w, double value, ...)
-	__attribute__((sentinel));
+void metrics_write_samplel(struct metrics_writer *w, double value, ...) __attribute__((sentinel));
 
 /* Renders every family. *out is malloc'ed, NUL-terminated, owned by the
  * caller; *len excludes the NUL. */

@@ -48,8 +48,7 @@ uint32_t kafka_murmur2(const void *key, size_t len)
 
 	for (i = 0; i + 4 <= len; i += 4) {
 		uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 |
-			     (uint32_t)data[i + 2] << 16 |
-			     (uint32_t)data[i + 3] << 24;
+			     (uint32_t)data[i + 2] << 16 | (uint32_t)data[i + 3] << 24;
 		k *= m;
 		k ^= k >> r;
 		k *= m;
@@ -81,9 +80,8 @@ uint32_t kafka_murmur2(const void *key, size_t len)
  * instead of 256, with no run-time initialisation (so no race); keys are
  * short, so the halved speed does not matter. */
 static const uint32_t crc32_nibble[16] = {
-	0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac,
-	0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
-	0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+	0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
+	0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
 	0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
 };
 
@@ -101,8 +99,7 @@ uint32_t kafka_crc32(const void *key, size_t len)
 	return crc ^ 0xffffffffu;
 }
 
-int32_t partition_for_key(enum partitioner p, const void *key, size_t len,
-			  int32_t partition_count)
+int32_t partition_for_key(enum partitioner p, const void *key, size_t len, int32_t partition_count)
 {
 	uint32_t h;
 

@@ -99,13 +99,16 @@ static int prescan(const uint8_t *p, size_t len)
 			switch (c) {
 			case 0xc1: /* never used */
 				return WIRE_EMALFORMED;
-			case 0xc4: case 0xd9: /* bin8, str8 */
+			case 0xc4:
+			case 0xd9: /* bin8, str8 */
 				hdr = 1;
 				break;
-			case 0xc5: case 0xda: /* bin16, str16 */
+			case 0xc5:
+			case 0xda: /* bin16, str16 */
 				hdr = 2;
 				break;
-			case 0xc6: case 0xdb: /* bin32, str32 */
+			case 0xc6:
+			case 0xdb: /* bin32, str32 */
 				hdr = 4;
 				break;
 			case 0xc7: /* ext8, ext16, ext32: length, then a type byte */
@@ -126,19 +129,27 @@ static int prescan(const uint8_t *p, size_t len)
 			case 0xcb: /* float64 */
 				skip = 8;
 				break;
-			case 0xcc: case 0xd0: /* (u)int8 */
+			case 0xcc:
+			case 0xd0: /* (u)int8 */
 				skip = 1;
 				break;
-			case 0xcd: case 0xd1:
+			case 0xcd:
+			case 0xd1:
 				skip = 2;
 				break;
-			case 0xce: case 0xd2:
+			case 0xce:
+			case 0xd2:
 				skip = 4;
 				break;
-			case 0xcf: case 0xd3:
+			case 0xcf:
+			case 0xd3:
 				skip = 8;
 				break;
-			case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+			case 0xd4:
+			case 0xd5:
+			case 0xd6:
+			case 0xd7:
+			case 0xd8:
 				/* fixext 1, 2, 4, 8, 16: a type byte, then the data */
 				skip = 1 + (1u << (c - 0xd4));
 				break;
@@ -262,8 +273,7 @@ static int get_bytes(const msgpack_object *o, uint32_t max, struct wire_bytes *b
 /* A byte string (bin, or str) of exactly n bytes, or also of 0 bytes if
  * may_be_empty; any other length is malformed (these are fixed-size
  * authentication fields, not sizes a peer chooses). */
-static int get_fixed(const msgpack_object *o, uint32_t n, bool may_be_empty,
-		     struct wire_bytes *b)
+static int get_fixed(const msgpack_object *o, uint32_t n, bool may_be_empty, struct wire_bytes *b)
 {
 	int err = get_bytes(o, UINT32_MAX, b);
 
@@ -299,8 +309,7 @@ static int get_key(const msgpack_object *o, struct wire_bytes *b)
  * Reads an assignment from three fields [epoch, partition_count, partitions]
  * and copies the partition ids into m->parts_.
  */
-static int get_assignment(struct wire_msg *m, const msgpack_object *f,
-			  struct wire_assignment *a)
+static int get_assignment(struct wire_msg *m, const msgpack_object *f, struct wire_assignment *a)
 {
 	const msgpack_object *arr = &f[2];
 	int err;
@@ -381,10 +390,9 @@ static int get_deliver(struct wire_msg *m, const msgpack_object *arr)
 static uint32_t fields_needed(uint32_t type)
 {
 	static const uint8_t need[] = {
-		[WIRE_HELLO] = 1,    [WIRE_EDGE_HELLO] = 6, [WIRE_ASSIGN] = 3,
-		[WIRE_SUB] = 4,      [WIRE_UNSUB] = 1,      [WIRE_SUB_ACK] = 4,
-		[WIRE_DELIVER] = 1,  [WIRE_UP] = 5,         [WIRE_UP_ERR] = 3,
-		[WIRE_FLOW] = 2,     [WIRE_RESYNC] = 1,     [WIRE_CHALLENGE] = 1,
+		[WIRE_HELLO] = 1,  [WIRE_EDGE_HELLO] = 6, [WIRE_ASSIGN] = 3,  [WIRE_SUB] = 4,
+		[WIRE_UNSUB] = 1,  [WIRE_SUB_ACK] = 4,    [WIRE_DELIVER] = 1, [WIRE_UP] = 5,
+		[WIRE_UP_ERR] = 3, [WIRE_FLOW] = 2,       [WIRE_RESYNC] = 1,  [WIRE_CHALLENGE] = 1,
 	};
 
 	return type < sizeof(need) / sizeof(need[0]) ? need[type] : 0;
@@ -521,8 +529,8 @@ int wire_decode(struct wire_msg *m, const void *buf, size_t len)
 		goto out;
 	}
 	f = top->via.array.ptr;
-	if (top->via.array.size < ENVELOPE_FIELDS || get_u64(&f[1], &type) ||
-	    type > UINT32_MAX || get_u64(&f[2], &m->seq)) {
+	if (top->via.array.size < ENVELOPE_FIELDS || get_u64(&f[1], &type) || type > UINT32_MAX ||
+	    get_u64(&f[2], &m->seq)) {
 		err = WIRE_EMALFORMED;
 		goto out;
 	}
@@ -622,8 +630,7 @@ void wire_buf_free(struct wire_buf *b)
  * then version, type and seq. Returns the packer for the fields. (The packer
  * is re-pointed at b every time, so a wire_buf may be moved between calls.)
  */
-static msgpack_packer *enc_start(struct wire_buf *b, uint32_t type, uint64_t seq,
-				 uint32_t nfields)
+static msgpack_packer *enc_start(struct wire_buf *b, uint32_t type, uint64_t seq, uint32_t nfields)
 {
 	msgpack_packer *pk = &b->pk_;
 
@@ -771,7 +778,9 @@ void wire_enc_challenge(struct wire_buf *b, uint64_t seq, const struct wire_chal
 void wire_enc_deliver_begin(struct wire_buf *b)
 {
 	static const char head[] = {
-		(char)(0x90 | (ENVELOPE_FIELDS + 1)), WIRE_VERSION, WIRE_DELIVER,
+		(char)(0x90 | (ENVELOPE_FIELDS + 1)),
+		WIRE_VERSION,
+		WIRE_DELIVER,
 	};
 	static const char placeholder[14] = { (char)0xcf, [9] = (char)0xdd };
 
@@ -783,8 +792,8 @@ void wire_enc_deliver_begin(struct wire_buf *b)
 	buf_write(b, placeholder, sizeof(placeholder));
 }
 
-void wire_enc_deliver_record(struct wire_buf *b, const struct wire_record *r,
-			     const uint64_t *sids, uint32_t nsids)
+void wire_enc_deliver_record(struct wire_buf *b, const struct wire_record *r, const uint64_t *sids,
+			     uint32_t nsids)
 {
 	msgpack_packer *pk = &b->pk_;
 

@@ -107,7 +107,7 @@ struct wire_edge_hello {
 	struct wire_bytes edge_id; /* unique per edge process (restart = new id) */
 	bool upstream;             /* the edge produces UP frames to a topic */
 	struct wire_assignment assign;
-	uint64_t hello_seq; /* seq of the HELLO this answers (PROTOCOL.md,
+	uint64_t hello_seq;     /* seq of the HELLO this answers (PROTOCOL.md,
 			     * "Numbering"); required on the wire */
 	struct wire_bytes auth; /* optional appended field: 0 (absent) or
 				 * WIRE_AUTH_BYTES, the edge's proof; appended
@@ -258,8 +258,8 @@ void wire_enc_challenge(struct wire_buf *b, uint64_t seq, const struct wire_chal
  * r->sids_ are ignored; sids[0..nsids) are written), end() fills in seq and
  * the record count. wire_deliver_records(b) tells how many were added. */
 void wire_enc_deliver_begin(struct wire_buf *b);
-void wire_enc_deliver_record(struct wire_buf *b, const struct wire_record *r,
-			     const uint64_t *sids, uint32_t nsids);
+void wire_enc_deliver_record(struct wire_buf *b, const struct wire_record *r, const uint64_t *sids,
+			     uint32_t nsids);
 void wire_enc_deliver_end(struct wire_buf *b, uint64_t seq);
 uint32_t wire_deliver_records(const struct wire_buf *b);
 

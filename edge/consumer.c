@@ -89,8 +89,8 @@ bool consumer_sync_metadata(struct consumer *c)
  * watermark query), waited for at most --metadata-timeout-ms. */
 static void start_offsets(struct consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
-	rd_kafka_resp_err_t err = rd_kafka_committed(c->rk, parts,
-						     (int)c->cfg->metadata_timeout_ms);
+	rd_kafka_resp_err_t err =
+		rd_kafka_committed(c->rk, parts, (int)c->cfg->metadata_timeout_ms);
 	if (err)
 		log_warn("committed offsets: %s; starting at the live end", rd_kafka_err2str(err));
 	for (int i = 0; i < parts->cnt; i++) {
@@ -414,8 +414,11 @@ void consumer_get_stats(const struct consumer *c, struct consumer_stats *st)
 	bool member = id && *id;
 	if (id)
 		rd_kafka_mem_free(c->rk, id);
-	*st = (struct consumer_stats){ .epoch = c->epoch, .records = c->records, .owned = owned,
-				       .draining = c->draining, .closing = c->closing,
+	*st = (struct consumer_stats){ .epoch = c->epoch,
+				       .records = c->records,
+				       .owned = owned,
+				       .draining = c->draining,
+				       .closing = c->closing,
 				       .joined = member || c->epoch > 0,
 				       .kafka_ok_ms = c->kafka_ok_ms };
 }

@@ -68,13 +68,13 @@ uint32_t consumer_partition_count(const struct consumer *c);
 const struct consumer_part *consumer_part(const struct consumer *c, uint32_t p);
 
 struct consumer_stats {
-	uint64_t epoch;       /* assignment changes so far */
-	uint64_t records;     /* records consumed */
+	uint64_t epoch;   /* assignment changes so far */
+	uint64_t records; /* records consumed */
 	uint32_t owned;
 	bool draining;
-	bool closing;         /* consumer_close was called */
-	bool joined;          /* a group member (has a member id or an assignment) */
-	int64_t kafka_ok_ms;  /* last successful metadata request (monotonic) */
+	bool closing;        /* consumer_close was called */
+	bool joined;         /* a group member (has a member id or an assignment) */
+	int64_t kafka_ok_ms; /* last successful metadata request (monotonic) */
 };
 void consumer_get_stats(const struct consumer *c, struct consumer_stats *st);
 /* The high watermark librdkafka last saw for p (cached, never blocks); -1

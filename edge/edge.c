@@ -26,7 +26,7 @@
 struct edge {
 	const struct edge_config *cfg;
 	char edge_id[256];
-	int wake_fd; /* eventfd: other threads signal news here */
+	int wake_fd;                   /* eventfd: other threads signal news here */
 	struct linkauth_secret secret; /* --link-secret; empty: links unauthenticated */
 	struct subs subs;
 	struct routers *routers;
@@ -234,9 +234,14 @@ int edge_run(const struct edge_config *cfg)
 	log_info("edge %s: listening on %s, group %s, topic %s, upstream %s", e->edge_id,
 		 cfg->listen, cfg->group, cfg->topic,
 		 *cfg->inbound_topic ? cfg->inbound_topic : "disabled");
-	struct ops_source os = { .cfg = cfg, .edge_id = e->edge_id, .consumer = e->consumer,
-				 .routers = e->routers, .replay = e->replay, .subs = &e->subs,
-				 .wake = wake_loop, .wake_arg = e };
+	struct ops_source os = { .cfg = cfg,
+				 .edge_id = e->edge_id,
+				 .consumer = e->consumer,
+				 .routers = e->routers,
+				 .replay = e->replay,
+				 .subs = &e->subs,
+				 .wake = wake_loop,
+				 .wake_arg = e };
 	e->ops = ops_start(&os);
 	if (!e->ops)
 		goto out;

@@ -25,7 +25,8 @@ int main(int argc, char **argv)
 		{ "group", "EDGE_GROUP", CONF_STR, &cfg.group, "kws-edge",
 		  "Consumer group id shared by all edges." },
 		{ "listen", "EDGE_LISTEN", CONF_STR, &cfg.listen, "tcp://0.0.0.0:7100",
-		  "Address routers connect to, tcp://HOST:PORT.", 0, 0, 0, NULL, conf_check_tcp_url },
+		  "Address routers connect to, tcp://HOST:PORT.", 0, 0, 0, NULL,
+		  conf_check_tcp_url },
 		{ "inbound-topic", "EDGE_INBOUND_TOPIC", CONF_STR, &cfg.inbound_topic, "",
 		  "Topic for frames clients send, keyed by client id; empty disables upstream." },
 		{ "instance-id", "EDGE_INSTANCE_ID", CONF_STR, &cfg.instance_id, "",
@@ -39,24 +40,34 @@ int main(int argc, char **argv)
 		{ "tail-bytes", "EDGE_TAIL_BYTES", CONF_SIZE, &cfg.tail_bytes, "64MiB",
 		  "Recent records kept in memory (all partitions) to replay positions without reading Kafka again.",
 		  0, 0, 1L << 40 },
-		{ "replay-timeout-ms", "EDGE_REPLAY_TIMEOUT_MS", CONF_INT, &cfg.replay_timeout_ms, "60000",
-		  "Longest replay from Kafka before the session is served live with what was found.", 0,
-		  1000, 3600000 },
-		{ "metadata-timeout-ms", "EDGE_METADATA_TIMEOUT_MS", CONF_INT, &cfg.metadata_timeout_ms,
-		  "5000", "Timeout of one Kafka metadata request.", 0, 100, 600000 },
-		{ "shutdown-timeout-ms", "EDGE_SHUTDOWN_TIMEOUT_MS", CONF_INT, &cfg.shutdown_timeout_ms,
-		  "5000", "Longest stop after SIGTERM or SIGINT: leaving the group (which commits the "
+		{ "replay-timeout-ms", "EDGE_REPLAY_TIMEOUT_MS", CONF_INT, &cfg.replay_timeout_ms,
+		  "60000",
+		  "Longest replay from Kafka before the session is served live with what was found.",
+		  0, 1000, 3600000 },
+		{ "metadata-timeout-ms", "EDGE_METADATA_TIMEOUT_MS", CONF_INT,
+		  &cfg.metadata_timeout_ms, "5000", "Timeout of one Kafka metadata request.", 0,
+		  100, 600000 },
+		{ "shutdown-timeout-ms", "EDGE_SHUTDOWN_TIMEOUT_MS", CONF_INT,
+		  &cfg.shutdown_timeout_ms, "5000",
+		  "Longest stop after SIGTERM or SIGINT: leaving the group (which commits the "
 		  "offsets) gets this long, then the edge exits anyway; a second signal exits at once.",
 		  0, 100, 600000 },
-		{ "admin-listen", "EDGE_ADMIN_LISTEN", CONF_STR, &cfg.admin_listen, "127.0.0.1:9091",
+		{ "admin-listen", "EDGE_ADMIN_LISTEN", CONF_STR, &cfg.admin_listen,
+		  "127.0.0.1:9091",
 		  "Admin HTTP endpoint (health, metrics, API), host:port; empty disables it." },
 		{ "admin-token", "EDGE_ADMIN_TOKEN", CONF_STR, &cfg.admin_token, "",
 		  "Bearer token for drain; empty refuses it." },
-		{ "link-secret", "EDGE_LINK_SECRET", CONF_STR, &cfg.link_secret, "",
-		  "Shared secret routers must prove (file:PATH or env:NAME, never the value itself); "
-		  "empty: links are not authenticated.", },
-		{ "log-level", "EDGE_LOG_LEVEL", CONF_CHOICE, &level, "info", "Log threshold.", 0, 0, 0,
-		  levels },
+		{
+			"link-secret",
+			"EDGE_LINK_SECRET",
+			CONF_STR,
+			&cfg.link_secret,
+			"",
+			"Shared secret routers must prove (file:PATH or env:NAME, never the value itself); "
+			"empty: links are not authenticated.",
+		},
+		{ "log-level", "EDGE_LOG_LEVEL", CONF_CHOICE, &level, "info", "Log threshold.", 0,
+		  0, 0, levels },
 		{ "log-json", "EDGE_LOG_JSON", CONF_BOOL, &log_json, "false",
 		  "Write logs as JSON lines." },
 		{ 0 },
@@ -67,10 +78,11 @@ int main(int argc, char **argv)
 	/* tcp://HOST:PORT, checked by conf_check_tcp_url; and free to bind. */
 	char host[256], why[200];
 	long port = 0;
-	if (conf_parse_host_port(cfg.listen + 6, true, host, sizeof host, &port, why, sizeof why) < 0 ||
+	if (conf_parse_host_port(cfg.listen + 6, true, host, sizeof host, &port, why, sizeof why) <
+		    0 ||
 	    conf_try_bind(host, port, why, sizeof why) < 0) {
-		fprintf(stderr, "edge: cannot listen on %s (--listen, EDGE_LISTEN): %s\n", cfg.listen,
-			why);
+		fprintf(stderr, "edge: cannot listen on %s (--listen, EDGE_LISTEN): %s\n",
+			cfg.listen, why);
 		return 2;
 	}
 	log_setup("edge", (enum log_level)level, log_json);

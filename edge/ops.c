@@ -37,8 +37,8 @@ static void collect(void *arg, struct metrics_writer *w)
 	metrics_write_family(w, "kws_edge_partitions_owned", "Partitions assigned to this edge",
 			     METRICS_GAUGE);
 	metrics_write_sample(w, cs.owned);
-	metrics_write_family(w, "kws_edge_consumer_lag", "Records of a partition not handed out yet",
-			     METRICS_GAUGE);
+	metrics_write_family(w, "kws_edge_consumer_lag",
+			     "Records of a partition not handed out yet", METRICS_GAUGE);
 	for (uint32_t p = 0; p < count; p++) {
 		int64_t l = consumer_part(c, p)->owned ? consumer_lag(c, p) : -1;
 		if (l < 0)
@@ -47,8 +47,8 @@ static void collect(void *arg, struct metrics_writer *w)
 		snprintf(pb, sizeof pb, "%u", p);
 		metrics_write_sample(w, (double)l, "topic", o->src.cfg->topic, "partition", pb);
 	}
-	metrics_write_family(w, "kws_edge_records_total", "Records consumed from the delivery topic",
-			     METRICS_COUNTER);
+	metrics_write_family(w, "kws_edge_records_total",
+			     "Records consumed from the delivery topic", METRICS_COUNTER);
 	metrics_write_sample(w, (double)cs.records);
 	metrics_write_family(w, "kws_edge_deliveries_total",
 			     "Record copies sent to router sessions", METRICS_COUNTER);
@@ -131,8 +131,7 @@ static void h_readyz(void *arg, const struct admin_request *req, struct admin_re
 		admin_response_json(resp, 200, json_pack("{s:b}", "ready", 1));
 }
 
-static void h_assignment(void *arg, const struct admin_request *req,
-			 struct admin_response *resp)
+static void h_assignment(void *arg, const struct admin_request *req, struct admin_response *resp)
 {
 	struct ops *o = arg;
 	const struct consumer *c = o->src.consumer;
@@ -158,10 +157,10 @@ static void h_assignment(void *arg, const struct admin_request *req,
 	for (size_t i = 0; i < rs.links; i++) {
 		struct routers_link_info li;
 		routers_link_info(o->src.routers, i, &li);
-		json_array_append_new(routers,
-				      json_pack("{s:o,s:s,s:b}", "router",
-						li.router_id ? json_string(li.router_id) : json_null(),
-						"address", li.address, "hello", li.hello));
+		json_array_append_new(
+			routers, json_pack("{s:o,s:s,s:b}", "router",
+					   li.router_id ? json_string(li.router_id) : json_null(),
+					   "address", li.address, "hello", li.hello));
 	}
 	admin_response_json(resp, 200,
 			    json_pack("{s:s,s:s,s:s,s:I,s:i,s:o,s:o,s:I,s:b}", "edge",
@@ -187,7 +186,8 @@ struct ops *ops_start(const struct ops_source *src)
 	metrics_collect(o->metrics, collect, o);
 	if (!*src->cfg->admin_listen)
 		return o;
-	struct admin_config ac = { .token = src->cfg->admin_token, .wake = src->wake,
+	struct admin_config ac = { .token = src->cfg->admin_token,
+				   .wake = src->wake,
 				   .wake_arg = src->wake_arg };
 	char err[256];
 	o->admin = admin_start(src->cfg->admin_listen, &ac, err, sizeof err);

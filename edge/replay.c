@@ -32,15 +32,15 @@
 
 struct replay_job {
 	uint32_t partition;
-	int64_t pos;         /* next offset to read */
-	int64_t wait_from;   /* lowest position of SUB_JOB_WAIT sessions, -1 none */
+	int64_t pos;       /* next offset to read */
+	int64_t wait_from; /* lowest position of SUB_JOB_WAIT sessions, -1 none */
 	int64_t started_ms;
 };
 
 /* Replay state of one partition. */
 struct replay_part {
 	struct replay_job *job; /* a replay from Kafka in progress, or NULL */
-	int64_t tail_due;    /* lowest position owed from the tail, -1 none */
+	int64_t tail_due;       /* lowest position owed from the tail, -1 none */
 };
 
 /* A SUB waiting for the watch's answer (its sub is SUB_PENDING). */
@@ -266,8 +266,8 @@ static void replay_start(struct replay *rp, struct sub *x, int64_t from)
 	j->started_ms = now_mono_ms();
 	pt->job = j;
 	x->replay = SUB_JOB;
-	log_info("partition %u: replaying from offset %lld (live at %lld) from Kafka",
-		 x->partition, (long long)from, (long long)cp->next_offset);
+	log_info("partition %u: replaying from offset %lld (live at %lld) from Kafka", x->partition,
+		 (long long)from, (long long)cp->next_offset);
 	fetch_start(rp, x->partition, from, false);
 }
 
@@ -328,7 +328,8 @@ void replay_sub(struct replay *rp, uint32_t link, const struct wire_sub *s)
 		rp->pending = xrealloc(rp->pending, rp->pending_cap * sizeof *rp->pending);
 	}
 	rp->pending[rp->npending++] = (struct pending_sub){
-		.link = link, .sid = s->sid, .partition = s->partition, .asked_ms = now };
+		.link = link, .sid = s->sid, .partition = s->partition, .asked_ms = now
+	};
 	watch_request(rp->watch, s->partition);
 }
 
@@ -349,8 +350,8 @@ static void answer_pending(struct replay *rp)
 		} else if (now - ps->asked_ms >= rp->cfg->metadata_timeout_ms) {
 			rp->st.unanswered++;
 			log_warn("partition %u: no watermarks from Kafka within %ld ms; answering "
-				 "a subscription without them", ps->partition,
-				 rp->cfg->metadata_timeout_ms);
+				 "a subscription without them",
+				 ps->partition, rp->cfg->metadata_timeout_ms);
 			answer(rp, x, x->replay_next, -1, -1);
 		} else {
 			rp->pending[k++] = *ps;

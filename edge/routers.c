@@ -25,7 +25,7 @@
 /* One connected router: a chan over the TCP connection it dialed, and the
  * protocol's state on it (common/peer.h). */
 struct router_link {
-	uint32_t id;         /* link number; subscriptions are keyed by it */
+	uint32_t id; /* link number; subscriptions are keyed by it */
 	struct chan *ch;
 	int64_t accepted_ms; /* when it connected: HELLO is due before the deadline */
 	struct peer peer;    /* peer.hellos: it said HELLO on this connection */
@@ -63,8 +63,8 @@ static void link_new(struct routers *r, nng_stream *s)
 		r->st.refused++;
 		if (r->st.refused == 1 || r->st.refused % 1000 == 0)
 			log_warn("refused a router connection: %zu links, %zu without HELLO "
-				 "(limits %d, %d; %llu refused so far)", r->nlinks, r->npreauth,
-				 ROUTERS_MAX_LINKS, ROUTERS_MAX_PREAUTH,
+				 "(limits %d, %d; %llu refused so far)",
+				 r->nlinks, r->npreauth, ROUTERS_MAX_LINKS, ROUTERS_MAX_PREAUTH,
 				 (unsigned long long)r->st.refused);
 		nng_stream_close(s);
 		nng_stream_free(s);
@@ -139,8 +139,10 @@ void routers_assign(struct routers *r, uint64_t epoch, uint32_t partition_count,
 		memcpy(r->owned, owned, count * sizeof *owned);
 	r->nowned = count;
 	struct wire_msg m = { .type = WIRE_ASSIGN,
-			      .u.assign = { .epoch = epoch, .partition_count = partition_count,
-					    .count = count, .partitions = r->owned } };
+			      .u.assign = { .epoch = epoch,
+					    .partition_count = partition_count,
+					    .count = count,
+					    .partitions = r->owned } };
 	for (size_t i = 0; i < r->nlinks; i++)
 		if (r->links[i]->peer.hellos)
 			peer_send(&r->links[i]->peer, &m); /* after what was batched */
@@ -148,8 +150,8 @@ void routers_assign(struct routers *r, uint64_t epoch, uint32_t partition_count,
 		 partition_count);
 }
 
-void routers_sub_ack(struct routers *r, uint32_t link, uint64_t sid, uint32_t status,
-		     int64_t start, bool complete)
+void routers_sub_ack(struct routers *r, uint32_t link, uint64_t sid, uint32_t status, int64_t start,
+		     bool complete)
 {
 	struct router_link *l = find_link(r, link);
 	if (!l)
@@ -169,9 +171,11 @@ void routers_up_error(struct routers *r, uint32_t link, uint64_t sid, uint32_t c
 	if (!l || !l->peer.hellos)
 		return;
 	peer_send(&l->peer,
-		  &(struct wire_msg){ .type = WIRE_UP_ERR,
-				      .u.up_err = { .sid = sid, .code = code,
-						    .reason = { reason, (uint32_t)strlen(reason) } } });
+		  &(struct wire_msg){
+			  .type = WIRE_UP_ERR,
+			  .u.up_err = { .sid = sid,
+					.code = code,
+					.reason = { reason, (uint32_t)strlen(reason) } } });
 }
 
 /* A HELLO passed: the router starts afresh on this link. Its earlier

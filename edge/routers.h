@@ -31,12 +31,12 @@ struct routers_handler {
 };
 
 struct routers_config {
-	const char *listen;        /* nng URL */
-	const char *edge_id;       /* shown to routers in EDGE_HELLO */
-	bool upstream;             /* an inbound topic is configured */
-	size_t batch_bytes;        /* send a DELIVER batch at this size */
+	const char *listen;                   /* nng URL */
+	const char *edge_id;                  /* shown to routers in EDGE_HELLO */
+	bool upstream;                        /* an inbound topic is configured */
+	size_t batch_bytes;                   /* send a DELIVER batch at this size */
 	const struct linkauth_secret *secret; /* borrowed; empty: no authentication */
-	chan_wake_fn wake;         /* wakes the owner's loop (from any thread) */
+	chan_wake_fn wake;                    /* wakes the owner's loop (from any thread) */
 	void *wake_arg;
 };
 
@@ -68,8 +68,8 @@ int routers_deliver(struct routers *r, uint32_t link, const struct wire_record *
 void routers_flush(struct routers *r);
 
 /* Answers a SUB (after the records already batched for that link). */
-void routers_sub_ack(struct routers *r, uint32_t link, uint64_t sid, uint32_t status,
-		     int64_t start, bool complete);
+void routers_sub_ack(struct routers *r, uint32_t link, uint64_t sid, uint32_t status, int64_t start,
+		     bool complete);
 /* Tells a session its upstream frame was refused (UP_ERR). Ignored when the
  * link is gone. */
 void routers_up_error(struct routers *r, uint32_t link, uint64_t sid, uint32_t code,
@@ -77,13 +77,13 @@ void routers_up_error(struct routers *r, uint32_t link, uint64_t sid, uint32_t c
 
 struct routers_stats {
 	size_t links;
-	size_t preauth;         /* links that have not said HELLO yet */
-	uint64_t delivered;     /* record copies batched for sessions */
-	uint64_t dropped_send;  /* sends refused (queue full, link closed) */
+	size_t preauth;        /* links that have not said HELLO yet */
+	uint64_t delivered;    /* record copies batched for sessions */
+	uint64_t dropped_send; /* sends refused (queue full, link closed) */
 	uint64_t malformed, gaps, unknown, auth_failures;
-	uint64_t hello_timeouts;  /* links closed for saying no HELLO in time */
-	uint64_t refused;         /* connections refused: too many links */
-	uint64_t preauth_closed;  /* links that ended before HELLO, for any reason */
+	uint64_t hello_timeouts; /* links closed for saying no HELLO in time */
+	uint64_t refused;        /* connections refused: too many links */
+	uint64_t preauth_closed; /* links that ended before HELLO, for any reason */
 };
 void routers_get_stats(const struct routers *r, struct routers_stats *st);
 

@@ -32,8 +32,8 @@ struct sub {
 	uint64_t sid;
 	uint32_t partition;
 	struct subs_key *key;
-	bool paused;    /* FLOW from the router: hold deliveries (position is kept) */
-	uint8_t replay; /* enum sub_replay: live records wait while not SUB_LIVE */
+	bool paused;         /* FLOW from the router: hold deliveries (position is kept) */
+	uint8_t replay;      /* enum sub_replay: live records wait while not SUB_LIVE */
 	int64_t replay_next; /* next offset the replay owes this session */
 };
 

@@ -75,8 +75,8 @@ int upstream_produce(struct upstream *u, uint32_t link, uint64_t sid, const void
 	struct up_ctx *c = xmalloc(sizeof *c);
 	c->link = link;
 	c->sid = sid;
-	if (rd_kafka_produce(u->inbound, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-			     (void *)value, value_len, key, key_len, c) < 0) {
+	if (rd_kafka_produce(u->inbound, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
+			     value_len, key, key_len, c) < 0) {
 		free(c);
 		*reason = rd_kafka_err2str(rd_kafka_last_error());
 		return -1;

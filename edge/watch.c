@@ -16,7 +16,7 @@
 #define WATCH_METADATA_EVERY_MS 10000
 
 struct watch_part {
-	bool wanted;      /* a query is requested */
+	bool wanted; /* a query is requested */
 	bool answered;
 	int64_t lo, hi;
 	int64_t asked_ms; /* when the answered query was sent */
@@ -29,11 +29,11 @@ struct watch {
 	void *arg;
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cond;    /* the thread waits here for work */
-	pthread_cond_t answer;  /* watch_wait waits here */
+	pthread_cond_t cond;   /* the thread waits here for work */
+	pthread_cond_t answer; /* watch_wait waits here */
 	bool stop;
-	bool busy;              /* the thread is in a Kafka call */
-	uint32_t count;         /* partition count, 0 unknown */
+	bool busy;      /* the thread is in a Kafka call */
+	uint32_t count; /* partition count, 0 unknown */
 	int64_t ok_ms;
 	int64_t next_metadata_ms;
 	struct watch_part *parts;
@@ -67,8 +67,8 @@ static void ask_metadata(struct watch *w)
 {
 	const struct rd_kafka_metadata *md;
 	rd_kafka_topic_t *t = rd_kafka_topic_new(w->rk, w->cfg->topic, NULL);
-	rd_kafka_resp_err_t err = rd_kafka_metadata(w->rk, 0, t, &md,
-						    (int)w->cfg->metadata_timeout_ms);
+	rd_kafka_resp_err_t err =
+		rd_kafka_metadata(w->rk, 0, t, &md, (int)w->cfg->metadata_timeout_ms);
 	rd_kafka_topic_destroy(t);
 	if (err) {
 		log_warn("metadata for topic %s: %s", w->cfg->topic, rd_kafka_err2str(err));
@@ -122,8 +122,8 @@ static void *run(void *arg)
 			pthread_mutex_lock(&w->mu);
 			w->busy = false;
 			/* Until a count is known, ask again soon. */
-			w->next_metadata_ms = now_mono_ms() +
-					      (w->count ? WATCH_METADATA_EVERY_MS : 500);
+			w->next_metadata_ms =
+				now_mono_ms() + (w->count ? WATCH_METADATA_EVERY_MS : 500);
 			continue;
 		}
 		if (w->nwanted) {
@@ -148,8 +148,8 @@ static void *run(void *arg)
 	return NULL;
 }
 
-struct watch *watch_new(const struct edge_config *cfg, const char *client_id,
-			chan_wake_fn wake, void *arg)
+struct watch *watch_new(const struct edge_config *cfg, const char *client_id, chan_wake_fn wake,
+			void *arg)
 {
 	char err[512];
 	struct watch *w = xcalloc(1, sizeof *w);

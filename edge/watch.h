@@ -21,8 +21,8 @@ struct watch;
 
 /* Starts the thread with a Kafka client of its own. wake (any thread) is
  * called after every answer. Returns NULL (logged) on a bad configuration. */
-struct watch *watch_new(const struct edge_config *cfg, const char *client_id,
-			chan_wake_fn wake, void *arg);
+struct watch *watch_new(const struct edge_config *cfg, const char *client_id, chan_wake_fn wake,
+			void *arg);
 /* Stops the thread. A thread still waiting for Kafka is left behind with its
  * client (the process is exiting). Accepts NULL. */
 void watch_free(struct watch *w);

@@ -11,9 +11,23 @@
 #include "wire.h"
 
 static const char *const reason_names[ADMISSION_NREASONS] = {
-	"missing_id", "empty_id", "long_id", "bad_id", "bad_path", "not_ready",
-	"bad_position", "draining", "auth", "origin", "limit", "other",
-	"bad_request", "subprotocol", "too_large", "timeout", "duplicate_header",
+	"missing_id",
+	"empty_id",
+	"long_id",
+	"bad_id",
+	"bad_path",
+	"not_ready",
+	"bad_position",
+	"draining",
+	"auth",
+	"origin",
+	"limit",
+	"other",
+	"bad_request",
+	"subprotocol",
+	"too_large",
+	"timeout",
+	"duplicate_header",
 };
 
 const char *admission_reason_name(enum admission_reason why)
@@ -146,8 +160,8 @@ int admission_parse_position(const char *s, uint32_t *p, int64_t *off)
 	return 0;
 }
 
-int admission_position(const char *header, size_t hlen, const char *query, size_t qlen,
-		       uint32_t *p, int64_t *off)
+int admission_position(const char *header, size_t hlen, const char *query, size_t qlen, uint32_t *p,
+		       int64_t *off)
 {
 	char buf[ADMISSION_MAX_POSITION + 1];
 	const char *v = header ? header : query;
@@ -177,7 +191,8 @@ const char *admission_query_arg(const char *arg, size_t len, const char *name, s
 size_t admission_head_end(const char *buf, size_t len)
 {
 	for (size_t i = 3; i < len; i++)
-		if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+		if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' &&
+		    buf[i - 3] == '\r')
 			return i + 1;
 	return 0;
 }
@@ -210,8 +225,7 @@ static void puts_(char **out, size_t *len, size_t *cap, const char *s)
 	put(out, len, cap, s, strlen(s));
 }
 
-char *admission_rewrite_head(const char *head, size_t len, const char *id_header,
-			     size_t *outlen)
+char *admission_rewrite_head(const char *head, size_t len, const char *id_header, size_t *outlen)
 {
 	size_t cap = len + 256, olen = 0, plen = 0, pcap = 64, klen = 0, kcap = 64;
 	char *out = xmalloc(cap), *all = xmalloc(pcap), *kept = xmalloc(kcap);

@@ -19,14 +19,23 @@
 /* Why a handshake was refused: the label of
  * kws_router_handshakes_rejected_total{reason}. */
 enum admission_reason {
-	ADMISSION_NO_ID, ADMISSION_EMPTY_ID, ADMISSION_LONG_ID, ADMISSION_BAD_ID,
-	ADMISSION_BAD_PATH, ADMISSION_NOT_READY, ADMISSION_BAD_POSITION, ADMISSION_DRAINING,
-	ADMISSION_AUTH, ADMISSION_ORIGIN, ADMISSION_LIMIT, ADMISSION_OTHER,
-	ADMISSION_BAD_REQUEST,  /* not a well-formed WebSocket upgrade */
-	ADMISSION_SUBPROTOCOL,  /* no subprotocol the router speaks, or a list lws cannot take */
-	ADMISSION_TOO_LARGE,    /* the request head passed --max-header-bytes */
-	ADMISSION_TIMEOUT,      /* the request head did not arrive within --handshake-timeout-s */
-	ADMISSION_DUPLICATE,    /* more than one id or Authorization header */
+	ADMISSION_NO_ID,
+	ADMISSION_EMPTY_ID,
+	ADMISSION_LONG_ID,
+	ADMISSION_BAD_ID,
+	ADMISSION_BAD_PATH,
+	ADMISSION_NOT_READY,
+	ADMISSION_BAD_POSITION,
+	ADMISSION_DRAINING,
+	ADMISSION_AUTH,
+	ADMISSION_ORIGIN,
+	ADMISSION_LIMIT,
+	ADMISSION_OTHER,
+	ADMISSION_BAD_REQUEST, /* not a well-formed WebSocket upgrade */
+	ADMISSION_SUBPROTOCOL, /* no subprotocol the router speaks, or a list lws cannot take */
+	ADMISSION_TOO_LARGE,   /* the request head passed --max-header-bytes */
+	ADMISSION_TIMEOUT,     /* the request head did not arrive within --handshake-timeout-s */
+	ADMISSION_DUPLICATE,   /* more than one id or Authorization header */
 	ADMISSION_NREASONS
 };
 /* The metrics label of a reason ("missing_id", "bad_position", ...); "other"
@@ -82,8 +91,8 @@ int admission_parse_position(const char *s, uint32_t *p, int64_t *off);
  * even an empty one. Returns 1 with *p and *off set, 0 when none was
  * presented, -1 when the one presented is malformed: empty, longer than
  * ADMISSION_MAX_POSITION, or not "<partition>:<offset>". */
-int admission_position(const char *header, size_t hlen, const char *query, size_t qlen,
-		       uint32_t *p, int64_t *off);
+int admission_position(const char *header, size_t hlen, const char *query, size_t qlen, uint32_t *p,
+		       int64_t *off);
 
 /* ---- query ------------------------------------------------------------------ */
 
@@ -116,8 +125,7 @@ size_t admission_head_end(const char *buf, size_t len);
  * Returns the new head (malloc'd, NUL-terminated, *outlen bytes without the
  * NUL; the caller frees it), or NULL when the head is not a request line
  * followed by "name: value" lines. */
-char *admission_rewrite_head(const char *head, size_t len, const char *id_header,
-			     size_t *outlen);
+char *admission_rewrite_head(const char *head, size_t len, const char *id_header, size_t *outlen);
 
 /* ---- cookies and client ids ------------------------------------------------- */
 

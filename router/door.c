@@ -34,7 +34,7 @@ struct door {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	struct door_guest *head, **tail; /* under lock */
-	struct visitor *v; /* [cfg.max_waiting]; the door's thread only */
+	struct visitor *v;               /* [cfg.max_waiting]; the door's thread only */
 	size_t nv;
 	_Atomic uint64_t refused[ADMISSION_NREASONS];
 };
@@ -205,8 +205,10 @@ static void *door_thread(void *arg)
 
 struct door *door_start(const struct door_config *cfg, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE }, *ai;
+	struct addrinfo hints = { .ai_family = AF_INET,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE },
+			*ai;
 	char port[16];
 	snprintf(port, sizeof port, "%ld", cfg->port);
 	const char *host = cfg->host && *cfg->host ? cfg->host : NULL;

@@ -30,12 +30,11 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 			char hdr[48];
 			size_t hlen = 0;
 			if (s->framed)
-				hlen = (size_t)snprintf(hdr, sizeof hdr, "d %u %lld\n", rec.partition,
-							(long long)rec.offset);
-			switch (sessions_offer_prefixed(&r->sessions, s, rec.offset, rec.timestamp_ms,
-						       hdr, hlen,
-						       rec.value.ptr, rec.value.len,
-						       (size_t)r->cfg->queue_bytes)) {
+				hlen = (size_t)snprintf(hdr, sizeof hdr, "d %u %lld\n",
+							rec.partition, (long long)rec.offset);
+			switch (sessions_offer_prefixed(
+				&r->sessions, s, rec.offset, rec.timestamp_ms, hdr, hlen,
+				rec.value.ptr, rec.value.len, (size_t)r->cfg->queue_bytes)) {
 			case SESSION_QUEUED:
 				r->delivered++;
 				r->delivered_bytes += rec.value.len;
@@ -72,7 +71,8 @@ static void send_status(struct router *r, struct session *s, const struct wire_s
 	if (s->status_sent || s->foreign_position || (s->presented && !a->complete)) {
 		state = "incomplete";
 		offset = s->presented && !s->status_sent && !s->foreign_position
-				 ? s->presented_offset : s->next_offset;
+				 ? s->presented_offset
+				 : s->next_offset;
 	} else if (s->presented) {
 		state = "complete";
 		offset = s->presented_offset;
@@ -283,7 +283,8 @@ void edges_tick(struct router *r, int64_t now_ms)
 {
 	for (int i = 0; linkauth_enabled(&r->secret) && i < r->nlinks; i++) {
 		struct link *l = &r->links[i];
-		if (!l->retired && l->ch && !l->peer.have_nonce && now_ms - l->connected_ms > 10000) {
+		if (!l->retired && l->ch && !l->peer.have_nonce &&
+		    now_ms - l->connected_ms > 10000) {
 			log_error("edge %s sent no CHALLENGE within 10 s: hanging up", l->url);
 			chan_close(l->ch);
 			l->connected_ms = now_ms;
@@ -317,8 +318,7 @@ void edges_stop(struct router *r)
 			link_close(&r->links[i]);
 }
 
-void edges_upstream(struct router *r, struct session *s, const void *data, size_t len,
-		    bool text)
+void edges_upstream(struct router *r, struct session *s, const void *data, size_t len, bool text)
 {
 	if (s->state != SESSION_SUBSCRIBING && s->state != SESSION_LIVE) {
 		pins_close(r, s, 1013, "no edge owns this client's partition right now; reconnect");

@@ -38,7 +38,6 @@ void edges_tick(struct router *r, int64_t now_ms);
 /* Sends a whole client message of s (data[0..len), text or binary) to the
  * edge s is pinned to. When it cannot (no owner right now, upstream
  * disabled at the edge) the client is closed with the matching code. */
-void edges_upstream(struct router *r, struct session *s, const void *data, size_t len,
-		    bool text);
+void edges_upstream(struct router *r, struct session *s, const void *data, size_t len, bool text);
 
 #endif

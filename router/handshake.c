@@ -24,8 +24,8 @@ int handshake_send_plain(struct lws *wsi, unsigned int status, const char *text)
 		b[n++] = (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c;
 	b[n++] = '\n';
 	if (lws_add_http_common_headers(wsi, status, "text/plain; charset=utf-8", n, &p, end) ||
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (unsigned char *)"close", 5,
-					 &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (unsigned char *)"close", 5, &p,
+					 end) ||
 	    lws_add_http_header_by_name(wsi, (unsigned char *)"x-content-type-options:",
 					(unsigned char *)"nosniff", 7, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
@@ -37,10 +37,10 @@ int handshake_send_plain(struct lws *wsi, unsigned int status, const char *text)
 
 /* Refuses an upgrade with an HTTP status and a plain-text reason; counts
  * it. Returns -1 (hang up: the answer is already written). */
-static int reject(struct router *r, struct lws *wsi, enum admission_reason why,
-		  unsigned int status, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int reject(struct router *r, struct lws *wsi, enum admission_reason why,
-		  unsigned int status, const char *fmt, ...)
+static int reject(struct router *r, struct lws *wsi, enum admission_reason why, unsigned int status,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int reject(struct router *r, struct lws *wsi, enum admission_reason why, unsigned int status,
+		  const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -144,7 +144,8 @@ static int identify(struct router *r, struct lws *wsi, char *id, size_t cap)
 	 * sees only the entries that are not tokens). */
 	int pn = custom(wsi, ADMISSION_HDR_PROTOCOLS ":", protos, sizeof protos);
 	if (pn == -2)
-		return reject(r, wsi, ADMISSION_AUTH, 401, "the Sec-WebSocket-Protocol list is too long");
+		return reject(r, wsi, ADMISSION_AUTH, 401,
+			      "the Sec-WebSocket-Protocol list is too long");
 	in.subprotocols = pn >= 0 ? protos : NULL;
 	int qn = query_arg(wsi, "access_token", qtok, sizeof qtok);
 	if (qn == -2)
@@ -158,9 +159,10 @@ static int identify(struct router *r, struct lws *wsi, char *id, size_t cap)
 		int cl = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
 		char *cookies = cl > 0 ? xmalloc((size_t)cl + 1) : NULL;
 		size_t vl;
-		const char *v = cookies && lws_hdr_copy(wsi, cookies, cl + 1, WSI_TOKEN_HTTP_COOKIE) == cl
-					? admission_cookie(cookies, (size_t)cl, r->cfg->token_cookie, &vl)
-					: NULL;
+		const char *v =
+			cookies && lws_hdr_copy(wsi, cookies, cl + 1, WSI_TOKEN_HTTP_COOKIE) == cl
+				? admission_cookie(cookies, (size_t)cl, r->cfg->token_cookie, &vl)
+				: NULL;
 		if (v && vl + 8 >= sizeof auth) {
 			free(cookies);
 			return reject(r, wsi, ADMISSION_AUTH, 401, "the %s cookie is too long",
@@ -228,8 +230,7 @@ static int upgrade_checks(struct router *r, struct lws *wsi)
 		return reject(r, wsi, ADMISSION_BAD_REQUEST, 400,
 			      "not a WebSocket upgrade: want Connection: Upgrade");
 	if (!header(wsi, WSI_TOKEN_VERSION, buf, sizeof buf) || strcmp(buf, "13") != 0)
-		return reject(r, wsi, ADMISSION_BAD_REQUEST, 426,
-			      "want Sec-WebSocket-Version: 13");
+		return reject(r, wsi, ADMISSION_BAD_REQUEST, 426, "want Sec-WebSocket-Version: 13");
 	n = lws_hdr_total_length(wsi, WSI_TOKEN_KEY);
 	if (n <= 0 || n >= 64 || lws_hdr_total_length(wsi, WSI_TOKEN_HOST) <= 0)
 		return reject(r, wsi, ADMISSION_BAD_REQUEST, 400,
@@ -241,8 +242,9 @@ static int upgrade_checks(struct router *r, struct lws *wsi)
 	if (n <= 0)
 		return 0;
 	if (n >= 127 || !header(wsi, WSI_TOKEN_PROTOCOL, buf, sizeof buf))
-		return reject(r, wsi, ADMISSION_SUBPROTOCOL, 400,
-			      "too many subprotocols offered: offer kws.v1 (and a kws.token. entry)");
+		return reject(
+			r, wsi, ADMISSION_SUBPROTOCOL, 400,
+			"too many subprotocols offered: offer kws.v1 (and a kws.token. entry)");
 	bool known = false;
 	for (char *save = NULL, *e = strtok_r(buf, ", \t", &save); e;
 	     e = strtok_r(NULL, ", \t", &save)) {

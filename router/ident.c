@@ -99,7 +99,8 @@ struct ident *ident_new(const struct ident_config *cfg, char *err, size_t errlen
 		break;
 	case IDENT_HEADER_FROM_PROXIES:
 		if (cfg->proxies.n == 0) {
-			say(err, errlen, "header-from-proxies needs at least one trusted proxy address");
+			say(err, errlen,
+			    "header-from-proxies needs at least one trusted proxy address");
 			goto out_free;
 		}
 		cidr_copy(&id->proxies, &cfg->proxies);
@@ -186,8 +187,8 @@ static int take_id(const struct ident *id, const char *s, size_t n, const char *
 	return 0;
 }
 
-static int from_header(const struct ident *id, const struct ident_input *in, char *out,
-		       size_t cap, size_t *outlen, char *why, size_t whylen)
+static int from_header(const struct ident *id, const struct ident_input *in, char *out, size_t cap,
+		       size_t *outlen, char *why, size_t whylen)
 {
 	char what[128];
 
@@ -252,8 +253,10 @@ static int find_token(const struct ident *id, const struct ident_input *in, cons
 		      size_t *len, char *why, size_t whylen)
 {
 	if (in->query_token && !id->token_in_query) {
-		say(why, whylen, "access_token in the query is disabled; "
-		    "send the token in Authorization or the " IDENT_SUBPROTOCOL_TOKEN " subprotocol");
+		say(why, whylen,
+		    "access_token in the query is disabled; "
+		    "send the token in Authorization or the " IDENT_SUBPROTOCOL_TOKEN
+		    " subprotocol");
 		return IDENT_EQUERY;
 	}
 	if (in->authorization && (*tok = bearer(in->authorization, len)))
@@ -287,8 +290,8 @@ static int token_error(int r)
 }
 
 /* Takes the client id out of verified claims. */
-static int id_claim(const struct ident *id, const json_t *c, char *out, size_t cap,
-		    size_t *outlen, char *why, size_t whylen)
+static int id_claim(const struct ident *id, const json_t *c, char *out, size_t cap, size_t *outlen,
+		    char *why, size_t whylen)
 {
 	const json_t *v = json_object_get(c, id->claim);
 	char what[96];
@@ -302,8 +305,8 @@ static int id_claim(const struct ident *id, const json_t *c, char *out, size_t c
 		       cap, outlen, why, whylen);
 }
 
-static int from_jwt(const struct ident *id, const struct ident_input *in, int64_t now,
-		    char *out, size_t cap, size_t *outlen, char *why, size_t whylen)
+static int from_jwt(const struct ident *id, const struct ident_input *in, int64_t now, char *out,
+		    size_t cap, size_t *outlen, char *why, size_t whylen)
 {
 	const char *tok;
 	size_t len;
@@ -323,8 +326,8 @@ static int from_jwt(const struct ident *id, const struct ident_input *in, int64_
 	return r;
 }
 
-int ident_check(const struct ident *id, const struct ident_input *in, int64_t now_s,
-		char *id_out, size_t cap, size_t *id_len, char *why, size_t whylen)
+int ident_check(const struct ident *id, const struct ident_input *in, int64_t now_s, char *id_out,
+		size_t cap, size_t *id_len, char *why, size_t whylen)
 {
 	if (!why)
 		whylen = 0; /* token_verify writes with snprintf */

@@ -74,27 +74,29 @@ enum {
 	IDENT_EBADID = -2,   /* 400: the id header is too long or has control characters */
 	IDENT_EPEER = -3,    /* 403: the peer is not a trusted proxy */
 	IDENT_ENOTOKEN = -4, /* 401: no token in any enabled source */
-	IDENT_ETOKEN = -5,   /* 401: malformed token (or repeated JSON member), refused algorithm, unknown kid, bad signature */
+	IDENT_ETOKEN =
+		-5, /* 401: malformed token (or repeated JSON member), refused algorithm, unknown kid, bad signature */
 	IDENT_EEXPIRED = -6, /* 401: expired, or not yet valid */
 	IDENT_ECLAIMS = -7,  /* 401: exp missing or not a number, or wrong iss / aud */
-	IDENT_ECLAIMID = -8, /* 401: the id claim is missing, not a string, empty, too long, or has control characters */
-	IDENT_EQUERY = -9,   /* 400: access_token in the query while token_in_query is off */
+	IDENT_ECLAIMID =
+		-8, /* 401: the id claim is missing, not a string, empty, too long, or has control characters */
+	IDENT_EQUERY = -9, /* 400: access_token in the query while token_in_query is off */
 };
 
 struct ident_config {
 	enum ident_mode mode;
-	const char *id_header;     /* its name, for messages; default "X-Client-Id" */
-	long max_id_bytes;         /* > 0: the longest id accepted */
+	const char *id_header; /* its name, for messages; default "X-Client-Id" */
+	long max_id_bytes;     /* > 0: the longest id accepted */
 	/* IDENT_HEADER_FROM_PROXIES: the trusted peers (copied by ident_new). */
 	struct cidr_list proxies;
 	/* IDENT_JWT: */
 	struct conf_list key_files; /* files and directories (see above) */
-	const char *claim;         /* NULL: "sub" */
-	long leeway_s;             /* 0..86400; callers default it to 30 */
-	const char *issuer;        /* NULL or "": iss not checked */
-	const char *audience;      /* NULL or "": tokens with aud refused */
-	bool token_in_id_header;   /* source 3 */
-	bool token_in_query;       /* source 4 */
+	const char *claim;          /* NULL: "sub" */
+	long leeway_s;              /* 0..86400; callers default it to 30 */
+	const char *issuer;         /* NULL or "": iss not checked */
+	const char *audience;       /* NULL or "": tokens with aud refused */
+	bool token_in_id_header;    /* source 3 */
+	bool token_in_query;        /* source 4 */
 };
 
 struct ident;
@@ -116,11 +118,11 @@ size_t ident_key_count(const struct ident *id);
 /* What the router extracted from the handshake. Every field may be NULL
  * (absent). Strings other than id_header are NUL-terminated. */
 struct ident_input {
-	const char *id_header;     /* the id header's value, id_len bytes (not NUL-terminated) */
+	const char *id_header; /* the id header's value, id_len bytes (not NUL-terminated) */
 	size_t id_len;
-	const char *authorization; /* the Authorization header */
-	const char *subprotocols;  /* Sec-WebSocket-Protocol, comma-separated */
-	const char *query_token;   /* the access_token query parameter */
+	const char *authorization;   /* the Authorization header */
+	const char *subprotocols;    /* Sec-WebSocket-Protocol, comma-separated */
+	const char *query_token;     /* the access_token query parameter */
 	const struct sockaddr *peer; /* the TCP peer (AF_INET / AF_INET6) */
 };
 
@@ -132,8 +134,8 @@ struct ident_input {
  * fit for the body of the refusal ("token expired", "peer not a trusted
  * proxy"); it never contains the token or its claims. why may be NULL.
  * Reads only *id: safe to call from several threads at once. */
-int ident_check(const struct ident *id, const struct ident_input *in, int64_t now_s,
-		char *id_out, size_t cap, size_t *id_len, char *why, size_t whylen);
+int ident_check(const struct ident *id, const struct ident_input *in, int64_t now_s, char *id_out,
+		size_t cap, size_t *id_len, char *why, size_t whylen);
 
 /* The HTTP status for an IDENT_E* error (400, 401 or 403; 500 for anything
  * else). */

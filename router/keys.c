@@ -122,10 +122,12 @@ static bool der_not_a_key(const unsigned char *der, size_t n, char *why, size_t 
 			 extra == 1 ? "" : "s");
 	} else if ((p = der, cert = d2i_X509(NULL, &p, (long)n))) {
 		X509_free(cert);
-		snprintf(why, whylen, "a DER certificate, not a key; give its public key "
+		snprintf(why, whylen,
+			 "a DER certificate, not a key; give its public key "
 			 "(openssl x509 -pubkey -noout)");
 	} else if ((p = der, pk = d2i_AutoPrivateKey(NULL, &p, (long)n))) {
-		snprintf(why, whylen, "a DER private key; give its public key (openssl pkey -pubout)");
+		snprintf(why, whylen,
+			 "a DER private key; give its public key (openssl pkey -pubout)");
 	} else {
 		found = false;
 	}
@@ -145,8 +147,8 @@ static void pem_name(const char *s, size_t len, char *name, size_t cap)
 	name[n] = '\0';
 }
 
-static int pem(const char *s, size_t len, enum keys_type *type, unsigned char **out,
-	       size_t *outlen, char *why, size_t whylen)
+static int pem(const char *s, size_t len, enum keys_type *type, unsigned char **out, size_t *outlen,
+	       char *why, size_t whylen)
 {
 	char want[64], *name = NULL, *header = NULL;
 	unsigned char *der = NULL;
@@ -157,8 +159,10 @@ static int pem(const char *s, size_t len, enum keys_type *type, unsigned char **
 
 	pem_name(s, len, want, sizeof want);
 	if (strcmp(want, pubkey_name) != 0) {
-		snprintf(why, whylen, "PEM but not a public key (it holds \"%.40s\"; want "
-			 "-----BEGIN %s-----, as `openssl pkey -pubout` writes)", want, pubkey_name);
+		snprintf(why, whylen,
+			 "PEM but not a public key (it holds \"%.40s\"; want "
+			 "-----BEGIN %s-----, as `openssl pkey -pubout` writes)",
+			 want, pubkey_name);
 		return -EINVAL;
 	}
 	if (!(bio = BIO_new_mem_buf(s, (int)len)))
@@ -222,8 +226,7 @@ int keys_parse(const unsigned char *data, size_t len, enum keys_type *type, unsi
 
 /* ---- loading --------------------------------------------------------- */
 
-static int read_file(const char *path, unsigned char **data, size_t *len, char *why,
-		     size_t whylen)
+static int read_file(const char *path, unsigned char **data, size_t *len, char *why, size_t whylen)
 {
 	FILE *f = fopen(path, "rb");
 	unsigned char *buf;
@@ -295,8 +298,8 @@ static int add_file(struct keys *ks, const char *path, char *err, size_t errlen)
 	}
 	k.kid = dot && dot != base ? xstrndup(base, (size_t)(dot - base)) : xstrdup(base);
 	if (k.kid[0] == '\0') {
-		snprintf(err, errlen, "key file %s: no key id (its name without extension is empty)",
-			 path);
+		snprintf(err, errlen,
+			 "key file %s: no key id (its name without extension is empty)", path);
 		r = -EINVAL;
 		goto out_wipe;
 	}

@@ -30,13 +30,13 @@ int main(int argc, char **argv)
 		  "Address and port for client WebSockets, [host:]port.", 0, 0, 0, NULL,
 		  conf_check_listen },
 		{ "edges", "ROUTER_EDGES", CONF_LIST, &cfg.edges, NULL,
-		  "Address of an edge, e.g. tcp://10.0.0.5:7100 (a static list; or --edges-dns).", 0, 0,
-		  0, NULL, conf_check_tcp_url },
+		  "Address of an edge, e.g. tcp://10.0.0.5:7100 (a static list; or --edges-dns).",
+		  0, 0, 0, NULL, conf_check_tcp_url },
 		{ "edges-dns", "ROUTER_EDGES_DNS", CONF_STR, &cfg.edges_dns, "",
 		  "host:port: a DNS name resolving to every edge (a headless Service), re-resolved periodically.",
 		  0, 0, 0, NULL, conf_check_host_port },
-		{ "dns-interval-ms", "ROUTER_DNS_INTERVAL_MS", CONF_INT, &cfg.dns_interval_ms, "5000",
-		  "How often --edges-dns is resolved again.", 0, 100, 600000 },
+		{ "dns-interval-ms", "ROUTER_DNS_INTERVAL_MS", CONF_INT, &cfg.dns_interval_ms,
+		  "5000", "How often --edges-dns is resolved again.", 0, 100, 600000 },
 		{ "id-header", "ROUTER_ID_HEADER", CONF_STR, &cfg.id_header, "X-Client-Id",
 		  "HTTP header that carries the client id." },
 		{ "partitioner", "ROUTER_PARTITIONER", CONF_CHOICE, &cfg.partitioner, "murmur2",
@@ -49,19 +49,22 @@ int main(int argc, char **argv)
 		  0, 0, 0, offon },
 		{ "max-id-bytes", "ROUTER_MAX_ID_BYTES", CONF_INT, &cfg.max_id_bytes, "256",
 		  "Longest client id accepted.", 0, 1, 4000 },
-		{ "max-frame-bytes", "ROUTER_MAX_FRAME_BYTES", CONF_SIZE, &cfg.max_frame_bytes, "64KiB",
-		  "Largest message a client may send; a larger one closes it with 1009.", 0, 1, 8L << 20 },
+		{ "max-frame-bytes", "ROUTER_MAX_FRAME_BYTES", CONF_SIZE, &cfg.max_frame_bytes,
+		  "64KiB", "Largest message a client may send; a larger one closes it with 1009.",
+		  0, 1, 8L << 20 },
 		{ "queue-bytes", "ROUTER_QUEUE_BYTES", CONF_SIZE, &cfg.queue_bytes, "1MiB",
-		  "Bytes queued for one client; at half of it the session pauses at its edge until the client catches up (README, slow clients).", 0, 1024,
-		  1L << 30 },
-		{ "stall-timeout-ms", "ROUTER_STALL_TIMEOUT_MS", CONF_INT, &cfg.stall_timeout_ms, "30000",
+		  "Bytes queued for one client; at half of it the session pauses at its edge until the client catches up (README, slow clients).",
+		  0, 1024, 1L << 30 },
+		{ "stall-timeout-ms", "ROUTER_STALL_TIMEOUT_MS", CONF_INT, &cfg.stall_timeout_ms,
+		  "30000",
 		  "A client whose queue is full and that reads nothing for this long is closed with 4008.",
 		  0, 100, 3600000 },
 		{ "handover-ms", "ROUTER_HANDOVER_MS", CONF_INT, &cfg.handover_ms, "5000",
 		  "How long a new owner's claim waits for the old owner's revoke.", 0, 0, 600000 },
 		{ "router-id", "ROUTER_ID", CONF_STR, &cfg.router_id, "",
 		  "Name shown to edges and operators; empty: host:port." },
-		{ "admin-listen", "ROUTER_ADMIN_LISTEN", CONF_STR, &cfg.admin_listen, "127.0.0.1:9090",
+		{ "admin-listen", "ROUTER_ADMIN_LISTEN", CONF_STR, &cfg.admin_listen,
+		  "127.0.0.1:9090",
 		  "Admin HTTP endpoint (health, metrics, API), host:port; empty disables it." },
 		{ "admin-token", "ROUTER_ADMIN_TOKEN", CONF_STR, &cfg.admin_token, "",
 		  "Bearer token for mutating admin calls (disconnect, drain); empty refuses them." },
@@ -87,32 +90,37 @@ int main(int argc, char **argv)
 		  "Required aud claim; empty: tokens with an aud are refused." },
 		{ "jwt-leeway-s", "ROUTER_JWT_LEEWAY_S", CONF_INT, &cfg.jwt_leeway_s, "30",
 		  "Clock skew allowed on exp and nbf.", 0, 0, 86400 },
-		{ "token-in-id-header", "ROUTER_TOKEN_IN_ID_HEADER", CONF_BOOL, &cfg.token_in_id_header,
-		  "false", "Also take the token from the id header." },
-		{ "token-in-query", "ROUTER_TOKEN_IN_QUERY", CONF_BOOL, &cfg.token_in_query, "false",
+		{ "token-in-id-header", "ROUTER_TOKEN_IN_ID_HEADER", CONF_BOOL,
+		  &cfg.token_in_id_header, "false", "Also take the token from the id header." },
+		{ "token-in-query", "ROUTER_TOKEN_IN_QUERY", CONF_BOOL, &cfg.token_in_query,
+		  "false",
 		  "Also take the token from ?access_token= (it then appears in proxy logs)." },
 		{ "token-cookie", "ROUTER_TOKEN_COOKIE", CONF_STR, &cfg.token_cookie, "",
 		  "Also take the token from this cookie (same-site browsers; stays out of URLs and "
 		  "logs); empty: no cookie." },
-		{ "allowed-origins", "ROUTER_ALLOWED_ORIGINS", CONF_LIST, &cfg.allowed_origins, NULL,
+		{ "allowed-origins", "ROUTER_ALLOWED_ORIGINS", CONF_LIST, &cfg.allowed_origins,
+		  NULL,
 		  "An Origin browsers may connect from, e.g. https://app.example.com; none given: any." },
-		{ "max-connections", "ROUTER_MAX_CONNECTIONS", CONF_INT, &cfg.max_connections, "18000",
-		  "Client sessions on this router; beyond: 503.", 0, 1, 10000000 },
-		{ "max-sessions-per-id", "ROUTER_MAX_SESSIONS_PER_ID", CONF_INT, &cfg.max_sessions_per_id,
-		  "16", "Sessions of one client id on this router; beyond: 429.", 0, 1, 100000 },
-		{ "handshakes-per-ip", "ROUTER_HANDSHAKES_PER_IP", CONF_INT, &cfg.handshakes_per_ip, "100",
-		  "Handshakes a second from one source address (burst: twice that); beyond: 429.", 0, 1,
-		  1000000 },
-		{ "handshake-timeout-s", "ROUTER_HANDSHAKE_TIMEOUT_S", CONF_INT, &cfg.handshake_timeout_s,
-		  "5", "A connection must complete its handshake within this.", 0, 1, 300 },
+		{ "max-connections", "ROUTER_MAX_CONNECTIONS", CONF_INT, &cfg.max_connections,
+		  "18000", "Client sessions on this router; beyond: 503.", 0, 1, 10000000 },
+		{ "max-sessions-per-id", "ROUTER_MAX_SESSIONS_PER_ID", CONF_INT,
+		  &cfg.max_sessions_per_id, "16",
+		  "Sessions of one client id on this router; beyond: 429.", 0, 1, 100000 },
+		{ "handshakes-per-ip", "ROUTER_HANDSHAKES_PER_IP", CONF_INT, &cfg.handshakes_per_ip,
+		  "100",
+		  "Handshakes a second from one source address (burst: twice that); beyond: 429.",
+		  0, 1, 1000000 },
+		{ "handshake-timeout-s", "ROUTER_HANDSHAKE_TIMEOUT_S", CONF_INT,
+		  &cfg.handshake_timeout_s, "5",
+		  "A connection must complete its handshake within this.", 0, 1, 300 },
 		{ "ping-interval-s", "ROUTER_PING_INTERVAL_S", CONF_INT, &cfg.ping_interval_s, "30",
 		  "Idle clients are pinged this often and closed after two intervals without an answer.",
 		  0, 1, 3600 },
-		{ "max-header-bytes", "ROUTER_MAX_HEADER_BYTES", CONF_INT, &cfg.max_header_bytes, "4096",
-		  "Room for the request line and headers of a handshake; beyond: refused.", 0, 1024,
-		  65536 },
-		{ "log-level", "ROUTER_LOG_LEVEL", CONF_CHOICE, &level, "info", "Log threshold.", 0, 0,
-		  0, levels },
+		{ "max-header-bytes", "ROUTER_MAX_HEADER_BYTES", CONF_INT, &cfg.max_header_bytes,
+		  "4096", "Room for the request line and headers of a handshake; beyond: refused.",
+		  0, 1024, 65536 },
+		{ "log-level", "ROUTER_LOG_LEVEL", CONF_CHOICE, &level, "info", "Log threshold.", 0,
+		  0, 0, levels },
 		{ "log-json", "ROUTER_LOG_JSON", CONF_BOOL, &log_json, "false",
 		  "Write logs as JSON lines." },
 		{ 0 },
@@ -126,19 +134,22 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (cfg.auth_mode == IDENT_JWT && !cfg.jwt_keys.count) {
-		fprintf(stderr, "router: --auth jwt needs keys: give --jwt-keys (ROUTER_JWT_KEYS) a key "
-				"file or directory (an HMAC secret, or RSA/EC public keys in PEM)\n");
+		fprintf(stderr,
+			"router: --auth jwt needs keys: give --jwt-keys (ROUTER_JWT_KEYS) a key "
+			"file or directory (an HMAC secret, or RSA/EC public keys in PEM)\n");
 		return 2;
 	}
 	if (cfg.auth_mode == IDENT_HEADER_FROM_PROXIES && !*cfg.trusted_proxies) {
-		fprintf(stderr, "router: --auth header-from-proxies needs --trusted-proxies "
-				"(ROUTER_TRUSTED_PROXIES): the CIDRs of the proxies that set the id "
-				"header\n");
+		fprintf(stderr,
+			"router: --auth header-from-proxies needs --trusted-proxies "
+			"(ROUTER_TRUSTED_PROXIES): the CIDRs of the proxies that set the id "
+			"header\n");
 		return 2;
 	}
 	/* [host:]port, checked by conf_check_listen; and free to bind. */
 	char host[256] = "", why[200];
-	if (conf_parse_host_port(listen, false, host, sizeof host, &cfg.port, why, sizeof why) < 0 ||
+	if (conf_parse_host_port(listen, false, host, sizeof host, &cfg.port, why, sizeof why) <
+		    0 ||
 	    conf_try_bind(host, cfg.port, why, sizeof why) < 0) {
 		fprintf(stderr, "router: cannot listen on %s:%ld (--listen, ROUTER_LISTEN): %s\n",
 			*host ? host : "0.0.0.0", cfg.port, why);

@@ -18,7 +18,7 @@
 #define CLOSE_SERVICE_RESTART 1012
 
 static const double delay_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-				       0.25, 0.5, 1, 2.5, 5, 10 };
+				       0.25,  0.5,    1,     2.5,  5,     10 };
 
 /* ---- metrics --------------------------------------------------------------- */
 
@@ -49,10 +49,10 @@ static void collect(void *arg, struct metrics_writer *w)
 	family(w, "kws_router_handshakes_rejected_total", "Handshakes refused, by reason",
 	       METRICS_COUNTER);
 	for (int i = 0; i < ADMISSION_NREASONS; i++)
-		metrics_write_sample(w,
-				     (double)(r->rejected[i] +
-					      door_refused(r->door, (enum admission_reason)i)),
-				     "reason", admission_reason_name((enum admission_reason)i));
+		metrics_write_sample(
+			w,
+			(double)(r->rejected[i] + door_refused(r->door, (enum admission_reason)i)),
+			"reason", admission_reason_name((enum admission_reason)i));
 	family(w, "kws_router_messages_total", "Messages proxied, by direction", METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->delivered, "direction", "to_client");
 	metrics_write_sample(w, (double)r->upstream, "direction", "from_client");
@@ -101,7 +101,8 @@ static void collect(void *arg, struct metrics_writer *w)
 			st[r->links[i].peer.state]++;
 	for (int i = 0; i <= PEER_UP; i++) /* a router's links: down, hello-sent, up */
 		metrics_write_sample(w, st[i], "state", peer_state_name((enum peer_state)i));
-	family(w, "kws_router_link_messages_total", "Messages received from edges", METRICS_COUNTER);
+	family(w, "kws_router_link_messages_total", "Messages received from edges",
+	       METRICS_COUNTER);
 	for (int i = 0; i < r->nlinks; i++)
 		if (!r->links[i].retired)
 			metrics_write_sample(w, (double)r->links[i].received, "edge",
@@ -160,8 +161,7 @@ static void h_readyz(void *arg, const struct admin_request *req, struct admin_re
 		admin_response_json(resp, 200, json_pack("{s:b}", "ready", 1));
 }
 
-static void h_partitions(void *arg, const struct admin_request *req,
-			 struct admin_response *resp)
+static void h_partitions(void *arg, const struct admin_request *req, struct admin_response *resp)
 {
 	struct router *r = arg;
 	json_t *parts = json_array();
@@ -173,9 +173,9 @@ static void h_partitions(void *arg, const struct admin_request *req,
 		json_array_append_new(parts, o);
 	}
 	admin_response_json(resp, 200,
-			    json_pack("{s:I,s:i,s:o}", "generation", (json_int_t)r->routes.generation,
-				      "partition_count", (json_int_t)r->routes.partition_count,
-				      "partitions", parts));
+			    json_pack("{s:I,s:i,s:o}", "generation",
+				      (json_int_t)r->routes.generation, "partition_count",
+				      (json_int_t)r->routes.partition_count, "partitions", parts));
 }
 
 static void h_edges(void *arg, const struct admin_request *req, struct admin_response *resp)
@@ -190,12 +190,14 @@ static void h_edges(void *arg, const struct admin_request *req, struct admin_res
 		json_array_append_new(
 			edges,
 			json_pack("{s:s,s:o,s:s,s:I,s:I,s:i,s:I,s:I,s:I,s:b}", "url", l->url,
-				  "edge_id", l->peer.peer_id ? json_string(l->peer.peer_id) : json_null(),
-				  "state", peer_state_name(l->peer.state), "epoch", (json_int_t)e->epoch,
-				  "connects", (json_int_t)l->connects, "partitions",
-				  (json_int_t)e->nclaims, "received", (json_int_t)l->received,
-				  "gaps", (json_int_t)l->peer.st.gaps, "resyncs", (json_int_t)l->peer.st.resyncs,
-				  "upstream", l->upstream));
+				  "edge_id",
+				  l->peer.peer_id ? json_string(l->peer.peer_id) : json_null(),
+				  "state", peer_state_name(l->peer.state), "epoch",
+				  (json_int_t)e->epoch, "connects", (json_int_t)l->connects,
+				  "partitions", (json_int_t)e->nclaims, "received",
+				  (json_int_t)l->received, "gaps", (json_int_t)l->peer.st.gaps,
+				  "resyncs", (json_int_t)l->peer.st.resyncs, "upstream",
+				  l->upstream));
 	}
 	admin_response_json(resp, 200, json_pack("{s:o}", "edges", edges));
 }
@@ -272,9 +274,9 @@ static void h_client(void *arg, const struct admin_request *req, struct admin_re
 		if (admin_query_get(req, "code", code_s, sizeof code_s) == 0) {
 			char *end;
 			code = strtol(code_s, &end, 10);
-			if (*end || code < 1000 || code > 4999 || (code > 1003 && code < 3000 &&
-								    code != 1008 && code != 1011 &&
-								    code != 1012 && code != 1013)) {
+			if (*end || code < 1000 || code > 4999 ||
+			    (code > 1003 && code < 3000 && code != 1008 && code != 1011 &&
+			     code != 1012 && code != 1013)) {
 				json_decref(cw.sessions);
 				admin_response_error(resp, 400, "bad_request",
 						     "code must be a WebSocket close code a server "
@@ -286,9 +288,9 @@ static void h_client(void *arg, const struct admin_request *req, struct admin_re
 		struct disconnect dc = { r, (int)code, 0 };
 		sessions_for_client(&r->sessions, id, n, disconnect_one, &dc);
 		json_decref(cw.sessions);
-		admin_response_json(resp, 200, json_pack("{s:s%,s:I,s:i}", "client_id", id, n,
-							 "disconnected", (json_int_t)dc.n,
-							 "code", (int)code));
+		admin_response_json(resp, 200,
+				    json_pack("{s:s%,s:I,s:i}", "client_id", id, n, "disconnected",
+					      (json_int_t)dc.n, "code", (int)code));
 		return;
 	}
 	sessions_for_client(&r->sessions, id, n, add_session, &cw);
@@ -298,7 +300,8 @@ static void h_client(void *arg, const struct admin_request *req, struct admin_re
 			    : -1;
 	body = json_pack("{s:s%,s:o,s:o,s:o}", "client_id", id, n, "partition",
 			 p >= 0 ? json_integer(p) : json_null(), "owner",
-			 p >= 0 ? owner_json(r, routes_owner(&r->routes, (uint32_t)p)) : json_null(),
+			 p >= 0 ? owner_json(r, routes_owner(&r->routes, (uint32_t)p))
+				: json_null(),
 			 "sessions", cw.sessions);
 	admin_response_json(resp, 200, body);
 }

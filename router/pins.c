@@ -105,8 +105,7 @@ void pins_close_stalled(struct router *r, int64_t now_ms)
 void pins_on_moved(void *arg, uint32_t p, int old, int new)
 {
 	struct router *r = arg;
-	log_info("partition %u: owner %s -> %s", p,
-		 old == ROUTES_NONE ? "none" : r->links[old].url,
+	log_info("partition %u: owner %s -> %s", p, old == ROUTES_NONE ? "none" : r->links[old].url,
 		 new == ROUTES_NONE ? "none" : r->links[new].url);
 	r->moves++;
 	for (struct session *s = sessions_in_partition(&r->sessions, p); s; s = s->pnext) {

@@ -135,8 +135,10 @@ static void lws_log(int level, const char *line)
 		n--;
 	/* lws 4.1.6 logs every adoption with a head (door.c) as an error. */
 	bool adopt_noise = strstr(line, "adopt_socket_readbuf:") != NULL;
-	log_msg(adopt_noise ? LOG_DEBUG
-		: level == LLL_ERR ? LOG_ERROR : level == LLL_WARN ? LOG_WARN : LOG_DEBUG,
+	log_msg(adopt_noise         ? LOG_DEBUG
+		: level == LLL_ERR  ? LOG_ERROR
+		: level == LLL_WARN ? LOG_WARN
+				    : LOG_DEBUG,
 		"lws: %.*s", (int)n, line);
 }
 
@@ -192,13 +194,13 @@ int router_run(const struct router_config *cfg)
 	r.wbuf = xmalloc(LWS_PRE + WS_WRITE_BATCH_BYTES);
 	int hl = snprintf(r.id_header, sizeof r.id_header - 1, "%s:", cfg->id_header);
 	for (int i = 0; i < hl; i++)
-		r.id_header[i] = (char)(r.id_header[i] >= 'A' && r.id_header[i] <= 'Z'
-						? r.id_header[i] + 32 : r.id_header[i]);
+		r.id_header[i] =
+			(char)(r.id_header[i] >= 'A' && r.id_header[i] <= 'Z' ? r.id_header[i] + 32
+									      : r.id_header[i]);
 	r.id_header_len = hl;
 
 	signal(SIGPIPE, SIG_IGN);
-	lws_set_log_level(LLL_ERR | LLL_WARN | (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0),
-			  lws_log);
+	lws_set_log_level(LLL_ERR | LLL_WARN | (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0), lws_log);
 
 	if (setup_ident(&r) < 0)
 		goto out;

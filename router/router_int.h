@@ -33,10 +33,10 @@ struct conn {
 	/* keepalive (ws.c): on one of the router's two lists, in the order of
 	 * the client's last sign of life, so the tick looks only at the due */
 	struct conn *ka_prev, *ka_next;
-	struct ka_list *ka_on;     /* NULL: on neither */
-	int64_t ka_alive_ms;       /* the client's last frame (or its upgrade) */
-	bool ka_ping_due;          /* write a ping at the next writeable */
-	bool ka_hangup;            /* silent for two intervals: hang up */
+	struct ka_list *ka_on; /* NULL: on neither */
+	int64_t ka_alive_ms;   /* the client's last frame (or its upgrade) */
+	bool ka_ping_due;      /* write a ping at the next writeable */
+	bool ka_hangup;        /* silent for two intervals: hang up */
 	int close_code;
 	char close_reason[120];
 	unsigned char *rx; /* a client message being reassembled */
@@ -64,27 +64,27 @@ struct router {
 	struct routes routes;
 	struct link *links; /* [nlinks]; retired slots are reused */
 	int nlinks;
-	struct resolver *resolver; /* --edges-dns, or NULL */
-	struct ident *ident;       /* who clients are (--auth) */
-	struct door *door;         /* accepts clients, hands them to lws (door.h) */
+	struct resolver *resolver;     /* --edges-dns, or NULL */
+	struct ident *ident;           /* who clients are (--auth) */
+	struct door *door;             /* accepts clients, hands them to lws (door.h) */
 	struct linkauth_secret secret; /* --link-secret: proves the edges and us */
-	struct admission_rate rate; /* handshake rate per source address */
-	unsigned char *wbuf;       /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */
+	struct admission_rate rate;    /* handshake rate per source address */
+	unsigned char *wbuf;           /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */
 	/* Keepalive of our own, not lws's retry_and_idle_policy: lws 4.1 keeps
 	 * each connection's ping timer in one sorted list and inserts by walking
 	 * it, O(sessions) per ping and pong (issue 13). */
-	struct ka_list ka_idle;    /* not pinged yet */
-	struct ka_list ka_pinged;  /* pinged, no answer yet */
+	struct ka_list ka_idle;   /* not pinged yet */
+	struct ka_list ka_pinged; /* pinged, no answer yet */
 	int64_t next_prune_ms;
 	/* The event loop (libuv; lws runs on it as a foreign loop): one thread,
 	 * epoll, so a wake-up costs what is ready, not what is connected. */
 	uv_loop_t loop;
-	uv_async_t wake;           /* router_wake(): any thread */
-	uv_timer_t tick;           /* every TICK_MS: routes, links, drain, ops */
+	uv_async_t wake; /* router_wake(): any thread */
+	uv_timer_t tick; /* every TICK_MS: routes, links, drain, ops */
 	uv_signal_t sigint, sigterm;
-	int stop_requested;        /* SIGINT/SIGTERM: 1 drains, 2 stops at once */
+	int stop_requested; /* SIGINT/SIGTERM: 1 drains, 2 stops at once */
 	bool retry_waiting;
-	bool complete; /* every partition has an owner */
+	bool complete;       /* every partition has an owner */
 	char id_header[128]; /* lowercase, with ':' as lws wants it */
 	int id_header_len;
 	/* operations (ops.c) */
@@ -100,7 +100,7 @@ struct router {
 		upstream_bytes;
 	uint64_t resumes, resumes_incomplete, throttles, repins, moves, drained;
 	uint64_t text_as_binary; /* --message-type text: records sent binary (not UTF-8) */
-	size_t nthrottled; /* sessions throttled now */
+	size_t nthrottled;       /* sessions throttled now */
 	int64_t next_stall_check_ms;
 };
 

@@ -15,17 +15,17 @@
 #define ROUTES_NONE (-1)
 
 struct route {
-	int owner;        /* edge index or ROUTES_NONE */
-	int pending;      /* the oldest claim waiting for the owner's revoke */
+	int owner;   /* edge index or ROUTES_NONE */
+	int pending; /* the oldest claim waiting for the owner's revoke */
 	int64_t pending_since_ms;
 };
 
 struct routes_edge {
-	bool known;          /* it has sent an assignment on its current link */
-	uint64_t epoch;      /* of its last assignment */
+	bool known;     /* it has sent an assignment on its current link */
+	uint64_t epoch; /* of its last assignment */
 	uint32_t partition_count;
-	uint8_t *claims;     /* [routes.partition_count]: 1 if it claims it */
-	int64_t *claim_ms;   /* [routes.partition_count]: when it claimed it */
+	uint8_t *claims;   /* [routes.partition_count]: 1 if it claims it */
+	int64_t *claim_ms; /* [routes.partition_count]: when it claimed it */
 	uint32_t nclaims;
 };
 
@@ -37,11 +37,11 @@ struct routes {
 	uint32_t partition_count; /* the largest count any edge reported */
 	struct route *p;          /* [partition_count] */
 	int nedges;
-	struct routes_edge *e;    /* [nedges] */
+	struct routes_edge *e; /* [nedges] */
 	int64_t handover_ms;
 	routes_moved_fn moved;
 	void *arg;
-	uint64_t generation;      /* +1 on every owner change (reported to admin) */
+	uint64_t generation; /* +1 on every owner change (reported to admin) */
 };
 
 void routes_init(struct routes *r, int nedges, int64_t handover_ms, routes_moved_fn moved,

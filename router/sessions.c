@@ -9,10 +9,14 @@
 const char *sessions_state_name(enum session_state s)
 {
 	switch (s) {
-	case SESSION_WAITING: return "waiting";
-	case SESSION_SUBSCRIBING: return "subscribing";
-	case SESSION_LIVE: return "live";
-	case SESSION_CLOSING: return "closing";
+	case SESSION_WAITING:
+		return "waiting";
+	case SESSION_SUBSCRIBING:
+		return "subscribing";
+	case SESSION_LIVE:
+		return "live";
+	case SESSION_CLOSING:
+		return "closing";
 	}
 	return "?";
 }
@@ -195,8 +199,8 @@ static void enqueue(struct sessions *t, struct session *s, int64_t offset, int64
 }
 
 enum session_offer sessions_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
-					  int64_t timestamp_ms, const void *prefix, size_t plen,
-					  const void *data, size_t len, size_t max_bytes)
+					   int64_t timestamp_ms, const void *prefix, size_t plen,
+					   const void *data, size_t len, size_t max_bytes)
 {
 	if (s->state != SESSION_LIVE)
 		return SESSION_NOT_LIVE;
@@ -210,7 +214,7 @@ enum session_offer sessions_offer_prefixed(struct sessions *t, struct session *s
 }
 
 enum session_offer sessions_offer(struct sessions *t, struct session *s, int64_t offset,
-				 const void *data, size_t len, size_t max_bytes)
+				  const void *data, size_t len, size_t max_bytes)
 {
 	return sessions_offer_prefixed(t, s, offset, -1, NULL, 0, data, len, max_bytes);
 }

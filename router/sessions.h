@@ -49,12 +49,12 @@ struct session {
 	struct outmsg *qhead, **qtail;
 	size_t qbytes;
 	uint32_t qcount;
-	void *conn; /* the glue's connection handle */
-	bool framed;         /* kws.v1: messages carry their position */
-	bool throttled;      /* unsubscribed while its queue drains (slow client) */
+	void *conn;            /* the glue's connection handle */
+	bool framed;           /* kws.v1: messages carry their position */
+	bool throttled;        /* unsubscribed while its queue drains (slow client) */
 	int64_t last_write_ms; /* when the client last took a message */
-	bool presented;      /* the client presented a position */
-	bool status_sent;    /* kws.v1: the first status line went out */
+	bool presented;        /* the client presented a position */
+	bool status_sent;      /* kws.v1: the first status line went out */
 	bool foreign_position; /* the presented position was for another partition */
 	int64_t presented_offset;
 	uint32_t id_len;
@@ -90,30 +90,30 @@ size_t sessions_for_client(const struct sessions *t, const char *id, size_t idle
 
 /* State transitions; each returns 0, or -1 if not allowed from the current
  * state (the session is left unchanged). */
-int sessions_pin(struct session *s, int edge);      /* WAITING -> SUBSCRIBING */
+int sessions_pin(struct session *s, int edge); /* WAITING -> SUBSCRIBING */
 /* SUBSCRIBING -> LIVE. start_offset (SUB_ACK) becomes the position when the
  * session has none, or when it is lower (the position was past the end). */
 int sessions_acked(struct session *s, int64_t start_offset);
-int sessions_unpin(struct session *s);              /* SUBSCRIBING|LIVE -> WAITING */
-void sessions_close(struct session *s);             /* any -> CLOSING, drops the queue */
+int sessions_unpin(struct session *s);  /* SUBSCRIBING|LIVE -> WAITING */
+void sessions_close(struct session *s); /* any -> CLOSING, drops the queue */
 
 /* Outcome of offering a record to a session. */
 enum session_offer {
-	SESSION_QUEUED = 0,   /* queued; the glue asks for a write callback */
-	SESSION_DUPLICATE,    /* offset below the position: dropped */
-	SESSION_NOT_LIVE,     /* not LIVE (or CLOSING): dropped */
-	SESSION_OVERFLOW,     /* the queue would pass max_bytes: not queued */
+	SESSION_QUEUED = 0, /* queued; the glue asks for a write callback */
+	SESSION_DUPLICATE,  /* offset below the position: dropped */
+	SESSION_NOT_LIVE,   /* not LIVE (or CLOSING): dropped */
+	SESSION_OVERFLOW,   /* the queue would pass max_bytes: not queued */
 };
 /* Offers record (offset, data[0..len)) to s: checks state and position,
  * copies it into the queue unless it would exceed max_bytes, and advances the
  * position. */
 enum session_offer sessions_offer(struct sessions *t, struct session *s, int64_t offset,
-				 const void *data, size_t len, size_t max_bytes);
+				  const void *data, size_t len, size_t max_bytes);
 /* The same, with prefix[0..plen) written before the data in one message (the
  * kws.v1 header line). The prefix counts against max_bytes. */
 enum session_offer sessions_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
-					  int64_t timestamp_ms, const void *prefix, size_t plen,
-					  const void *data, size_t len, size_t max_bytes);
+					   int64_t timestamp_ms, const void *prefix, size_t plen,
+					   const void *data, size_t len, size_t max_bytes);
 /* Queues a message that is not a record (a kws.v1 status line): no state or
  * position check, no limit. */
 void sessions_push(struct sessions *t, struct session *s, const void *data, size_t len);

@@ -108,8 +108,7 @@ static bool split(const char *tok, size_t len, size_t dots[2])
 
 /* Parses the header segment: on success *alg indexes algs[] and *kid is the
  * header's kid (a copy, or NULL). */
-static int parse_header(const char *s, size_t n, size_t *alg, char **kid, char *why,
-			size_t whylen)
+static int parse_header(const char *s, size_t n, size_t *alg, char **kid, char *why, size_t whylen)
 {
 	bool dup;
 	json_t *h = segment_object(s, n, &dup), *v;
@@ -117,8 +116,8 @@ static int parse_header(const char *s, size_t n, size_t *alg, char **kid, char *
 	int r = TOKEN_EINVALID;
 
 	if (!h) {
-		snprintf(why, whylen, dup ? "malformed token: repeated header member"
-				       : "malformed token");
+		snprintf(why, whylen,
+			 dup ? "malformed token: repeated header member" : "malformed token");
 		return TOKEN_EINVALID;
 	}
 	name = json_string_value(json_object_get(h, "alg"));
@@ -181,7 +180,8 @@ static int check_signature(const struct keys *ks, const char *tok, size_t alg, c
 		}
 	}
 	if (!candidate) {
-		snprintf(why, whylen, kid ? "unknown token key id" : "no key for the token's algorithm");
+		snprintf(why, whylen,
+			 kid ? "unknown token key id" : "no key for the token's algorithm");
 		return TOKEN_EINVALID;
 	}
 	if (!jwt) {
@@ -202,7 +202,8 @@ static bool numeric_date(const json_t *v, int64_t *out)
 		return true;
 	}
 	if (json_is_real(v)) {
-		double d = json_real_value(v); /* truncated: a fraction of a second does not matter */
+		double d =
+			json_real_value(v); /* truncated: a fraction of a second does not matter */
 
 		*out = d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
 		return true;
@@ -219,14 +220,13 @@ static bool audience_ok(const json_t *aud, const char *want)
 		return strcmp(json_string_value(aud), want) == 0;
 	if (!json_is_array(aud))
 		return false;
-	json_array_foreach(aud, i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
-			return true;
+	json_array_foreach(aud, i, v) if (json_is_string(v) &&
+					  strcmp(json_string_value(v), want) == 0) return true;
 	return false;
 }
 
-static int check_claims(const struct token_rules *rules, const json_t *c, int64_t now,
-			char *why, size_t whylen)
+static int check_claims(const struct token_rules *rules, const json_t *c, int64_t now, char *why,
+			size_t whylen)
 {
 	int64_t exp, nbf, leeway = rules->leeway_s;
 	const json_t *v;

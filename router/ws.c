@@ -170,8 +170,8 @@ static int client_established(struct router *r, struct lws *wsi, struct conn *c)
 		else
 			c->s->foreign_position = true; /* the partition count changed */
 	}
-	log_debug("session %llu for %s in partition %d",
-		  (unsigned long long)c->s->sid, c->s->id, p);
+	log_debug("session %llu for %s in partition %d", (unsigned long long)c->s->sid, c->s->id,
+		  p);
 	free(id);
 	pins_try(r, c->s);
 	return 0;
@@ -238,7 +238,8 @@ static int write_batch(struct router *r, struct lws *wsi, struct session *s, int
 	}
 	size_t len = 0;
 	unsigned char *out = r->wbuf + LWS_PRE;
-	while ((m = sessions_peek(s)) && len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
+	while ((m = sessions_peek(s)) &&
+	       len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
 		len += wsframe_header(out + len, message_opcode(r, m), m->len);
 		memcpy(out + len, m->data + LWS_PRE, m->len);
 		len += m->len;

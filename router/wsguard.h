@@ -16,12 +16,12 @@
 /* A client's stream position: zero-initialise it at the first byte after
  * the opening handshake. */
 struct wsguard {
-	uint8_t hdr[14];  /* the current frame's header so far */
-	uint8_t hlen;     /* bytes in hdr */
-	uint8_t need;     /* the header's full length once known, else 0 */
-	uint64_t left;    /* payload bytes of the current frame still to come */
-	bool ping;        /* the current frame is a Ping */
-	bool failed;      /* an unmasked frame was seen: nothing more passes */
+	uint8_t hdr[14]; /* the current frame's header so far */
+	uint8_t hlen;    /* bytes in hdr */
+	uint8_t need;    /* the header's full length once known, else 0 */
+	uint64_t left;   /* payload bytes of the current frame still to come */
+	bool ping;       /* the current frame is a Ping */
+	bool failed;     /* an unmasked frame was seen: nothing more passes */
 };
 
 enum wsguard_verdict {

@@ -48,8 +48,8 @@ static struct {
 	bool earliest;
 	uint64_t expect;
 	double idle_s, max_s;
-	uint32_t gap_ms;	/* 0: no per-partition gap lists */
-	const char *dump;	/* per-record receipt times of some keys */
+	uint32_t gap_ms;  /* 0: no per-partition gap lists */
+	const char *dump; /* per-record receipt times of some keys */
 	long dump_from, dump_to;
 } O;
 
@@ -59,7 +59,7 @@ struct pgaps {
 	int64_t first_ms, last_ms;
 	uint32_t gap_ms;
 	int64_t gap_end_ms;
-	int64_t (*gaps)[2];	/* [ms, end_mono_ms] of gaps over --gap-ms */
+	int64_t (*gaps)[2]; /* [ms, end_mono_ms] of gaps over --gap-ms */
 	uint32_t ngaps, gcap;
 };
 
@@ -69,13 +69,13 @@ static struct {
 	int pipefd[2];
 	int32_t assigned;
 	int32_t partition_count;
-	int64_t *next_offset;	/* [partition_count], -1: not owned */
+	int64_t *next_offset; /* [partition_count], -1: not owned */
 	int64_t *stored;
 	struct pgaps *pg;
 	uint64_t records, tagged, other, no_ts, bytes;
 	int64_t first_mono_us, last_mono_us;
-	uint32_t *lat_us;	/* per tagged record */
-	uint64_t *lat_ms;	/* histogram of whole ms, as loadgen */
+	uint32_t *lat_us; /* per tagged record */
+	uint64_t *lat_ms; /* histogram of whole ms, as loadgen */
 	size_t nlat, caplat;
 	size_t ms_buckets;
 	char tagpat[300];
@@ -411,7 +411,8 @@ static void report(void)
 			log_error("--report %s: %s", O.report, strerror(errno));
 		return;
 	}
-	fprintf(f, "{\"records\": %" PRIu64 ", \"tagged\": %" PRIu64 ", \"other\": %" PRIu64
+	fprintf(f,
+		"{\"records\": %" PRIu64 ", \"tagged\": %" PRIu64 ", \"other\": %" PRIu64
 		", \"no_ts\": %" PRIu64 ", \"bytes\": %" PRIu64
 		", \"first_mono_ms\": %.3f, \"last_mono_ms\": %.3f, \"span_s\": %.6f"
 		", \"utime_s\": %.3f, \"stime_s\": %.3f, \"max_rss_kb\": %ld",
@@ -422,13 +423,15 @@ static void report(void)
 		double sum = 0;
 		for (size_t i = 0; i < K.nlat; i++)
 			sum += K.lat_us[i];
-		fprintf(f, ",\n \"latency_ms\": {\"count\": %zu, \"p50\": %" PRIu64 ", \"p99\": %"
-			PRIu64 ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "}", K.nlat, q_ms(0.5),
-			q_ms(0.99), q_ms(0.999), max_ms);
-		fprintf(f, ",\n \"latency_us\": {\"count\": %zu, \"mean\": %.1f, \"min\": %u"
+		fprintf(f,
+			",\n \"latency_ms\": {\"count\": %zu, \"p50\": %" PRIu64
+			", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "}",
+			K.nlat, q_ms(0.5), q_ms(0.99), q_ms(0.999), max_ms);
+		fprintf(f,
+			",\n \"latency_us\": {\"count\": %zu, \"mean\": %.1f, \"min\": %u"
 			", \"p50\": %u, \"p90\": %u, \"p99\": %u, \"p999\": %u, \"max\": %u}",
-			K.nlat, sum / (double)K.nlat, K.lat_us[0], q_us(0.5), q_us(0.9),
-			q_us(0.99), q_us(0.999), K.lat_us[K.nlat - 1]);
+			K.nlat, sum / (double)K.nlat, K.lat_us[0], q_us(0.5), q_us(0.9), q_us(0.99),
+			q_us(0.999), K.lat_us[K.nlat - 1]);
 		fprintf(f, ",\n \"cdf_us\": [");
 		for (int i = 1; i <= 1000; i++)
 			fprintf(f, "%s%u", i > 1 ? ", " : "", q_us(i / 1000.0));
@@ -438,7 +441,8 @@ static void report(void)
 		fprintf(f, ",\n \"partitions\": [");
 		for (int32_t p = 0; p < K.partition_count; p++) {
 			const struct pgaps *g = &K.pg[p];
-			fprintf(f, "%s\n  {\"partition\": %d, \"records\": %" PRIu64
+			fprintf(f,
+				"%s\n  {\"partition\": %d, \"records\": %" PRIu64
 				", \"first_ms\": %" PRId64 ", \"last_ms\": %" PRId64
 				", \"gap_ms\": %u, \"gap_end_ms\": %" PRId64 ", \"gaps\": [",
 				p ? "," : "", p, g->records, g->first_ms, g->last_ms, g->gap_ms,
@@ -480,28 +484,27 @@ static void usage(FILE *f)
 	      "  --dump FILE      write \"<key> <seq> <receipt wall us>\" of each tagged\n"
 	      "                   record whose key ends in a number in [FROM, TO)\n"
 	      "                   (--dump-ids), to pair with wsprobe --dump\n"
-	      "  --report FILE    JSON report\n", f);
+	      "  --report FILE    JSON report\n",
+	      f);
 }
 
 static void parse(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "bootstrap", required_argument, NULL, 'b' },
-		{ "topic", required_argument, NULL, 't' },
-		{ "group", required_argument, NULL, 'g' },
-		{ "kafka-prop", required_argument, NULL, 'X' },
-		{ "tag", required_argument, NULL, 'T' },
-		{ "expect", required_argument, NULL, 'e' },
-		{ "idle-s", required_argument, NULL, 'i' },
-		{ "max-s", required_argument, NULL, 'm' },
-		{ "from", required_argument, NULL, 'f' },
-		{ "report", required_argument, NULL, 'o' },
-		{ "gap-ms", required_argument, NULL, 'G' },
-		{ "dump", required_argument, NULL, 'D' },
-		{ "dump-ids", required_argument, NULL, 'I' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+	static const struct option lo[] = { { "bootstrap", required_argument, NULL, 'b' },
+					    { "topic", required_argument, NULL, 't' },
+					    { "group", required_argument, NULL, 'g' },
+					    { "kafka-prop", required_argument, NULL, 'X' },
+					    { "tag", required_argument, NULL, 'T' },
+					    { "expect", required_argument, NULL, 'e' },
+					    { "idle-s", required_argument, NULL, 'i' },
+					    { "max-s", required_argument, NULL, 'm' },
+					    { "from", required_argument, NULL, 'f' },
+					    { "report", required_argument, NULL, 'o' },
+					    { "gap-ms", required_argument, NULL, 'G' },
+					    { "dump", required_argument, NULL, 'D' },
+					    { "dump-ids", required_argument, NULL, 'I' },
+					    { "help", no_argument, NULL, 'h' },
+					    { NULL, 0, NULL, 0 } };
 	int c;
 
 	O.group = "kws-kfloor";
@@ -510,26 +513,54 @@ static void parse(int argc, char **argv)
 	O.props = xcalloc((size_t)argc, sizeof *O.props);
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 'b': O.bootstrap = optarg; break;
-		case 't': O.topic = optarg; break;
-		case 'g': O.group = optarg; break;
-		case 'X': O.props[O.nprops++] = optarg; break;
-		case 'T': O.tag = optarg; break;
-		case 'e': O.expect = strtoull(optarg, NULL, 10); break;
-		case 'i': O.idle_s = strtod(optarg, NULL); break;
-		case 'm': O.max_s = strtod(optarg, NULL); break;
-		case 'f': O.earliest = strcmp(optarg, "earliest") == 0; break;
-		case 'o': O.report = optarg; break;
-		case 'G': O.gap_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'D': O.dump = optarg; break;
+		case 'b':
+			O.bootstrap = optarg;
+			break;
+		case 't':
+			O.topic = optarg;
+			break;
+		case 'g':
+			O.group = optarg;
+			break;
+		case 'X':
+			O.props[O.nprops++] = optarg;
+			break;
+		case 'T':
+			O.tag = optarg;
+			break;
+		case 'e':
+			O.expect = strtoull(optarg, NULL, 10);
+			break;
+		case 'i':
+			O.idle_s = strtod(optarg, NULL);
+			break;
+		case 'm':
+			O.max_s = strtod(optarg, NULL);
+			break;
+		case 'f':
+			O.earliest = strcmp(optarg, "earliest") == 0;
+			break;
+		case 'o':
+			O.report = optarg;
+			break;
+		case 'G':
+			O.gap_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'D':
+			O.dump = optarg;
+			break;
 		case 'I':
 			if (sscanf(optarg, "%ld:%ld", &O.dump_from, &O.dump_to) != 2) {
 				fprintf(stderr, "kfloor: --dump-ids wants FROM:TO\n");
 				exit(2);
 			}
 			break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (!O.bootstrap || !O.topic) {

@@ -48,26 +48,26 @@
 #include "partition.h"
 #include "util.h"
 
-#define WRITES_PER_CALLBACK 64	/* plain lws_write per message */
-#define BATCHES_PER_CALLBACK 16	/* --batch-bytes: as the router since 13e99a5 */
-#define TIMER_US 1000	/* idle ticks are 50 of these */
+#define WRITES_PER_CALLBACK 64  /* plain lws_write per message */
+#define BATCHES_PER_CALLBACK 16 /* --batch-bytes: as the router since 13e99a5 */
+#define TIMER_US 1000           /* idle ticks are 50 of these */
 
 struct msg {
 	struct msg *next;
 	uint32_t len;
-	unsigned char data[];	/* LWS_PRE headroom, then the payload */
+	unsigned char data[]; /* LWS_PRE headroom, then the payload */
 };
 
 struct pss {
 	struct lws *wsi;
 	char *id;
 	size_t id_len;
-	char *id_json;		/* id escaped for a JSON string */
+	char *id_json; /* id escaped for a JSON string */
 	uint32_t partition;
-	uint32_t index;		/* in F.sess, or UINT32_MAX */
+	uint32_t index; /* in F.sess, or UINT32_MAX */
 	bool framed;
 	bool status_sent;
-	uint64_t seq;		/* records made for this session */
+	uint64_t seq; /* records made for this session */
 	struct msg *qhead, **qtail;
 	size_t qbytes;
 };
@@ -80,7 +80,7 @@ static struct {
 	long size;
 	const char *tag;
 	uint64_t count;
-	uint64_t total;		/* 0: count x sessions */
+	uint64_t total; /* 0: count x sessions */
 	uint32_t start_sessions;
 	long start_delay_ms;
 	uint32_t burst;
@@ -99,15 +99,15 @@ static struct {
 	bool started, done;
 	int64_t start_us, start_mono_ms, done_mono_ms, t0_ms;
 	uint64_t generated, written, written_bytes, target;
-	uint32_t rr;		/* next session in the round-robin */
+	uint32_t rr; /* next session in the round-robin */
 	uint64_t connects, closes, rejected;
 	uint32_t peak_sessions;
 	uint64_t sends;
 	char *buf;
 	size_t bufcap;
-	unsigned char *wbuf;	/* --batch-bytes: LWS_PRE + batch_bytes */
-	int timer_fd;		/* --rate ticks, -1 if none */
-	bool uv;		/* --event-loop uv (default): lws on loop */
+	unsigned char *wbuf; /* --batch-bytes: LWS_PRE + batch_bytes */
+	int timer_fd;        /* --rate ticks, -1 if none */
+	bool uv;             /* --event-loop uv (default): lws on loop */
 	uv_loop_t loop;
 } F;
 
@@ -178,9 +178,10 @@ static void make_record(struct pss *p)
 		n = (size_t)sprintf(F.buf, "d %u %" PRIu64 "\n", p->partition,
 				    F.part_offset[p->partition]);
 	body = n;
-	n += (size_t)sprintf(F.buf + n, "{\"key\":\"%s\",\"seq\":%" PRIu64 ",\"ts\":%" PRId64
-			     "%s%s%s", p->id_json, p->seq, now_wall_ms(),
-			     F.tag ? ",\"tag\":\"" : "", F.tag ? F.tag : "", F.tag ? "\"" : "");
+	n += (size_t)sprintf(F.buf + n,
+			     "{\"key\":\"%s\",\"seq\":%" PRIu64 ",\"ts\":%" PRId64 "%s%s%s",
+			     p->id_json, p->seq, now_wall_ms(), F.tag ? ",\"tag\":\"" : "",
+			     F.tag ? F.tag : "", F.tag ? "\"" : "");
 	/* Padding exactly as tests/tools/produce does it. */
 	if ((size_t)F.size > n - body + 1) {
 		static const char pad_open[] = ",\"pad\":\"";
@@ -246,7 +247,8 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 {
 	int64_t now = now_mono_us();
 
-	if (stop_requested || (F.exit_after_s > 0 && now_mono_ms() - F.t0_ms > F.exit_after_s * 1000)) {
+	if (stop_requested ||
+	    (F.exit_after_s > 0 && now_mono_ms() - F.t0_ms > F.exit_after_s * 1000)) {
 		stop_requested = 1;
 		stop_loop();
 		return;
@@ -275,7 +277,7 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 	 * (on_tick_fd); this timer only starts and stops. */
 	lws_sul_schedule(F.ctx, 0, &F.timer, on_timer,
 			 F.timer_fd < 0 && F.started && F.rate > 0 && !F.done ? F.tick_us
-									    : 50 * TIMER_US);
+									      : 50 * TIMER_US);
 }
 
 static int reject(struct lws *wsi, unsigned int status, const char *msg)
@@ -339,8 +341,8 @@ static int established(struct lws *wsi, struct pss *p)
 	p->id = xstrndup(id, (size_t)n);
 	p->id_len = (size_t)n;
 	p->id_json = json_escape(id, (size_t)n);
-	p->partition = (uint32_t)partition_for_key(PARTITIONER_MURMUR2, id, (size_t)n,
-						   F.partitions);
+	p->partition =
+		(uint32_t)partition_for_key(PARTITIONER_MURMUR2, id, (size_t)n, F.partitions);
 	p->qtail = &p->qhead;
 	const struct lws_protocols *proto = lws_get_protocol(wsi);
 	p->framed = proto && strcmp(proto->name, "kws.v1") == 0;
@@ -463,8 +465,7 @@ static void closed(struct pss *p)
 	p->id = NULL;
 }
 
-static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-	      size_t len)
+static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	struct pss *p = user;
 
@@ -506,12 +507,11 @@ static int cb_tick(struct lws *wsi, enum lws_callback_reasons reason, void *user
 	return 0;
 }
 
-static const struct lws_protocols protocols[] = {
-	{ "kws", cb, sizeof(struct pss), 0, 0, NULL, 0 },
-	{ "kws.v1", cb, sizeof(struct pss), 0, 0, NULL, 0 },
-	{ "wsfloor-tick", cb_tick, 0, 0, 0, NULL, 0 },
-	{ NULL, NULL, 0, 0, 0, NULL, 0 }
-};
+static const struct lws_protocols protocols[] = { { "kws", cb, sizeof(struct pss), 0, 0, NULL, 0 },
+						  { "kws.v1", cb, sizeof(struct pss), 0, 0, NULL,
+						    0 },
+						  { "wsfloor-tick", cb_tick, 0, 0, 0, NULL, 0 },
+						  { NULL, NULL, 0, 0, 0, NULL, 0 } };
 
 static void usage(FILE *f)
 {
@@ -548,31 +548,30 @@ static void usage(FILE *f)
 	      "  --exit-after-s S     exit after S seconds (default 900)\n"
 	      "  --event-loop L       uv (default: libuv, epoll, as the router) or poll\n"
 	      "                       (lws's default poll() loop)\n"
-	      "  --report FILE        JSON counters and CPU at exit\n", f);
+	      "  --report FILE        JSON counters and CPU at exit\n",
+	      f);
 }
 
 static void parse(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "rate", required_argument, NULL, 'r' },
-		{ "size", required_argument, NULL, 's' },
-		{ "tag", required_argument, NULL, 't' },
-		{ "count", required_argument, NULL, 'c' },
-		{ "total", required_argument, NULL, 'T' },
-		{ "start-sessions", required_argument, NULL, 'n' },
-		{ "start-delay-ms", required_argument, NULL, 'd' },
-		{ "burst", required_argument, NULL, 'b' },
-		{ "partitions", required_argument, NULL, 'p' },
-		{ "message-type", required_argument, NULL, 'm' },
-		{ "exit-after-s", required_argument, NULL, 'x' },
-		{ "report", required_argument, NULL, 'o' },
-		{ "tick-us", required_argument, NULL, 'k' },
-		{ "batch-bytes", required_argument, NULL, 'B' },
-		{ "event-loop", required_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+	static const struct option lo[] = { { "listen", required_argument, NULL, 'l' },
+					    { "rate", required_argument, NULL, 'r' },
+					    { "size", required_argument, NULL, 's' },
+					    { "tag", required_argument, NULL, 't' },
+					    { "count", required_argument, NULL, 'c' },
+					    { "total", required_argument, NULL, 'T' },
+					    { "start-sessions", required_argument, NULL, 'n' },
+					    { "start-delay-ms", required_argument, NULL, 'd' },
+					    { "burst", required_argument, NULL, 'b' },
+					    { "partitions", required_argument, NULL, 'p' },
+					    { "message-type", required_argument, NULL, 'm' },
+					    { "exit-after-s", required_argument, NULL, 'x' },
+					    { "report", required_argument, NULL, 'o' },
+					    { "tick-us", required_argument, NULL, 'k' },
+					    { "batch-bytes", required_argument, NULL, 'B' },
+					    { "event-loop", required_argument, NULL, 'e' },
+					    { "help", no_argument, NULL, 'h' },
+					    { NULL, 0, NULL, 0 } };
 	static char host[256] = "127.0.0.1";
 	int c;
 
@@ -598,20 +597,48 @@ static void parse(int argc, char **argv)
 			F.port = atoi(colon + 1);
 			break;
 		}
-		case 'r': F.rate = strtod(optarg, NULL); break;
-		case 's': F.size = atol(optarg); break;
-		case 't': F.tag = optarg; break;
-		case 'c': F.count = strtoull(optarg, NULL, 10); break;
-		case 'T': F.total = strtoull(optarg, NULL, 10); break;
-		case 'n': F.start_sessions = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'd': F.start_delay_ms = atol(optarg); break;
-		case 'b': F.burst = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'p': F.partitions = atoi(optarg); break;
-		case 'm': F.text = strcmp(optarg, "text") == 0; break;
-		case 'x': F.exit_after_s = atol(optarg); break;
-		case 'o': F.report = optarg; break;
-		case 'k': F.tick_us = atol(optarg); break;
-		case 'B': F.batch_bytes = atol(optarg); break;
+		case 'r':
+			F.rate = strtod(optarg, NULL);
+			break;
+		case 's':
+			F.size = atol(optarg);
+			break;
+		case 't':
+			F.tag = optarg;
+			break;
+		case 'c':
+			F.count = strtoull(optarg, NULL, 10);
+			break;
+		case 'T':
+			F.total = strtoull(optarg, NULL, 10);
+			break;
+		case 'n':
+			F.start_sessions = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'd':
+			F.start_delay_ms = atol(optarg);
+			break;
+		case 'b':
+			F.burst = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			F.partitions = atoi(optarg);
+			break;
+		case 'm':
+			F.text = strcmp(optarg, "text") == 0;
+			break;
+		case 'x':
+			F.exit_after_s = atol(optarg);
+			break;
+		case 'o':
+			F.report = optarg;
+			break;
+		case 'k':
+			F.tick_us = atol(optarg);
+			break;
+		case 'B':
+			F.batch_bytes = atol(optarg);
+			break;
 		case 'e':
 			if (strcmp(optarg, "uv") && strcmp(optarg, "poll")) {
 				fprintf(stderr, "wsfloor: --event-loop is uv or poll\n");
@@ -619,8 +646,12 @@ static void parse(int argc, char **argv)
 			}
 			F.uv = strcmp(optarg, "uv") == 0;
 			break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (F.partitions < 1 || F.size < 0 || F.size > 16 * 1024 * 1024 || F.burst < 1 ||
@@ -649,14 +680,15 @@ static void write_report(void)
 		log_error("--report %s: %s", F.report, strerror(errno));
 		return;
 	}
-	fprintf(f, "{\"generated\": %" PRIu64 ", \"written\": %" PRIu64
-		", \"written_bytes\": %" PRIu64 ", \"connects\": %" PRIu64
-		", \"closes\": %" PRIu64 ", \"rejected\": %" PRIu64 ", \"sends\": %" PRIu64
-		", \"peak_sessions\": %u, \"start_mono_ms\": %" PRId64
+	fprintf(f,
+		"{\"generated\": %" PRIu64 ", \"written\": %" PRIu64 ", \"written_bytes\": %" PRIu64
+		", \"connects\": %" PRIu64 ", \"closes\": %" PRIu64 ", \"rejected\": %" PRIu64
+		", \"sends\": %" PRIu64 ", \"peak_sessions\": %u, \"start_mono_ms\": %" PRId64
 		", \"done_mono_ms\": %" PRId64 ", \"utime_s\": %.3f, \"stime_s\": %.3f"
-		", \"max_rss_kb\": %ld}\n", F.generated, F.written, F.written_bytes,
-		F.connects, F.closes, F.rejected, F.sends, F.peak_sessions, F.start_mono_ms,
-		F.done_mono_ms, tv_s(ru.ru_utime), tv_s(ru.ru_stime), ru.ru_maxrss);
+		", \"max_rss_kb\": %ld}\n",
+		F.generated, F.written, F.written_bytes, F.connects, F.closes, F.rejected, F.sends,
+		F.peak_sessions, F.start_mono_ms, F.done_mono_ms, tv_s(ru.ru_utime),
+		tv_s(ru.ru_stime), ru.ru_maxrss);
 	fclose(f);
 }
 

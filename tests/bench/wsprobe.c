@@ -341,8 +341,8 @@ static void report(void)
 			gmax = C[i].gap_ms;
 	}
 	printf("wsprobe: clients %u open %u closed %u records %" PRIu64 " other %" PRIu64
-	       " protocol_errors %" PRIu64 " longest_gap_ms %u", O.clients, nopen, nclosed,
-	       records, other, proto_errors, gmax);
+	       " protocol_errors %" PRIu64 " longest_gap_ms %u",
+	       O.clients, nopen, nclosed, records, other, proto_errors, gmax);
 	if (nlat)
 		printf(" latency_us p50 %u p99 %u p999 %u max %u", q(0.5), q(0.99), q(0.999),
 		       lat[nlat - 1]);
@@ -355,16 +355,18 @@ static void report(void)
 		log_error("--report %s: %s", O.report, strerror(errno));
 		return;
 	}
-	fprintf(f, "{\"clients\": %u, \"closed\": %u, \"records\": %" PRIu64 ", \"other\": %"
-		PRIu64 ", \"protocol_errors\": %" PRIu64, O.clients, nclosed, records, other,
-		proto_errors);
+	fprintf(f,
+		"{\"clients\": %u, \"closed\": %u, \"records\": %" PRIu64 ", \"other\": %" PRIu64
+		", \"protocol_errors\": %" PRIu64,
+		O.clients, nclosed, records, other, proto_errors);
 	if (nlat) {
 		double sum = 0;
 		for (size_t i = 0; i < nlat; i++)
 			sum += lat[i];
-		fprintf(f, ",\n \"latency_us\": {\"count\": %zu, \"mean\": %.1f, \"min\": %u, "
-			"\"p50\": %u, \"p90\": %u, \"p99\": %u, \"p999\": %u, \"max\": %u}", nlat,
-			sum / (double)nlat, lat[0], q(0.5), q(0.9), q(0.99), q(0.999),
+		fprintf(f,
+			",\n \"latency_us\": {\"count\": %zu, \"mean\": %.1f, \"min\": %u, "
+			"\"p50\": %u, \"p90\": %u, \"p99\": %u, \"p999\": %u, \"max\": %u}",
+			nlat, sum / (double)nlat, lat[0], q(0.5), q(0.9), q(0.99), q(0.999),
 			lat[nlat - 1]);
 		fprintf(f, ",\n \"cdf_us\": [");
 		for (int i = 1; i <= 1000; i++)
@@ -374,10 +376,12 @@ static void report(void)
 	fprintf(f, ",\n \"per_client\": [\n");
 	for (uint32_t i = 0; i < O.clients; i++) {
 		const struct client *c = &C[i];
-		fprintf(f, "  {\"id\": \"%s%u\", \"partition\": %d, \"records\": %" PRIu64
+		fprintf(f,
+			"  {\"id\": \"%s%u\", \"partition\": %d, \"records\": %" PRIu64
 			", \"states\": %u, \"gap_ms\": %u, \"gap_end_ms\": %" PRId64
-			", \"gaps\": [", O.prefix, O.ids_from + i, c->partition, c->records,
-			c->states, c->gap_ms, c->gap_end_ms);
+			", \"gaps\": [",
+			O.prefix, O.ids_from + i, c->partition, c->records, c->states, c->gap_ms,
+			c->gap_end_ms);
 		for (uint32_t g = 0; g < c->ngaps; g++)
 			fprintf(f, "%s[%u, %" PRId64 "]", g ? ", " : "", c->gaps[g].ms,
 				c->gaps[g].end_ms);
@@ -398,26 +402,25 @@ static void usage(FILE *f)
 	      "latency CDF (tests/bench). Defaults: prefix client-, ids from 0,\n"
 	      "8 source addresses, duration 60 s, gaps over 50 ms listed.\n"
 	      "--dump writes \"<key> <seq> <receipt wall us>\" for every tagged record\n"
-	      "(to pair with kfloor --dump: the per-record router+edge hop).\n", f);
+	      "(to pair with kfloor --dump: the per-record router+edge hop).\n",
+	      f);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "clients", required_argument, NULL, 'n' },
-		{ "prefix", required_argument, NULL, 'p' },
-		{ "ids-from", required_argument, NULL, 'k' },
-		{ "source-addrs", required_argument, NULL, 's' },
-		{ "tag", required_argument, NULL, 't' },
-		{ "duration-s", required_argument, NULL, 'd' },
-		{ "expect-per-client", required_argument, NULL, 'e' },
-		{ "gap-ms", required_argument, NULL, 'g' },
-		{ "report", required_argument, NULL, 'o' },
-		{ "dump", required_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+	static const struct option lo[] = { { "url", required_argument, NULL, 'u' },
+					    { "clients", required_argument, NULL, 'n' },
+					    { "prefix", required_argument, NULL, 'p' },
+					    { "ids-from", required_argument, NULL, 'k' },
+					    { "source-addrs", required_argument, NULL, 's' },
+					    { "tag", required_argument, NULL, 't' },
+					    { "duration-s", required_argument, NULL, 'd' },
+					    { "expect-per-client", required_argument, NULL, 'e' },
+					    { "gap-ms", required_argument, NULL, 'g' },
+					    { "report", required_argument, NULL, 'o' },
+					    { "dump", required_argument, NULL, 'D' },
+					    { "help", no_argument, NULL, 'h' },
+					    { NULL, 0, NULL, 0 } };
 	static char host[64];
 	struct sigaction sa = { .sa_handler = on_signal };
 	int c;
@@ -436,18 +439,42 @@ int main(int argc, char **argv)
 			}
 			O.host = host;
 			break;
-		case 'n': O.clients = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'p': O.prefix = optarg; break;
-		case 'k': O.ids_from = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 's': O.source_addrs = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 't': O.tag = optarg; break;
-		case 'd': O.duration_s = strtod(optarg, NULL); break;
-		case 'e': O.expect = strtoull(optarg, NULL, 10); break;
-		case 'g': O.gap_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'o': O.report = optarg; break;
-		case 'D': O.dump = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'n':
+			O.clients = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			O.prefix = optarg;
+			break;
+		case 'k':
+			O.ids_from = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 's':
+			O.source_addrs = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 't':
+			O.tag = optarg;
+			break;
+		case 'd':
+			O.duration_s = strtod(optarg, NULL);
+			break;
+		case 'e':
+			O.expect = strtoull(optarg, NULL, 10);
+			break;
+		case 'g':
+			O.gap_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'o':
+			O.report = optarg;
+			break;
+		case 'D':
+			O.dump = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!O.host || !O.clients || O.clients > 15000 || O.source_addrs > 250) {

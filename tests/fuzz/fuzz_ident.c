@@ -96,7 +96,8 @@ static void signed_claims(const char *json)
 	if (jwt_new(&jwt) != 0)
 		abort();
 	if (jwt_add_grants_json(jwt, json) == 0 && jwt_add_header(jwt, "kid", "fuzz_ident") == 0 &&
-	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, sizeof secret - 1) == 0 &&
+	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, sizeof secret - 1) ==
+		    0 &&
 	    (tok = jwt_encode_str(jwt))) {
 		if (asprintf(&auth, "Bearer %s", tok) < 0)
 			abort();

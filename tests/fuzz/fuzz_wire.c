@@ -38,7 +38,7 @@ static uint64_t touch(const struct wire_bytes *s)
 
 /* Reads s, which must be n bytes long, or also 0 if may_be_empty. */
 static uint64_t touch_fixed(const struct wire_bytes *s, uint32_t n, bool may_be_empty,
-			   uint32_t type)
+			    uint32_t type)
 {
 	if (s->len != n && (s->len != 0 || !may_be_empty))
 		fail("authentication field of a wrong length", type);
@@ -90,8 +90,8 @@ static void walk(const struct wire_msg *m)
 		h += m->u.unsub.sid;
 		break;
 	case WIRE_SUB_ACK:
-		h += m->u.sub_ack.sid + m->u.sub_ack.status +
-		     (uint64_t)m->u.sub_ack.start_offset + m->u.sub_ack.complete;
+		h += m->u.sub_ack.sid + m->u.sub_ack.status + (uint64_t)m->u.sub_ack.start_offset +
+		     m->u.sub_ack.complete;
 		break;
 	case WIRE_DELIVER:
 		for (uint32_t i = 0; i < m->u.deliver.count; i++) {
@@ -105,8 +105,8 @@ static void walk(const struct wire_msg *m)
 		}
 		break;
 	case WIRE_UP:
-		h += m->u.up.sid + m->u.up.partition + touch(&m->u.up.key) +
-		     touch(&m->u.up.data) + m->u.up.text;
+		h += m->u.up.sid + m->u.up.partition + touch(&m->u.up.key) + touch(&m->u.up.data) +
+		     m->u.up.text;
 		break;
 	case WIRE_UP_ERR:
 		h += m->u.up_err.sid + m->u.up_err.code + touch(&m->u.up_err.reason);
@@ -228,8 +228,7 @@ static int same(const struct wire_msg *a, const struct wire_msg *b)
 	case WIRE_ASSIGN:
 		return same_assignment(&a->u.assign, &b->u.assign);
 	case WIRE_SUB:
-		return a->u.sub.sid == b->u.sub.sid &&
-		       a->u.sub.partition == b->u.sub.partition &&
+		return a->u.sub.sid == b->u.sub.sid && a->u.sub.partition == b->u.sub.partition &&
 		       same_bytes(&a->u.sub.key, &b->u.sub.key) &&
 		       a->u.sub.from_offset == b->u.sub.from_offset;
 	case WIRE_UNSUB:
@@ -250,18 +249,14 @@ static int same(const struct wire_msg *a, const struct wire_msg *b)
 		}
 		return 1;
 	case WIRE_UP:
-		return a->u.up.sid == b->u.up.sid &&
-		       a->u.up.partition == b->u.up.partition &&
+		return a->u.up.sid == b->u.up.sid && a->u.up.partition == b->u.up.partition &&
 		       same_bytes(&a->u.up.key, &b->u.up.key) &&
-		       same_bytes(&a->u.up.data, &b->u.up.data) &&
-		       a->u.up.text == b->u.up.text;
+		       same_bytes(&a->u.up.data, &b->u.up.data) && a->u.up.text == b->u.up.text;
 	case WIRE_UP_ERR:
-		return a->u.up_err.sid == b->u.up_err.sid &&
-		       a->u.up_err.code == b->u.up_err.code &&
+		return a->u.up_err.sid == b->u.up_err.sid && a->u.up_err.code == b->u.up_err.code &&
 		       same_bytes(&a->u.up_err.reason, &b->u.up_err.reason);
 	case WIRE_FLOW:
-		return a->u.flow.sid == b->u.flow.sid &&
-		       a->u.flow.paused == b->u.flow.paused;
+		return a->u.flow.sid == b->u.flow.sid && a->u.flow.paused == b->u.flow.paused;
 	case WIRE_RESYNC:
 		return same_bytes(&a->u.resync.reason, &b->u.resync.reason);
 	}

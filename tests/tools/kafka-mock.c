@@ -45,11 +45,11 @@ struct options {
 };
 
 struct control {
-	int fd;			/* -1 when there is no control FIFO */
-	int created;		/* we made the FIFO, so we remove it */
+	int fd;      /* -1 when there is no control FIFO */
+	int created; /* we made the FIFO, so we remove it */
 	char line[CTL_LINE_MAX];
 	size_t len;
-	int discarding;		/* inside an overlong line */
+	int discarding; /* inside an overlong line */
 };
 
 static void usage(FILE *f)
@@ -81,8 +81,7 @@ static void usage(FILE *f)
 		MAX_BROKERS);
 }
 
-__attribute__((format(printf, 1, 2), noreturn))
-static void die_usage(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die_usage(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -119,7 +118,8 @@ static void parse_topic(struct options *o, const char *arg)
 		die_usage("--topic wants NAME:PARTITIONS, got '%s'", arg);
 	if (parse_int(colon + 1, 1, MAX_PARTITIONS, &parts))
 		die_usage("--topic '%s': partition count must be an integer "
-			  "from 1 to %d", arg, MAX_PARTITIONS);
+			  "from 1 to %d",
+			  arg, MAX_PARTITIONS);
 	o->topics = xrealloc(o->topics, (size_t)(o->ntopics + 1) * sizeof *o->topics);
 	o->topics[o->ntopics].name = xstrndup(arg, (size_t)(colon - arg));
 	o->topics[o->ntopics].partitions = parts;
@@ -145,7 +145,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'b':
 			if (parse_int(optarg, 1, MAX_BROKERS, &o->brokers))
 				die_usage("--brokers wants an integer from 1 to %d, "
-					  "got '%s'", MAX_BROKERS, optarg);
+					  "got '%s'",
+					  MAX_BROKERS, optarg);
 			break;
 		case 't':
 			parse_topic(o, optarg);
@@ -171,11 +172,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 		die_usage("unexpected argument '%s'", argv[optind]);
 }
 
-static void rk_log(const rd_kafka_t *rk, int level, const char *fac,
-		   const char *buf)
+static void rk_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	enum log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN :
-			   level <= 6 ? LOG_INFO : LOG_DEBUG;
+	enum log_level l = level <= 3   ? LOG_ERROR
+			   : level == 4 ? LOG_WARN
+			   : level <= 6 ? LOG_INFO
+					: LOG_DEBUG;
 
 	/* This handle only hosts the mock cluster; it is meant to have no
 	 * bootstrap servers, so that warning would only mislead. */
@@ -266,26 +268,24 @@ static void control_exec(rd_kafka_mock_cluster_t *mc, char *line)
 			err = rd_kafka_mock_broker_set_up(mc, id);
 		log_info("control: %s %d: %s", cmd, id, rd_kafka_err2str(err));
 	} else if (!strcmp(cmd, "broker-rtt")) {
-		if (!a2 || a3 || parse_int(a1, -1, INT_MAX, &id) ||
-		    parse_int(a2, 0, INT_MAX, &v))
+		if (!a2 || a3 || parse_int(a1, -1, INT_MAX, &id) || parse_int(a2, 0, INT_MAX, &v))
 			goto bad;
 		err = rd_kafka_mock_broker_set_rtt(mc, id, v);
-		log_info("control: broker-rtt %d %d: %s", id, v,
-			 rd_kafka_err2str(err));
+		log_info("control: broker-rtt %d %d: %s", id, v, rd_kafka_err2str(err));
 	} else if (!strcmp(cmd, "leader")) {
 		if (!a3 || extra || parse_int(a2, 0, INT_MAX, &v) ||
 		    parse_int(a3, -1, INT_MAX, &id))
 			goto bad;
 		err = rd_kafka_mock_partition_set_leader(mc, a1, v, id);
-		log_info("control: leader %s %d %d: %s", a1, v, id,
-			 rd_kafka_err2str(err));
+		log_info("control: leader %s %d %d: %s", a1, v, id, rd_kafka_err2str(err));
 	} else {
 		goto bad;
 	}
 	return;
 bad:
 	log_error("control: bad command '%s' (want broker-down ID, broker-up ID, "
-		  "broker-rtt ID MS or leader TOPIC PARTITION ID)", cmd);
+		  "broker-rtt ID MS or leader TOPIC PARTITION ID)",
+		  cmd);
 }
 
 /* Reads what the FIFO has and runs each complete line. */
@@ -309,7 +309,8 @@ static void control_read(struct control *ctl, rd_kafka_mock_cluster_t *mc)
 				continue;
 			} else if (ctl->len + 1 >= sizeof ctl->line) {
 				log_error("control: line longer than %d bytes "
-					  "ignored", CTL_LINE_MAX - 1);
+					  "ignored",
+					  CTL_LINE_MAX - 1);
 				ctl->discarding = 1;
 			} else {
 				ctl->line[ctl->len++] = ch;
@@ -404,16 +405,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (int i = 0; i < o.ntopics; i++) {
-		rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc,
-			o.topics[i].name, o.topics[i].partitions, 1);
+		rd_kafka_resp_err_t err =
+			rd_kafka_mock_topic_create(mc, o.topics[i].name, o.topics[i].partitions, 1);
 
 		if (err) {
 			log_error("cannot create topic %s: %s", o.topics[i].name,
 				  rd_kafka_err2str(err));
 			goto out;
 		}
-		log_info("topic %s: %d partitions", o.topics[i].name,
-			 o.topics[i].partitions);
+		log_info("topic %s: %d partitions", o.topics[i].name, o.topics[i].partitions);
 	}
 
 	bootstraps = rd_kafka_mock_cluster_bootstraps(mc);

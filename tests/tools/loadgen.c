@@ -18,7 +18,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>		/* isfinite(), a macro: no libm */
+#include <math.h> /* isfinite(), a macro: no libm */
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -185,10 +185,9 @@ static unsigned hist_index(uint64_t v)
 
 	if (v < 2 * HIST_SUB)
 		return (unsigned)v;
-	e = 63 - __builtin_clzll(v);	/* 7 .. 63 */
-	shift = e - 6;			/* v >> shift is in [64, 128) */
-	return (unsigned)(2 * HIST_SUB + (e - 7) * HIST_SUB +
-			  (int)((v >> shift) - HIST_SUB));
+	e = 63 - __builtin_clzll(v); /* 7 .. 63 */
+	shift = e - 6;               /* v >> shift is in [64, 128) */
+	return (unsigned)(2 * HIST_SUB + (e - 7) * HIST_SUB + (int)((v >> shift) - HIST_SUB));
 }
 
 /* The largest value that falls into bucket i. */
@@ -237,7 +236,7 @@ static uint64_t hist_quantile(const struct hist *h, double q)
 struct tally {
 	char key[24];
 	uint64_t n;
-	char *note;		/* the first close reason or failure detail */
+	char *note; /* the first close reason or failure detail */
 };
 
 struct tallies {
@@ -302,14 +301,14 @@ static void tallies_free(struct tallies *ts)
 
 struct url {
 	const char *text;
-	char *hostport;		/* for the Host header */
+	char *hostport; /* for the Host header */
 	char *path;
 	struct sockaddr_in addr;
 };
 
 struct disconnect {
 	uint32_t client;
-	int64_t at_ms, for_ms;	/* from the start of the run */
+	int64_t at_ms, for_ms; /* from the start of the run */
 	bool done;
 };
 
@@ -320,13 +319,13 @@ struct options {
 	const char *prefix;
 	uint64_t ids_from;
 	bool kws;
-	int source_addrs;	/* -1: not given */
-	double connect_rate;	/* per second; 0: no limit */
-	int64_t duration_ms;	/* -1: not given */
-	int64_t idle_ms;	/* -1: not given */
+	int source_addrs;    /* -1: not given */
+	double connect_rate; /* per second; 0: no limit */
+	int64_t duration_ms; /* -1: not given */
+	int64_t idle_ms;     /* -1: not given */
 	int64_t connect_timeout_ms;
-	int64_t progress_ms;	/* 0: no progress lines */
-	uint64_t expect;	/* 0: not given */
+	int64_t progress_ms; /* 0: no progress lines */
+	uint64_t expect;     /* 0: not given */
 	const char *tag;
 	const char *report;
 	const char **stall_args;
@@ -335,37 +334,37 @@ struct options {
 	unsigned ndisc;
 	const char **disc_args;
 	bool resume;
-	char *headers;		/* extra "Name: value\r\n" lines */
+	char *headers; /* extra "Name: value\r\n" lines */
 	size_t headers_len;
 };
 
 /* ---- per client state ---- */
 
 enum cstate {
-	C_IDLE,			/* no connection and none planned */
-	C_WAIT,			/* waiting for its timer to connect */
-	C_QUEUED,		/* in the connect queue (--connect-rate) */
-	C_CONNECTING,		/* TCP connect in progress */
-	C_HANDSHAKE,		/* request sent, reading the response */
+	C_IDLE,       /* no connection and none planned */
+	C_WAIT,       /* waiting for its timer to connect */
+	C_QUEUED,     /* in the connect queue (--connect-rate) */
+	C_CONNECTING, /* TCP connect in progress */
+	C_HANDSHAKE,  /* request sent, reading the response */
 	C_OPEN,
-	C_CLOSING,		/* we sent a close, waiting for the server's */
+	C_CLOSING, /* we sent a close, waiting for the server's */
 };
 
 enum {
-	F_EVER_OPEN = 1 << 0,	/* completed a handshake once */
-	F_GAVE_UP = 1 << 1,	/* did not connect within --connect-timeout-s */
-	F_SEEN = 1 << 2,	/* received a record of its own */
-	F_STALL = 1 << 3,	/* --stall: stops reading once the run starts */
-	F_STALLED = 1 << 4,	/* not reading now */
-	F_KWS = 1 << 5,		/* this connection speaks kws.v1 */
-	F_PRESENTED = 1 << 6,	/* this connection presented a position */
-	F_GOT_STATE = 1 << 7,	/* this connection got its first s message */
+	F_EVER_OPEN = 1 << 0, /* completed a handshake once */
+	F_GAVE_UP = 1 << 1,   /* did not connect within --connect-timeout-s */
+	F_SEEN = 1 << 2,      /* received a record of its own */
+	F_STALL = 1 << 3,     /* --stall: stops reading once the run starts */
+	F_STALLED = 1 << 4,   /* not reading now */
+	F_KWS = 1 << 5,       /* this connection speaks kws.v1 */
+	F_PRESENTED = 1 << 6, /* this connection presented a position */
+	F_GOT_STATE = 1 << 7, /* this connection got its first s message */
 	F_CLOSE_SENT = 1 << 8,
-	F_FRAG = 1 << 9,	/* inside a fragmented message */
-	F_HAS_POS = 1 << 10,	/* part:offset is a position */
+	F_FRAG = 1 << 9,          /* inside a fragmented message */
+	F_HAS_POS = 1 << 10,      /* part:offset is a position */
 	F_DISCONNECTED = 1 << 11, /* closed by --disconnect; reconnects at due */
-	F_COMPLETE = 1 << 12,	/* has every seq below --expect-per-client */
-	F_BAD_ORDER = 1 << 13,	/* a kws.v1 error of this connection was counted */
+	F_COMPLETE = 1 << 12,     /* has every seq below --expect-per-client */
+	F_BAD_ORDER = 1 << 13,    /* a kws.v1 error of this connection was counted */
 };
 
 enum { ST_LIVE, ST_COMPLETE, ST_INCOMPLETE, ST_UNKNOWN, NSTATES };
@@ -379,27 +378,27 @@ struct span {
 struct client {
 	int fd;
 	uint32_t flags;
-	uint32_t events;	/* epoll interest; 0: not registered */
+	uint32_t events; /* epoll interest; 0: not registered */
 	uint8_t state;
-	uint8_t url;		/* --url of the current or next connection */
-	uint8_t first_state;	/* state of its first kws.v1 session; NSTATES: none */
-	uint8_t fop;		/* opcode of the fragmented message */
-	uint8_t nonce[16];	/* of the Sec-WebSocket-Key in flight */
-	int32_t part;		/* position: partition and next offset */
+	uint8_t url;         /* --url of the current or next connection */
+	uint8_t first_state; /* state of its first kws.v1 session; NSTATES: none */
+	uint8_t fop;         /* opcode of the fragmented message */
+	uint8_t nonce[16];   /* of the Sec-WebSocket-Key in flight */
+	int32_t part;        /* position: partition and next offset */
 	int64_t offset;
-	int64_t due;		/* timer, monotonic ms; 0: none */
-	int64_t last_rx;	/* monotonic ms of its last own record */
-	uint32_t longest_gap;	/* ms between two of its records */
-	uint32_t wlen, woff;	/* wbuf: output the socket did not take */
+	int64_t due;          /* timer, monotonic ms; 0: none */
+	int64_t last_rx;      /* monotonic ms of its last own record */
+	uint32_t longest_gap; /* ms between two of its records */
+	uint32_t wlen, woff;  /* wbuf: output the socket did not take */
 	char *wbuf;
-	char *rbuf;		/* input not parsed yet: a partial frame */
+	char *rbuf; /* input not parsed yet: a partial frame */
 	uint32_t rlen;
-	uint32_t flen;		/* frag: the fragments received so far */
+	uint32_t flen; /* frag: the fragments received so far */
 	char *frag;
-	uint64_t next;		/* highest seq received + 1 */
+	uint64_t next; /* highest seq received + 1 */
 	uint64_t min_seq;
-	uint64_t have;		/* distinct seqs below --expect-per-client */
-	struct span *gaps;	/* sorted */
+	uint64_t have;     /* distinct seqs below --expect-per-client */
+	struct span *gaps; /* sorted */
 	uint32_t ngaps, gcap;
 	uint32_t records, dups, reorders, foreign;
 };
@@ -412,14 +411,14 @@ struct loadgen {
 	struct client *c;
 	int ep;
 	enum phase phase;
-	uint32_t *queue;	/* ring of client indexes waiting to connect */
+	uint32_t *queue; /* ring of client indexes waiting to connect */
 	uint32_t qhead, qlen;
 	double tokens;
 	int64_t tokens_at;
-	int64_t now, wall;	/* clocks of the event being handled */
+	int64_t now, wall; /* clocks of the event being handled */
 	int64_t t_start, t_run, t_stop, t_last_msg, next_due, next_progress;
 	int64_t connect_ms;
-	uint32_t pending_first;	/* neither connected once nor given up */
+	uint32_t pending_first; /* neither connected once nor given up */
 	uint32_t open, ever_open, complete;
 	uint64_t messages, records, other, unparsed, foreign, dups, reorders;
 	uint64_t proto_errors, reconnects, presented, refused;
@@ -430,7 +429,7 @@ struct loadgen {
 	struct tallies closes, hs_fail;
 	struct hist lat;
 	FILE *report;
-	char *rd;		/* the shared read buffer */
+	char *rd; /* the shared read buffer */
 };
 
 static struct loadgen L;
@@ -438,94 +437,93 @@ static volatile sig_atomic_t stop_signals;
 
 static void usage(FILE *f)
 {
-	fputs(
-	"usage: loadgen --url ws://HOST[:PORT]/PATH [--url ...]... --clients N\n"
-	"               [--prefix PREFIX] [--ids-from K] [--subprotocol kws.v1|none]\n"
-	"               [--source-addrs S] [--connect-rate R] [--connect-timeout-s T]\n"
-	"               [--duration-s S | --until-idle-s S] [--expect-per-client M]\n"
-	"               [--tag TAG] [--report FILE.json] [--stall ID,ID...]\n"
-	"               [--disconnect ID:AT_S:FOR_S]... [--resume]\n"
-	"               [--header NAME:VALUE]... [--progress-s P]\n"
-	"\n"
-	"Opens N WebSocket clients with ids PREFIX<K> .. PREFIX<K+N-1> (header\n"
-	"X-Client-Id), round-robin over the --url list, on one epoll loop, and\n"
-	"checks the records they receive. Records are the JSON values of\n"
-	"tests/tools/produce: {\"key\":\"client-3\",\"seq\":17,\"ts\":<wall ms>,...},\n"
-	"seq counting the records of a key from 0.\n"
-	"\n"
-	"  --url URL            a router's WebSocket URL (ws:// only); repeat for\n"
-	"                       several routers\n"
-	"  --clients N          number of clients, 1 to 1000000 (required)\n"
-	"  --prefix PREFIX      id prefix (default \"client-\")\n"
-	"  --ids-from K         number of the first id (default 0)\n"
-	"  --subprotocol P      kws.v1 (default): ask for it, track positions and\n"
-	"                       states; none: every message is a bare record\n"
-	"  --source-addrs S     connect from 127.0.0.1 .. 127.0.0.S (default 8 when\n"
-	"                       every URL is on 127/8, else 0: no bind)\n"
-	"  --connect-rate R     new connections per second, reconnects included\n"
-	"                       (default 2000; 0: no limit)\n"
-	"  --connect-timeout-s T  clients not connected T seconds after the start\n"
-	"                       give up (default 60); failed attempts are retried\n"
-	"                       every 200 ms on the next URL until then\n"
-	"  --duration-s S       run S seconds after every client connected\n"
-	"  --until-idle-s S     run until every client has all of its\n"
-	"                       --expect-per-client records, or until no message\n"
-	"                       arrived for S seconds (counted from the moment every\n"
-	"                       client connected or from the last message)\n"
-	"                       (neither: run until SIGINT or SIGTERM)\n"
-	"  --expect-per-client M  each client should get seqs 0 .. M-1 (see lost)\n"
-	"  --tag TAG            check only records with \"tag\":\"TAG\"; others count\n"
-	"                       as \"other\"\n"
-	"  --report FILE        also write every counter as a JSON object to FILE\n"
-	"  --stall IDS          these clients (full ids, comma-separated) stop reading\n"
-	"                       once every client connected; the socket stays open.\n"
-	"                       A stalled client sends an unsolicited pong each\n"
-	"                       second, so that it notices (by a reset) when the\n"
-	"                       router drops it; it then reads what did arrive\n"
-	"                       (records, perhaps the router's close frame; if not,\n"
-	"                       the close counts as 1006) and, with --resume,\n"
-	"                       reconnects and reads normally. A client stalled\n"
-	"                       before its first record has no position to present\n"
-	"                       and resumes at the live end\n"
-	"  --disconnect ID:AT_S:FOR_S  client ID closes (code 1000) AT_S seconds after\n"
-	"                       every client connected and reconnects with its\n"
-	"                       position FOR_S seconds after that; may be repeated\n"
-	"  --resume             after any close or reset, reconnect after 200 ms to\n"
-	"                       the next URL, presenting X-Kws-Position (kws.v1)\n"
-	"  --header NAME:VALUE  an extra handshake header; may be repeated\n"
-	"  --progress-s P       a progress line on stderr every P seconds (default 5;\n"
-	"                       0: none)\n"
-	"  --help               this text\n"
-	"\n"
-	"Per client, over its own records (key = its id, tag matching):\n"
-	"  duplicated  a seq received again\n"
-	"  reordered   a seq received after a higher one, the first time\n"
-	"  lost        seqs never received in [lo, hi], where without\n"
-	"              --expect-per-client lo and hi are the lowest and highest seq\n"
-	"              it received (nothing received: 0 lost), and with it lo = 0 and\n"
-	"              hi = max(M - 1, highest seq received) (nothing received: M)\n"
-	"  foreign     records of another key (not checked further)\n"
-	"  records     its own records, duplicates included\n"
-	"  longest_gap_ms  the longest time between two of its records; the summary\n"
-	"              gives the maximum over the clients and gap_p99_ms the 99th\n"
-	"              percentile\n"
-	"Latency is receive wall clock minus \"ts\", over its own records.\n"
-	"closes counts the close codes the routers sent, 1006 for a connection\n"
-	"that ended without a close frame; the final close is not counted. states\n"
-	"counts the first kws.v1 state line of each session, resumed those of the\n"
-	"sessions that presented a position. unparsed: messages that are not\n"
-	"producer records; protocol_errors: WebSocket or kws.v1 violations;\n"
-	"subprotocol_refused: 101 responses without kws.v1 (their messages are then\n"
-	"taken as bare records); handshake_failures: failed connection attempts by\n"
-	"HTTP status or cause.\n"
-	"\n"
-	"Prints one summary line on stdout. Exit status: 0 after a run (judge the\n"
-	"counters), 1 on an internal error or when no client connected at all,\n"
-	"2 on bad arguments.\n", f);
+	fputs("usage: loadgen --url ws://HOST[:PORT]/PATH [--url ...]... --clients N\n"
+	      "               [--prefix PREFIX] [--ids-from K] [--subprotocol kws.v1|none]\n"
+	      "               [--source-addrs S] [--connect-rate R] [--connect-timeout-s T]\n"
+	      "               [--duration-s S | --until-idle-s S] [--expect-per-client M]\n"
+	      "               [--tag TAG] [--report FILE.json] [--stall ID,ID...]\n"
+	      "               [--disconnect ID:AT_S:FOR_S]... [--resume]\n"
+	      "               [--header NAME:VALUE]... [--progress-s P]\n"
+	      "\n"
+	      "Opens N WebSocket clients with ids PREFIX<K> .. PREFIX<K+N-1> (header\n"
+	      "X-Client-Id), round-robin over the --url list, on one epoll loop, and\n"
+	      "checks the records they receive. Records are the JSON values of\n"
+	      "tests/tools/produce: {\"key\":\"client-3\",\"seq\":17,\"ts\":<wall ms>,...},\n"
+	      "seq counting the records of a key from 0.\n"
+	      "\n"
+	      "  --url URL            a router's WebSocket URL (ws:// only); repeat for\n"
+	      "                       several routers\n"
+	      "  --clients N          number of clients, 1 to 1000000 (required)\n"
+	      "  --prefix PREFIX      id prefix (default \"client-\")\n"
+	      "  --ids-from K         number of the first id (default 0)\n"
+	      "  --subprotocol P      kws.v1 (default): ask for it, track positions and\n"
+	      "                       states; none: every message is a bare record\n"
+	      "  --source-addrs S     connect from 127.0.0.1 .. 127.0.0.S (default 8 when\n"
+	      "                       every URL is on 127/8, else 0: no bind)\n"
+	      "  --connect-rate R     new connections per second, reconnects included\n"
+	      "                       (default 2000; 0: no limit)\n"
+	      "  --connect-timeout-s T  clients not connected T seconds after the start\n"
+	      "                       give up (default 60); failed attempts are retried\n"
+	      "                       every 200 ms on the next URL until then\n"
+	      "  --duration-s S       run S seconds after every client connected\n"
+	      "  --until-idle-s S     run until every client has all of its\n"
+	      "                       --expect-per-client records, or until no message\n"
+	      "                       arrived for S seconds (counted from the moment every\n"
+	      "                       client connected or from the last message)\n"
+	      "                       (neither: run until SIGINT or SIGTERM)\n"
+	      "  --expect-per-client M  each client should get seqs 0 .. M-1 (see lost)\n"
+	      "  --tag TAG            check only records with \"tag\":\"TAG\"; others count\n"
+	      "                       as \"other\"\n"
+	      "  --report FILE        also write every counter as a JSON object to FILE\n"
+	      "  --stall IDS          these clients (full ids, comma-separated) stop reading\n"
+	      "                       once every client connected; the socket stays open.\n"
+	      "                       A stalled client sends an unsolicited pong each\n"
+	      "                       second, so that it notices (by a reset) when the\n"
+	      "                       router drops it; it then reads what did arrive\n"
+	      "                       (records, perhaps the router's close frame; if not,\n"
+	      "                       the close counts as 1006) and, with --resume,\n"
+	      "                       reconnects and reads normally. A client stalled\n"
+	      "                       before its first record has no position to present\n"
+	      "                       and resumes at the live end\n"
+	      "  --disconnect ID:AT_S:FOR_S  client ID closes (code 1000) AT_S seconds after\n"
+	      "                       every client connected and reconnects with its\n"
+	      "                       position FOR_S seconds after that; may be repeated\n"
+	      "  --resume             after any close or reset, reconnect after 200 ms to\n"
+	      "                       the next URL, presenting X-Kws-Position (kws.v1)\n"
+	      "  --header NAME:VALUE  an extra handshake header; may be repeated\n"
+	      "  --progress-s P       a progress line on stderr every P seconds (default 5;\n"
+	      "                       0: none)\n"
+	      "  --help               this text\n"
+	      "\n"
+	      "Per client, over its own records (key = its id, tag matching):\n"
+	      "  duplicated  a seq received again\n"
+	      "  reordered   a seq received after a higher one, the first time\n"
+	      "  lost        seqs never received in [lo, hi], where without\n"
+	      "              --expect-per-client lo and hi are the lowest and highest seq\n"
+	      "              it received (nothing received: 0 lost), and with it lo = 0 and\n"
+	      "              hi = max(M - 1, highest seq received) (nothing received: M)\n"
+	      "  foreign     records of another key (not checked further)\n"
+	      "  records     its own records, duplicates included\n"
+	      "  longest_gap_ms  the longest time between two of its records; the summary\n"
+	      "              gives the maximum over the clients and gap_p99_ms the 99th\n"
+	      "              percentile\n"
+	      "Latency is receive wall clock minus \"ts\", over its own records.\n"
+	      "closes counts the close codes the routers sent, 1006 for a connection\n"
+	      "that ended without a close frame; the final close is not counted. states\n"
+	      "counts the first kws.v1 state line of each session, resumed those of the\n"
+	      "sessions that presented a position. unparsed: messages that are not\n"
+	      "producer records; protocol_errors: WebSocket or kws.v1 violations;\n"
+	      "subprotocol_refused: 101 responses without kws.v1 (their messages are then\n"
+	      "taken as bare records); handshake_failures: failed connection attempts by\n"
+	      "HTTP status or cause.\n"
+	      "\n"
+	      "Prints one summary line on stdout. Exit status: 0 after a run (judge the\n"
+	      "counters), 1 on an internal error or when no client connected at all,\n"
+	      "2 on bad arguments.\n",
+	      f);
 }
 
-__attribute__((format(printf, 1, 2), noreturn))
-static void die_usage(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die_usage(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -646,9 +644,8 @@ static void add_header(struct options *o, const char *arg)
 		die_usage("--header wants NAME:VALUE, got '%s'", arg);
 	nlen = (size_t)(colon - arg);
 	for (size_t i = 0; i < nlen; i++)
-		if (!strchr("!#$%&'*+-.^_`|~", arg[i]) &&
-		    !(arg[i] >= '0' && arg[i] <= '9') && !(arg[i] >= 'a' && arg[i] <= 'z') &&
-		    !(arg[i] >= 'A' && arg[i] <= 'Z'))
+		if (!strchr("!#$%&'*+-.^_`|~", arg[i]) && !(arg[i] >= '0' && arg[i] <= '9') &&
+		    !(arg[i] >= 'a' && arg[i] <= 'z') && !(arg[i] >= 'A' && arg[i] <= 'Z'))
 			die_usage("--header %s: bad character in the name", arg);
 	val = colon + 1;
 	while (*val == ' ' || *val == '\t')
@@ -658,15 +655,33 @@ static void add_header(struct options *o, const char *arg)
 		if (((unsigned char)val[i] < 0x20 && val[i] != '\t') || val[i] == 0x7f)
 			die_usage("--header %s: control character in the value", arg);
 	o->headers = xrealloc(o->headers, o->headers_len + nlen + vlen + 5);
-	o->headers_len += (size_t)sprintf(o->headers + o->headers_len, "%.*s: %s\r\n",
-					  (int)nlen, arg, val);
+	o->headers_len +=
+		(size_t)sprintf(o->headers + o->headers_len, "%.*s: %s\r\n", (int)nlen, arg, val);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	enum { O_URL = 256, O_CLIENTS, O_PREFIX, O_IDS_FROM, O_SUBPROTOCOL, O_SOURCE_ADDRS,
-	       O_CONNECT_RATE, O_CONNECT_TIMEOUT, O_DURATION, O_IDLE, O_EXPECT, O_TAG,
-	       O_REPORT, O_STALL, O_DISCONNECT, O_RESUME, O_HEADER, O_PROGRESS, O_HELP };
+	enum {
+		O_URL = 256,
+		O_CLIENTS,
+		O_PREFIX,
+		O_IDS_FROM,
+		O_SUBPROTOCOL,
+		O_SOURCE_ADDRS,
+		O_CONNECT_RATE,
+		O_CONNECT_TIMEOUT,
+		O_DURATION,
+		O_IDLE,
+		O_EXPECT,
+		O_TAG,
+		O_REPORT,
+		O_STALL,
+		O_DISCONNECT,
+		O_RESUME,
+		O_HEADER,
+		O_PROGRESS,
+		O_HELP
+	};
 	static const struct option longopts[] = {
 		{ "url", required_argument, NULL, O_URL },
 		{ "clients", required_argument, NULL, O_CLIENTS },
@@ -739,8 +754,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 			else if (!strcmp(optarg, "none"))
 				o->kws = false;
 			else
-				die_usage("--subprotocol wants %s or none, got '%s'",
-					  SUBPROTOCOL, optarg);
+				die_usage("--subprotocol wants %s or none, got '%s'", SUBPROTOCOL,
+					  optarg);
 			break;
 		case O_SOURCE_ADDRS:
 			if (parse_u64(optarg, MAX_SOURCE_ADDRS, &v))
@@ -754,23 +769,27 @@ static void parse_args(int argc, char **argv, struct options *o)
 			if (errno || end == optarg || *end || !isfinite(o->connect_rate) ||
 			    o->connect_rate < 0)
 				die_usage("--connect-rate wants a non-negative number of "
-					  "connections per second, got '%s'", optarg);
+					  "connections per second, got '%s'",
+					  optarg);
 			break;
 		case O_CONNECT_TIMEOUT:
 			if (parse_secs(optarg, &o->connect_timeout_ms) ||
 			    o->connect_timeout_ms == 0)
 				die_usage("--connect-timeout-s wants a positive number of "
-					  "seconds, got '%s'", optarg);
+					  "seconds, got '%s'",
+					  optarg);
 			break;
 		case O_DURATION:
 			if (parse_secs(optarg, &o->duration_ms) || o->duration_ms == 0)
 				die_usage("--duration-s wants a positive number of seconds, "
-					  "got '%s'", optarg);
+					  "got '%s'",
+					  optarg);
 			break;
 		case O_IDLE:
 			if (parse_secs(optarg, &o->idle_ms) || o->idle_ms == 0)
 				die_usage("--until-idle-s wants a positive number of seconds, "
-					  "got '%s'", optarg);
+					  "got '%s'",
+					  optarg);
 			break;
 		case O_EXPECT:
 			if (parse_u64(optarg, UINT32_MAX, &o->expect) || o->expect == 0)
@@ -794,8 +813,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->stall_args[o->nstall_args++] = optarg;
 			break;
 		case O_DISCONNECT:
-			o->disc_args = xrealloc(o->disc_args,
-						(o->ndisc + 1) * sizeof *o->disc_args);
+			o->disc_args =
+				xrealloc(o->disc_args, (o->ndisc + 1) * sizeof *o->disc_args);
 			o->disc_args[o->ndisc++] = optarg;
 			break;
 		case O_RESUME:
@@ -855,8 +874,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 
 			if (parse_id(o, s, len, &idx))
 				die_usage("--stall: '%.*s' is not one of the ids %s%" PRIu64
-					  " .. %s%" PRIu64, (int)len, s, o->prefix, o->ids_from,
-					  o->prefix, o->ids_from + o->clients - 1);
+					  " .. %s%" PRIu64,
+					  (int)len, s, o->prefix, o->ids_from, o->prefix,
+					  o->ids_from + o->clients - 1);
 			if (!s[len])
 				break;
 			s += len + 1;
@@ -881,8 +901,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		strcpy(dur, c2 + 1);
 		if (parse_id(o, s, (size_t)(c1 - s), &o->disc[i].client))
 			die_usage("--disconnect %s: '%.*s' is not one of the ids %s%" PRIu64
-				  " .. %s%" PRIu64, s, (int)(c1 - s), s, o->prefix, o->ids_from,
-				  o->prefix, o->ids_from + o->clients - 1);
+				  " .. %s%" PRIu64,
+				  s, (int)(c1 - s), s, o->prefix, o->ids_from, o->prefix,
+				  o->ids_from + o->clients - 1);
 		if (parse_secs(at, &o->disc[i].at_ms) || parse_secs(dur, &o->disc[i].for_ms))
 			die_usage("--disconnect %s: AT_S and FOR_S want seconds", s);
 	}
@@ -953,11 +974,12 @@ static void hs_fail(struct client *c, const char *key, const char *note, size_t 
 
 	if (tally_add(&L.hs_fail, key, note, note_len)) {
 		client_id(c, id, sizeof id);
-		log_warn("%s: connecting to %s failed (%s): %.*s%s", id,
-			 L.o.urls[c->url].text, key, (int)note_len, note ? note : "",
-			 L.o.kws && (!strcmp(key, "eof") || !strcmp(key, "400")) ?
-			 " (does the router support the subprotocol " SUBPROTOCOL
-			 "? try --subprotocol none)" : "");
+		log_warn("%s: connecting to %s failed (%s): %.*s%s", id, L.o.urls[c->url].text, key,
+			 (int)note_len, note ? note : "",
+			 L.o.kws && (!strcmp(key, "eof") || !strcmp(key, "400"))
+				 ? " (does the router support the subprotocol " SUBPROTOCOL
+				   "? try --subprotocol none)"
+				 : "");
 	}
 }
 
@@ -1138,8 +1160,8 @@ static void send_request(struct client *c)
 	ws_key(c->nonce, key, accept);
 	client_id(c, id, sizeof id);
 	if (c->flags & F_HAS_POS) {
-		snprintf(pos, sizeof pos, "X-Kws-Position: %" PRId32 ":%" PRId64 "\r\n",
-			 c->part, c->offset);
+		snprintf(pos, sizeof pos, "X-Kws-Position: %" PRId32 ":%" PRId64 "\r\n", c->part,
+			 c->offset);
 		c->flags |= F_PRESENTED;
 	}
 	n = snprintf(req, cap,
@@ -1153,8 +1175,8 @@ static void send_request(struct client *c)
 		     "X-Client-Id: %s\r\n"
 		     "%s%.*s\r\n",
 		     u->path, u->hostport, key,
-		     L.o.kws ? "Sec-WebSocket-Protocol: " SUBPROTOCOL "\r\n" : "",
-		     id, pos, (int)L.o.headers_len, L.o.headers ? L.o.headers : "");
+		     L.o.kws ? "Sec-WebSocket-Protocol: " SUBPROTOCOL "\r\n" : "", id, pos,
+		     (int)L.o.headers_len, L.o.headers ? L.o.headers : "");
 	c->state = C_HANDSHAKE;
 	if (conn_send(c, req, (size_t)n) < 0) {
 		const char *e = strerror(errno);
@@ -1186,8 +1208,8 @@ static void conn_start(struct client *c)
 	if (L.o.source_addrs > 0) {
 		struct sockaddr_in src = { .sin_family = AF_INET };
 
-		src.sin_addr.s_addr = htonl(0x7f000001u +
-					    client_index(c) % (uint32_t)L.o.source_addrs);
+		src.sin_addr.s_addr =
+			htonl(0x7f000001u + client_index(c) % (uint32_t)L.o.source_addrs);
 		/* The port is picked at connect(), per destination, so the
 		 * ephemeral ports of one source address serve every router. */
 		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
@@ -1249,11 +1271,21 @@ static bool json_str_eq(const char *raw, size_t n, const char *want, size_t wlen
 				return false;
 			ch = (unsigned char)raw[i++];
 			switch (ch) {
-			case 'b': ch = '\b'; break;
-			case 'f': ch = '\f'; break;
-			case 'n': ch = '\n'; break;
-			case 'r': ch = '\r'; break;
-			case 't': ch = '\t'; break;
+			case 'b':
+				ch = '\b';
+				break;
+			case 'f':
+				ch = '\f';
+				break;
+			case 'n':
+				ch = '\n';
+				break;
+			case 'r':
+				ch = '\r';
+				break;
+			case 't':
+				ch = '\t';
+				break;
 			case 'u': {
 				unsigned v = 0;
 
@@ -1271,7 +1303,7 @@ static bool json_str_eq(const char *raw, size_t n, const char *want, size_t wlen
 						return false;
 				}
 				if (v >= 0xd800 && v < 0xe000)
-					return false;	/* surrogates: not in our ids */
+					return false; /* surrogates: not in our ids */
 				if (v < 0x80) {
 					ch = v;
 				} else if (v < 0x800) {
@@ -1287,7 +1319,7 @@ static bool json_str_eq(const char *raw, size_t n, const char *want, size_t wlen
 				break;
 			}
 			default:
-				break;	/* \" \\ \/ */
+				break; /* \" \\ \/ */
 			}
 		}
 		if (olen == 1)
@@ -1397,7 +1429,7 @@ static int parse_record(const char *p, size_t n, struct rec *r)
 		} else if (n - i >= 5 && !memcmp(p + i, "false", 5)) {
 			i += 5;
 		} else {
-			return -1;	/* nested: not the producer's format */
+			return -1; /* nested: not the producer's format */
 		}
 		i = skip_ws(p, n, i);
 		if (i < n && p[i] == ',') {
@@ -1430,7 +1462,7 @@ static bool gap_take(struct client *c, uint64_t seq)
 	uint32_t lo = 0, hi = c->ngaps;
 	struct span *g;
 
-	while (lo < hi) {	/* the first gap with hi > seq */
+	while (lo < hi) { /* the first gap with hi > seq */
 		uint32_t mid = lo + (hi - lo) / 2;
 
 		if (c->gaps[mid].hi > seq)
@@ -1450,7 +1482,7 @@ static bool gap_take(struct client *c, uint64_t seq)
 
 		g->hi = seq;
 		gap_add(c, 0, 0);
-		g = &c->gaps[lo];	/* gap_add may have moved the array */
+		g = &c->gaps[lo]; /* gap_add may have moved the array */
 		memmove(g + 2, g + 1, (c->ngaps - lo - 2) * sizeof *g);
 		g[1].lo = seq + 1;
 		g[1].hi = top;
@@ -1511,13 +1543,12 @@ static void on_record(struct client *c, const char *p, size_t n)
 		L.unparsed++;
 		if (L.logged_unparsed++ < MAX_LOGGED) {
 			client_id(c, id, sizeof id);
-			log_warn("%s: not a producer record: %.*s%s", id, n > 120 ? 120 : (int)n,
-				 p, n > 120 ? "..." : "");
+			log_warn("%s: not a producer record: %.*s%s", id, n > 120 ? 120 : (int)n, p,
+				 n > 120 ? "..." : "");
 		}
 		return;
 	}
-	if (L.o.tag && (!r.has_tag || !json_str_eq(r.tag, r.tag_len, L.o.tag,
-						     strlen(L.o.tag)))) {
+	if (L.o.tag && (!r.has_tag || !json_str_eq(r.tag, r.tag_len, L.o.tag, strlen(L.o.tag)))) {
 		L.other++;
 		return;
 	}
@@ -1541,8 +1572,8 @@ static void on_record(struct client *c, const char *p, size_t n)
 	on_seq(c, r.seq);
 }
 
-__attribute__((format(printf, 2, 3)))
-static void proto_error(struct client *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void proto_error(struct client *c, const char *fmt,
+							      ...)
 {
 	char id[ID_MAX], msg[256];
 	va_list ap;
@@ -1582,8 +1613,8 @@ static void on_kws_message(struct client *c, char *p, size_t n)
 	int64_t part, off;
 
 	if (!nl) {
-		proto_error(c, "kws.v1 message without a header line: %.*s",
-			    n > 60 ? 60 : (int)n, p);
+		proto_error(c, "kws.v1 message without a header line: %.*s", n > 60 ? 60 : (int)n,
+			    p);
 		return;
 	}
 	*nl = '\0';
@@ -1706,11 +1737,13 @@ static enum act consume_response(struct client *c, char *p, size_t len, size_t *
 
 		if (blen > 160)
 			blen = 160;
-		nn = snprintf(note, sizeof note, "%.*s: %.*s", ll > 80 ? 80 : (int)ll, p,
-			      (int)blen, p + hlen);
+		nn = snprintf(note, sizeof note, "%.*s: %.*s", ll > 80 ? 80 : (int)ll, p, (int)blen,
+			      p + hlen);
 		snprintf(k, sizeof k, "%d", status);
 		hs_fail(c, status < 0 ? "bad-response" : k, note,
-			nn < 0 ? 0 : (size_t)nn < sizeof note ? (size_t)nn : sizeof note - 1);
+			nn < 0                     ? 0
+			: (size_t)nn < sizeof note ? (size_t)nn
+						   : sizeof note - 1);
 		return ACT_END;
 	}
 	ws_key(c->nonce, key, accept);
@@ -1940,8 +1973,8 @@ static void on_readable(struct client *c)
 		if (c->state == C_CLOSING)
 			conn_end(c);
 		else
-			conn_lost(c, c->rlen ? "connection closed inside a frame" :
-				  "connection closed without a close frame");
+			conn_lost(c, c->rlen ? "connection closed inside a frame"
+					     : "connection closed without a close frame");
 		return;
 	}
 	L.now = now_mono_ms();
@@ -2195,8 +2228,8 @@ static void progress(void)
 		return;
 	L.next_progress = L.now + L.o.progress_ms;
 	log_info("%.0f s: open %" PRIu32 " connected %" PRIu32 " messages %" PRIu64
-		 " records %" PRIu64 " other %" PRIu64 " duplicated %" PRIu64 " reordered %"
-		 PRIu64 " reconnects %" PRIu64 " complete_clients %" PRIu32 " rss_kb %ld",
+		 " records %" PRIu64 " other %" PRIu64 " duplicated %" PRIu64 " reordered %" PRIu64
+		 " reconnects %" PRIu64 " complete_clients %" PRIu32 " rss_kb %ld",
 		 (double)(L.now - L.t_start) / 1000, L.open, L.ever_open, L.messages, L.records,
 		 L.other, L.dups, L.reorders, L.reconnects, L.complete, rss_kb());
 }
@@ -2298,13 +2331,12 @@ struct results {
 	uint64_t lost;
 	uint32_t gap_max, gap_p99, gap_clients;
 	uint32_t first_states[NSTATES + 1];
-	uint32_t ids[5][LIST_IDS];	/* lost, duplicated, reordered, foreign, never */
+	uint32_t ids[5][LIST_IDS]; /* lost, duplicated, reordered, foreign, never */
 	uint32_t nids[5];
 };
 
-static const char *const id_lists[5] = {
-	"lost", "duplicated", "reordered", "foreign", "never_connected"
-};
+static const char *const id_lists[5] = { "lost", "duplicated", "reordered", "foreign",
+					 "never_connected" };
 
 static void list_id(struct results *r, int which, uint32_t idx)
 {
@@ -2370,9 +2402,10 @@ static void print_states_brief(FILE *f, const uint64_t *st)
 static void summary(const struct results *r)
 {
 	printf("clients %" PRIu32 " connected %" PRIu32 " records %" PRIu64 " lost %" PRIu64
-	       " duplicated %" PRIu64 " reordered %" PRIu64 " foreign %" PRIu64 " other %"
-	       PRIu64 " reconnects %" PRIu64 " closes ", L.o.clients, L.ever_open, L.records,
-	       r->lost, L.dups, L.reorders, L.foreign, L.other, L.reconnects);
+	       " duplicated %" PRIu64 " reordered %" PRIu64 " foreign %" PRIu64 " other %" PRIu64
+	       " reconnects %" PRIu64 " closes ",
+	       L.o.clients, L.ever_open, L.records, r->lost, L.dups, L.reorders, L.foreign, L.other,
+	       L.reconnects);
 	print_tally_brief(stdout, &L.closes);
 	printf(" resumed ");
 	print_states_brief(stdout, L.resumed);
@@ -2439,15 +2472,18 @@ static int write_report(const struct results *r, long rss_kb)
 	uint64_t first[NSTATES];
 	char id[ID_MAX];
 
-	fprintf(f, "{\n  \"clients\": %" PRIu32 ",\n  \"connected\": %" PRIu32
-		",\n  \"never_connected\": %" PRIu32 ",\n  \"urls\": [", L.o.clients,
-		L.ever_open, L.o.clients - L.ever_open);
+	fprintf(f,
+		"{\n  \"clients\": %" PRIu32 ",\n  \"connected\": %" PRIu32
+		",\n  \"never_connected\": %" PRIu32 ",\n  \"urls\": [",
+		L.o.clients, L.ever_open, L.o.clients - L.ever_open);
 	for (unsigned i = 0; i < L.o.nurls; i++) {
 		fputs(i ? ", " : "", f);
 		json_string(f, L.o.urls[i].text);
 	}
-	fprintf(f, "],\n  \"subprotocol\": \"%s\",\n  \"subprotocol_refused\": %" PRIu64
-		",\n  \"tag\": ", L.o.kws ? SUBPROTOCOL : "none", L.refused);
+	fprintf(f,
+		"],\n  \"subprotocol\": \"%s\",\n  \"subprotocol_refused\": %" PRIu64
+		",\n  \"tag\": ",
+		L.o.kws ? SUBPROTOCOL : "none", L.refused);
 	if (L.o.tag)
 		json_string(f, L.o.tag);
 	else
@@ -2458,14 +2494,15 @@ static int write_report(const struct results *r, long rss_kb)
 			L.complete);
 	else
 		fputs("null,\n  \"complete_clients\": null", f);
-	fprintf(f, ",\n  \"connect_ms\": %" PRId64 ",\n  \"run_ms\": %" PRId64
-		",\n  \"messages\": %" PRIu64 ",\n  \"records\": %" PRIu64
-		",\n  \"lost\": %" PRIu64 ",\n  \"duplicated\": %" PRIu64
-		",\n  \"reordered\": %" PRIu64 ",\n  \"foreign\": %" PRIu64
-		",\n  \"other\": %" PRIu64 ",\n  \"unparsed\": %" PRIu64
-		",\n  \"protocol_errors\": %" PRIu64 ",\n  \"reconnects\": %" PRIu64
-		",\n  \"presented_position\": %" PRIu64 ",\n  \"close_timeouts\": %" PRIu64
-		",\n  \"disconnects_skipped\": %" PRIu64 ",\n  \"state_changes\": %" PRIu64 ",\n",
+	fprintf(f,
+		",\n  \"connect_ms\": %" PRId64 ",\n  \"run_ms\": %" PRId64
+		",\n  \"messages\": %" PRIu64 ",\n  \"records\": %" PRIu64 ",\n  \"lost\": %" PRIu64
+		",\n  \"duplicated\": %" PRIu64 ",\n  \"reordered\": %" PRIu64
+		",\n  \"foreign\": %" PRIu64 ",\n  \"other\": %" PRIu64
+		",\n  \"unparsed\": %" PRIu64 ",\n  \"protocol_errors\": %" PRIu64
+		",\n  \"reconnects\": %" PRIu64 ",\n  \"presented_position\": %" PRIu64
+		",\n  \"close_timeouts\": %" PRIu64 ",\n  \"disconnects_skipped\": %" PRIu64
+		",\n  \"state_changes\": %" PRIu64 ",\n",
 		L.connect_ms, L.t_run ? L.t_stop - L.t_run : 0, L.messages, L.records, r->lost,
 		L.dups, L.reorders, L.foreign, L.other, L.unparsed, L.proto_errors, L.reconnects,
 		L.presented, L.close_timeouts, L.disc_skipped, L.state_changes);
@@ -2476,17 +2513,20 @@ static int write_report(const struct results *r, long rss_kb)
 	for (int i = 0; i < NSTATES; i++)
 		first[i] = r->first_states[i];
 	json_states(f, "clients_by_first_state", first);
-	fprintf(f, "  \"longest_gap_ms\": {\"max\": %" PRIu32 ", \"p99\": %" PRIu32
-		", \"clients\": %" PRIu32 "},\n", r->gap_max, r->gap_p99, r->gap_clients);
+	fprintf(f,
+		"  \"longest_gap_ms\": {\"max\": %" PRIu32 ", \"p99\": %" PRIu32
+		", \"clients\": %" PRIu32 "},\n",
+		r->gap_max, r->gap_p99, r->gap_clients);
 	if (L.lat.n)
-		fprintf(f, "  \"latency_ms\": {\"count\": %" PRIu64 ", \"min\": %" PRIu64
+		fprintf(f,
+			"  \"latency_ms\": {\"count\": %" PRIu64 ", \"min\": %" PRIu64
 			", \"mean\": %.1f, \"p50\": %" PRIu64 ", \"p99\": %" PRIu64
-			", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "},\n", L.lat.n, L.lat.min,
-			L.lat.sum / (double)L.lat.n, hist_quantile(&L.lat, 0.5),
+			", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "},\n",
+			L.lat.n, L.lat.min, L.lat.sum / (double)L.lat.n, hist_quantile(&L.lat, 0.5),
 			hist_quantile(&L.lat, 0.99), hist_quantile(&L.lat, 0.999), L.lat.max);
 	else
 		fprintf(f, "  \"latency_ms\": {\"count\": 0, \"min\": null, \"mean\": null, "
-			"\"p50\": null, \"p99\": null, \"p999\": null, \"max\": null},\n");
+			   "\"p50\": null, \"p99\": null, \"p999\": null, \"max\": null},\n");
 	fprintf(f, "  \"ids\": {");
 	for (int w = 0; w < 5; w++) {
 		fprintf(f, "%s\"%s\": [", w ? ", " : "", id_lists[w]);
@@ -2498,11 +2538,12 @@ static int write_report(const struct results *r, long rss_kb)
 		fputc(']', f);
 	}
 	fprintf(f, "},\n  \"lost_definition\": ");
-	json_string(f, L.o.expect ?
-		    "per client, seqs in [0, max(M-1, highest received)] never received "
-		    "(M = expect_per_client; a client that received nothing: M)" :
-		    "per client, seqs between the lowest and the highest it received that "
-		    "it never received");
+	json_string(
+		f, L.o.expect
+			   ? "per client, seqs in [0, max(M-1, highest received)] never received "
+			     "(M = expect_per_client; a client that received nothing: M)"
+			   : "per client, seqs between the lowest and the highest it received that "
+			     "it never received");
 	fprintf(f, ",\n  \"max_rss_kb\": %ld\n}\n", rss_kb);
 	if (fflush(f) || ferror(f)) {
 		log_error("--report %s: %s", L.o.report, strerror(errno));
@@ -2597,8 +2638,9 @@ int main(int argc, char **argv)
 		if (rl.rlim_max != RLIM_INFINITY &&
 		    (uint64_t)L.o.clients + FD_RESERVE > (uint64_t)rl.rlim_max)
 			die_usage("--clients %" PRIu32 " needs %" PRIu32 " open files; the hard "
-				  "limit (ulimit -Hn) is %llu", L.o.clients,
-				  L.o.clients + FD_RESERVE, (unsigned long long)rl.rlim_max);
+				  "limit (ulimit -Hn) is %llu",
+				  L.o.clients, L.o.clients + FD_RESERVE,
+				  (unsigned long long)rl.rlim_max);
 	}
 	if (L.o.report) {
 		L.report = fopen(L.o.report, "w");
@@ -2625,9 +2667,8 @@ int main(int argc, char **argv)
 	setup_clients();
 	log_info("%" PRIu32 " clients %s%" PRIu64 " .. %s%" PRIu64 " over %u URL(s), "
 		 "subprotocol %s, from %d source address(es), %.0f connects/s",
-		 L.o.clients, L.o.prefix, L.o.ids_from, L.o.prefix,
-		 L.o.ids_from + L.o.clients - 1, L.o.nurls, L.o.kws ? SUBPROTOCOL : "none",
-		 L.o.source_addrs, L.o.connect_rate);
+		 L.o.clients, L.o.prefix, L.o.ids_from, L.o.prefix, L.o.ids_from + L.o.clients - 1,
+		 L.o.nurls, L.o.kws ? SUBPROTOCOL : "none", L.o.source_addrs, L.o.connect_rate);
 
 	while (L.phase != P_DONE) {
 		int n;
@@ -2657,9 +2698,10 @@ int main(int argc, char **argv)
 	if (!L.t_stop)
 		L.t_stop = L.now;
 	if (!L.ever_open) {
-		log_error("no client connected%s", L.o.kws ?
-			  " (if the router refuses the subprotocol " SUBPROTOCOL
-			  ", try --subprotocol none)" : "");
+		log_error("no client connected%s",
+			  L.o.kws ? " (if the router refuses the subprotocol " SUBPROTOCOL
+				    ", try --subprotocol none)"
+				  : "");
 		rc = 1;
 	}
 	compute(&r);

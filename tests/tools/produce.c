@@ -28,9 +28,9 @@
 #define PACE_MAX_LAG_US 1000000
 
 struct key {
-	char *raw;		/* the record key */
+	char *raw; /* the record key */
 	size_t len;
-	char *json;		/* raw, escaped for a JSON string */
+	char *json; /* raw, escaped for a JSON string */
 };
 
 struct options {
@@ -40,21 +40,21 @@ struct options {
 	const char *prefix;
 	const char *tag; /* --tag: added to every value as "tag" */
 	const char *keys_arg;
-	long clients;		/* -1: not given */
+	long clients; /* -1: not given */
 	uint64_t count;
 	int count_set;
 	int forever;
-	double rate;		/* records per second in total; 0: no limit */
+	double rate; /* records per second in total; 0: no limit */
 	long size;
-	const char **props;	/* "k=v" strings from argv */
+	const char **props; /* "k=v" strings from argv */
 	size_t nprops;
 };
 
 struct stats {
-	uint64_t enqueued;	/* accepted by rd_kafka_producev() */
-	uint64_t ok;		/* delivery reports without error */
-	uint64_t dr_failed;	/* delivery reports with an error */
-	uint64_t sync_failed;	/* refused by rd_kafka_producev() */
+	uint64_t enqueued;    /* accepted by rd_kafka_producev() */
+	uint64_t ok;          /* delivery reports without error */
+	uint64_t dr_failed;   /* delivery reports with an error */
+	uint64_t sync_failed; /* refused by rd_kafka_producev() */
 };
 
 /* Number of SIGINT/SIGTERM received: 1 stops producing, 2 also cuts the
@@ -63,44 +63,43 @@ static volatile sig_atomic_t stop_signals;
 
 static void usage(FILE *f)
 {
-	fputs(
-	"usage: produce --bootstrap HOST:PORT[,...] --topic TOPIC\n"
-	"               [--clients N | --keys K1,K2,...] [--prefix PREFIX]\n"
-	"               [--count M | --forever] [--rate R] [--size BYTES]\n"
-	"               [--partitioner NAME] [--kafka-prop KEY=VALUE]...\n"
-	"\n"
-	"Writes records round-robin over the keys. Each value is JSON:\n"
-	"  {\"key\":\"client-3\",\"seq\":17,\"ts\":<wall ms>}\n"
-	"where seq counts the records of that key from 0.\n"
-	"\n"
-	"  --bootstrap LIST     Kafka bootstrap servers (required)\n"
-	"  --topic TOPIC        topic to write to (required)\n"
-	"  --clients N          keys PREFIX0 .. PREFIX(N-1) (default: 1 key)\n"
-	"  --keys K1,K2,...     explicit keys instead of --clients\n"
-	"  --prefix PREFIX      key prefix for --clients (default \"client-\")\n"
-	"  --tag TAG            add \"tag\":\"TAG\" to every value (tells test phases apart)\n"
-	"  --count M            records per key, so M * keys in total (default 1)\n"
-	"  --forever            produce until SIGINT/SIGTERM instead of --count\n"
-	"  --rate R             records per second over all keys, evenly paced;\n"
-	"                       0 = as fast as possible (default 0)\n"
-	"  --size BYTES         pad each value with a \"pad\" field (or, for a gap\n"
-	"                       under 9 bytes, spaces) to exactly BYTES when the\n"
-	"                       JSON is shorter\n"
-	"  --partitioner NAME   librdkafka partitioner (default murmur2_random,\n"
-	"                       as the Java client; also consistent_random,\n"
-	"                       consistent, murmur2, random, fnv1a, fnv1a_random)\n"
-	"  --kafka-prop K=V     any librdkafka property; may be repeated; applied\n"
-	"                       after the defaults linger.ms=5 and acks=all\n"
-	"  --help               this text\n"
-	"\n"
-	"On exit it flushes for up to 30 s (a second signal cuts that short) and\n"
-	"prints \"PRODUCED <delivered> records, <failed> failed\" on stdout.\n"
-	"Exit status: 0 if every record was delivered, 1 otherwise, 2 on bad\n"
-	"arguments.\n", f);
+	fputs("usage: produce --bootstrap HOST:PORT[,...] --topic TOPIC\n"
+	      "               [--clients N | --keys K1,K2,...] [--prefix PREFIX]\n"
+	      "               [--count M | --forever] [--rate R] [--size BYTES]\n"
+	      "               [--partitioner NAME] [--kafka-prop KEY=VALUE]...\n"
+	      "\n"
+	      "Writes records round-robin over the keys. Each value is JSON:\n"
+	      "  {\"key\":\"client-3\",\"seq\":17,\"ts\":<wall ms>}\n"
+	      "where seq counts the records of that key from 0.\n"
+	      "\n"
+	      "  --bootstrap LIST     Kafka bootstrap servers (required)\n"
+	      "  --topic TOPIC        topic to write to (required)\n"
+	      "  --clients N          keys PREFIX0 .. PREFIX(N-1) (default: 1 key)\n"
+	      "  --keys K1,K2,...     explicit keys instead of --clients\n"
+	      "  --prefix PREFIX      key prefix for --clients (default \"client-\")\n"
+	      "  --tag TAG            add \"tag\":\"TAG\" to every value (tells test phases apart)\n"
+	      "  --count M            records per key, so M * keys in total (default 1)\n"
+	      "  --forever            produce until SIGINT/SIGTERM instead of --count\n"
+	      "  --rate R             records per second over all keys, evenly paced;\n"
+	      "                       0 = as fast as possible (default 0)\n"
+	      "  --size BYTES         pad each value with a \"pad\" field (or, for a gap\n"
+	      "                       under 9 bytes, spaces) to exactly BYTES when the\n"
+	      "                       JSON is shorter\n"
+	      "  --partitioner NAME   librdkafka partitioner (default murmur2_random,\n"
+	      "                       as the Java client; also consistent_random,\n"
+	      "                       consistent, murmur2, random, fnv1a, fnv1a_random)\n"
+	      "  --kafka-prop K=V     any librdkafka property; may be repeated; applied\n"
+	      "                       after the defaults linger.ms=5 and acks=all\n"
+	      "  --help               this text\n"
+	      "\n"
+	      "On exit it flushes for up to 30 s (a second signal cuts that short) and\n"
+	      "prints \"PRODUCED <delivered> records, <failed> failed\" on stdout.\n"
+	      "Exit status: 0 if every record was delivered, 1 otherwise, 2 on bad\n"
+	      "arguments.\n",
+	      f);
 }
 
-__attribute__((format(printf, 1, 2), noreturn))
-static void die_usage(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die_usage(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -130,8 +129,21 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	enum { O_BOOTSTRAP = 256, O_TOPIC, O_CLIENTS, O_KEYS, O_COUNT, O_FOREVER,
-	       O_RATE, O_SIZE, O_PARTITIONER, O_PREFIX, O_PROP, O_TAG, O_HELP };
+	enum {
+		O_BOOTSTRAP = 256,
+		O_TOPIC,
+		O_CLIENTS,
+		O_KEYS,
+		O_COUNT,
+		O_FOREVER,
+		O_RATE,
+		O_SIZE,
+		O_PARTITIONER,
+		O_PREFIX,
+		O_PROP,
+		O_TAG,
+		O_HELP
+	};
 	static const struct option longopts[] = {
 		{ "bootstrap", required_argument, NULL, O_BOOTSTRAP },
 		{ "topic", required_argument, NULL, O_TOPIC },
@@ -167,7 +179,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case O_CLIENTS:
 			if (parse_u64(optarg, MAX_KEYS, &v) || v == 0)
 				die_usage("--clients wants an integer from 1 to %d, "
-					  "got '%s'", MAX_KEYS, optarg);
+					  "got '%s'",
+					  MAX_KEYS, optarg);
 			o->clients = (long)v;
 			break;
 		case O_KEYS:
@@ -176,7 +189,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case O_COUNT:
 			if (parse_u64(optarg, UINT64_MAX, &o->count))
 				die_usage("--count wants a non-negative integer, "
-					  "got '%s'", optarg);
+					  "got '%s'",
+					  optarg);
 			o->count_set = 1;
 			break;
 		case O_FOREVER:
@@ -185,15 +199,16 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case O_RATE:
 			errno = 0;
 			o->rate = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !isfinite(o->rate) ||
-			    o->rate < 0)
+			if (errno || end == optarg || *end || !isfinite(o->rate) || o->rate < 0)
 				die_usage("--rate wants a non-negative number of "
-					  "records per second, got '%s'", optarg);
+					  "records per second, got '%s'",
+					  optarg);
 			break;
 		case O_SIZE:
 			if (parse_u64(optarg, MAX_SIZE, &v))
 				die_usage("--size wants a byte count from 0 to %ld, "
-					  "got '%s'", MAX_SIZE, optarg);
+					  "got '%s'",
+					  MAX_SIZE, optarg);
 			o->size = (long)v;
 			break;
 		case O_PARTITIONER:
@@ -209,10 +224,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case O_PROP:
 			if (!strchr(optarg, '=') || optarg[0] == '=')
-				die_usage("--kafka-prop wants KEY=VALUE, got '%s'",
-					  optarg);
-			o->props = xrealloc(o->props,
-					    (o->nprops + 1) * sizeof *o->props);
+				die_usage("--kafka-prop wants KEY=VALUE, got '%s'", optarg);
+			o->props = xrealloc(o->props, (o->nprops + 1) * sizeof *o->props);
 			o->props[o->nprops++] = optarg;
 			break;
 		case O_HELP:
@@ -282,8 +295,7 @@ static size_t make_keys(const struct options *o, struct key **out)
 			size_t len = strcspn(s, ",");
 
 			if (len == 0)
-				die_usage("--keys has an empty key in '%s'",
-					  o->keys_arg);
+				die_usage("--keys has an empty key in '%s'", o->keys_arg);
 			if (n == MAX_KEYS)
 				die_usage("--keys: more than %d keys", MAX_KEYS);
 			keys = xrealloc(keys, (n + 1) * sizeof *keys);
@@ -321,15 +333,14 @@ static void keys_free(struct key *keys, size_t n)
 
 /* Writes the value of record seq of key k into buf (cap bytes, enough for
  * the natural JSON and for size) and returns its length. */
-static size_t format_value(char *buf, size_t cap, const struct key *k,
-			   uint64_t seq, long size, const char *tag)
+static size_t format_value(char *buf, size_t cap, const struct key *k, uint64_t seq, long size,
+			   const char *tag)
 {
 	static const char pad_open[] = ",\"pad\":\"";
 	const size_t pad_overhead = sizeof pad_open - 1 + 1;
-	size_t n = (size_t)snprintf(buf, cap,
-		"{\"key\":\"%s\",\"seq\":%" PRIu64 ",\"ts\":%" PRId64 "%s%s%s",
-		k->json, seq, now_wall_ms(), tag ? ",\"tag\":\"" : "", tag ? tag : "",
-		tag ? "\"" : "");
+	size_t n = (size_t)snprintf(
+		buf, cap, "{\"key\":\"%s\",\"seq\":%" PRIu64 ",\"ts\":%" PRId64 "%s%s%s", k->json,
+		seq, now_wall_ms(), tag ? ",\"tag\":\"" : "", tag ? tag : "", tag ? "\"" : "");
 
 	/* n + 1 is the natural length, closing brace included. */
 	if ((size_t)size > n + 1) {
@@ -365,9 +376,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return;
 	}
 	if (st->dr_failed++ == 0)
-		log_error("first failed delivery: %s (key %.*s, partition %" PRId32
-			  ")", rd_kafka_err2str(m->err), (int)m->key_len,
-			  (const char *)m->key, m->partition);
+		log_error("first failed delivery: %s (key %.*s, partition %" PRId32 ")",
+			  rd_kafka_err2str(m->err), (int)m->key_len, (const char *)m->key,
+			  m->partition);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -386,11 +397,12 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	log_warn("client error: %s: %s", rd_kafka_err2name(err), reason);
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-		   const char *buf)
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	enum log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN :
-			   level <= 6 ? LOG_INFO : LOG_DEBUG;
+	enum log_level l = level <= 3   ? LOG_ERROR
+			   : level == 4 ? LOG_WARN
+			   : level <= 6 ? LOG_INFO
+					: LOG_DEBUG;
 
 	if (log_enabled(l))
 		log_msg(l, "rdkafka %s: %s", fac, buf);
@@ -401,8 +413,7 @@ static void conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 {
 	char errstr[512];
 
-	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) !=
-	    RD_KAFKA_CONF_OK) {
+	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
 		rd_kafka_conf_destroy(conf);
 		die_usage("property %s=%s: %s", name, value, errstr);
 	}
@@ -455,16 +466,14 @@ static void wait_until(rd_kafka_t *rk, int64_t due_us)
 /* Enqueues one record, waiting while the local queue is full. Returns 0 when
  * enqueued, 1 when a stop signal came first, -1 when librdkafka refused it
  * (counted and logged). */
-static int produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const struct key *k,
-		       const char *val, size_t len, struct stats *st)
+static int produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const struct key *k, const char *val,
+		       size_t len, struct stats *st)
 {
 	for (;;) {
-		rd_kafka_resp_err_t err = rd_kafka_producev(rk,
-			RD_KAFKA_V_RKT(rkt),
-			RD_KAFKA_V_KEY(k->raw, k->len),
-			RD_KAFKA_V_VALUE((void *)val, len),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_END);
+		rd_kafka_resp_err_t err =
+			rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(k->raw, k->len),
+					  RD_KAFKA_V_VALUE((void *)val, len),
+					  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 
 		if (!err) {
 			st->enqueued++;
@@ -472,8 +481,7 @@ static int produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const struct key *
 		}
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 			st->sync_failed++;
-			log_error("cannot produce (key %s): %s", k->raw,
-				  rd_kafka_err2str(err));
+			log_error("cannot produce (key %s): %s", k->raw, rd_kafka_err2str(err));
 			return -1;
 		}
 		if (stop_signals)
@@ -493,12 +501,9 @@ static void finish(rd_kafka_t *rk)
 	       (left = deadline - now_mono_ms()) > 0)
 		rd_kafka_flush(rk, left > 100 ? 100 : (int)left);
 	if (rd_kafka_outq_len(rk) > 0) {
-		log_error("%d records still undelivered %s; purging them",
-			  rd_kafka_outq_len(rk),
-			  stop_signals >= 2 ? "at the second signal" :
-			  "after a 30 s flush");
-		rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE |
-			       RD_KAFKA_PURGE_F_INFLIGHT);
+		log_error("%d records still undelivered %s; purging them", rd_kafka_outq_len(rk),
+			  stop_signals >= 2 ? "at the second signal" : "after a 30 s flush");
+		rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_flush(rk, 1000);
 	}
 }
@@ -524,8 +529,7 @@ int main(int argc, char **argv)
 	if (o.forever)
 		total = UINT64_MAX;
 	else if (o.count > UINT64_MAX / nkeys)
-		die_usage("--count %" PRIu64 " times %zu keys is too many",
-			  o.count, nkeys);
+		die_usage("--count %" PRIu64 " times %zu keys is too many", o.count, nkeys);
 	else
 		total = o.count * nkeys;
 
@@ -559,8 +563,7 @@ int main(int argc, char **argv)
 		size_t len;
 
 		if (o.rate > 0) {
-			int64_t due = base_us +
-				(int64_t)((double)(i - base_i) * 1e6 / o.rate);
+			int64_t due = base_us + (int64_t)((double)(i - base_i) * 1e6 / o.rate);
 
 			if (now_mono_us() - due > PACE_MAX_LAG_US) {
 				base_us = due = now_mono_us();
@@ -589,8 +592,8 @@ int main(int argc, char **argv)
 	{
 		double secs = (double)(now_mono_us() - t0_us) / 1e6;
 
-		log_info("%" PRIu64 " records delivered in %.3f s (%.0f/s)",
-			 st.ok, secs, secs > 0 ? (double)st.ok / secs : 0.0);
+		log_info("%" PRIu64 " records delivered in %.3f s (%.0f/s)", st.ok, secs,
+			 secs > 0 ? (double)st.ok / secs : 0.0);
 	}
 	printf("PRODUCED %" PRIu64 " records, %" PRIu64 " failed\n", st.ok, failed);
 	fflush(stdout);

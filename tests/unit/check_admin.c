@@ -71,8 +71,9 @@ END_TEST
 START_TEST(bearer)
 {
 	static const char *const wrong[] = {
-		"Bearer s3cre", "Bearer s3cret2", "Bearer S3cret", "Basic s3cret",
-		"Bearers3cret", "s3cret", "Bearer", "", "Bearer  s3cret",
+		"Bearer s3cre",   "Bearer s3cret2", "Bearer S3cret", "Basic s3cret",
+		"Bearers3cret",   "s3cret",         "Bearer",        "",
+		"Bearer  s3cret",
 	};
 
 	ck_assert(admin_bearer_ok("s3cret", "Bearer s3cret"));
@@ -231,8 +232,9 @@ static void h_header(void *arg, const struct admin_request *req, struct admin_re
 {
 	const char *v = admin_header(req, "x-KEY");
 
-	admin_response_json(resp, 200, json_pack("{s:s?,s:b}", "x-key", v, "none",
-						 admin_header(req, "X-Ke") == NULL));
+	admin_response_json(
+		resp, 200,
+		json_pack("{s:s?,s:b}", "x-key", v, "none", admin_header(req, "X-Ke") == NULL));
 }
 
 static void h_nothing(void *arg, const struct admin_request *req, struct admin_response *resp)
@@ -248,8 +250,11 @@ static void h_bad_json(void *arg, const struct admin_request *req, struct admin_
 
 static struct admin *start(const char *token, int stall_ms, int loop_ms, int idle_s)
 {
-	struct admin_config cfg = { .token = token, .wake = wake, .wake_arg = &owner_efd,
-				    .stall_ms = stall_ms, .loop_timeout_ms = loop_ms,
+	struct admin_config cfg = { .token = token,
+				    .wake = wake,
+				    .wake_arg = &owner_efd,
+				    .stall_ms = stall_ms,
+				    .loop_timeout_ms = loop_ms,
 				    .idle_timeout_s = idle_s };
 	char err[256] = "";
 	struct admin *a = admin_start("127.0.0.1:0", &cfg, err, sizeof err);
@@ -258,12 +263,10 @@ static struct admin *start(const char *token, int stall_ms, int loop_ms, int idl
 	ck_assert_int_gt(admin_port(a), 0);
 	ck_assert_int_eq(admin_route(a, "GET", "/hello", h_hello, NULL, 0), 0);
 	ck_assert_int_eq(admin_route(a, "GET", "/clients/", h_client, NULL, 0), 0);
-	ck_assert_int_eq(admin_route(a, "POST", "/clients/", h_client, NULL, ADMIN_NEEDS_TOKEN),
-			 0);
+	ck_assert_int_eq(admin_route(a, "POST", "/clients/", h_client, NULL, ADMIN_NEEDS_TOKEN), 0);
 	ck_assert_int_eq(admin_route(a, "POST", "/echo", h_echo, NULL, ADMIN_ON_LOOP), 0);
-	ck_assert_int_eq(admin_route(a, "PUT", "/echo", h_echo, NULL,
-				     ADMIN_ON_LOOP | ADMIN_NEEDS_TOKEN),
-			 0);
+	ck_assert_int_eq(
+		admin_route(a, "PUT", "/echo", h_echo, NULL, ADMIN_ON_LOOP | ADMIN_NEEDS_TOKEN), 0);
 	ck_assert_int_eq(admin_route(a, "GET", "/nothing", h_nothing, NULL, ADMIN_ON_LOOP), 0);
 	ck_assert_int_eq(admin_route(a, "GET", "/badjson", h_bad_json, NULL, 0), 0);
 	ck_assert_int_eq(admin_route_static(a, "/ui", "text/html", "<p>ui</p>", 9), 0);
@@ -295,7 +298,8 @@ static _Thread_local const char *body;
 
 static int dial(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(admin_port(adm)),
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons(admin_port(adm)),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct timeval tv = { .tv_sec = 20 };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -401,8 +405,7 @@ START_TEST(healthz_stalled)
 	stopped = now_mono_ms();
 	healthz_until(503);
 	ck_assert_int_ge(now_mono_ms() - stopped, 500);
-	ck_assert_int_eq(sscanf(body, "{\"status\":\"stalled\",\"last_tick_ms_ago\":%d}", &ago),
-			 1);
+	ck_assert_int_eq(sscanf(body, "{\"status\":\"stalled\",\"last_tick_ms_ago\":%d}", &ago), 1);
 	ck_assert_int_gt(ago, 500);
 	owner_start();
 	healthz_until(200);
@@ -416,7 +419,8 @@ START_TEST(routing)
 	ck_assert_str_eq(header("Content-Type"), "text/plain");
 
 	ck_assert_int_eq(http("GET /hello/x HTTP/1.1\r\nHost: a\r\n\r\n"), 404);
-	ck_assert_str_eq(body, "{\"error\":\"not_found\",\"message\":\"no such path: /hello/x\"}\n");
+	ck_assert_str_eq(body,
+			 "{\"error\":\"not_found\",\"message\":\"no such path: /hello/x\"}\n");
 	ck_assert_int_eq(http("GET /clients HTTP/1.1\r\nHost: a\r\n\r\n"), 404);
 	ck_assert_int_eq(http("GET /nope?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"), 404);
 
@@ -479,19 +483,22 @@ START_TEST(auth)
 	char req[256];
 
 	for (size_t i = 0; i < N(wrong); i++) {
-		snprintf(req, sizeof req, "POST /clients/x HTTP/1.1\r\nHost: a\r\n%s\r\n", wrong[i]);
+		snprintf(req, sizeof req, "POST /clients/x HTTP/1.1\r\nHost: a\r\n%s\r\n",
+			 wrong[i]);
 		ck_assert_int_eq(http(req), 401);
 		ck_assert_str_eq(header("WWW-Authenticate"), "Bearer");
 		ck_assert_str_eq(body, "{\"error\":\"unauthorized\",\"message\":"
 				       "\"missing or wrong bearer token\"}\n");
 	}
-	ck_assert_int_eq(http("POST /clients/x HTTP/1.1\r\nHost: a\r\nauthorization: bearer s3cret \r\n\r\n"),
-			 200);
+	ck_assert_int_eq(
+		http("POST /clients/x HTTP/1.1\r\nHost: a\r\nauthorization: bearer s3cret \r\n\r\n"),
+		200);
 	ck_assert_str_eq(body, "{\"id\":\"x\",\"q\":\"\",\"method\":\"POST\"}\n");
 
 	admin_stop(adm);
 	adm = start("", 0, 0, 0);
-	ck_assert_int_eq(http("POST /clients/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \r\n\r\n"), 403);
+	ck_assert_int_eq(
+		http("POST /clients/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \r\n\r\n"), 403);
 	ck_assert_str_eq(body, "{\"error\":\"forbidden\",\"message\":"
 			       "\"admin token not configured\"}\n");
 	ck_assert_int_eq(http("GET /clients/x HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
@@ -505,9 +512,11 @@ START_TEST(bad_requests)
 
 	/* libmicrohttpd's own refusals come with its HTML bodies; ours are JSON */
 	ck_assert_int_eq(http("GET / HTTP/1.1\r\nHost x\r\n\r\n"), 400);
-	ck_assert_int_eq(http("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-			 411);
-	ck_assert_int_eq(http("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\n\r\n"), 413);
+	ck_assert_int_eq(
+		http("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+		411);
+	ck_assert_int_eq(http("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\n\r\n"),
+			 413);
 	ck_assert_str_eq(body, "{\"error\":\"payload_too_large\",\"message\":"
 			       "\"the body is over 64 KiB\"}\n");
 	ck_assert_int_eq(http("GET / HTTP/3.0\r\n\r\n"), 505);
@@ -515,7 +524,8 @@ START_TEST(bad_requests)
 	/* a 413 while the client still sends its body: the lingering close
 	 * lets it read the answer */
 	big = xmalloc(200000);
-	n = (size_t)snprintf(big, 200000, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 150000\r\n\r\n");
+	n = (size_t)snprintf(big, 200000,
+			     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 150000\r\n\r\n");
 	memset(big + n, 'b', 200000 - n);
 	ck_assert_int_eq(http_n(big, n + 150000), 413);
 	free(big);
@@ -576,8 +586,8 @@ static const struct bad {
 	{ "CL huge",
 	  RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999999\r\n\r\n"),
 	  0 },
-	{ "chunked", RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-	  411 },
+	{ "chunked",
+	  RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 411 },
 	{ "chunked and CL",
 	  RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
 	      "abc"),
@@ -618,14 +628,16 @@ START_TEST(on_loop)
 	size_t n;
 
 	owner_start();
-	ck_assert_int_eq(http("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"), 201);
+	ck_assert_int_eq(http("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"),
+			 201);
 	ck_assert_str_eq(body, "hello");
 	ck_assert_str_eq(header("X-Echo"), "yes");
 	ck_assert_str_eq(header("Content-Type"), "application/octet-stream");
 	ck_assert_int_eq(http("PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx"), 401);
-	ck_assert_int_eq(http("PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nAuthorization: Bearer "
-			      "s3cret\r\n\r\nx"),
-			 201);
+	ck_assert_int_eq(
+		http("PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nAuthorization: Bearer "
+		     "s3cret\r\n\r\nx"),
+		201);
 	ck_assert_int_eq(http("GET /header HTTP/1.1\r\nHost: a\r\nX-Key:  v w\r\n\r\n"), 200);
 	ck_assert_str_eq(body, "{\"x-key\":\"v w\",\"none\":true}\n");
 	ck_assert_int_eq(http("GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n"), 500);
@@ -637,7 +649,8 @@ START_TEST(on_loop)
 	for (size_t i = 0; i < ADMIN_MAX_BODY; i++)
 		big[i] = (char)('a' + i % 26);
 	req = xmalloc(ADMIN_MAX_BODY + 100);
-	n = (size_t)snprintf(req, 100, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n",
+	n = (size_t)snprintf(req, 100,
+			     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n",
 			     ADMIN_MAX_BODY);
 	memcpy(req + n, big, ADMIN_MAX_BODY);
 	ck_assert_int_eq(http_n(req, n + ADMIN_MAX_BODY), 201);
@@ -746,7 +759,8 @@ static int dial_from(int host)
 {
 	struct sockaddr_in src = { .sin_family = AF_INET,
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK - 1 + (unsigned)host) };
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(admin_port(adm)),
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons(admin_port(adm)),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct timeval tv = { .tv_sec = 20 };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -832,8 +846,8 @@ END_TEST
 
 START_TEST(bad_listen)
 {
-	static const char *const addrs[] = { "nope", "127.0.0.1:", "[::1", "[::1]",
-					     "127.0.0.1:x", "127.0.0.1:in-use" };
+	static const char *const addrs[] = { "nope",  "127.0.0.1:",  "[::1",
+					     "[::1]", "127.0.0.1:x", "127.0.0.1:in-use" };
 	char err[256], in_use[32];
 
 	snprintf(in_use, sizeof in_use, "127.0.0.1:%d", admin_port(adm));

@@ -113,8 +113,9 @@ END_TEST
 START_TEST(position_malformed)
 {
 	static const char *const bad[] = {
-		"3-12", ":1", "1:", "a:1", "1:a", "1:2x", "-1:2", "1:-2", " 1:2", "1:2 ",
-		"100000:1", "1:99999999999999999999", "+1:2", "1:+2", "1::2", "1:2:3",
+		"3-12", ":1",   "1:",   "a:1",   "1:a",      "1:2x",
+		"-1:2", "1:-2", " 1:2", "1:2 ",  "100000:1", "1:99999999999999999999",
+		"+1:2", "1:+2", "1::2", "1:2:3",
 	};
 	uint32_t p;
 	int64_t o;
@@ -200,7 +201,8 @@ START_TEST(head_end)
 	ck_assert_uint_eq(admission_head_end("GET / HTTP/1.1\r\nA: b\r\n", 22), 0);
 	ck_assert_uint_eq(admission_head_end("GET / HTTP/1.1\r\n\r\nxyz", 21), 18);
 	ck_assert_uint_eq(admission_head_end("\r\n\r", 3), 0);
-	ck_assert_uint_eq(admission_head_end("GET / HTTP/1.1\n\n", 16), 0); /* bare LF: not HTTP/1.1 */
+	ck_assert_uint_eq(admission_head_end("GET / HTTP/1.1\n\n", 16),
+			  0); /* bare LF: not HTTP/1.1 */
 }
 END_TEST
 
@@ -213,7 +215,8 @@ START_TEST(head_tokens_leave_the_lws_list)
 	char in[4096];
 	snprintf(in, sizeof in,
 		 "GET /ws?position=1:2 HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol: kws.v1, "
-		 "kws.token.%s\r\nX-Other: keep me\r\n\r\n", tok);
+		 "kws.token.%s\r\nX-Other: keep me\r\n\r\n",
+		 tok);
 	size_t n;
 	char *out = rewrite(in, &n);
 	ck_assert_ptr_nonnull(out);
@@ -232,9 +235,11 @@ END_TEST
 START_TEST(head_lists_merged_and_private_headers_dropped)
 {
 	size_t n;
-	char *out = rewrite("GET /ws HTTP/1.1\r\nsec-websocket-protocol:  kws.token.abc ,kws\r\n"
-			    "Sec-WebSocket-Protocol: kws.v1\r\nX-Kws-Protocols: kws.token.forged\r\n"
-			    "x-kws-dup: nothing\r\n\r\n", &n);
+	char *out =
+		rewrite("GET /ws HTTP/1.1\r\nsec-websocket-protocol:  kws.token.abc ,kws\r\n"
+			"Sec-WebSocket-Protocol: kws.v1\r\nX-Kws-Protocols: kws.token.forged\r\n"
+			"x-kws-dup: nothing\r\n\r\n",
+			&n);
 	ck_assert_ptr_nonnull(out);
 	ck_assert_str_eq(out, "GET /ws HTTP/1.1\r\n"
 			      "Sec-WebSocket-Protocol: kws, kws.v1\r\n"
@@ -258,7 +263,8 @@ START_TEST(head_duplicates_marked)
 	ck_assert_ptr_nonnull(strstr(out, "\r\nx-kws-dup: x-client-id\r\n\r\n"));
 	free(out);
 	out = rewrite("GET /ws HTTP/1.1\r\nAuthorization: a\r\nAUTHORIZATION: b\r\n"
-		      "X-Client-Id: a\r\nX-Client-Id: a\r\n\r\n", &n);
+		      "X-Client-Id: a\r\nX-Client-Id: a\r\n\r\n",
+		      &n);
 	ck_assert_ptr_nonnull(strstr(out, "\r\nx-kws-dup: x-client-id, authorization\r\n"));
 	free(out);
 	out = rewrite("GET /ws HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", &n);
@@ -273,13 +279,13 @@ END_TEST
 START_TEST(head_malformed)
 {
 	static const char *const bad[] = {
-		"\r\n\r\n",                                   /* no request line */
-		"GET\r\nHost: h\r\n\r\n",                     /* request line without a space */
+		"\r\n\r\n",               /* no request line */
+		"GET\r\nHost: h\r\n\r\n", /* request line without a space */
 		"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
 		"GET / HTTP/1.1\r\n: no name\r\n\r\n",
-		"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",  /* obsolete line folding */
-		"GET / HTTP/1.1\r\nA: b\n\r\n",               /* bare LF */
-		"GET / HTTP/1.1\r\nA: b\r\n",                 /* no empty line */
+		"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", /* obsolete line folding */
+		"GET / HTTP/1.1\r\nA: b\n\r\n",              /* bare LF */
+		"GET / HTTP/1.1\r\nA: b\r\n",                /* no empty line */
 	};
 	size_t n;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -317,19 +323,19 @@ START_TEST(client_ids)
 {
 	ck_assert(admission_id_ok("user-42", 7, 256));
 	ck_assert(admission_id_ok("caf\xc3\xa9-\xe4\xb8\x96\xe7\x95\x8c", 12, 256));
-	ck_assert(admission_id_ok("\xf0\x9f\x98\x80", 4, 256));   /* U+1F600 */
+	ck_assert(admission_id_ok("\xf0\x9f\x98\x80", 4, 256)); /* U+1F600 */
 	ck_assert(!admission_id_ok("", 0, 256));
-	ck_assert(!admission_id_ok("abcd", 4, 3));                /* too long */
-	ck_assert(!admission_id_ok("a\tb", 3, 256));              /* C0 */
-	ck_assert(!admission_id_ok("a\x7f", 2, 256));             /* DEL */
-	ck_assert(!admission_id_ok("a\xc2\x85", 3, 256));         /* C1 (NEL) */
-	ck_assert(!admission_id_ok("caf\xe9", 4, 256));           /* Latin-1, not UTF-8 */
-	ck_assert(!admission_id_ok("\xc0\xaf", 2, 256));          /* overlong '/' */
-	ck_assert(!admission_id_ok("\xe0\x80\xaf", 3, 256));      /* overlong, 3 bytes */
-	ck_assert(!admission_id_ok("\xed\xa0\x80", 3, 256));      /* a surrogate */
-	ck_assert(!admission_id_ok("\xf4\x90\x80\x80", 4, 256));  /* past U+10FFFF */
-	ck_assert(!admission_id_ok("\xe4\xb8", 2, 256));          /* cut short */
-	ck_assert(!admission_id_ok("a\0b", 3, 256));              /* NUL */
+	ck_assert(!admission_id_ok("abcd", 4, 3));               /* too long */
+	ck_assert(!admission_id_ok("a\tb", 3, 256));             /* C0 */
+	ck_assert(!admission_id_ok("a\x7f", 2, 256));            /* DEL */
+	ck_assert(!admission_id_ok("a\xc2\x85", 3, 256));        /* C1 (NEL) */
+	ck_assert(!admission_id_ok("caf\xe9", 4, 256));          /* Latin-1, not UTF-8 */
+	ck_assert(!admission_id_ok("\xc0\xaf", 2, 256));         /* overlong '/' */
+	ck_assert(!admission_id_ok("\xe0\x80\xaf", 3, 256));     /* overlong, 3 bytes */
+	ck_assert(!admission_id_ok("\xed\xa0\x80", 3, 256));     /* a surrogate */
+	ck_assert(!admission_id_ok("\xf4\x90\x80\x80", 4, 256)); /* past U+10FFFF */
+	ck_assert(!admission_id_ok("\xe4\xb8", 2, 256));         /* cut short */
+	ck_assert(!admission_id_ok("a\0b", 3, 256));             /* NUL */
 }
 END_TEST
 

@@ -62,9 +62,9 @@ static const struct conf_opt req_opts[] = {
 };
 
 static const char *const env_names[] = {
-	"KWSTEST_NAME", "KWSTEST_PORT", "KWSTEST_BUF", "KWSTEST_VERBOSE", "KWSTEST_COLOR",
-	"KWSTEST_PEERS", "KWSTEST_TOKEN", "KWSTEST_RAW", "KWSTEST_EDGES", "KWSTEST_LISTEN",
-	"KWSTEST_EDGES_DNS", "KWSTEST_URL",
+	"KWSTEST_NAME",  "KWSTEST_PORT",   "KWSTEST_BUF",       "KWSTEST_VERBOSE",
+	"KWSTEST_COLOR", "KWSTEST_PEERS",  "KWSTEST_TOKEN",     "KWSTEST_RAW",
+	"KWSTEST_EDGES", "KWSTEST_LISTEN", "KWSTEST_EDGES_DNS", "KWSTEST_URL",
 };
 
 static char err[512];
@@ -132,8 +132,8 @@ static int parse_with(const struct conf_opt *t, const char *const *args)
 
 #define assert_err_has(s) \
 	ck_assert_msg(strstr(err, (s)) != NULL, "error '%s' does not mention '%s'", err, (s))
-#define assert_out_has(s)                                                          \
-	ck_assert_msg(out_text && strstr(out_text, (s)) != NULL,                   \
+#define assert_out_has(s)                                       \
+	ck_assert_msg(out_text &&strstr(out_text, (s)) != NULL, \
 		      "usage does not contain '%s':\n%s", (s), out_text ? out_text : "(null)")
 
 /* ---- precedence ---- */
@@ -178,9 +178,8 @@ START_TEST(test_flag_beats_env)
 	setenv("KWSTEST_PORT", "9090", 1);
 	setenv("KWSTEST_VERBOSE", "true", 1);
 	setenv("KWSTEST_COLOR", "blue", 1);
-	ck_assert_int_eq(PARSE("--name=flag-name", "--port", "7070", "--verbose=off", "--color",
-			       "red"),
-			 0);
+	ck_assert_int_eq(
+		PARSE("--name=flag-name", "--port", "7070", "--verbose=off", "--color", "red"), 0);
 	ck_assert_str_eq(g_name, "flag-name");
 	ck_assert_int_eq(g_port, 7070);
 	ck_assert(!g_verbose);
@@ -242,7 +241,7 @@ START_TEST(test_bool_values)
 		const char *s;
 		bool v;
 	} cases[] = {
-		{ "true", true }, { "1", true },   { "yes", true },   { "on", true },
+		{ "true", true },   { "1", true },  { "yes", true }, { "on", true },
 		{ "false", false }, { "0", false }, { "no", false }, { "off", false },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -314,10 +313,10 @@ START_TEST(test_size_rejects)
 		"12 K",
 		"1KiBx",
 		"1.5M",
-		"9223372036854775808",   /* LONG_MAX + 1 */
+		"9223372036854775808", /* LONG_MAX + 1 */
 		"99999999999999999999999",
-		"8589934592G",           /* 2^33 GiB = 2^63 */
-		"9007199254740992K",     /* 2^53 KiB = 2^63 */
+		"8589934592G",       /* 2^33 GiB = 2^63 */
+		"9007199254740992K", /* 2^53 KiB = 2^63 */
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		long v = 0;
@@ -554,9 +553,8 @@ END_TEST
 
 START_TEST(test_list_flags)
 {
-	ck_assert_int_eq(PARSE("--peer", "tcp://a:1", "--port=5", "--peer=tcp://b:2", "--peer",
-			       "c"),
-			 0);
+	ck_assert_int_eq(
+		PARSE("--peer", "tcp://a:1", "--port=5", "--peer=tcp://b:2", "--peer", "c"), 0);
 	ck_assert_uint_eq(g_peers.count, 3);
 	ck_assert_str_eq(g_peers.items[0], "tcp://a:1");
 	ck_assert_str_eq(g_peers.items[1], "tcp://b:2");
@@ -618,9 +616,8 @@ START_TEST(test_host_port_split)
 			 0);
 	ck_assert_str_eq(host, "0.0.0.0");
 	ck_assert_int_eq(port, 8080);
-	ck_assert_int_eq(conf_parse_host_port("8081", false, host, sizeof host, &port, why,
-					      sizeof why),
-			 0);
+	ck_assert_int_eq(
+		conf_parse_host_port("8081", false, host, sizeof host, &port, why, sizeof why), 0);
 	ck_assert_str_eq(host, "");
 	ck_assert_int_eq(port, 8081);
 	ck_assert_int_eq(conf_parse_host_port("edges.kws.svc:1", true, host, sizeof host, &port,
@@ -628,18 +625,16 @@ START_TEST(test_host_port_split)
 			 0);
 	ck_assert_str_eq(host, "edges.kws.svc");
 	ck_assert_int_eq(port, 1);
-	ck_assert_int_eq(conf_parse_host_port("h:65535", true, host, sizeof host, &port, why,
-					      sizeof why),
-			 0);
+	ck_assert_int_eq(
+		conf_parse_host_port("h:65535", true, host, sizeof host, &port, why, sizeof why),
+		0);
 	ck_assert_int_eq(port, 65535);
 	/* A port alone where a host is needed. */
-	ck_assert_int_lt(conf_parse_host_port("8080", true, host, sizeof host, &port, why,
-					      sizeof why),
-			 0);
+	ck_assert_int_lt(
+		conf_parse_host_port("8080", true, host, sizeof host, &port, why, sizeof why), 0);
 	ck_assert_msg(strstr(why, "HOST:PORT"), "%s", why);
 	/* A host too long for the buffer is refused, not cut. */
-	ck_assert_int_lt(conf_parse_host_port("abcdefgh:80", true, host, 8, &port, why,
-					      sizeof why),
+	ck_assert_int_lt(conf_parse_host_port("abcdefgh:80", true, host, 8, &port, why, sizeof why),
 			 0);
 }
 END_TEST
@@ -656,7 +651,8 @@ START_TEST(test_tcp_url_check)
 	/* A bare port (the edge's --listen 7100). */
 	assert_refused(conf_check_tcp_url, "7100", "e.g. tcp://0.0.0.0:7100");
 	assert_refused(conf_check_tcp_url, "edge-1", "e.g. tcp://edge-1:7100");
-	assert_refused(conf_check_tcp_url, "tcp://a:99999", "the port 99999 is not within 1..65535");
+	assert_refused(conf_check_tcp_url, "tcp://a:99999",
+		       "the port 99999 is not within 1..65535");
 	assert_refused(conf_check_tcp_url, "tcp://a:0", "not within 1..65535");
 	assert_refused(conf_check_tcp_url, "tcp://a:1234567", "not within 1..65535");
 	assert_refused(conf_check_tcp_url, "tcp://a:1 ", "blank");
@@ -758,7 +754,8 @@ START_TEST(test_try_bind)
 	char why[200] = "";
 	/* A port someone listens on is reported in use. */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof sa;
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	ck_assert_int_eq(listen(fd, 1), 0);

@@ -150,7 +150,8 @@ START_TEST(id_claim)
 {
 	char c[256], long_id[MAXID + 2];
 
-	refused(tj_sign("hs-a", "{\"exp\":1800000000}"), IDENT_ECLAIMID, "no client id (claim \"sub\")");
+	refused(tj_sign("hs-a", "{\"exp\":1800000000}"), IDENT_ECLAIMID,
+		"no client id (claim \"sub\")");
 	refused(with_sub("\"\""), IDENT_ECLAIMID, "no client id");
 	refused(with_sub("42"), IDENT_ECLAIMID, "no client id");
 	refused(with_sub("null"), IDENT_ECLAIMID, "no client id");
@@ -176,8 +177,9 @@ START_TEST(id_claim)
 		if (asprintf(&auth, "Bearer %s", t) < 0)
 			abort();
 		in.authorization = auth;
-		ck_assert_int_eq(ident_check(ID, &in, NOW, small, sizeof small, &n, why, sizeof why),
-				 IDENT_ECLAIMID);
+		ck_assert_int_eq(
+			ident_check(ID, &in, NOW, small, sizeof small, &n, why, sizeof why),
+			IDENT_ECLAIMID);
 		ck_assert_int_eq(ident_check(ID, &in, NOW, small, sizeof small, &n, NULL, 0),
 				 IDENT_ECLAIMID);
 		free(auth);
@@ -295,7 +297,8 @@ END_TEST
 
 START_TEST(source_precedence)
 {
-	char *good = tj_sign("hs-a", tj_claims("")), *bad_tok = tj_sign("hs-x", tj_claims("")), *a, *s;
+	char *good = tj_sign("hs-a", tj_claims("")), *bad_tok = tj_sign("hs-x", tj_claims("")), *a,
+	     *s;
 	struct ident_input in = { 0 };
 
 	if (asprintf(&a, "Bearer %s", bad_tok) < 0 || asprintf(&s, "kws.token.%s", good) < 0)
@@ -344,7 +347,8 @@ START_TEST(token_errors)
 	cfg.issuer = "https://auth.example.com/";
 	cfg.audience = "kws";
 	make();
-	accepted(tj_sign("hs-a", tj_claims(",\"iss\":\"https://auth.example.com/\",\"aud\":\"kws\"")),
+	accepted(tj_sign("hs-a",
+			 tj_claims(",\"iss\":\"https://auth.example.com/\",\"aud\":\"kws\"")),
 		 "user-42");
 	refused(tj_sign("hs-a", tj_claims(",\"iss\":\"x\",\"aud\":\"kws\"")), IDENT_ECLAIMS,
 		"issuer");
@@ -508,9 +512,9 @@ END_TEST
 
 START_TEST(names_and_codes)
 {
-	static const int errs[] = { IDENT_ENOID, IDENT_EBADID, IDENT_EPEER, IDENT_ENOTOKEN,
-				    IDENT_ETOKEN, IDENT_EEXPIRED, IDENT_ECLAIMS, IDENT_ECLAIMID,
-				    IDENT_EQUERY };
+	static const int errs[] = { IDENT_ENOID,    IDENT_EBADID,   IDENT_EPEER,
+				    IDENT_ENOTOKEN, IDENT_ETOKEN,   IDENT_EEXPIRED,
+				    IDENT_ECLAIMS,  IDENT_ECLAIMID, IDENT_EQUERY };
 
 	for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
 		ck_assert_int_ne(ident_http_status(errs[i]), 500);

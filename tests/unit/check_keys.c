@@ -103,7 +103,7 @@ START_TEST(directory_in_name_order)
 		const char *kid;
 		enum keys_type type;
 	} want[] = {
-		{ "ec-a", KEYS_EC },	 { "hs-a", KEYS_HMAC }, { "hs-b", KEYS_HMAC },
+		{ "ec-a", KEYS_EC },   { "hs-a", KEYS_HMAC }, { "hs-b", KEYS_HMAC },
 		{ "rsa-a", KEYS_RSA }, { "rsa-b", KEYS_RSA },
 	};
 	size_t len;
@@ -135,7 +135,8 @@ START_TEST(kid_from_file_name)
 {
 	static const char secret[] = "0123456789abcdef0123456789abcdef";
 
-	ck_assert_int_eq(keys_add(&KS, tmp_key("2024-06.v2.secret", secret, 32), err, sizeof err), 0);
+	ck_assert_int_eq(keys_add(&KS, tmp_key("2024-06.v2.secret", secret, 32), err, sizeof err),
+			 0);
 	ck_assert_str_eq(KS.v[0].kid, "2024-06.v2");
 	tmp_gone();
 	ck_assert_int_eq(keys_add(&KS, tmp_key("plain", secret, 32), err, sizeof err), 0);
@@ -174,8 +175,8 @@ START_TEST(der_public_keys)
 	tmp_gone();
 	OPENSSL_free(der);
 	tok = tj_sign_kid("rsa-a", "rsa-der", tj_claims(""));
-	ck_assert_int_eq(token_verify(&KS, &rules, tok, strlen(tok), TJ_NOW, &claims, why,
-				      sizeof why), 0);
+	ck_assert_int_eq(
+		token_verify(&KS, &rules, tok, strlen(tok), TJ_NOW, &claims, why, sizeof why), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(claims, "sub")), "user-42");
 	json_decref(claims);
 	free(tok);
@@ -223,7 +224,8 @@ START_TEST(der_refused)
 		/* Each is longer than an HMAC secret needs: without the DER
 		 * check its public bytes would become a secret. */
 		ck_assert_uint_ge(n, KEYS_HMAC_MIN_BYTES);
-		ck_assert_int_eq(keys_parse(der, n, &type, &out, &outlen, why, sizeof why), -EINVAL);
+		ck_assert_int_eq(keys_parse(der, n, &type, &out, &outlen, why, sizeof why),
+				 -EINVAL);
 		ck_assert_msg(strstr(why, bad[i].why), "%s: \"%s\" lacks \"%s\"", bad[i].file, why,
 			      bad[i].why);
 		ck_assert_ptr_null(out);
@@ -246,26 +248,32 @@ START_TEST(secrets_and_pem_edges)
 	char why[192] = "";
 
 	memset(secret, 0x30, sizeof secret);
-	ck_assert_int_eq(keys_parse(secret, sizeof secret, &type, &out, &outlen, why, sizeof why), 0);
+	ck_assert_int_eq(keys_parse(secret, sizeof secret, &type, &out, &outlen, why, sizeof why),
+			 0);
 	ck_assert_int_eq(type, KEYS_HMAC);
 	ck_assert_uint_eq(outlen, sizeof secret);
 	ck_assert_mem_eq(out, secret, sizeof secret);
 	free(out);
 	out = NULL;
-	ck_assert_int_eq(keys_parse(secret, sizeof secret - 1, &type, &out, &outlen, why,
-				    sizeof why), -EINVAL);
+	ck_assert_int_eq(
+		keys_parse(secret, sizeof secret - 1, &type, &out, &outlen, why, sizeof why),
+		-EINVAL);
 	ck_assert_str_eq(why, "HMAC secret of 31 bytes; HS256 needs at least 32");
 	ck_assert_int_eq(keys_parse((const unsigned char *)pem_junk, sizeof pem_junk - 1, &type,
-				    &out, &outlen, why, sizeof why), -EINVAL);
+				    &out, &outlen, why, sizeof why),
+			 -EINVAL);
 	ck_assert_str_eq(why, "bad base64 in PEM");
 	ck_assert_int_eq(keys_parse((const unsigned char *)pem_empty, sizeof pem_empty - 1, &type,
-				    &out, &outlen, why, sizeof why), -EINVAL);
+				    &out, &outlen, why, sizeof why),
+			 -EINVAL);
 	ck_assert_str_eq(why, "malformed PEM");
 	ck_assert_int_eq(keys_parse((const unsigned char *)pem_not_spki, sizeof pem_not_spki - 1,
-				    &type, &out, &outlen, why, sizeof why), -EINVAL);
+				    &type, &out, &outlen, why, sizeof why),
+			 -EINVAL);
 	ck_assert_str_eq(why, "malformed public key");
 	ck_assert_int_eq(keys_parse((const unsigned char *)pem_rsa_private,
-				    sizeof pem_rsa_private - 1, &type, &out, &outlen, why, sizeof why),
+				    sizeof pem_rsa_private - 1, &type, &out, &outlen, why,
+				    sizeof why),
 			 -EINVAL);
 	ck_assert_str_eq(why, "PEM but not a public key (it holds \"RSA PRIVATE KEY\"; want "
 			      "-----BEGIN PUBLIC KEY-----, as `openssl pkey -pubout` writes)");
@@ -288,7 +296,8 @@ START_TEST(bad_key_files)
 		{ "bad/truncated.pem", "PEM without -----END PUBLIC KEY-----", -EINVAL },
 		{ "bad/short.secret", "HMAC secret of 16 bytes; HS256 needs at least 32", -EINVAL },
 		{ "bad/missing.pem", "No such file or directory", -ENOENT },
-		{ "other", "PEM but not a public key", -EINVAL }, /* other/ec-x.key, a private key */
+		{ "other", "PEM but not a public key",
+		  -EINVAL }, /* other/ec-x.key, a private key */
 	};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

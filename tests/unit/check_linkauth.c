@@ -125,11 +125,11 @@ static void proofs(bool edge, uint8_t out[NPROOFS][LINKAUTH_MAC])
 	memcpy(nr2, nr, sizeof(nr));
 	ne2[15] ^= 0x80;
 	nr2[0] ^= 0x01;
-#define P(i, s, a, b, id, len, seq)                                        \
-	do {                                                               \
-		if (edge)                                                  \
+#define P(i, s, a, b, id, len, seq)                                         \
+	do {                                                                \
+		if (edge)                                                   \
 			linkauth_edge_proof(s, a, b, id, len, seq, out[i]); \
-		else                                                       \
+		else                                                        \
 			linkauth_router_proof(s, b, a, id, len, out[i]);    \
 	} while (0)
 	/* (router proofs take edge_nonce first: a is nr, b is ne for both) */
@@ -161,8 +161,8 @@ START_TEST(every_input_counts)
 			if (!edge && (i == P_SEQ || j == P_SEQ) && (i == P_BASE || j == P_BASE))
 				continue; /* the router proof has no hello_seq */
 			ck_assert_msg(memcmp(p[i], p[j], LINKAUTH_MAC) != 0,
-				      "%s proofs %d and %d are equal", edge ? "edge" : "router",
-				      i, j);
+				      "%s proofs %d and %d are equal", edge ? "edge" : "router", i,
+				      j);
 		}
 	}
 }
@@ -287,8 +287,7 @@ static void load_ok(const char *spec, const void *want, size_t n)
 	char err[256] = "";
 
 	memset(&s, 0x5a, sizeof(s));
-	ck_assert_msg(linkauth_load_secret(spec, &s, err, sizeof(err)) == 0, "%s: %s", spec,
-		      err);
+	ck_assert_msg(linkauth_load_secret(spec, &s, err, sizeof(err)) == 0, "%s: %s", spec, err);
 	ck_assert(linkauth_enabled(&s));
 	ck_assert_uint_eq(s.len, n);
 	ck_assert_mem_eq(s.key, want, n);
@@ -390,8 +389,8 @@ START_TEST(load_env)
 	load_ok("env:CHECK_LINKAUTH_SECRET", KEY, 16);
 	ck_assert_int_eq(setenv(name, "0123456789abcdef\n", 1), 0);
 	load_ok("env:CHECK_LINKAUTH_SECRET", KEY, 16);
-	ck_assert_int_eq(linkauth_load_secret("env:CHECK_LINKAUTH_SECRET", &s, err,
-					      sizeof(err)), 0);
+	ck_assert_int_eq(linkauth_load_secret("env:CHECK_LINKAUTH_SECRET", &s, err, sizeof(err)),
+			 0);
 	ck_assert_uint_eq(s.len, 16);
 	linkauth_secret_free(&s);
 
@@ -411,7 +410,7 @@ START_TEST(load_bad_spec)
 	 * be the secret itself, put there by mistake. */
 	static const char *const bad[] = {
 		"0123456789abcdef-the-secret", "File:/etc/x", "files:/x", "ENV:X",
-		"value:0123456789abcdef", " file:/x", "secret:x",
+		"value:0123456789abcdef",      " file:/x",    "secret:x",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

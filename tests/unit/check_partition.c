@@ -22,17 +22,17 @@ struct str_hash {
  * suffixes of "1234" and of the long string are its unaligned cases).
  */
 static const struct str_hash librdkafka_murmur2[] = {
-	{"kafka", 0xd067cf64},
-	{"giberish123456789", 0x8f552b0c},
-	{"1234", 0x9fc97b14},
-	{"234", 0xe7c009ca},
-	{"34", 0x873930da},
-	{"4", 0x5a4b5ca1},
-	{"PreAmbleWillBeRemoved,ThePrePartThatIs", 0x78424f1c},
-	{"reAmbleWillBeRemoved,ThePrePartThatIs", 0x4a62b377},
-	{"eAmbleWillBeRemoved,ThePrePartThatIs", 0xe0e4e09e},
-	{"AmbleWillBeRemoved,ThePrePartThatIs", 0x62b8b43f},
-	{"", 0x106e08d9},
+	{ "kafka", 0xd067cf64 },
+	{ "giberish123456789", 0x8f552b0c },
+	{ "1234", 0x9fc97b14 },
+	{ "234", 0xe7c009ca },
+	{ "34", 0x873930da },
+	{ "4", 0x5a4b5ca1 },
+	{ "PreAmbleWillBeRemoved,ThePrePartThatIs", 0x78424f1c },
+	{ "reAmbleWillBeRemoved,ThePrePartThatIs", 0x4a62b377 },
+	{ "eAmbleWillBeRemoved,ThePrePartThatIs", 0xe0e4e09e },
+	{ "AmbleWillBeRemoved,ThePrePartThatIs", 0x62b8b43f },
+	{ "", 0x106e08d9 },
 };
 
 /*
@@ -44,12 +44,12 @@ static const struct {
 	const char *key;
 	int32_t hash;
 } kafka_utils_murmur2[] = {
-	{"21", -973932308},
-	{"foobar", -790332482},
-	{"a-little-bit-long-string", -985981536},
-	{"a-little-bit-longer-string", -1486304829},
-	{"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971},
-	{"abc", 479470107},
+	{ "21", -973932308 },
+	{ "foobar", -790332482 },
+	{ "a-little-bit-long-string", -985981536 },
+	{ "a-little-bit-longer-string", -1486304829 },
+	{ "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971 },
+	{ "abc", 479470107 },
 };
 
 /*
@@ -57,9 +57,9 @@ static const struct {
  * confluentinc/librdkafka src/rdmurmur2.c (unittest_murmurhashneutral2()).
  */
 static const struct str_hash librdkafka_murmur2_positive[] = {
-	{"kafka", 1348980580},
-	{"amqp", 767747138},
-	{"giberish123456789", 257239820},
+	{ "kafka", 1348980580 },
+	{ "amqp", 767747138 },
+	{ "giberish123456789", 257239820 },
 };
 
 /*
@@ -74,11 +74,10 @@ static const struct {
 	uint32_t crc32;
 	uint32_t murmur2;
 } librdkafka_0048[] = {
-	{"", 0x0, 0x106e08d9},
-	{"23456", 0xb1b451d7, 0x058d780f},
-	{"this is another string with more length to it perhaps", 0xb0150df7,
-	 0x4f7703da},
-	{"hejsan", 0xd077037e, 0x5ec19395},
+	{ "", 0x0, 0x106e08d9 },
+	{ "23456", 0xb1b451d7, 0x058d780f },
+	{ "this is another string with more length to it perhaps", 0xb0150df7, 0x4f7703da },
+	{ "hejsan", 0xd077037e, 0x5ec19395 },
 };
 
 START_TEST(test_murmur2_librdkafka_vectors)
@@ -90,8 +89,8 @@ START_TEST(test_murmur2_librdkafka_vectors)
 		uint32_t h = kafka_murmur2(k, strlen(k));
 
 		ck_assert_msg(h == librdkafka_murmur2[i].hash,
-			      "murmur2(\"%s\") = 0x%08x, want 0x%08x", k,
-			      (unsigned)h, (unsigned)librdkafka_murmur2[i].hash);
+			      "murmur2(\"%s\") = 0x%08x, want 0x%08x", k, (unsigned)h,
+			      (unsigned)librdkafka_murmur2[i].hash);
 	}
 	for (i = 0; i < ARRAY_LEN(librdkafka_murmur2_positive); i++) {
 		const char *k = librdkafka_murmur2_positive[i].key;
@@ -112,9 +111,8 @@ START_TEST(test_murmur2_kafka_vectors)
 		const char *k = kafka_utils_murmur2[i].key;
 		int32_t h = (int32_t)kafka_murmur2(k, strlen(k));
 
-		ck_assert_msg(h == kafka_utils_murmur2[i].hash,
-			      "murmur2(\"%s\") = %d, want %d", k, h,
-			      kafka_utils_murmur2[i].hash);
+		ck_assert_msg(h == kafka_utils_murmur2[i].hash, "murmur2(\"%s\") = %d, want %d", k,
+			      h, kafka_utils_murmur2[i].hash);
 	}
 }
 END_TEST
@@ -128,8 +126,7 @@ START_TEST(test_murmur2_unaligned)
 
 	for (off = 0; off < 8; off++) {
 		memcpy(buf + off, src, sizeof(src) - 1);
-		ck_assert_uint_eq(kafka_murmur2(buf + off, sizeof(src) - 1),
-				  0x78424f1cu);
+		ck_assert_uint_eq(kafka_murmur2(buf + off, sizeof(src) - 1), 0x78424f1cu);
 	}
 }
 END_TEST
@@ -145,16 +142,15 @@ START_TEST(test_crc32_vectors)
 		const char *k = librdkafka_0048[i].key;
 		uint32_t h = kafka_crc32(k, strlen(k));
 
-		ck_assert_msg(h == librdkafka_0048[i].crc32,
-			      "crc32(\"%s\") = 0x%08x, want 0x%08x", k,
-			      (unsigned)h, (unsigned)librdkafka_0048[i].crc32);
+		ck_assert_msg(h == librdkafka_0048[i].crc32, "crc32(\"%s\") = 0x%08x, want 0x%08x",
+			      k, (unsigned)h, (unsigned)librdkafka_0048[i].crc32);
 	}
 }
 END_TEST
 
 START_TEST(test_partition_0048_vectors)
 {
-	static const int32_t counts[] = {7, 17};
+	static const int32_t counts[] = { 7, 17 };
 	size_t i, c;
 
 	for (c = 0; c < ARRAY_LEN(counts); c++) {
@@ -164,12 +160,10 @@ START_TEST(test_partition_0048_vectors)
 			const char *k = librdkafka_0048[i].key;
 			size_t len = strlen(k);
 
-			ck_assert_int_eq(
-			    partition_for_key(PARTITIONER_CRC32, k, len, n),
-			    (int32_t)(librdkafka_0048[i].crc32 % (uint32_t)n));
-			ck_assert_int_eq(
-			    partition_for_key(PARTITIONER_MURMUR2, k, len, n),
-			    (int32_t)(librdkafka_0048[i].murmur2 % (uint32_t)n));
+			ck_assert_int_eq(partition_for_key(PARTITIONER_CRC32, k, len, n),
+					 (int32_t)(librdkafka_0048[i].crc32 % (uint32_t)n));
+			ck_assert_int_eq(partition_for_key(PARTITIONER_MURMUR2, k, len, n),
+					 (int32_t)(librdkafka_0048[i].murmur2 % (uint32_t)n));
 		}
 	}
 }
@@ -184,22 +178,18 @@ START_TEST(test_partition_murmur2_positive)
 	ck_assert_uint_eq(h >> 31, 1);
 	ck_assert_int_eq(partition_for_key(PARTITIONER_MURMUR2, "kafka", 5, 10),
 			 (int32_t)((h & 0x7fffffffu) % 10));
-	ck_assert_int_eq(
-	    partition_for_key(PARTITIONER_MURMUR2, "kafka", 5, INT32_MAX),
-	    1348980580);
+	ck_assert_int_eq(partition_for_key(PARTITIONER_MURMUR2, "kafka", 5, INT32_MAX), 1348980580);
 }
 END_TEST
 
 START_TEST(test_partition_bad_args)
 {
-	static const int32_t bad[] = {0, -1, -100, INT32_MIN};
+	static const int32_t bad[] = { 0, -1, -100, INT32_MIN };
 	size_t i;
 
 	for (i = 0; i < ARRAY_LEN(bad); i++) {
-		ck_assert_int_eq(
-		    partition_for_key(PARTITIONER_MURMUR2, "a", 1, bad[i]), -1);
-		ck_assert_int_eq(
-		    partition_for_key(PARTITIONER_CRC32, "a", 1, bad[i]), -1);
+		ck_assert_int_eq(partition_for_key(PARTITIONER_MURMUR2, "a", 1, bad[i]), -1);
+		ck_assert_int_eq(partition_for_key(PARTITIONER_CRC32, "a", 1, bad[i]), -1);
 	}
 	ck_assert_int_eq(partition_for_key(PARTITIONER_CRC32, NULL, 3, 10), -1);
 	ck_assert_int_eq(partition_for_key((enum partitioner)7, "a", 1, 10), -1);
@@ -211,10 +201,21 @@ END_TEST
 START_TEST(test_parse)
 {
 	static const char *const bad[] = {
-	    "",        "MURMUR2", "Murmur2", "murmur2 ", " crc32",
-	    "CRC32",   "crc",     "murmur",  "crc32\n",  "consistent",
-	    "consistent_random", "murmur2_random", "random", "fnv1a",
-	    "default",
+		"",
+		"MURMUR2",
+		"Murmur2",
+		"murmur2 ",
+		" crc32",
+		"CRC32",
+		"crc",
+		"murmur",
+		"crc32\n",
+		"consistent",
+		"consistent_random",
+		"murmur2_random",
+		"random",
+		"fnv1a",
+		"default",
 	};
 	enum partitioner p = PARTITIONER_CRC32;
 	size_t i;
@@ -226,8 +227,7 @@ START_TEST(test_parse)
 
 	for (i = 0; i < ARRAY_LEN(bad); i++) {
 		p = PARTITIONER_MURMUR2;
-		ck_assert_msg(partitioner_parse(bad[i], &p) == -1,
-			      "accepted \"%s\"", bad[i]);
+		ck_assert_msg(partitioner_parse(bad[i], &p) == -1, "accepted \"%s\"", bad[i]);
 		ck_assert_int_eq(p, PARTITIONER_MURMUR2);
 	}
 	ck_assert_int_eq(partitioner_parse(NULL, &p), -1);
@@ -235,11 +235,9 @@ START_TEST(test_parse)
 	ck_assert_str_eq(partitioner_name(PARTITIONER_MURMUR2), "murmur2");
 	ck_assert_str_eq(partitioner_name(PARTITIONER_CRC32), "crc32");
 	ck_assert_str_eq(partitioner_name((enum partitioner)7), "unknown");
-	ck_assert_int_eq(
-	    partitioner_parse(partitioner_name(PARTITIONER_CRC32), &p), 0);
+	ck_assert_int_eq(partitioner_parse(partitioner_name(PARTITIONER_CRC32), &p), 0);
 	ck_assert_int_eq(p, PARTITIONER_CRC32);
-	ck_assert_int_eq(
-	    partitioner_parse(partitioner_name(PARTITIONER_MURMUR2), &p), 0);
+	ck_assert_int_eq(partitioner_parse(partitioner_name(PARTITIONER_MURMUR2), &p), 0);
 	ck_assert_int_eq(p, PARTITIONER_MURMUR2);
 }
 END_TEST
@@ -251,8 +249,7 @@ END_TEST
 #define XCHECK_MAX_LEN 64
 #define XCHECK_MAX_COUNT 100
 
-static void quiet_log(const rd_kafka_t *rk, int level, const char *fac,
-		      const char *buf)
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 }
 
@@ -305,14 +302,12 @@ START_TEST(test_crosscheck_librdkafka)
 			/* The last round uses INT32_MAX: nearly the whole
 			 * hash survives the modulo. */
 			int32_t cnt = n > XCHECK_MAX_COUNT ? INT32_MAX : n;
-			int32_t want_m = rd_kafka_msg_partitioner_murmur2(
-			    rkt, key, len, cnt, NULL, NULL);
-			int32_t want_c = rd_kafka_msg_partitioner_consistent(
-			    rkt, key, len, cnt, NULL, NULL);
-			int32_t got_m = partition_for_key(PARTITIONER_MURMUR2,
-							  key, len, cnt);
-			int32_t got_c = partition_for_key(PARTITIONER_CRC32,
-							  key, len, cnt);
+			int32_t want_m =
+				rd_kafka_msg_partitioner_murmur2(rkt, key, len, cnt, NULL, NULL);
+			int32_t want_c =
+				rd_kafka_msg_partitioner_consistent(rkt, key, len, cnt, NULL, NULL);
+			int32_t got_m = partition_for_key(PARTITIONER_MURMUR2, key, len, cnt);
+			int32_t got_c = partition_for_key(PARTITIONER_CRC32, key, len, cnt);
 
 			compared += 2;
 			if (got_m == want_m && got_c == want_c)
@@ -321,16 +316,14 @@ START_TEST(test_crosscheck_librdkafka)
 				snprintf(first, sizeof(first),
 					 "key #%d len %zu count %d: murmur2 "
 					 "%d want %d, crc32 %d want %d",
-					 i, len, cnt, got_m, want_m, got_c,
-					 want_c);
+					 i, len, cnt, got_m, want_m, got_c, want_c);
 		}
 	}
 
 	rd_kafka_topic_destroy(rkt);
 	rd_kafka_destroy(rk);
 
-	ck_assert_msg(mismatches == 0, "%ld of %ld differ; first: %s",
-		      mismatches, compared, first);
+	ck_assert_msg(mismatches == 0, "%ld of %ld differ; first: %s", mismatches, compared, first);
 	ck_assert_int_eq(compared, 2L * XCHECK_KEYS * (XCHECK_MAX_COUNT + 1));
 	ck_assert_msg(high > XCHECK_KEYS, "too few bytes >= 0x80: %ld", high);
 }

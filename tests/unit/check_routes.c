@@ -58,8 +58,9 @@ static int assign(int edge, uint64_t epoch, uint32_t pc, const uint32_t *parts, 
 	return routes_assign(&R, edge, epoch, pc, parts, n, now);
 }
 
-#define PARTS(...) ((const uint32_t[]){ __VA_ARGS__ }), \
-	(uint32_t)(sizeof((const uint32_t[]){ __VA_ARGS__ }) / sizeof(uint32_t))
+#define PARTS(...)                           \
+	((const uint32_t[]){ __VA_ARGS__ }), \
+		(uint32_t)(sizeof((const uint32_t[]){ __VA_ARGS__ }) / sizeof(uint32_t))
 #define NOPARTS NULL, 0
 
 /* Asserts that the moves since the last call are exactly these (in any
@@ -85,8 +86,8 @@ static void expect_moves(int line, int n, const struct move *want)
 	ck_assert_uint_eq(R.generation, (uint64_t)nmoves);
 }
 
-#define EXPECT_MOVES(...)                                                             \
-	expect_moves(__LINE__,                                                         \
+#define EXPECT_MOVES(...)                                                                       \
+	expect_moves(__LINE__,                                                                  \
 		     (int)(sizeof((const struct move[]){ __VA_ARGS__ }) / sizeof(struct move)), \
 		     (const struct move[]){ __VA_ARGS__ })
 #define EXPECT_NO_MOVES() expect_moves(__LINE__, 0, NULL)
@@ -99,7 +100,7 @@ static void expect_owners(int line, const int *want, uint32_t n)
 			      routes_owner(&R, p), want[p]);
 }
 
-#define EXPECT_OWNERS(...) \
+#define EXPECT_OWNERS(...)                                    \
 	expect_owners(__LINE__, (const int[]){ __VA_ARGS__ }, \
 		      (uint32_t)(sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int)))
 

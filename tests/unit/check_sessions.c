@@ -58,9 +58,9 @@ static void expect_partition(uint32_t p, struct session *const *want, size_t n)
 	ck_assert_msg(found == n, "partition %u lists %zu sessions, want %zu", p, found, n);
 }
 
-#define EXPECT_PARTITION(p, ...)                                                   \
-	expect_partition((p), (struct session *const[]){ __VA_ARGS__ },            \
-			 sizeof((struct session *const[]){ __VA_ARGS__ }) /         \
+#define EXPECT_PARTITION(p, ...)                                            \
+	expect_partition((p), (struct session *const[]){ __VA_ARGS__ },     \
+			 sizeof((struct session *const[]){ __VA_ARGS__ }) / \
 				 sizeof(struct session *))
 
 struct collected {
@@ -512,8 +512,10 @@ END_TEST
 START_TEST(test_state_names)
 {
 	const char *n[] = {
-		sessions_state_name(SESSION_WAITING), sessions_state_name(SESSION_SUBSCRIBING),
-		sessions_state_name(SESSION_LIVE), sessions_state_name(SESSION_CLOSING),
+		sessions_state_name(SESSION_WAITING),
+		sessions_state_name(SESSION_SUBSCRIBING),
+		sessions_state_name(SESSION_LIVE),
+		sessions_state_name(SESSION_CLOSING),
 	};
 	for (int i = 0; i < 4; i++) {
 		ck_assert_ptr_nonnull(n[i]);

@@ -122,7 +122,8 @@ START_TEST(kid_selects_key)
 	accepted(tj_sign("hs-b", tj_claims("")), "user-42");
 	accepted(tj_sign("rsa-b", tj_claims("")), "user-42");
 	/* The kid names one key: another key's signature does not pass. */
-	refused(tj_sign_kid("rsa-b", "rsa-a", tj_claims("")), TOKEN_EINVALID, "bad token signature");
+	refused(tj_sign_kid("rsa-b", "rsa-a", tj_claims("")), TOKEN_EINVALID,
+		"bad token signature");
 	refused(tj_sign_kid("hs-a", "hs-b", tj_claims("")), TOKEN_EINVALID, "bad token signature");
 	refused(tj_sign_kid("hs-a", "nope", tj_claims("")), TOKEN_EINVALID, "unknown token key id");
 	refused(tj_sign_kid("hs-a", "", tj_claims("")), TOKEN_EINVALID, "unknown token key id");
@@ -147,7 +148,8 @@ START_TEST(rotation_by_file_list)
 	refused(tj_sign("hs-a", tj_claims("")), TOKEN_EINVALID, "unknown token key id");
 	refused(tj_sign_kid("hs-a", NULL, tj_claims("")), TOKEN_EINVALID, "bad token signature");
 	refused(tj_sign("ec-a", tj_claims("")), TOKEN_EINVALID, "unknown token key id");
-	refused(tj_sign_kid("ec-a", NULL, tj_claims("")), TOKEN_EINVALID, "no key for the token's algorithm");
+	refused(tj_sign_kid("ec-a", NULL, tj_claims("")), TOKEN_EINVALID,
+		"no key for the token's algorithm");
 }
 END_TEST
 
@@ -230,7 +232,8 @@ START_TEST(wrong_signature)
 	refused(t, TOKEN_EINVALID, "bad token signature");
 	/* Claims swapped under a valid signature. */
 	{
-		char *a = tj_sign("hs-a", tj_claims("")), *b = tj_sign("hs-a", "{\"sub\":\"admin\",\"exp\":1}");
+		char *a = tj_sign("hs-a", tj_claims("")),
+		     *b = tj_sign("hs-a", "{\"sub\":\"admin\",\"exp\":1}");
 		char *forged;
 		char *a1 = strchr(a, '.'), *a2 = strrchr(a, '.'), *b1 = strchr(b, '.');
 		char *b2 = strrchr(b, '.');
@@ -295,7 +298,8 @@ START_TEST(other_algs)
 	refused(tj_reheader(t, "{\"alg\":\"PS256\"}"), TOKEN_EINVALID, "algorithm not accepted");
 	refused(tj_reheader(t, "{\"alg\":\"EdDSA\"}"), TOKEN_EINVALID, "algorithm not accepted");
 	/* Duplicate header members (which alg would win?) and crit. */
-	refused(tj_reheader(t, "{\"alg\":\"none\",\"alg\":\"HS256\"}"), TOKEN_EINVALID, "malformed token");
+	refused(tj_reheader(t, "{\"alg\":\"none\",\"alg\":\"HS256\"}"), TOKEN_EINVALID,
+		"malformed token");
 	refused(tj_reheader(t, "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}"), TOKEN_EINVALID,
 		"critical");
 	free(t);
@@ -313,8 +317,10 @@ START_TEST(key_confusion)
 	/* What libjwt alone does with it: it takes the algorithm from the
 	 * token, so with the RSA key's PEM it checks an HMAC. */
 	raw = jwt_decode(&jwt, t, pem, (int)klen);
-	fprintf(stderr, "check_token: libjwt alone %s an HS256 token made with an RSA "
-		"public key as secret\n", raw == 0 ? "ACCEPTS" : "refuses");
+	fprintf(stderr,
+		"check_token: libjwt alone %s an HS256 token made with an RSA "
+		"public key as secret\n",
+		raw == 0 ? "ACCEPTS" : "refuses");
 	jwt_free(jwt);
 	free(pem);
 	/* token: the RSA key is RS256 only. */
@@ -335,15 +341,19 @@ END_TEST
 START_TEST(alg_key_mismatch)
 {
 	/* A kid that names a key of another type than the token's alg. */
-	refused(tj_sign_kid("rsa-a", "hs-a", tj_claims("")), TOKEN_EINVALID, "does not match its key");
-	refused(tj_sign_kid("ec-a", "rsa-a", tj_claims("")), TOKEN_EINVALID, "does not match its key");
-	refused(tj_sign_kid("hs-a", "ec-a", tj_claims("")), TOKEN_EINVALID, "does not match its key");
+	refused(tj_sign_kid("rsa-a", "hs-a", tj_claims("")), TOKEN_EINVALID,
+		"does not match its key");
+	refused(tj_sign_kid("ec-a", "rsa-a", tj_claims("")), TOKEN_EINVALID,
+		"does not match its key");
+	refused(tj_sign_kid("hs-a", "ec-a", tj_claims("")), TOKEN_EINVALID,
+		"does not match its key");
 	{
 		char *t = tj_sign("rsa-a", tj_claims(""));
 
 		refused(tj_reheader(t, "{\"alg\":\"ES256\",\"kid\":\"rsa-a\"}"), TOKEN_EINVALID,
 			"does not match its key");
-		refused(tj_reheader(t, "{\"alg\":\"ES256\"}"), TOKEN_EINVALID, "bad token signature");
+		refused(tj_reheader(t, "{\"alg\":\"ES256\"}"), TOKEN_EINVALID,
+			"bad token signature");
 		free(t);
 	}
 }
@@ -356,18 +366,23 @@ START_TEST(issuer_audience)
 	refused(tj_sign("hs-a", tj_claims(",\"aud\":\"kws\"")), TOKEN_ECLAIMS, "audience");
 	RULES.issuer = "https://auth.example.com/";
 	RULES.audience = "kws";
-	accepted(tj_sign("hs-a", tj_claims(",\"iss\":\"https://auth.example.com/\",\"aud\":\"kws\"")),
+	accepted(tj_sign("hs-a",
+			 tj_claims(",\"iss\":\"https://auth.example.com/\",\"aud\":\"kws\"")),
 		 "user-42");
 	accepted(tj_sign("hs-a", tj_claims(",\"iss\":\"https://auth.example.com/\","
-				     "\"aud\":[\"other\",\"kws\"]")), "user-42");
-	refused(tj_sign("hs-a", tj_claims(",\"iss\":\"https://evil.example.com/\",\"aud\":\"kws\"")),
+					   "\"aud\":[\"other\",\"kws\"]")),
+		 "user-42");
+	refused(tj_sign("hs-a",
+			tj_claims(",\"iss\":\"https://evil.example.com/\",\"aud\":\"kws\"")),
 		TOKEN_ECLAIMS, "issuer");
 	refused(tj_sign("hs-a", tj_claims(",\"aud\":\"kws\"")), TOKEN_ECLAIMS, "issuer");
 	refused(tj_sign("hs-a", tj_claims(",\"iss\":7,\"aud\":\"kws\"")), TOKEN_ECLAIMS, "issuer");
-	refused(tj_sign("hs-a", tj_claims(",\"iss\":\"https://auth.example.com/\",\"aud\":\"kwsx\"")),
+	refused(tj_sign("hs-a",
+			tj_claims(",\"iss\":\"https://auth.example.com/\",\"aud\":\"kwsx\"")),
 		TOKEN_ECLAIMS, "audience");
 	refused(tj_sign("hs-a", tj_claims(",\"iss\":\"https://auth.example.com/\","
-				    "\"aud\":[\"other\",1]")), TOKEN_ECLAIMS, "audience");
+					  "\"aud\":[\"other\",1]")),
+		TOKEN_ECLAIMS, "audience");
 	refused(tj_sign("hs-a", tj_claims(",\"iss\":\"https://auth.example.com/\"")), TOKEN_ECLAIMS,
 		"audience");
 	refused(tj_sign("hs-a", tj_claims(",\"iss\":\"https://auth.example.com/\",\"aud\":{}")),
@@ -384,8 +399,7 @@ START_TEST(garbage_truncated)
 		char *p = xstrndup(t, i);
 		int r = check_tok(p);
 
-		ck_assert_msg(r == TOKEN_EINVALID,
-			      "prefix %zu: %d %s", i, r, why);
+		ck_assert_msg(r == TOKEN_EINVALID, "prefix %zu: %d %s", i, r, why);
 		free(p);
 	}
 	accepted(t, "user-42");
@@ -395,15 +409,26 @@ END_TEST
 START_TEST(garbage_tokens)
 {
 	static const char *const bad[] = {
-		"x", ".", "..", "...", "a.b", "a.b.c.d", ".b.c", "a..c", "a.b.",
-		"eyJhbGciOiJIUzI1NiJ9.e30.=", "eyJhbGciOiJIUzI1NiJ9=.e30.AAAA",
-		"eyJhbGciOiJIUzI1NiJ9.e30.AA+A", "eyJhbGciOiJIUzI1NiJ9.e30.AA/A",
-		"eyJhbGciOiJIUzI1NiJ9.e30.AA A", "eyJhbGciOiJIUzI1NiJ9.e30.AA%41",
-		"e.e30.AAAA",          /* header of one base64 character */
+		"x",
+		".",
+		"..",
+		"...",
+		"a.b",
+		"a.b.c.d",
+		".b.c",
+		"a..c",
+		"a.b.",
+		"eyJhbGciOiJIUzI1NiJ9.e30.=",
+		"eyJhbGciOiJIUzI1NiJ9=.e30.AAAA",
+		"eyJhbGciOiJIUzI1NiJ9.e30.AA+A",
+		"eyJhbGciOiJIUzI1NiJ9.e30.AA/A",
+		"eyJhbGciOiJIUzI1NiJ9.e30.AA A",
+		"eyJhbGciOiJIUzI1NiJ9.e30.AA%41",
+		"e.e30.AAAA",           /* header of one base64 character */
 		"bm90IGpzb24.e30.AAAA", /* "not json" */
-		"WzFd.e30.AAAA",       /* [1] */
-		"e30.e30.AAAA",        /* {} */
-		"IkhTMjU2Ig.e30.AAAA", /* "HS256" */
+		"WzFd.e30.AAAA",        /* [1] */
+		"e30.e30.AAAA",         /* {} */
+		"IkhTMjU2Ig.e30.AAAA",  /* "HS256" */
 		"eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.AAAA",
 		"eyJhbGciOiJIUzI1NiJ9.WzFd.AAAA",
 	};
@@ -430,14 +455,14 @@ START_TEST(garbage_huge)
 	{
 		char *c = xmalloc(TOKEN_MAX_BYTES);
 
-		snprintf(c, TOKEN_MAX_BYTES, "{\"sub\":\"u\",\"exp\":%ld,\"pad\":\"%0*d\"}", TJ_NOW + 300,
-			 (int)((TOKEN_MAX_BYTES - n) * 3 / 4 + 100), 0);
+		snprintf(c, TOKEN_MAX_BYTES, "{\"sub\":\"u\",\"exp\":%ld,\"pad\":\"%0*d\"}",
+			 TJ_NOW + 300, (int)((TOKEN_MAX_BYTES - n) * 3 / 4 + 100), 0);
 		free(t);
 		t = tj_sign("hs-a", c);
 		ck_assert_uint_gt(strlen(t), TOKEN_MAX_BYTES);
 		refused(t, TOKEN_EINVALID, "longer");
-		snprintf(c, TOKEN_MAX_BYTES, "{\"sub\":\"u\",\"exp\":%ld,\"pad\":\"%0*d\"}", TJ_NOW + 300,
-			 (int)((TOKEN_MAX_BYTES - n) * 3 / 4 - 100), 0);
+		snprintf(c, TOKEN_MAX_BYTES, "{\"sub\":\"u\",\"exp\":%ld,\"pad\":\"%0*d\"}",
+			 TJ_NOW + 300, (int)((TOKEN_MAX_BYTES - n) * 3 / 4 - 100), 0);
 		t = tj_sign("hs-a", c);
 		ck_assert_uint_le(strlen(t), TOKEN_MAX_BYTES);
 		accepted(t, "u");
@@ -480,7 +505,8 @@ START_TEST(duplicate_claims)
 		jwt_t *jwt = NULL;
 
 		ck_assert_int_eq(jwt_decode(&jwt, t, key, (int)klen), 0);
-		fprintf(stderr, "check_token: libjwt alone takes sub \"%s\" from a token with two\n",
+		fprintf(stderr,
+			"check_token: libjwt alone takes sub \"%s\" from a token with two\n",
 			jwt_get_grant(jwt, "sub"));
 		jwt_free(jwt);
 		free(key);
@@ -491,8 +517,7 @@ START_TEST(duplicate_claims)
 		 TJ_NOW + 300);
 	refused(tj_sign_raw_hs256("verify/hs-a.secret", hdr, c), TOKEN_EINVALID,
 		"duplicate claim in token");
-	snprintf(c, sizeof c, "{\"sub\":\"u\",\"exp\":%ld,\"x\":{\"a\":1,\"a\":2}}",
-		 TJ_NOW + 300);
+	snprintf(c, sizeof c, "{\"sub\":\"u\",\"exp\":%ld,\"x\":{\"a\":1,\"a\":2}}", TJ_NOW + 300);
 	refused(tj_sign_raw_hs256("verify/hs-a.secret", hdr, c), TOKEN_EINVALID,
 		"duplicate claim in token");
 	/* Escapes spell the same name. */

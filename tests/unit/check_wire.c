@@ -65,16 +65,17 @@ static struct wire_challenge challenges[2];
  * proofs; check_linkauth does). */
 static char nonce_e[WIRE_NONCE_BYTES], nonce_r[WIRE_NONCE_BYTES];
 static const char proof_r[WIRE_AUTH_BYTES] = {
-	(char)0xb3, 0x7d, (char)0xa0, 0x7d, 0x7e, 0x44, 0x38, 0x27, 0x7d, 0x4e, 0x6f,
-	(char)0xe7, (char)0xeb, 0x6b, (char)0x97, 0x79, 0x66, 0x4d, 0x3d, (char)0xa0,
-	(char)0xd7, (char)0xbb, (char)0xa5, (char)0x9f, (char)0x98, (char)0x9d, 0x43,
-	(char)0x85, 0x77, (char)0xf0, 0x40, (char)0xf7,
+	(char)0xb3, 0x7d,       (char)0xa0, 0x7d,       0x7e,       0x44,       0x38,
+	0x27,       0x7d,       0x4e,       0x6f,       (char)0xe7, (char)0xeb, 0x6b,
+	(char)0x97, 0x79,       0x66,       0x4d,       0x3d,       (char)0xa0, (char)0xd7,
+	(char)0xbb, (char)0xa5, (char)0x9f, (char)0x98, (char)0x9d, 0x43,       (char)0x85,
+	0x77,       (char)0xf0, 0x40,       (char)0xf7,
 };
 static const char proof_e[WIRE_AUTH_BYTES] = {
-	(char)0x89, (char)0xfa, 0x7d, (char)0xb3, (char)0xa2, (char)0xfd, 0x5d, 0x3a,
-	(char)0x8f, 0x59, 0x7e, (char)0xd3, 0x4d, 0x2b, (char)0xaa, 0x01, (char)0xef, 0x61,
-	0x6b, 0x77, (char)0x87, 0x6c, 0x71, (char)0x98, (char)0xa2, (char)0xfe, 0x6e, 0x5e,
-	(char)0xa7, (char)0xcf, (char)0x86, (char)0xb1,
+	(char)0x89, (char)0xfa, 0x7d, (char)0xb3, (char)0xa2, (char)0xfd, 0x5d,       0x3a,
+	(char)0x8f, 0x59,       0x7e, (char)0xd3, 0x4d,       0x2b,       (char)0xaa, 0x01,
+	(char)0xef, 0x61,       0x6b, 0x77,       (char)0x87, 0x6c,       0x71,       (char)0x98,
+	(char)0xa2, (char)0xfe, 0x6e, 0x5e,       (char)0xa7, (char)0xcf, (char)0x86, (char)0xb1,
 };
 static const char ff[WIRE_AUTH_BYTES] = {
 	[0 ... WIRE_AUTH_BYTES - 1] = (char)0xff,
@@ -101,12 +102,15 @@ static struct deliver_sample delivers[NDELIVERS];
 static uint64_t *many_sids; /* 10000 sids */
 static const uint64_t some_sids[] = { 0, 1, UINT64_MAX, 1ull << 32, 127, 128 };
 
-static struct wire_record record(uint32_t partition, int64_t offset, int64_t ts,
-				 const void *value, size_t len, bool null)
+static struct wire_record record(uint32_t partition, int64_t offset, int64_t ts, const void *value,
+				 size_t len, bool null)
 {
 	struct wire_record r = {
-		.partition = partition, .offset = offset, .timestamp_ms = ts,
-		.value = bytes(value, len), .value_null = null,
+		.partition = partition,
+		.offset = offset,
+		.timestamp_ms = ts,
+		.value = bytes(value, len),
+		.value_null = null,
 	};
 
 	return r;
@@ -124,11 +128,12 @@ static void samples_init(void)
 	hellos[2].router_id = bytes(pat, WIRE_MAX_NAME_BYTES);
 
 	edge_hellos[0] = (struct wire_edge_hello){ str("edge-a"), false, { 0, 0, 0, NULL }, 1 };
-	edge_hellos[1] = (struct wire_edge_hello){
-		bytes(pat, WIRE_MAX_NAME_BYTES), true,
-		{ UINT64_MAX, WIRE_MAX_PARTITIONS, 3, parts3 }, UINT64_MAX };
-	edge_hellos[2] = (struct wire_edge_hello){ str("e"), true, { 7, 12, 12, parts12 },
-						   1ull << 32 };
+	edge_hellos[1] = (struct wire_edge_hello){ bytes(pat, WIRE_MAX_NAME_BYTES),
+						   true,
+						   { UINT64_MAX, WIRE_MAX_PARTITIONS, 3, parts3 },
+						   UINT64_MAX };
+	edge_hellos[2] =
+		(struct wire_edge_hello){ str("e"), true, { 7, 12, 12, parts12 }, 1ull << 32 };
 
 	assigns[0] = (struct wire_assignment){ 0, 0, 0, NULL };
 	assigns[1] = (struct wire_assignment){ 8, 12, 12, parts12 };
@@ -155,8 +160,8 @@ static void samples_init(void)
 	ups[2] = (struct wire_up){ 9, 3, str("user-9"), str("{\"hi\":1}"), true };
 
 	up_errs[0] = (struct wire_up_err){ 1, WIRE_UP_DISABLED, bytes("", 0) };
-	up_errs[1] = (struct wire_up_err){ UINT64_MAX, UINT32_MAX,
-					   bytes(pat, WIRE_MAX_NAME_BYTES) };
+	up_errs[1] =
+		(struct wire_up_err){ UINT64_MAX, UINT32_MAX, bytes(pat, WIRE_MAX_NAME_BYTES) };
 	up_errs[2] = (struct wire_up_err){ 4, WIRE_UP_FAILED, str("Broker: timed out") };
 
 	flows[0] = (struct wire_flow){ 1, true };
@@ -174,21 +179,25 @@ static void samples_init(void)
 	 * bin); the nonce alone */
 	auth_hellos[0] = (struct wire_hello){ str("r1"), bytes(nonce_r, WIRE_NONCE_BYTES),
 					      bytes(proof_r, WIRE_AUTH_BYTES) };
-	auth_hellos[1] = (struct wire_hello){ bytes(pat, WIRE_MAX_NAME_BYTES),
-					      bytes(ff, WIRE_NONCE_BYTES),
-					      bytes(ff, WIRE_AUTH_BYTES) };
+	auth_hellos[1] =
+		(struct wire_hello){ bytes(pat, WIRE_MAX_NAME_BYTES), bytes(ff, WIRE_NONCE_BYTES),
+				     bytes(ff, WIRE_AUTH_BYTES) };
 	auth_hellos[2] = (struct wire_hello){ bytes("", 0), bytes(NULL, 0),
 					      bytes(proof_r, WIRE_AUTH_BYTES) };
 	auth_hellos[3] = (struct wire_hello){ str("router-2"), bytes(nonce_e, WIRE_NONCE_BYTES),
 					      bytes(NULL, 0) };
 	auth_edge_hellos[0] = (struct wire_edge_hello){
-		str("e1"), false, { 3, 4, 2, parts2 }, 1, bytes(proof_r, WIRE_AUTH_BYTES) };
-	auth_edge_hellos[1] = (struct wire_edge_hello){
-		bytes(pat, WIRE_MAX_NAME_BYTES), true,
-		{ UINT64_MAX, WIRE_MAX_PARTITIONS, 3, parts3 }, UINT64_MAX,
-		bytes(ff, WIRE_AUTH_BYTES) };
-	auth_edge_hellos[2] = (struct wire_edge_hello){ bytes("", 0), true, { 0, 0, 0, NULL },
-							0, bytes(pat, WIRE_AUTH_BYTES) };
+		str("e1"), false, { 3, 4, 2, parts2 }, 1, bytes(proof_r, WIRE_AUTH_BYTES)
+	};
+	auth_edge_hellos[1] =
+		(struct wire_edge_hello){ bytes(pat, WIRE_MAX_NAME_BYTES),
+					  true,
+					  { UINT64_MAX, WIRE_MAX_PARTITIONS, 3, parts3 },
+					  UINT64_MAX,
+					  bytes(ff, WIRE_AUTH_BYTES) };
+	auth_edge_hellos[2] = (struct wire_edge_hello){
+		bytes("", 0), true, { 0, 0, 0, NULL }, 0, bytes(pat, WIRE_AUTH_BYTES)
+	};
 	challenges[0].nonce = bytes(nonce_e, WIRE_NONCE_BYTES);
 	challenges[1].nonce = bytes(ff, WIRE_NONCE_BYTES);
 
@@ -204,11 +213,12 @@ static void samples_init(void)
 	delivers[1] = (struct deliver_sample){ 1, rs };
 	/* 2: a mixed batch. */
 	rs = xcalloc(5, sizeof(*rs));
-	rs[0] = (struct rec_sample){ record(3, 17, 1700000000000, "hello", 5, false),
-				     some_sids, 1 };
+	rs[0] = (struct rec_sample){ record(3, 17, 1700000000000, "hello", 5, false), some_sids,
+				     1 };
 	rs[1] = (struct rec_sample){ record(3, 18, -1, "", 0, false), some_sids, 6 };
-	rs[2] = (struct rec_sample){ record(WIRE_MAX_PARTITIONS - 1, INT64_MAX, INT64_MIN,
-					    NULL, 0, true), some_sids + 2, 2 };
+	rs[2] = (struct rec_sample){ record(WIRE_MAX_PARTITIONS - 1, INT64_MAX, INT64_MIN, NULL, 0,
+					    true),
+				     some_sids + 2, 2 };
 	rs[3] = (struct rec_sample){ record(0, 0, 0, pat, 4096, false), some_sids + 5, 1 };
 	rs[4] = (struct rec_sample){ record(7, 1, INT64_MAX, pat + 1, 300, false), NULL, 0 };
 	delivers[2] = (struct deliver_sample){ 5, rs };
@@ -219,8 +229,9 @@ static void samples_init(void)
 	/* 4: a typical full batch: 64 records of 1 KiB. */
 	rs = xcalloc(64, sizeof(*rs));
 	for (uint32_t i = 0; i < 64; i++)
-		rs[i] = (struct rec_sample){ record(i % 4, 1000 + i, 1700000000000 + i,
-						   pat + i, 1024, false), some_sids + i % 6, 1 };
+		rs[i] = (struct rec_sample){ record(i % 4, 1000 + i, 1700000000000 + i, pat + i,
+						    1024, false),
+					     some_sids + i % 6, 1 };
 	delivers[4] = (struct deliver_sample){ 64, rs };
 }
 
@@ -247,13 +258,13 @@ static uint32_t encode_sample(struct wire_buf *b, size_t i)
 {
 	uint64_t seq = SEQ(i);
 
-#define SAMPLES(arr, fn, type)                        \
-	do {                                          \
-		if (i < N(arr)) {                     \
-			fn(b, seq, &arr[i]);          \
-			return type;                  \
-		}                                     \
-		i -= N(arr);                          \
+#define SAMPLES(arr, fn, type)               \
+	do {                                 \
+		if (i < N(arr)) {            \
+			fn(b, seq, &arr[i]); \
+			return type;         \
+		}                            \
+		i -= N(arr);                 \
 	} while (0)
 	SAMPLES(hellos, wire_enc_hello, WIRE_HELLO);
 	SAMPLES(edge_hellos, wire_enc_edge_hello, WIRE_EDGE_HELLO);
@@ -273,10 +284,10 @@ static uint32_t encode_sample(struct wire_buf *b, size_t i)
 	return 0;
 }
 
-#define NSAMPLES                                                              \
-	(N(hellos) + N(edge_hellos) + N(assigns) + N(subs) + N(unsubs) +      \
-	 N(sub_acks) + N(delivers) + N(ups) + N(up_errs) + N(flows) + N(resyncs) + \
-	 N(auth_hellos) + N(auth_edge_hellos) + N(challenges))
+#define NSAMPLES                                                                       \
+	(N(hellos) + N(edge_hellos) + N(assigns) + N(subs) + N(unsubs) + N(sub_acks) + \
+	 N(delivers) + N(ups) + N(up_errs) + N(flows) + N(resyncs) + N(auth_hellos) +  \
+	 N(auth_edge_hellos) + N(challenges))
 
 /* Helpers. */
 
@@ -286,8 +297,7 @@ static int decode(struct wire_msg *m, const void *p, size_t len)
 }
 
 /* Decodes b, which must hold one valid message of the given type and seq. */
-static void decode_ok(struct wire_msg *m, const struct wire_buf *b, uint32_t type,
-		      uint64_t seq)
+static void decode_ok(struct wire_msg *m, const struct wire_buf *b, uint32_t type, uint64_t seq)
 {
 	int err = decode(m, b->data, b->len);
 
@@ -302,8 +312,8 @@ static void decode_err(const void *p, size_t len, int want)
 	struct wire_msg m;
 	int err = decode(&m, p, len);
 
-	ck_assert_msg(err == want, "got %d (%s), want %d (%s)", err,
-		      wire_strerror(err), want, wire_strerror(want));
+	ck_assert_msg(err == want, "got %d (%s), want %d (%s)", err, wire_strerror(err), want,
+		      wire_strerror(want));
 	ck_assert_ptr_null(m.parts_);
 	ck_assert_ptr_null(m.up_.zone);
 }
@@ -319,8 +329,7 @@ static void assert_bytes(const struct wire_bytes *got, const struct wire_bytes *
 	}
 }
 
-static void assert_assignment(const struct wire_assignment *got,
-			      const struct wire_assignment *want)
+static void assert_assignment(const struct wire_assignment *got, const struct wire_assignment *want)
 {
 	ck_assert_uint_eq(got->epoch, want->epoch);
 	ck_assert_uint_eq(got->partition_count, want->partition_count);
@@ -590,16 +599,17 @@ START_TEST(enc_layout)
 	static const char unsub[] = { (char)0x94, 1, WIRE_UNSUB, 1, 5 };
 	/* [1, 7, seq as uint64, records as array32 [[...]]] */
 	static const char deliver[] = {
-		(char)0x94, 1, WIRE_DELIVER,
-		(char)0xcf, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
-		(char)0xdd, 0, 0, 0, 1,
-		(char)0x95, 2, 3, (char)0xff, (char)0xc0, (char)0x91, 9,
+		(char)0x94, 1,          WIRE_DELIVER, (char)0xcf, 0x01,
+		0x02,       0x03,       0x04,         0x05,       0x06,
+		0x07,       0x08,       (char)0xdd,   0,          0,
+		0,          1,          (char)0x95,   2,          3,
+		(char)0xff, (char)0xc0, (char)0x91,   9,
 	};
 	/* [1, 2, 1, "e1", false, 3, 4, [0, 2], 7]: EDGE_HELLO answering the
 	 * HELLO of seq 7 (the example in PROTOCOL.md) */
 	static const char edge_hello[] = {
 		(char)0x99, 1, WIRE_EDGE_HELLO, 1, (char)0xc4, 2, 'e', '1', (char)0xc2,
-		3, 4, (char)0x92, 0, 2, 7,
+		3,          4, (char)0x92,      0, 2,          7,
 	};
 	/* HELLO, seq 1, "r1", without and with router_nonce 10..1f and auth
 	 * (PROTOCOL.md, "Examples"); with auth only, the nonce is an empty bin */
@@ -608,13 +618,19 @@ START_TEST(enc_layout)
 		(char)0x96, 1, WIRE_HELLO, 1, (char)0xc4, 2, 'r', '1', (char)0xc4, 16,
 	};
 	static const char hello_noncefree[] = {
-		(char)0x96, 1, WIRE_HELLO, 1, (char)0xc4, 2, 'r', '1', (char)0xc4, 0,
-		(char)0xc4, 32,
+		(char)0x96, 1,   WIRE_HELLO, 1, (char)0xc4, 2,
+		'r',        '1', (char)0xc4, 0, (char)0xc4, 32,
 	};
 	/* CHALLENGE, seq 0, nonce 00..0f */
 	static const char challenge[] = {
-		(char)0x94, 1, WIRE_CHALLENGE, 0, (char)0xc4, 16,
-		0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+		(char)0x94, 1,          WIRE_CHALLENGE,
+		0,          (char)0xc4, 16,
+		0,          1,          2,
+		3,          4,          5,
+		6,          7,          8,
+		9,          10,         11,
+		12,         13,         14,
+		15,
 	};
 	static const uint32_t parts[] = { 0, 2 };
 	struct wire_edge_hello eh = { str("e1"), false, { 3, 4, 2, parts }, 7 };
@@ -752,19 +768,22 @@ struct lit {
 	const char *b;
 	size_t n;
 };
-#define L(s) { s, sizeof(s) - 1 }
+#define L(s)                     \
+	{                        \
+		s, sizeof(s) - 1 \
+	}
 
 enum kind {
-	K_NAME,   /* bin/str <= WIRE_MAX_NAME_BYTES */
-	K_KEY,    /* bin/str of 1..WIRE_MAX_KEY_BYTES */
-	K_DATA,   /* bin/str */
+	K_NAME, /* bin/str <= WIRE_MAX_NAME_BYTES */
+	K_KEY,  /* bin/str of 1..WIRE_MAX_KEY_BYTES */
+	K_DATA, /* bin/str */
 	K_BOOL,
 	K_U64,
 	K_U32,
 	K_PCOUNT, /* uint32 <= WIRE_MAX_PARTITIONS */
 	K_PART,   /* uint32 < WIRE_MAX_PARTITIONS */
 	K_I64,
-	K_PARTS,  /* array of K_PART */
+	K_PARTS, /* array of K_PART */
 	K_RECORDS,
 	K_NONCE,  /* bin/str of exactly WIRE_NONCE_BYTES */
 	K_ONONCE, /* optional: bin/str of 0 or WIRE_NONCE_BYTES */
@@ -801,39 +820,52 @@ static const struct layout layouts[] = {
 /* A valid value of each kind, in unusual but allowed encodings (str for bin,
  * wide or signed integer formats for small values). */
 static const struct lit valid_val[NKINDS] = {
-	[K_NAME] = L("\xa6" "router"),
-	[K_KEY] = L("\xd9\x03" "key"),
+	[K_NAME] = L("\xa6"
+		     "router"),
+	[K_KEY] = L("\xd9\x03"
+		    "key"),
 	[K_DATA] = L("\xc4\x00"),
 	[K_BOOL] = L("\xc3"),
 	[K_U64] = L("\xcf\xff\xff\xff\xff\xff\xff\xff\xff"),
 	[K_U32] = L("\xce\xff\xff\xff\xff"),
-	[K_PCOUNT] = L("\xd1\x01\x00"),                    /* int16 256 */
-	[K_PART] = L("\xd0\x05"),                          /* int8 5 */
-	[K_I64] = L("\xd3\x80\x00\x00\x00\x00\x00\x00\x00"), /* INT64_MIN */
+	[K_PCOUNT] = L("\xd1\x01\x00"),                        /* int16 256 */
+	[K_PART] = L("\xd0\x05"),                              /* int8 5 */
+	[K_I64] = L("\xd3\x80\x00\x00\x00\x00\x00\x00\x00"),   /* INT64_MIN */
 	[K_PARTS] = L("\x93\x00\xcc\x05\xce\x00\x01\x86\x9f"), /* [0, 5, 99999] */
 	/* [[0, 0, -1, nil, []], [1, INT64_MAX, 0, bin "v", [1, 2]]] */
 	[K_RECORDS] = L("\x92\x95\x00\x00\xff\xc0\x90"
-			"\x95\x01\xd3\x7f\xff\xff\xff\xff\xff\xff\xff\x00\xc4\x01" "v"
+			"\x95\x01\xd3\x7f\xff\xff\xff\xff\xff\xff\xff\x00\xc4\x01"
+			"v"
 			"\x92\x01\x02"),
 	/* str8 of 16, str of 16, bin16 of 32 */
-	[K_NONCE] = L("\xd9\x10" "0123456789abcdef"),
-	[K_ONONCE] = L("\xb0" "fedcba9876543210"),
-	[K_AUTH] = L("\xc5\x00\x20" "0123456789abcdef0123456789ABCDEF"),
+	[K_NONCE] = L("\xd9\x10"
+		      "0123456789abcdef"),
+	[K_ONONCE] = L("\xb0"
+		       "fedcba9876543210"),
+	[K_AUTH] = L("\xc5\x00\x20"
+		     "0123456789abcdef0123456789ABCDEF"),
 };
 
 /* msgpack value classes, and which ones each kind accepts. */
 enum {
-	C_NIL = 1 << 0, C_MAP = 1 << 1, C_FLOAT = 1 << 2, C_EXT = 1 << 3,
-	C_ARRAY = 1 << 4, C_BOOL = 1 << 5, C_UINT = 1 << 6, C_NINT = 1 << 7,
-	C_STR = 1 << 8, C_BIN = 1 << 9,
+	C_NIL = 1 << 0,
+	C_MAP = 1 << 1,
+	C_FLOAT = 1 << 2,
+	C_EXT = 1 << 3,
+	C_ARRAY = 1 << 4,
+	C_BOOL = 1 << 5,
+	C_UINT = 1 << 6,
+	C_NINT = 1 << 7,
+	C_STR = 1 << 8,
+	C_BIN = 1 << 9,
 };
 
 static const unsigned accepts[NKINDS] = {
-	[K_NAME] = C_STR | C_BIN, [K_KEY] = C_STR | C_BIN, [K_DATA] = C_STR | C_BIN,
-	[K_BOOL] = C_BOOL, [K_U64] = C_UINT, [K_U32] = C_UINT, [K_PCOUNT] = C_UINT,
-	[K_PART] = C_UINT, [K_I64] = C_UINT | C_NINT, [K_PARTS] = C_ARRAY,
-	[K_RECORDS] = C_ARRAY, [K_NONCE] = C_STR | C_BIN, [K_ONONCE] = C_STR | C_BIN,
-	[K_AUTH] = C_STR | C_BIN,
+	[K_NAME] = C_STR | C_BIN,   [K_KEY] = C_STR | C_BIN,  [K_DATA] = C_STR | C_BIN,
+	[K_BOOL] = C_BOOL,          [K_U64] = C_UINT,         [K_U32] = C_UINT,
+	[K_PCOUNT] = C_UINT,        [K_PART] = C_UINT,        [K_I64] = C_UINT | C_NINT,
+	[K_PARTS] = C_ARRAY,        [K_RECORDS] = C_ARRAY,    [K_NONCE] = C_STR | C_BIN,
+	[K_ONONCE] = C_STR | C_BIN, [K_AUTH] = C_STR | C_BIN,
 };
 
 /* One value of each class; wrong for every kind that does not accept it. */
@@ -847,14 +879,20 @@ static const struct {
 	{ L("\xca\x3f\xc0\x00\x00"), C_FLOAT },
 	{ L("\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00"), C_FLOAT },
 	{ L("\xd4\x01\x00"), C_EXT },
-	{ L("\xc7\x02\x05" "ab"), C_EXT },
+	{ L("\xc7\x02\x05"
+	    "ab"),
+	  C_EXT },
 	{ L("\x91\x01"), C_ARRAY },
 	{ L("\xc2"), C_BOOL },
 	{ L("\x07"), C_UINT },
 	{ L("\xff"), C_NINT },
 	{ L("\xd3\xff\xff\xff\xff\xff\xff\xff\xfe"), C_NINT },
-	{ L("\xa1" "x"), C_STR },
-	{ L("\xc4\x01" "x"), C_BIN },
+	{ L("\xa1"
+	    "x"),
+	  C_STR },
+	{ L("\xc4\x01"
+	    "x"),
+	  C_BIN },
 };
 
 /* Wrong values of the right class for one kind, and the error they give. */
@@ -863,22 +901,25 @@ static const struct {
 	struct lit v;
 	int err;
 } kind_wrongs[] = {
-	{ K_KEY, L("\xc4\x00"), WIRE_EMALFORMED },      /* empty key */
+	{ K_KEY, L("\xc4\x00"), WIRE_EMALFORMED }, /* empty key */
 	{ K_KEY, L("\xa0"), WIRE_EMALFORMED },
 	{ K_U32, L("\xcf\x00\x00\x00\x01\x00\x00\x00\x00"), WIRE_EMALFORMED }, /* 2^32 */
 	{ K_PCOUNT, L("\xcf\x00\x00\x00\x01\x00\x00\x00\x00"), WIRE_EMALFORMED },
 	{ K_PCOUNT, L("\xce\x00\x01\x86\xa1"), WIRE_ELIMIT }, /* 100001 */
 	{ K_PART, L("\xcf\x00\x00\x00\x01\x00\x00\x00\x00"), WIRE_EMALFORMED },
-	{ K_PART, L("\xce\x00\x01\x86\xa0"), WIRE_ELIMIT },   /* 100000 */
+	{ K_PART, L("\xce\x00\x01\x86\xa0"), WIRE_ELIMIT }, /* 100000 */
 	{ K_PART, L("\xce\xff\xff\xff\xff"), WIRE_ELIMIT },
 	{ K_I64, L("\xcf\x80\x00\x00\x00\x00\x00\x00\x00"), WIRE_EMALFORMED }, /* 2^63 */
 	{ K_I64, L("\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), WIRE_EMALFORMED },
-	{ K_PARTS, L("\x91\xa1" "x"), WIRE_EMALFORMED },
+	{ K_PARTS,
+	  L("\x91\xa1"
+	    "x"),
+	  WIRE_EMALFORMED },
 	{ K_PARTS, L("\x92\x00\xff"), WIRE_EMALFORMED },
 	{ K_PARTS, L("\x91\xc0"), WIRE_EMALFORMED },
 	{ K_PARTS, L("\x92\x01\xce\x00\x01\x86\xa0"), WIRE_ELIMIT },
 	{ K_PARTS, L("\x91\xcf\x00\x00\x00\x01\x00\x00\x00\x00"), WIRE_EMALFORMED },
-	{ K_RECORDS, L("\x91\x01"), WIRE_EMALFORMED },            /* not an array */
+	{ K_RECORDS, L("\x91\x01"), WIRE_EMALFORMED }, /* not an array */
 	{ K_RECORDS, L("\x91\x80"), WIRE_EMALFORMED },
 	{ K_RECORDS, L("\x91\x94\x00\x00\x00\xc0"), WIRE_EMALFORMED }, /* 4 fields */
 	{ K_RECORDS, L("\x91\x90"), WIRE_EMALFORMED },
@@ -887,32 +928,75 @@ static const struct {
 	{ K_RECORDS, L("\x91\x95\x00\xc0\x00\xc0\x90"), WIRE_EMALFORMED },
 	{ K_RECORDS, L("\x91\x95\x00\xcf\x80\x00\x00\x00\x00\x00\x00\x00\x00\xc0\x90"),
 	  WIRE_EMALFORMED },
-	{ K_RECORDS, L("\x91\x95\x00\x00\xa1" "1" "\xc0\x90"), WIRE_EMALFORMED },
+	{ K_RECORDS,
+	  L("\x91\x95\x00\x00\xa1"
+	    "1"
+	    "\xc0\x90"),
+	  WIRE_EMALFORMED },
 	{ K_RECORDS, L("\x91\x95\x00\x00\x00\xc3\x90"), WIRE_EMALFORMED },
 	{ K_RECORDS, L("\x91\x95\x00\x00\x00\x00\x90"), WIRE_EMALFORMED },
 	{ K_RECORDS, L("\x91\x95\x00\x00\x00\x80\x90"), WIRE_EMALFORMED },
 	{ K_RECORDS, L("\x91\x95\x00\x00\x00\xc0\x05"), WIRE_EMALFORMED },
 	{ K_RECORDS, L("\x91\x95\x00\x00\x00\xc0\xc0"), WIRE_EMALFORMED },
 	{ K_RECORDS, L("\x91\x95\x00\x00\x00\xc0\x92\x01\xff"), WIRE_EMALFORMED },
-	{ K_RECORDS, L("\x91\x95\x00\x00\x00\xc0\x91\xa1" "1"), WIRE_EMALFORMED },
+	{ K_RECORDS,
+	  L("\x91\x95\x00\x00\x00\xc0\x91\xa1"
+	    "1"),
+	  WIRE_EMALFORMED },
 	/* a good record, then a bad one: every record is checked */
 	{ K_RECORDS, L("\x92\x95\x00\x00\x00\xc0\x90\x95\x00\x00\x00\xc0\x91\xc2"),
 	  WIRE_EMALFORMED },
 	/* authentication fields of another length: malformed (not a limit) */
-	{ K_NONCE, L("\xc4\x00"), WIRE_EMALFORMED },    /* CHALLENGE needs one */
-	{ K_NONCE, L("\xc4\x0f" "0123456789abcde"), WIRE_EMALFORMED },
-	{ K_NONCE, L("\xc4\x11" "0123456789abcdef0"), WIRE_EMALFORMED },
-	{ K_NONCE, L("\xc4\x20" "0123456789abcdef0123456789abcdef"), WIRE_EMALFORMED },
-	{ K_ONONCE, L("\xc4\x01" "0"), WIRE_EMALFORMED },
-	{ K_ONONCE, L("\xc4\x0f" "0123456789abcde"), WIRE_EMALFORMED },
-	{ K_ONONCE, L("\xb1" "0123456789abcdef0"), WIRE_EMALFORMED },
-	{ K_ONONCE, L("\xc4\x20" "0123456789abcdef0123456789abcdef"), WIRE_EMALFORMED },
-	{ K_AUTH, L("\xc4\x01" "0"), WIRE_EMALFORMED },
-	{ K_AUTH, L("\xc4\x10" "0123456789abcdef"), WIRE_EMALFORMED },
-	{ K_AUTH, L("\xc4\x1f" "0123456789abcdef0123456789abcde"), WIRE_EMALFORMED },
-	{ K_AUTH, L("\xd9\x21" "0123456789abcdef0123456789abcdef0"), WIRE_EMALFORMED },
-	{ K_AUTH, L("\xc4\x40" "0123456789abcdef0123456789abcdef"
-		    "0123456789abcdef0123456789abcdef"), WIRE_EMALFORMED },
+	{ K_NONCE, L("\xc4\x00"), WIRE_EMALFORMED }, /* CHALLENGE needs one */
+	{ K_NONCE,
+	  L("\xc4\x0f"
+	    "0123456789abcde"),
+	  WIRE_EMALFORMED },
+	{ K_NONCE,
+	  L("\xc4\x11"
+	    "0123456789abcdef0"),
+	  WIRE_EMALFORMED },
+	{ K_NONCE,
+	  L("\xc4\x20"
+	    "0123456789abcdef0123456789abcdef"),
+	  WIRE_EMALFORMED },
+	{ K_ONONCE,
+	  L("\xc4\x01"
+	    "0"),
+	  WIRE_EMALFORMED },
+	{ K_ONONCE,
+	  L("\xc4\x0f"
+	    "0123456789abcde"),
+	  WIRE_EMALFORMED },
+	{ K_ONONCE,
+	  L("\xb1"
+	    "0123456789abcdef0"),
+	  WIRE_EMALFORMED },
+	{ K_ONONCE,
+	  L("\xc4\x20"
+	    "0123456789abcdef0123456789abcdef"),
+	  WIRE_EMALFORMED },
+	{ K_AUTH,
+	  L("\xc4\x01"
+	    "0"),
+	  WIRE_EMALFORMED },
+	{ K_AUTH,
+	  L("\xc4\x10"
+	    "0123456789abcdef"),
+	  WIRE_EMALFORMED },
+	{ K_AUTH,
+	  L("\xc4\x1f"
+	    "0123456789abcdef0123456789abcde"),
+	  WIRE_EMALFORMED },
+	{ K_AUTH,
+	  L("\xd9\x21"
+	    "0123456789abcdef0123456789abcdef0"),
+	  WIRE_EMALFORMED },
+	{ K_AUTH,
+	  L("\xc4\x40"
+	    "0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef"),
+	  WIRE_EMALFORMED },
 };
 
 /* Appends raw bytes to b. */
@@ -936,9 +1020,8 @@ static void put_lit(struct wire_buf *b, const struct lit *l)
  * fields, field `bad` (if < nfields) replaced by *with, and then nextra extra
  * fields whose raw bytes are *extra.
  */
-static void build(struct wire_buf *b, const struct layout *l, unsigned nfields,
-		  unsigned bad, const struct lit *with, unsigned nextra,
-		  const struct lit *extra)
+static void build(struct wire_buf *b, const struct layout *l, unsigned nfields, unsigned bad,
+		  const struct lit *with, unsigned nextra, const struct lit *extra)
 {
 	char env[4] = { (char)(0x90 | (3 + nfields + nextra)), 1, (char)l->type, 9 };
 
@@ -955,9 +1038,12 @@ START_TEST(hand_valid)
 	/* Every field in an unusual encoding, with and without extra fields. */
 	const struct layout *l = &layouts[_i];
 	/* nil; {"k": [[], 0.0]} (depth 4 with the envelope); "z" */
-	static const struct lit extra =
-		L("\xc0" "\x81\xa1" "k" "\x92\x90\xcb\x00\x00\x00\x00\x00\x00\x00\x00"
-		  "\xa1" "z");
+	static const struct lit extra = L("\xc0"
+					  "\x81\xa1"
+					  "k"
+					  "\x92\x90\xcb\x00\x00\x00\x00\x00\x00\x00\x00"
+					  "\xa1"
+					  "z");
 	struct wire_buf b;
 	struct wire_msg m;
 	int err;
@@ -976,7 +1062,8 @@ START_TEST(hand_valid)
 			ck_assert_uint_eq(m.u.hello.router_nonce.len, WIRE_NONCE_BYTES);
 			ck_assert_mem_eq(m.u.hello.router_nonce.ptr, "fedcba9876543210", 16);
 			ck_assert_uint_eq(m.u.hello.auth.len, WIRE_AUTH_BYTES);
-			ck_assert_mem_eq(m.u.hello.auth.ptr, "0123456789abcdef0123456789ABCDEF", 32);
+			ck_assert_mem_eq(m.u.hello.auth.ptr, "0123456789abcdef0123456789ABCDEF",
+					 32);
 			break;
 		case WIRE_CHALLENGE:
 			ck_assert_uint_eq(m.u.challenge.nonce.len, WIRE_NONCE_BYTES);
@@ -1025,7 +1112,9 @@ END_TEST
 START_TEST(record_extra_fields)
 {
 	/* A record with fields appended (a later minor revision) still reads. */
-	static const char msg[] = "\x94\x01\x07\x01\x91\x97\x02\x03\x04\xc4\x01" "v" "\x91\x05\xc0\x80";
+	static const char msg[] = "\x94\x01\x07\x01\x91\x97\x02\x03\x04\xc4\x01"
+				  "v"
+				  "\x91\x05\xc0\x80";
 	struct wire_record r;
 	struct wire_msg m;
 
@@ -1051,16 +1140,34 @@ START_TEST(edge_hello_seq_required)
 		struct lit v;
 		int err;
 	} cases[] = {
-		{ L("\x98\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02"), WIRE_EMALFORMED },
-		{ L("\x99\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\xc0"), WIRE_EMALFORMED },
-		{ L("\x99\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\xff"), WIRE_EMALFORMED },
-		{ L("\x99\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\xa1" "7"),
+		{ L("\x98\x01\x02\x01\xc4\x02"
+		    "e1"
+		    "\xc2\x03\x04\x92\x00\x02"),
 		  WIRE_EMALFORMED },
-		{ L("\x99\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\xc3"), WIRE_EMALFORMED },
+		{ L("\x99\x01\x02\x01\xc4\x02"
+		    "e1"
+		    "\xc2\x03\x04\x92\x00\x02\xc0"),
+		  WIRE_EMALFORMED },
+		{ L("\x99\x01\x02\x01\xc4\x02"
+		    "e1"
+		    "\xc2\x03\x04\x92\x00\x02\xff"),
+		  WIRE_EMALFORMED },
+		{ L("\x99\x01\x02\x01\xc4\x02"
+		    "e1"
+		    "\xc2\x03\x04\x92\x00\x02\xa1"
+		    "7"),
+		  WIRE_EMALFORMED },
+		{ L("\x99\x01\x02\x01\xc4\x02"
+		    "e1"
+		    "\xc2\x03\x04\x92\x00\x02\xc3"),
+		  WIRE_EMALFORMED },
 	};
-	static const struct lit ok =
-		L("\x9b\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02"
-		  "\xcf\x00\x00\x00\x00\x00\x00\x00\x07" "\xc4\x00" "\xc0");
+	static const struct lit ok = L("\x9b\x01\x02\x01\xc4\x02"
+				       "e1"
+				       "\xc2\x03\x04\x92\x00\x02"
+				       "\xcf\x00\x00\x00\x00\x00\x00\x00\x07"
+				       "\xc4\x00"
+				       "\xc0");
 	struct wire_msg m;
 
 	for (size_t i = 0; i < N(cases); i++)
@@ -1081,14 +1188,22 @@ START_TEST(auth_fields)
 	 * 32) are optional, absent meaning length 0. Every other length, as
 	 * each encoder writes it, is malformed. */
 	static const struct lit absent[] = {
-		L("\x94\x01\x01\x09\xc4\x02" "r1"),                       /* no field */
-		L("\x96\x01\x01\x09\xc4\x02" "r1" "\xc4\x00\xc4\x00"),    /* both empty */
-		L("\x97\x01\x01\x09\xc4\x02" "r1" "\xa0\xa0\xc0"),         /* + an extra */
+		L("\x94\x01\x01\x09\xc4\x02"
+		  "r1"), /* no field */
+		L("\x96\x01\x01\x09\xc4\x02"
+		  "r1"
+		  "\xc4\x00\xc4\x00"), /* both empty */
+		L("\x97\x01\x01\x09\xc4\x02"
+		  "r1"
+		  "\xa0\xa0\xc0"), /* + an extra */
 	};
-	static const struct lit nonce_only =
-		L("\x95\x01\x01\x09\xc4\x02" "r1" "\xc4\x10" "0123456789abcdef");
-	static const struct lit eh_empty =
-		L("\x9a\x01\x02\x01\xc4\x02" "e1" "\xc2\x03\x04\x92\x00\x02\x07\xc4\x00");
+	static const struct lit nonce_only = L("\x95\x01\x01\x09\xc4\x02"
+					       "r1"
+					       "\xc4\x10"
+					       "0123456789abcdef");
+	static const struct lit eh_empty = L("\x9a\x01\x02\x01\xc4\x02"
+					     "e1"
+					     "\xc2\x03\x04\x92\x00\x02\x07\xc4\x00");
 	char buf[WIRE_AUTH_BYTES + 8];
 	struct wire_buf b;
 	struct wire_msg m;
@@ -1255,13 +1370,15 @@ END_TEST
 START_TEST(version)
 {
 	static const struct lit bad[] = {
-		L("\x94\x00\x05\x01\x05"),          /* version 0 */
-		L("\x94\x02\x05\x01\x05"),          /* version 2 */
-		L("\x94\xcf\x00\x00\x00\x00\x00\x00\x00\x01\x05\x01\x05" "\xc0"),
+		L("\x94\x00\x05\x01\x05"), /* version 0 */
+		L("\x94\x02\x05\x01\x05"), /* version 2 */
+		L("\x94\xcf\x00\x00\x00\x00\x00\x00\x00\x01\x05\x01\x05"
+		  "\xc0"),
 		L("\x94\xcf\xff\xff\xff\xff\xff\xff\xff\xff\x05\x01\x05"),
 		/* a later version may change everything after the version */
 		L("\x91\x02"),
-		L("\x92\x02\xa1" "x"),
+		L("\x92\x02\xa1"
+		  "x"),
 		L("\x93\x02\x80\x80"),
 	};
 	static const struct lit ok = L("\x94\xcf\x00\x00\x00\x00\x00\x00\x00\x01\x05\x01\x05");
@@ -1285,7 +1402,8 @@ START_TEST(unknown_type)
 	} cases[] = {
 		{ L("\x93\x01\x00\x01"), 0, 1 },
 		{ L("\x93\x01\x0d\x07"), 13, 7 },
-		{ L("\x95\x01\xcd\x03\xe8\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xc0\x80"), 1000, UINT64_MAX },
+		{ L("\x95\x01\xcd\x03\xe8\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xc0\x80"), 1000,
+		  UINT64_MAX },
 		{ L("\x93\x01\xce\xff\xff\xff\xff\x02"), UINT32_MAX, 2 },
 		{ L("\x94\x01\x7f\x03\x92\x80\x90"), 127, 3 },
 	};
@@ -1309,24 +1427,32 @@ START_TEST(bad_envelope)
 		int err;
 	} cases[] = {
 		{ L(""), WIRE_ETRUNC },
-		{ L("\x01"), WIRE_EMALFORMED },               /* not an array */
+		{ L("\x01"), WIRE_EMALFORMED }, /* not an array */
 		{ L("\xc0"), WIRE_EMALFORMED },
-		{ L("\xa3" "abc"), WIRE_EMALFORMED },
+		{ L("\xa3"
+		    "abc"),
+		  WIRE_EMALFORMED },
 		{ L("\x83\x01\x01\x02\x05\x03\x01"), WIRE_EMALFORMED }, /* a map */
 		{ L("\xc4\x03\x94\x01\x05"), WIRE_EMALFORMED },
-		{ L("\x90"), WIRE_EMALFORMED },               /* [] */
-		{ L("\x91\x01"), WIRE_EMALFORMED },           /* [1] */
-		{ L("\x92\x01\x05"), WIRE_EMALFORMED },       /* [1, 5] */
-		{ L("\x93\xa1" "1" "\x05\x01"), WIRE_EMALFORMED },
-		{ L("\x93\xff\x05\x01"), WIRE_EMALFORMED },   /* version -1 */
+		{ L("\x90"), WIRE_EMALFORMED },         /* [] */
+		{ L("\x91\x01"), WIRE_EMALFORMED },     /* [1] */
+		{ L("\x92\x01\x05"), WIRE_EMALFORMED }, /* [1, 5] */
+		{ L("\x93\xa1"
+		    "1"
+		    "\x05\x01"),
+		  WIRE_EMALFORMED },
+		{ L("\x93\xff\x05\x01"), WIRE_EMALFORMED }, /* version -1 */
 		{ L("\x93\xc3\x05\x01"), WIRE_EMALFORMED },
-		{ L("\x93\x01\xa1" "5" "\x01"), WIRE_EMALFORMED },
-		{ L("\x93\x01\xff\x01"), WIRE_EMALFORMED },   /* type -1 */
+		{ L("\x93\x01\xa1"
+		    "5"
+		    "\x01"),
+		  WIRE_EMALFORMED },
+		{ L("\x93\x01\xff\x01"), WIRE_EMALFORMED }, /* type -1 */
 		{ L("\x93\x01\xcf\x00\x00\x00\x01\x00\x00\x00\x00\x01"), WIRE_EMALFORMED },
-		{ L("\x93\x01\x05\xff"), WIRE_EMALFORMED },   /* seq -1 */
+		{ L("\x93\x01\x05\xff"), WIRE_EMALFORMED }, /* seq -1 */
 		{ L("\x94\x01\x05\xc0\x05"), WIRE_EMALFORMED },
 		{ L("\x94\x01\x05\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00\x05"), WIRE_EMALFORMED },
-		{ L("\xc1"), WIRE_EMALFORMED },               /* never-used byte */
+		{ L("\xc1"), WIRE_EMALFORMED }, /* never-used byte */
 		{ L("\x94\x01\x05\x01\xc1"), WIRE_EMALFORMED },
 		{ L("\x92\xc1\x01"), WIRE_EMALFORMED },
 	};
@@ -1352,11 +1478,11 @@ START_TEST(limits)
 
 	memset(key, 'k', WIRE_MAX_KEY_BYTES + 1);
 	wire_buf_init(&b);
-#define OVER(enc, what)                                          \
-	do {                                                     \
-		wire_buf_reset(&b);                              \
-		enc(&b, 1, what);                                \
-		decode_err(b.data, b.len, WIRE_ELIMIT);          \
+#define OVER(enc, what)                                 \
+	do {                                            \
+		wire_buf_reset(&b);                     \
+		enc(&b, 1, what);                       \
+		decode_err(b.data, b.len, WIRE_ELIMIT); \
 	} while (0)
 	OVER(wire_enc_sub, &s);
 	OVER(wire_enc_up, &u);
@@ -1364,13 +1490,13 @@ START_TEST(limits)
 	OVER(wire_enc_resync, &r);
 	OVER(wire_enc_up_err, &e);
 	OVER(wire_enc_edge_hello, &eh);
-	OVER(wire_enc_assign, &a);               /* partition_count */
+	OVER(wire_enc_assign, &a); /* partition_count */
 	a.partition_count = 0;
-	a.count = WIRE_MAX_PARTITIONS + 1;       /* too many entries */
+	a.count = WIRE_MAX_PARTITIONS + 1; /* too many entries */
 	a.partitions = parts;
 	OVER(wire_enc_assign, &a);
 	a.count = 2;
-	parts[1] = WIRE_MAX_PARTITIONS;          /* an id too big */
+	parts[1] = WIRE_MAX_PARTITIONS; /* an id too big */
 	OVER(wire_enc_assign, &a);
 	s.key.len = WIRE_MAX_KEY_BYTES;
 	s.partition = WIRE_MAX_PARTITIONS;
@@ -1439,21 +1565,27 @@ END_TEST
 
 /* Inputs whose headers declare far more than is there. */
 static const struct lit hostile[] = {
-	L("\xdd\xff\xff\xff\xff\x01\x01\x01"),            /* array32, 2^32-1 */
-	L("\xdf\xff\xff\xff\xff\x01\x01"),                /* map32 */
-	L("\xdf\x80\x00\x00\x00\x01\x01"),                /* map32, 2^31 (x2) */
-	L("\xdc\xff\xff\x01\x01\x01"),                    /* array16 */
-	L("\xde\xff\xff\x01\x01"),                        /* map16 */
-	L("\x94\x01\x04\x01\xdd\xff\xff\xff\xff"),        /* nested array32 */
+	L("\xdd\xff\xff\xff\xff\x01\x01\x01"),     /* array32, 2^32-1 */
+	L("\xdf\xff\xff\xff\xff\x01\x01"),         /* map32 */
+	L("\xdf\x80\x00\x00\x00\x01\x01"),         /* map32, 2^31 (x2) */
+	L("\xdc\xff\xff\x01\x01\x01"),             /* array16 */
+	L("\xde\xff\xff\x01\x01"),                 /* map16 */
+	L("\x94\x01\x04\x01\xdd\xff\xff\xff\xff"), /* nested array32 */
 	L("\x94\x01\x07\x01\x91\x95\x00\x00\x00\xc0\xdd\xff\xff\xff\xff\x01"), /* sids */
-	L("\x94\x01\x01\x01\xc6\xff\xff\xff\xff" "ab"),   /* bin32 */
-	L("\x94\x01\x01\x01\xdb\xff\xff\xff\xff" "ab"),   /* str32 */
-	L("\x94\x01\x01\x01\xc9\xff\xff\xff\xff\x01" "ab"), /* ext32 */
-	L("\x94\x01\x01\x01\xc5\xff\xff" "ab"),           /* bin16 */
-	L("\x94\x01\x01\x01\xd9\xff" "ab"),               /* str8 */
-	L("\x94\x01\x01\x01\xd8\x01" "ab"),               /* fixext16 */
-	L("\x94\x01\x01\x01\xc6\xff\xff"),                /* bin32, header cut */
-	L("\x94\x01\x01\x01\xdd\x00"),                    /* array32, header cut */
+	L("\x94\x01\x01\x01\xc6\xff\xff\xff\xff"
+	  "ab"), /* bin32 */
+	L("\x94\x01\x01\x01\xdb\xff\xff\xff\xff"
+	  "ab"), /* str32 */
+	L("\x94\x01\x01\x01\xc9\xff\xff\xff\xff\x01"
+	  "ab"), /* ext32 */
+	L("\x94\x01\x01\x01\xc5\xff\xff"
+	  "ab"), /* bin16 */
+	L("\x94\x01\x01\x01\xd9\xff"
+	  "ab"), /* str8 */
+	L("\x94\x01\x01\x01\xd8\x01"
+	  "ab"),                           /* fixext16 */
+	L("\x94\x01\x01\x01\xc6\xff\xff"), /* bin32, header cut */
+	L("\x94\x01\x01\x01\xdd\x00"),     /* array32, header cut */
 };
 
 START_TEST(huge_counts)
@@ -1496,10 +1628,13 @@ START_TEST(depth)
 {
 	/* UNSUB with an extra field [[[]]]: depth 4 with the envelope, ok.
 	 * (UNSUB, as it has no optional fields that an extra one would be.) */
-	static const char ok[] = "\x95\x01\x05\x01\x00" "\x91\x91\x90";
+	static const char ok[] = "\x95\x01\x05\x01\x00"
+				 "\x91\x91\x90";
 	/* ...and [[[[]]]], depth 5 (the innermost empty array counts too). */
-	static const char deep5[] = "\x95\x01\x05\x01\x00" "\x91\x91\x91\x90";
-	static const char deep5map[] = "\x95\x01\x05\x01\x00" "\x91\x91\x81\x01\x80";
+	static const char deep5[] = "\x95\x01\x05\x01\x00"
+				    "\x91\x91\x91\x90";
+	static const char deep5map[] = "\x95\x01\x05\x01\x00"
+				       "\x91\x91\x81\x01\x80";
 	struct wire_msg m;
 	char *deep;
 	size_t n = 1 << 20;
@@ -1536,8 +1671,8 @@ static void write_file(const char *dir, const char *name, const void *p, size_t 
 }
 
 static const char *const type_names[] = {
-	"unknown", "hello", "edge_hello", "assign", "sub", "unsub", "sub_ack",
-	"deliver", "up", "up_err", "flow", "resync", "challenge",
+	"unknown", "hello", "edge_hello", "assign", "sub",    "unsub",     "sub_ack",
+	"deliver", "up",    "up_err",     "flow",   "resync", "challenge",
 };
 
 /* Writes small seed inputs: every sample under 4 KiB, a truncated and a
@@ -1623,7 +1758,11 @@ static void write_corpus(const char *dir)
 	/* HELLO with a nonce but a proof of 31 bytes; CHALLENGE with an empty
 	 * nonce */
 	wire_buf_reset(&b);
-	put(&b, "\x96\x01\x01\x01\xc4\x02" "r1" "\xc4\x10", 10);
+	put(&b,
+	    "\x96\x01\x01\x01\xc4\x02"
+	    "r1"
+	    "\xc4\x10",
+	    10);
 	put(&b, nonce_r, WIRE_NONCE_BYTES);
 	put(&b, "\xc4\x1f", 2);
 	put(&b, proof_r, WIRE_AUTH_BYTES - 1);

@@ -56,8 +56,8 @@ START_TEST(long_lengths)
 	static const unsigned char want[] = { 0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0 };
 	ck_assert_uint_eq(hdr(WSFRAME_BINARY, 65536, b), 10);
 	ck_assert_mem_eq(b, want, 10);
-	static const unsigned char big[] = { 0x81, 127, 0x01, 0x23, 0x45, 0x67,
-					     0x89, 0xab, 0xcd, 0xef };
+	static const unsigned char big[] = { 0x81, 127,  0x01, 0x23, 0x45,
+					     0x67, 0x89, 0xab, 0xcd, 0xef };
 	ck_assert_uint_eq(hdr(WSFRAME_TEXT, 0x0123456789abcdefULL, b), 10);
 	ck_assert_mem_eq(b, big, 10);
 }
@@ -73,30 +73,30 @@ START_TEST(utf8_valid)
 	ck_assert(wsframe_utf8_valid(NULL, 0));
 	ck_assert(u8("plain ascii \x01\x7f"));
 	ck_assert(u8("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5")); /* κόσμε */
-	ck_assert(u8("\xc2\x80"));                 /* U+0080, first 2-byte */
-	ck_assert(u8("\xdf\xbf\xe0\xa0\x80"));  /* U+07FF, U+0800 */
-	ck_assert(u8("\xed\x9f\xbf\xee\x80\x80")); /* U+D7FF, U+E000 */
-	ck_assert(u8("\xef\xbf\xbf\xf0\x90\x80\x80")); /* U+FFFF, U+10000 */
-	ck_assert(u8("\xf4\x8f\xbf\xbf"));       /* U+10FFFF */
+	ck_assert(u8("\xc2\x80"));                                     /* U+0080, first 2-byte */
+	ck_assert(u8("\xdf\xbf\xe0\xa0\x80"));                         /* U+07FF, U+0800 */
+	ck_assert(u8("\xed\x9f\xbf\xee\x80\x80"));                     /* U+D7FF, U+E000 */
+	ck_assert(u8("\xef\xbf\xbf\xf0\x90\x80\x80"));                 /* U+FFFF, U+10000 */
+	ck_assert(u8("\xf4\x8f\xbf\xbf"));                             /* U+10FFFF */
 }
 END_TEST
 
 START_TEST(utf8_invalid)
 {
-	ck_assert(!u8("\x80"));                     /* a stray continuation byte */
-	ck_assert(!u8("\xc0\xaf"));                /* overlong '/' */
+	ck_assert(!u8("\x80"));     /* a stray continuation byte */
+	ck_assert(!u8("\xc0\xaf")); /* overlong '/' */
 	ck_assert(!u8("\xc1\xbf"));
-	ck_assert(!u8("\xe0\x9f\xbf"));           /* overlong U+07FF */
-	ck_assert(!u8("\xf0\x8f\xbf\xbf"));      /* overlong U+FFFF */
-	ck_assert(!u8("\xed\xa0\x80"));           /* U+D800, a surrogate */
-	ck_assert(!u8("\xed\xbf\xbf"));           /* U+DFFF */
-	ck_assert(!u8("\xf4\x90\x80\x80"));      /* U+110000 */
+	ck_assert(!u8("\xe0\x9f\xbf"));     /* overlong U+07FF */
+	ck_assert(!u8("\xf0\x8f\xbf\xbf")); /* overlong U+FFFF */
+	ck_assert(!u8("\xed\xa0\x80"));     /* U+D800, a surrogate */
+	ck_assert(!u8("\xed\xbf\xbf"));     /* U+DFFF */
+	ck_assert(!u8("\xf4\x90\x80\x80")); /* U+110000 */
 	ck_assert(!u8("\xf5\x80\x80\x80"));
 	ck_assert(!u8("\xff"));
-	ck_assert(!u8("ok\xce"));                   /* truncated at the end */
+	ck_assert(!u8("ok\xce")); /* truncated at the end */
 	ck_assert(!u8("\xe2\x82"));
-	ck_assert(!u8("\xe2\x28\xa1"));           /* a bad second byte */
-	ck_assert(!u8("\xf0\x90\x28\xbc"));      /* a bad third byte */
+	ck_assert(!u8("\xe2\x28\xa1"));     /* a bad second byte */
+	ck_assert(!u8("\xf0\x90\x28\xbc")); /* a bad third byte */
 	static const unsigned char nul_then_bad[] = { 'a', 0, 0xc3 };
 	ck_assert(!wsframe_utf8_valid(nul_then_bad, sizeof nul_then_bad));
 }

@@ -47,8 +47,8 @@ void tj_find_keys(const char *prog)
 	} else {
 		snprintf(keydir, sizeof keydir, "%s", __FILE__);
 		slash = strrchr(keydir, '/');
-		snprintf(slash ? slash + 1 : keydir, sizeof keydir - (size_t)(slash ? slash + 1 - keydir : 0),
-			 "keys");
+		snprintf(slash ? slash + 1 : keydir,
+			 sizeof keydir - (size_t)(slash ? slash + 1 - keydir : 0), "keys");
 	}
 	if (stat(tj_path("verify"), &st) != 0) {
 		fprintf(stderr, "%s: no test keys at %s (set KWS_TEST_KEYS)\n", prog, keydir);
@@ -112,8 +112,8 @@ static char claims_buf[1024];
 
 const char *tj_claims(const char *extra)
 {
-	snprintf(claims_buf, sizeof claims_buf, "{\"sub\":\"user-42\",\"exp\":%ld%s}",
-		 TJ_NOW + 300, extra);
+	snprintf(claims_buf, sizeof claims_buf, "{\"sub\":\"user-42\",\"exp\":%ld%s}", TJ_NOW + 300,
+		 extra);
 	return claims_buf;
 }
 
