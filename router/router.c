@@ -21,11 +21,6 @@
 
 #define TICK_MS 100
 
-void router_wake(struct router *r)
-{
-	uv_async_send(&r->wake);
-}
-
 /* The door's thread: guests are waiting for the loop. */
 static void wake_loop(void *arg)
 {

@@ -21,7 +21,7 @@
 #include "link.h"
 #include "metrics.h"
 #include "recvhook.h"
-#include "router.h"
+#include "config.h"
 #include "routes.h"
 #include "sessions.h"
 
@@ -107,7 +107,10 @@ struct router {
 /* Makes the loop look at the door, the edge links and the admin endpoint
  * soon (router.c, on_wake). Any thread; many calls before the loop looks
  * are one. */
-void router_wake(struct router *r);
+static inline void router_wake(struct router *r)
+{
+	uv_async_send(&r->wake);
+}
 
 /* The router a connection belongs to (the lws context's user data). */
 static inline struct router *router_of(struct lws *wsi)
