@@ -50,7 +50,8 @@ struct router_config {
 	/* limits */
 	long max_connections; /* sessions on this router */
 	long max_sessions_per_id;
-	long handshakes_per_ip; /* per second, per source address */
+	long handshakes_per_ip;  /* per second, per source address */
+	long max_waiting_per_ip; /* heads still arriving from one address (the door) */
 	long handshake_timeout_s;
 	long ping_interval_s; /* idle clients are pinged; no pong: closed */
 	long max_header_bytes;

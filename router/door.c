@@ -21,6 +21,7 @@
 /* A connection whose head is still arriving. */
 struct visitor {
 	int fd;
+	uint32_t addr; /* the peer's IPv4 address (network order) */
 	int64_t deadline_ms;
 	bool closing; /* answered: what it still sends is read and dropped until it closes */
 	size_t len;
@@ -37,6 +38,9 @@ struct door {
 	struct visitor *v;               /* [cfg.max_waiting]; the door's thread only */
 	size_t nv;
 	_Atomic uint64_t refused[ADMISSION_NREASONS];
+	int64_t accept_paused_until_ms; /* out of files: accept again after this */
+	int64_t accept_failures;        /* since the last log line about them */
+	int64_t accept_logged_ms;
 };
 
 /* Answers a refusal in plain text (best effort: the socket is not waited
@@ -137,21 +141,64 @@ static void read_visitor(struct door *d, size_t i)
 			       "(--max-header-bytes)");
 }
 
+/* accept() failed for want of files or memory: the connection stays in the
+ * kernel's queue, so polling the listening socket again would spin. Accepting
+ * pauses for DOOR_ACCEPT_PAUSE_MS; the log says so at most every 10 s. */
+#define DOOR_ACCEPT_PAUSE_MS 100
+static void accept_failed(struct door *d, int err)
+{
+	int64_t now = now_mono_ms();
+	d->accept_paused_until_ms = now + DOOR_ACCEPT_PAUSE_MS;
+	d->accept_failures++;
+	if (now - d->accept_logged_ms >= 10000) {
+		log_warn("cannot accept client connections: %s (%lld times since the last such "
+			 "line); accepting pauses %d ms each time (raise the open-files limit or "
+			 "lower --max-connections)",
+			 strerror(err), (long long)d->accept_failures, DOOR_ACCEPT_PAUSE_MS);
+		d->accept_logged_ms = now;
+		d->accept_failures = 0;
+	}
+}
+
+static size_t waiting_from(const struct door *d, uint32_t addr)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->nv; i++)
+		n += d->v[i].addr == addr;
+	return n;
+}
+
 static void accept_visitors(struct door *d)
 {
 	for (;;) {
-		int fd = accept4(d->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		struct sockaddr_in sa;
+		socklen_t salen = sizeof sa;
+		int fd = accept4(d->lfd, (struct sockaddr *)&sa, &salen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				accept_failed(d, errno);
 			return;
+		}
 		if (d->nv == d->cfg.max_waiting) {
 			refuse(d, fd, ADMISSION_LIMIT, 503, "Service Unavailable",
 			       "too many handshakes in progress; retry shortly");
+			continue;
+		}
+		uint32_t addr = sa.sin_family == AF_INET ? sa.sin_addr.s_addr : 0;
+		if (d->cfg.max_waiting_per_addr &&
+		    waiting_from(d, addr) >= d->cfg.max_waiting_per_addr) {
+			refuse(d, fd, ADMISSION_LIMIT, 429, "Too Many Requests",
+			       "too many handshakes in progress from this address "
+			       "(--max-waiting-per-ip)");
 			continue;
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		d->v[d->nv++] = (struct visitor){
 			.fd = fd,
+			.addr = addr,
 			.deadline_ms = now_mono_ms() + d->cfg.timeout_ms,
 			.buf = xmalloc(d->cfg.max_head + 1),
 		};
@@ -180,7 +227,11 @@ static void *door_thread(void *arg)
 			i++;
 		}
 		pf[0] = (struct pollfd){ .fd = d->stop_pipe[0], .events = POLLIN };
-		pf[1] = (struct pollfd){ .fd = d->lfd, .events = POLLIN };
+		/* The listening socket, unless accepting pauses (out of files). */
+		bool paused = d->accept_paused_until_ms > now;
+		if (paused && d->accept_paused_until_ms < next)
+			next = d->accept_paused_until_ms;
+		pf[1] = (struct pollfd){ .fd = paused ? -1 : d->lfd, .events = POLLIN };
 		for (size_t i = 0; i < d->nv; i++)
 			pf[2 + i] = (struct pollfd){ .fd = d->v[i].fd, .events = POLLIN };
 		size_t polled = d->nv;
