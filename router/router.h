@@ -17,6 +17,7 @@
 #define CLOSE_TOO_BIG 1009         /* a client frame over --max-frame-bytes */
 #define CLOSE_UPSTREAM_DISABLED 4001 /* the edge has no inbound topic */
 #define CLOSE_UPSTREAM_FAILED 4002 /* producing the frame to Kafka failed */
+#define CLOSE_UPSTREAM_NO_TOPIC 4003 /* the inbound topic does not exist: no retry */
 #define CLOSE_SLOW_CLIENT 4008     /* it stopped reading (or its queue overflowed); resume */
 
 struct router_config {
