@@ -45,7 +45,7 @@ async def main():
     except (websockets.InvalidHandshake, OSError) as e:
         sys.exit(f"wsclient: the router refused or did not answer the handshake: {e}"
                  " (its log says why; with --auth jwt give --token or --token-url)")
-    async with ws:
+    try:
         who = a.id or "the token's subject"
         print(f"connected to {a.url} as {who}; type a line to send it upstream", file=sys.stderr)
         loop = asyncio.get_running_loop()
@@ -72,6 +72,8 @@ async def main():
             pass
         pump.cancel()
         print(f"closed: {ws.close_code} {ws.close_reason}", file=sys.stderr)
+    finally:
+        await ws.close()
 
 
 if __name__ == "__main__":
