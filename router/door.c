@@ -2,6 +2,7 @@
 #include "door.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -18,9 +19,13 @@
 
 #include "util.h"
 
+/* How long accepts pause after accept() ran out of descriptors or memory. */
+#define DOOR_ACCEPT_BACKOFF_MS 100
+
 /* A connection whose head is still arriving. */
 struct visitor {
 	int fd;
+	uint8_t addr[16]; /* its source address (admission_addr_key) */
 	int64_t deadline_ms;
 	bool closing; /* answered: what it still sends is read and dropped until it closes */
 	size_t len;
@@ -37,7 +42,35 @@ struct door {
 	struct visitor *v; /* [cfg.max_waiting]; the door's thread only */
 	size_t nv;
 	_Atomic uint64_t refused[ADMISSION_NREASONS];
+	_Atomic uint64_t accept_errors; /* accept() out of descriptors or memory */
+	int64_t accept_paused_until; /* the listener is not polled until then */
+	int64_t last_log_ms;         /* door_thread's rate-limited warnings */
+	uint64_t unlogged;           /* events since the last warning */
 };
+
+/* The door's warnings (refusals by address, accept errors): at most one a
+ * second, each saying how many events it stands for, so that a flood
+ * cannot flood the log too. */
+static void warn_limited(struct door *d, const char *what, const char *detail)
+{
+	int64_t now = now_mono_ms();
+	d->unlogged++;
+	if (now - d->last_log_ms < 1000)
+		return;
+	log_warn("front door: %s (%s); %" PRIu64 " such event(s) since the last such warning", what,
+		 detail, d->unlogged);
+	d->last_log_ms = now;
+	d->unlogged = 0;
+}
+
+/* How many visitors from addr are waiting (the door's thread only). */
+static size_t waiting_from(const struct door *d, const uint8_t addr[16])
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->nv; i++)
+		n += !d->v[i].closing && memcmp(d->v[i].addr, addr, 16) == 0;
+	return n;
+}
 
 /* Answers a refusal in plain text (best effort: the socket is not waited
  * for) and closes. */
@@ -140,21 +173,47 @@ static void read_visitor(struct door *d, size_t i)
 static void accept_visitors(struct door *d)
 {
 	for (;;) {
-		int fd = accept4(d->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		int fd = accept4(d->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* The connection stays in the backlog: polling the
+				 * listener again now would spin. Back off. */
+				atomic_fetch_add(&d->accept_errors, 1);
+				d->accept_paused_until = now_mono_ms() + DOOR_ACCEPT_BACKOFF_MS;
+				warn_limited(d, "cannot accept, pausing accepts for 100 ms",
+					     strerror(errno));
+			}
 			return;
+		}
 		if (d->nv == d->cfg.max_waiting) {
 			refuse(d, fd, ADMISSION_LIMIT, 503, "Service Unavailable",
 			       "too many handshakes in progress; retry shortly");
 			continue;
 		}
+		uint8_t addr[16] = { 0 };
+		admission_addr_key((struct sockaddr *)&ss, addr);
+		if (d->cfg.max_waiting_per_addr &&
+		    waiting_from(d, addr) >= d->cfg.max_waiting_per_addr) {
+			refuse(d, fd, ADMISSION_LIMIT, 429, "Too Many Requests",
+			       "too many handshakes in progress from this address");
+			char host[64] = "?";
+			getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, NULL, 0,
+				    NI_NUMERICHOST);
+			warn_limited(d, "refused a connection: too many incomplete handshakes from one address",
+				     host);
+			continue;
+		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		d->v[d->nv++] = (struct visitor){
+		d->v[d->nv] = (struct visitor){
 			.fd = fd,
 			.deadline_ms = now_mono_ms() + d->cfg.timeout_ms,
 			.buf = xmalloc(d->cfg.max_head + 1),
 		};
+		memcpy(d->v[d->nv++].addr, addr, sizeof addr);
 	}
 }
 
@@ -180,7 +239,12 @@ static void *door_thread(void *arg)
 			i++;
 		}
 		pf[0] = (struct pollfd){ .fd = d->stop_pipe[0], .events = POLLIN };
-		pf[1] = (struct pollfd){ .fd = d->lfd, .events = POLLIN };
+		/* While accepts are paused (out of descriptors), a negative fd
+		 * makes poll skip the listener. */
+		bool paused = d->accept_paused_until > now;
+		if (paused && d->accept_paused_until < next)
+			next = d->accept_paused_until;
+		pf[1] = (struct pollfd){ .fd = paused ? -1 : d->lfd, .events = POLLIN };
 		for (size_t i = 0; i < d->nv; i++)
 			pf[2 + i] = (struct pollfd){ .fd = d->v[i].fd, .events = POLLIN };
 		size_t polled = d->nv;
@@ -275,6 +339,11 @@ struct door_guest *door_take(struct door *d)
 	d->tail = &d->head;
 	pthread_mutex_unlock(&d->lock);
 	return g;
+}
+
+uint64_t door_accept_errors(const struct door *d)
+{
+	return d ? atomic_load(&((struct door *)d)->accept_errors) : 0;
 }
 
 uint64_t door_refused(const struct door *d, enum admission_reason why)

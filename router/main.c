@@ -99,6 +99,11 @@ int main(int argc, char **argv)
 		{ "handshakes-per-ip", "ROUTER_HANDSHAKES_PER_IP", CONF_INT, &cfg.handshakes_per_ip, "100",
 		  "Handshakes a second from one source address (burst: twice that); beyond: 429.", 0, 1,
 		  1000000 },
+		{ "handshakes-waiting-per-ip", "ROUTER_HANDSHAKES_WAITING_PER_IP", CONF_INT,
+		  &cfg.handshakes_waiting_per_ip, "64",
+		  "Connections from one source address whose request head has not arrived yet; "
+		  "beyond: 429 at accept.",
+		  0, 1, 4096 },
 		{ "handshake-timeout-s", "ROUTER_HANDSHAKE_TIMEOUT_S", CONF_INT, &cfg.handshake_timeout_s,
 		  "5", "A connection must complete its handshake within this.", 0, 1, 300 },
 		{ "ping-interval-s", "ROUTER_PING_INTERVAL_S", CONF_INT, &cfg.ping_interval_s, "30",

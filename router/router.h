@@ -52,6 +52,7 @@ struct router_config {
 	long max_connections;     /* sessions on this router */
 	long max_sessions_per_id;
 	long handshakes_per_ip;   /* per second, per source address */
+	long handshakes_waiting_per_ip; /* incomplete request heads, per source address */
 	long handshake_timeout_s;
 	long ping_interval_s;     /* idle clients are pinged; no pong: closed */
 	long max_header_bytes;
