@@ -87,8 +87,8 @@ int upstream_produce(struct upstream *u, uint32_t link, uint64_t sid, const void
 	struct up_ctx *c = xmalloc(sizeof *c);
 	c->link = link;
 	c->sid = sid;
-	if (rd_kafka_produce(u->inbound, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-			     (void *)value, value_len, key, key_len, c) < 0) {
+	if (rd_kafka_produce(u->inbound, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
+			     value_len, key, key_len, c) < 0) {
 		free(c);
 		rd_kafka_resp_err_t err = rd_kafka_last_error();
 		*code = up_code(err);

@@ -39,13 +39,13 @@ struct door {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	struct door_guest *head, **tail; /* under lock */
-	struct visitor *v; /* [cfg.max_waiting]; the door's thread only */
+	struct visitor *v;               /* [cfg.max_waiting]; the door's thread only */
 	size_t nv;
 	_Atomic uint64_t refused[ADMISSION_NREASONS];
 	_Atomic uint64_t accept_errors; /* accept() out of descriptors or memory */
-	int64_t accept_paused_until; /* the listener is not polled until then */
-	int64_t last_log_ms;         /* door_thread's rate-limited warnings */
-	uint64_t unlogged;           /* events since the last warning */
+	int64_t accept_paused_until;    /* the listener is not polled until then */
+	int64_t last_log_ms;            /* door_thread's rate-limited warnings */
+	uint64_t unlogged;              /* events since the last warning */
 };
 
 /* The door's warnings (refusals by address, accept errors): at most one a
@@ -202,8 +202,10 @@ static void accept_visitors(struct door *d)
 			char host[64] = "?";
 			getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, NULL, 0,
 				    NI_NUMERICHOST);
-			warn_limited(d, "refused a connection: too many incomplete handshakes from one address",
-				     host);
+			warn_limited(
+				d,
+				"refused a connection: too many incomplete handshakes from one address",
+				host);
 			continue;
 		}
 		int one = 1;
@@ -269,8 +271,10 @@ static void *door_thread(void *arg)
 
 struct door *door_start(const struct door_config *cfg, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE }, *ai;
+	struct addrinfo hints = { .ai_family = AF_INET,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE },
+			*ai;
 	char port[16];
 	snprintf(port, sizeof port, "%ld", cfg->port);
 	const char *host = cfg->host && *cfg->host ? cfg->host : NULL;

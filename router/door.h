@@ -35,13 +35,13 @@ struct door_guest {
 struct door_config {
 	const char *host; /* "" or NULL: every interface */
 	long port;
-	size_t max_head;   /* the longest request head accepted (--max-header-bytes) */
-	int timeout_ms;    /* the head must arrive within this (--handshake-timeout-s) */
-	size_t max_waiting; /* connections whose head is still arriving */
+	size_t max_head;             /* the longest request head accepted (--max-header-bytes) */
+	int timeout_ms;              /* the head must arrive within this (--handshake-timeout-s) */
+	size_t max_waiting;          /* connections whose head is still arriving */
 	size_t max_waiting_per_addr; /* of those, from one source address (0: no cap);
 				      * beyond: 429 at accept, counted as ADMISSION_LIMIT */
-	const char *id_header; /* e.g. "X-Client-Id" (duplicates are marked) */
-	void (*wake)(void *arg); /* called on the door's thread when guests wait */
+	const char *id_header;       /* e.g. "X-Client-Id" (duplicates are marked) */
+	void (*wake)(void *arg);     /* called on the door's thread when guests wait */
 	void *wake_arg;
 };
 
