@@ -79,10 +79,11 @@ def outcomes(socks, t0, limit_s):
 
 
 async def live_client(env, router, cid, **kw):
-    c = h.Collector(router.ws_url, cid)
-    c_kw = kw
+    """Seconds until client cid (connecting with kw, e.g. local_addr) got a
+    record produced after it connected."""
     import websockets
-    c.ws = await websockets.connect(c.url, extra_headers=c.headers, open_timeout=5, **c_kw)
+    c = h.Collector(router.ws_url, cid)
+    c.ws = await websockets.connect(c.url, extra_headers=c.headers, open_timeout=5, **kw)
     c.task = asyncio.ensure_future(c._read())
     t0 = time.monotonic()
     await h.warm_up(env, [c], timeout=30)
