@@ -73,6 +73,7 @@ enum wire_up_code {
 	WIRE_UP_DISABLED = 1, /* the edge has no inbound topic */
 	WIRE_UP_FAILED = 2,   /* producing to the inbound topic failed */
 	WIRE_UP_NOT_OWNER = 3,
+	WIRE_UP_NO_TOPIC = 4, /* the inbound topic does not exist: a retry cannot help */
 };
 
 /* Byte strings point into the decoded input (or, for encoding, the caller's

@@ -100,18 +100,19 @@ static void on_up(void *arg, uint32_t link, const struct wire_up *u)
 {
 	struct edge *e = arg;
 	const char *reason;
+	uint32_t code;
 	if (!e->upstream)
 		routers_up_error(e->routers, link, u->sid, WIRE_UP_DISABLED,
 				 "no inbound topic is configured");
 	else if (upstream_produce(e->upstream, link, u->sid, u->key.ptr, u->key.len, u->data.ptr,
-				  u->data.len, &reason) < 0)
-		routers_up_error(e->routers, link, u->sid, WIRE_UP_FAILED, reason);
+				  u->data.len, &code, &reason) < 0)
+		routers_up_error(e->routers, link, u->sid, code, reason);
 }
 
-static void on_up_failed(void *arg, uint32_t link, uint64_t sid, const char *reason)
+static void on_up_failed(void *arg, uint32_t link, uint64_t sid, uint32_t code, const char *reason)
 {
 	struct edge *e = arg;
-	routers_up_error(e->routers, link, sid, WIRE_UP_FAILED, reason);
+	routers_up_error(e->routers, link, sid, code, reason);
 }
 
 static void on_revoke(void *arg, uint32_t p)

@@ -6,6 +6,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "kconf.h"
+#include "wire.h"
 #include "util.h"
 
 struct upstream {
@@ -21,12 +22,22 @@ struct up_ctx {
 	uint64_t sid;
 };
 
+/* The UP_ERR code for a produce error: a missing topic is told apart, since
+ * retrying cannot help a client there. */
+static uint32_t up_code(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+			       err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+		       ? WIRE_UP_NO_TOPIC
+		       : WIRE_UP_FAILED;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct upstream *u = opaque;
 	struct up_ctx *c = m->_private;
 	if (m->err && c) {
-		u->fail(u->arg, c->link, c->sid, rd_kafka_err2str(m->err));
+		u->fail(u->arg, c->link, c->sid, up_code(m->err), rd_kafka_err2str(m->err));
 		log_warn("upstream produce failed: %s", rd_kafka_err2str(m->err));
 	}
 	free(c);
@@ -70,7 +81,8 @@ void upstream_free(struct upstream *u, int timeout_ms)
 }
 
 int upstream_produce(struct upstream *u, uint32_t link, uint64_t sid, const void *key,
-		     size_t key_len, const void *value, size_t value_len, const char **reason)
+		     size_t key_len, const void *value, size_t value_len, uint32_t *code,
+		     const char **reason)
 {
 	struct up_ctx *c = xmalloc(sizeof *c);
 	c->link = link;
@@ -78,7 +90,9 @@ int upstream_produce(struct upstream *u, uint32_t link, uint64_t sid, const void
 	if (rd_kafka_produce(u->inbound, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
 			     value_len, key, key_len, c) < 0) {
 		free(c);
-		*reason = rd_kafka_err2str(rd_kafka_last_error());
+		rd_kafka_resp_err_t err = rd_kafka_last_error();
+		*code = up_code(err);
+		*reason = rd_kafka_err2str(err);
 		return -1;
 	}
 	return 0;

@@ -14,8 +14,10 @@
 struct upstream;
 
 /* Called on the loop thread from upstream_poll: the frame of session sid of
- * router link `link` was not produced, for `reason`. */
-typedef void (*upstream_fail_fn)(void *arg, uint32_t link, uint64_t sid, const char *reason);
+ * router link `link` was not produced, for `reason`; code is WIRE_UP_NO_TOPIC
+ * when the inbound topic does not exist, else WIRE_UP_FAILED. */
+typedef void (*upstream_fail_fn)(void *arg, uint32_t link, uint64_t sid, uint32_t code,
+				 const char *reason);
 
 /* Creates the producer for cfg->inbound_topic (must not be empty). Returns
  * NULL (logged) on a bad configuration. */
@@ -26,9 +28,11 @@ struct upstream *upstream_new(const struct edge_config *cfg, const char *client_
 void upstream_free(struct upstream *u, int timeout_ms);
 
 /* Queues key/value (copied) for the inbound topic. Returns 0, or -1 with
- * *reason set (a static string) when the producer refused it now. */
+ * *reason set (a static string) and *code (as for upstream_fail_fn) when the
+ * producer refused it now. */
 int upstream_produce(struct upstream *u, uint32_t link, uint64_t sid, const void *key,
-		     size_t key_len, const void *value, size_t value_len, const char **reason);
+		     size_t key_len, const void *value, size_t value_len, uint32_t *code,
+		     const char **reason);
 /* Serves delivery reports (calls fail); never blocks. */
 void upstream_poll(struct upstream *u);
 

@@ -16,6 +16,7 @@
 #define CLOSE_TOO_BIG 1009           /* a client frame over --max-frame-bytes */
 #define CLOSE_UPSTREAM_DISABLED 4001 /* the edge has no inbound topic */
 #define CLOSE_UPSTREAM_FAILED 4002   /* producing the frame to Kafka failed */
+#define CLOSE_UPSTREAM_NO_TOPIC 4003 /* the inbound topic does not exist: no retry */
 #define CLOSE_SLOW_CLIENT 4008       /* it stopped reading (or its queue overflowed); resume */
 
 struct router_config {
@@ -50,8 +51,8 @@ struct router_config {
 	/* limits */
 	long max_connections; /* sessions on this router */
 	long max_sessions_per_id;
-	long handshakes_per_ip;  /* per second, per source address */
-	long max_waiting_per_ip; /* heads still arriving from one address (the door) */
+	long handshakes_per_ip;         /* per second, per source address */
+	long handshakes_waiting_per_ip; /* heads still arriving from one address (the door) */
 	long handshake_timeout_s;
 	long ping_interval_s; /* idle clients are pinged; no pong: closed */
 	long max_header_bytes;

@@ -2,6 +2,7 @@
 #include "door.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -18,10 +19,13 @@
 
 #include "util.h"
 
+/* How long accepts pause after accept() ran out of descriptors or memory. */
+#define DOOR_ACCEPT_BACKOFF_MS 100
+
 /* A connection whose head is still arriving. */
 struct visitor {
 	int fd;
-	uint32_t addr; /* the peer's IPv4 address (network order) */
+	uint8_t addr[16]; /* its source address (admission_addr_key) */
 	int64_t deadline_ms;
 	bool closing; /* answered: what it still sends is read and dropped until it closes */
 	size_t len;
@@ -38,10 +42,35 @@ struct door {
 	struct visitor *v;               /* [cfg.max_waiting]; the door's thread only */
 	size_t nv;
 	_Atomic uint64_t refused[ADMISSION_NREASONS];
-	int64_t accept_paused_until_ms; /* out of files: accept again after this */
-	int64_t accept_failures;        /* since the last log line about them */
-	int64_t accept_logged_ms;
+	_Atomic uint64_t accept_errors; /* accept() out of descriptors or memory */
+	int64_t accept_paused_until;    /* the listener is not polled until then */
+	int64_t last_log_ms;            /* door_thread's rate-limited warnings */
+	uint64_t unlogged;              /* events since the last warning */
 };
+
+/* The door's warnings (refusals by address, accept errors): at most one a
+ * second, each saying how many events it stands for, so that a flood
+ * cannot flood the log too. */
+static void warn_limited(struct door *d, const char *what, const char *detail)
+{
+	int64_t now = now_mono_ms();
+	d->unlogged++;
+	if (now - d->last_log_ms < 1000)
+		return;
+	log_warn("front door: %s (%s); %" PRIu64 " such event(s) since the last such warning", what,
+		 detail, d->unlogged);
+	d->last_log_ms = now;
+	d->unlogged = 0;
+}
+
+/* How many visitors from addr are waiting (the door's thread only). */
+static size_t waiting_from(const struct door *d, const uint8_t addr[16])
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->nv; i++)
+		n += !d->v[i].closing && memcmp(d->v[i].addr, addr, 16) == 0;
+	return n;
+}
 
 /* Answers a refusal in plain text (best effort: the socket is not waited
  * for) and closes. */
@@ -141,44 +170,22 @@ static void read_visitor(struct door *d, size_t i)
 			       "(--max-header-bytes)");
 }
 
-/* accept() failed for want of files or memory: the connection stays in the
- * kernel's queue, so polling the listening socket again would spin. Accepting
- * pauses for DOOR_ACCEPT_PAUSE_MS; the log says so at most every 10 s. */
-#define DOOR_ACCEPT_PAUSE_MS 100
-static void accept_failed(struct door *d, int err)
-{
-	int64_t now = now_mono_ms();
-	d->accept_paused_until_ms = now + DOOR_ACCEPT_PAUSE_MS;
-	d->accept_failures++;
-	if (now - d->accept_logged_ms >= 10000) {
-		log_warn("cannot accept client connections: %s (%lld times since the last such "
-			 "line); accepting pauses %d ms each time (raise the open-files limit or "
-			 "lower --max-connections)",
-			 strerror(err), (long long)d->accept_failures, DOOR_ACCEPT_PAUSE_MS);
-		d->accept_logged_ms = now;
-		d->accept_failures = 0;
-	}
-}
-
-static size_t waiting_from(const struct door *d, uint32_t addr)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < d->nv; i++)
-		n += d->v[i].addr == addr;
-	return n;
-}
-
 static void accept_visitors(struct door *d)
 {
 	for (;;) {
-		struct sockaddr_in sa;
-		socklen_t salen = sizeof sa;
-		int fd = accept4(d->lfd, (struct sockaddr *)&sa, &salen,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		int fd = accept4(d->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM)
-				accept_failed(d, errno);
+			    errno == ENOMEM) {
+				/* The connection stays in the backlog: polling the
+				 * listener again now would spin. Back off. */
+				atomic_fetch_add(&d->accept_errors, 1);
+				d->accept_paused_until = now_mono_ms() + DOOR_ACCEPT_BACKOFF_MS;
+				warn_limited(d, "cannot accept, pausing accepts for 100 ms",
+					     strerror(errno));
+			}
 			return;
 		}
 		if (d->nv == d->cfg.max_waiting) {
@@ -186,22 +193,29 @@ static void accept_visitors(struct door *d)
 			       "too many handshakes in progress; retry shortly");
 			continue;
 		}
-		uint32_t addr = sa.sin_family == AF_INET ? sa.sin_addr.s_addr : 0;
+		uint8_t addr[16] = { 0 };
+		admission_addr_key((struct sockaddr *)&ss, addr);
 		if (d->cfg.max_waiting_per_addr &&
 		    waiting_from(d, addr) >= d->cfg.max_waiting_per_addr) {
 			refuse(d, fd, ADMISSION_LIMIT, 429, "Too Many Requests",
-			       "too many handshakes in progress from this address "
-			       "(--max-waiting-per-ip)");
+			       "too many handshakes in progress from this address");
+			char host[64] = "?";
+			getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, NULL, 0,
+				    NI_NUMERICHOST);
+			warn_limited(
+				d,
+				"refused a connection: too many incomplete handshakes from one address",
+				host);
 			continue;
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		d->v[d->nv++] = (struct visitor){
+		d->v[d->nv] = (struct visitor){
 			.fd = fd,
-			.addr = addr,
 			.deadline_ms = now_mono_ms() + d->cfg.timeout_ms,
 			.buf = xmalloc(d->cfg.max_head + 1),
 		};
+		memcpy(d->v[d->nv++].addr, addr, sizeof addr);
 	}
 }
 
@@ -227,10 +241,11 @@ static void *door_thread(void *arg)
 			i++;
 		}
 		pf[0] = (struct pollfd){ .fd = d->stop_pipe[0], .events = POLLIN };
-		/* The listening socket, unless accepting pauses (out of files). */
-		bool paused = d->accept_paused_until_ms > now;
-		if (paused && d->accept_paused_until_ms < next)
-			next = d->accept_paused_until_ms;
+		/* While accepts are paused (out of descriptors), a negative fd
+		 * makes poll skip the listener. */
+		bool paused = d->accept_paused_until > now;
+		if (paused && d->accept_paused_until < next)
+			next = d->accept_paused_until;
 		pf[1] = (struct pollfd){ .fd = paused ? -1 : d->lfd, .events = POLLIN };
 		for (size_t i = 0; i < d->nv; i++)
 			pf[2 + i] = (struct pollfd){ .fd = d->v[i].fd, .events = POLLIN };
@@ -328,6 +343,11 @@ struct door_guest *door_take(struct door *d)
 	d->tail = &d->head;
 	pthread_mutex_unlock(&d->lock);
 	return g;
+}
+
+uint64_t door_accept_errors(const struct door *d)
+{
+	return d ? atomic_load(&((struct door *)d)->accept_errors) : 0;
 }
 
 uint64_t door_refused(const struct door *d, enum admission_reason why)

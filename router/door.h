@@ -8,8 +8,10 @@
  * handshake whose Sec-WebSocket-Protocol list is 128 bytes or more (so no
  * browser can offer a real token there) without an HTTP answer, and keeps
  * only the first of repeated unknown headers. What the door refuses itself
- * (a head too large, too slow, or not HTTP) gets a plain-text answer and is
- * counted in door_refused.
+ * (a head too large, too slow, or not HTTP; too many connections waiting,
+ * in all or from one address) gets a plain-text answer (a slow one: none)
+ * and is counted in door_refused. When accept() runs out of descriptors it
+ * pauses accepting; its warnings are rate-limited.
  */
 #ifndef KWS_ROUTER_DOOR_H
 #define KWS_ROUTER_DOOR_H
@@ -36,7 +38,8 @@ struct door_config {
 	size_t max_head;             /* the longest request head accepted (--max-header-bytes) */
 	int timeout_ms;              /* the head must arrive within this (--handshake-timeout-s) */
 	size_t max_waiting;          /* connections whose head is still arriving */
-	size_t max_waiting_per_addr; /* of those, from one source address (0: no cap) */
+	size_t max_waiting_per_addr; /* of those, from one source address (0: no cap);
+				      * beyond: 429 at accept, counted as ADMISSION_LIMIT */
 	const char *id_header;       /* e.g. "X-Client-Id" (duplicates are marked) */
 	void (*wake)(void *arg);     /* called on the door's thread when guests wait */
 	void *wake_arg;
@@ -53,6 +56,10 @@ void door_stop(struct door *d);
 /* Takes every guest that arrived (a list, oldest first; NULL if none). Any
  * thread. The caller owns the guests (free() each; close or hand on fd). */
 struct door_guest *door_take(struct door *d);
+
+/* How many times accept() failed for want of descriptors or memory (each
+ * pauses accepts for 100 ms instead of spinning). Any thread. */
+uint64_t door_accept_errors(const struct door *d);
 
 /* How many connections the door refused for why (ADMISSION_TOO_LARGE,
  * ADMISSION_TIMEOUT, ADMISSION_BAD_REQUEST, ADMISSION_LIMIT). Any thread. */

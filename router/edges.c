@@ -113,6 +113,12 @@ static void on_up_err(struct router *r, const struct wire_up_err *e)
 	if (!s)
 		return;
 	char reason[110];
+	if (e->code == WIRE_UP_NO_TOPIC) {
+		/* Said plainly: a client that retries would only fail again. */
+		pins_close(r, s, CLOSE_UPSTREAM_NO_TOPIC,
+			   "upstream: inbound topic does not exist; do not retry");
+		return;
+	}
 	snprintf(reason, sizeof reason, "upstream: %.*s", (int)e->reason.len, e->reason.ptr);
 	pins_close(r, s,
 		   e->code == WIRE_UP_DISABLED ? CLOSE_UPSTREAM_DISABLED : CLOSE_UPSTREAM_FAILED,

@@ -53,6 +53,10 @@ static void collect(void *arg, struct metrics_writer *w)
 			w,
 			(double)(r->rejected[i] + door_refused(r->door, (enum admission_reason)i)),
 			"reason", admission_reason_name((enum admission_reason)i));
+	family(w, "kws_router_accept_errors_total",
+	       "accept() failures for want of descriptors or memory (each pauses accepts 100 ms)",
+	       METRICS_COUNTER);
+	metrics_write_sample(w, (double)door_accept_errors(r->door));
 	family(w, "kws_router_messages_total", "Messages proxied, by direction", METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->delivered, "direction", "to_client");
 	metrics_write_sample(w, (double)r->upstream, "direction", "from_client");

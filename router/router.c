@@ -248,7 +248,7 @@ int router_run(const struct router_config *cfg)
 		.max_head = (size_t)cfg->max_header_bytes,
 		.timeout_ms = (int)cfg->handshake_timeout_s * 1000,
 		.max_waiting = 4096,
-		.max_waiting_per_addr = (size_t)cfg->max_waiting_per_ip,
+		.max_waiting_per_addr = (size_t)cfg->handshakes_waiting_per_ip,
 		.id_header = cfg->id_header,
 		.wake = wake_loop,
 		.wake_arg = &r,

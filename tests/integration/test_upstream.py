@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Upstream and text mode: messages a client sends are produced by the owning
 edge to the inbound topic, keyed by the client id, in order; with
---message-type text, records reach the client as text messages."""
+--message-type text, records reach the client as text messages. An inbound
+topic that does not exist closes the sender with 4003 and a reason that says
+so (a retry cannot help), not with 4002 "retry"."""
 
 import asyncio
 import os
@@ -49,9 +51,37 @@ async def run(env):
     await asyncio.gather(alice.close(), bob.close())
 
 
+async def missing_topic(env):
+    env.start_kafka({"deliveries": 3})
+    # The test broker has auto.create.topics.enable=false, as production
+    # brokers usually do; the edge learns of the missing topic within 2 s.
+    edge = env.start_edge("edge-1", extra=[
+        "--inbound-topic", "no-such-inbound",
+        "--kafka-prop", "allow.auto.create.topics=false",
+        "--kafka-prop", "topic.metadata.propagation.max.ms=2000"])
+    router = env.start_router("router-1", [edge])
+    h.wait_all_owned(router)
+    carol = h.Collector(router.ws_url, "carol")
+    await carol.connect()
+    await carol.ws.send(b"into the void")
+    await asyncio.wait_for(carol.task, 60)
+    reason = carol.ws.close_reason
+    h.log(f"missing inbound topic: closed {carol.close_code} {reason!r}")
+    assert carol.close_code == 4003, f"closed with {carol.close_code} {reason!r}, want 4003"
+    assert "inbound topic does not exist" in reason and "do not retry" in reason, reason
+
+
 def main():
     with h.Env("upstream") as env:
         asyncio.run(run(env))
+    if os.environ.get("KWS_KAFKA", "mock") == "real":
+        with h.Env("upstream-missing-topic") as env:
+            asyncio.run(missing_topic(env))
+    else:
+        # librdkafka's mock cluster creates every topic a client asks about
+        # (it ignores allow.auto.create.topics): the missing topic is tested
+        # against the real broker (upstream-real), whose auto-creation is off.
+        h.log("missing inbound topic: real broker only (the mock cluster auto-creates topics)")
     print("PASS")
 
 

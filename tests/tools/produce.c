@@ -38,7 +38,8 @@ struct options {
 	const char *topic;
 	const char *partitioner;
 	const char *prefix;
-	const char *tag; /* --tag: added to every value as "tag" */
+	const char *tag;   /* --tag: added to every value as "tag" */
+	const char *value; /* --value: every record's value, verbatim */
 	const char *keys_arg;
 	long clients; /* -1: not given */
 	uint64_t count;
@@ -78,6 +79,8 @@ static void usage(FILE *f)
 	      "  --keys K1,K2,...     explicit keys instead of --clients\n"
 	      "  --prefix PREFIX      key prefix for --clients (default \"client-\")\n"
 	      "  --tag TAG            add \"tag\":\"TAG\" to every value (tells test phases apart)\n"
+	      "  --value TEXT         every record's value is TEXT, verbatim, instead of\n"
+	      "                       the JSON below (excludes --tag and --size)\n"
 	      "  --count M            records per key, so M * keys in total (default 1)\n"
 	      "  --forever            produce until SIGINT/SIGTERM instead of --count\n"
 	      "  --rate R             records per second over all keys, evenly paced;\n"
@@ -142,6 +145,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		O_PREFIX,
 		O_PROP,
 		O_TAG,
+		O_VALUE,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -156,6 +160,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "partitioner", required_argument, NULL, O_PARTITIONER },
 		{ "prefix", required_argument, NULL, O_PREFIX },
 		{ "tag", required_argument, NULL, O_TAG },
+		{ "value", required_argument, NULL, O_VALUE },
 		{ "kafka-prop", required_argument, NULL, O_PROP },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -219,6 +224,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 				die_usage("--tag may not contain quotes or backslashes");
 			o->tag = optarg;
 			break;
+		case O_VALUE:
+			o->value = optarg;
+			break;
 		case O_PREFIX:
 			o->prefix = optarg;
 			break;
@@ -251,6 +259,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		die_usage("--count and --forever exclude each other");
 	if (!*o->partitioner)
 		die_usage("--partitioner wants a name");
+	if (o->value && (o->tag || o->size))
+		die_usage("--value excludes --tag and --size");
 }
 
 /* Returns s escaped for use inside a JSON string (caller frees). */
@@ -572,6 +582,12 @@ int main(int argc, char **argv)
 			wait_until(rk, due);
 			if (stop_signals)
 				break;
+		}
+		if (o.value) {
+			if (produce_one(rk, rkt, k, o.value, strlen(o.value), &st))
+				break;
+			rd_kafka_poll(rk, 0);
+			continue;
 		}
 		len = format_value(buf, cap, k, i / nkeys, o.size, o.tag);
 		if (produce_one(rk, rkt, k, buf, len, &st))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A minimal WebSocket client for trying the router by hand: prints every
 message it receives, one per line, and sends each line typed on stdin.
+End of input (Ctrl-D) closes the connection and exits; so does Ctrl-C.
 
     python3 tests/tools/wsclient.py --id client-1 ws://127.0.0.1:8080/ws      # --auth none
     python3 tests/tools/wsclient.py --token JWT ws://127.0.0.1:8080/ws        # --auth jwt
@@ -11,6 +12,7 @@ message it receives, one per line, and sends each line typed on stdin.
 import argparse
 import asyncio
 import sys
+import threading
 
 
 async def main():
@@ -38,26 +40,40 @@ async def main():
     except ImportError:
         sys.exit("needs Debian's python3-websockets: run /usr/bin/python3, "
                  "or apt-get install python3-websockets")
-    async with websockets.connect(a.url, extra_headers=headers, max_size=None) as ws:
+    try:
+        ws = await websockets.connect(a.url, extra_headers=headers, max_size=None)
+    except (websockets.InvalidHandshake, OSError) as e:
+        sys.exit(f"wsclient: the router refused or did not answer the handshake: {e}"
+                 " (its log says why; with --auth jwt give --token or --token-url)")
+    try:
         who = a.id or "the token's subject"
         print(f"connected to {a.url} as {who}; type a line to send it upstream", file=sys.stderr)
         loop = asyncio.get_running_loop()
+        lines = asyncio.Queue()
+
+        def read_stdin():
+            # A daemon thread: a blocked read does not hold the process at
+            # exit (Ctrl-C), and end of input (Ctrl-D) is passed on as None.
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\n"))
+            loop.call_soon_threadsafe(lines.put_nowait, None)
 
         async def pump_stdin():
-            while True:
-                line = await loop.run_in_executor(None, sys.stdin.readline)
-                if not line:  # Ctrl-D: end of input, so close and stop
-                    await ws.close()
-                    return
-                await ws.send(line.rstrip("\n"))
+            while (line := await lines.get()) is not None:
+                await ws.send(line)
+            await ws.close()  # end of input: close, which ends the loop below
 
-        asyncio.ensure_future(pump_stdin())
+        threading.Thread(target=read_stdin, daemon=True).start()
+        pump = asyncio.ensure_future(pump_stdin())
         try:
             async for m in ws:
                 print(m.decode("utf-8", "replace") if isinstance(m, bytes) else m, flush=True)
         except websockets.ConnectionClosed:
             pass
+        pump.cancel()
         print(f"closed: {ws.close_code} {ws.close_reason}", file=sys.stderr)
+    finally:
+        await ws.close()
 
 
 if __name__ == "__main__":

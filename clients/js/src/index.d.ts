@@ -118,7 +118,7 @@ export interface KwsEvents {
   open: { url: string; protocol: string };
   close: { code: number; reason: string; hadSession: boolean };
   reconnecting: { code: number; reason: string; delayMs: number; why: string; attempt: number; position: Position | null };
-  /** A fatal close code (1007, 1009, 4001): the client will not reconnect. */
+  /** A fatal close code (1007, 1009, 4001, 4003): the client will not reconnect. */
   stopped: { code: number; reason: string; why: string };
   error: { error: unknown; where: string };
 }

@@ -91,6 +91,7 @@ export const FATAL_CODES = Object.freeze({
   1007: 'a text message that is not UTF-8',
   1009: 'a message over the router\'s --max-frame-bytes',
   4001: 'upstream messages are disabled on this system',
+  4003: 'the inbound topic does not exist on this system',
 });
 
 /**
@@ -101,7 +102,7 @@ export const FATAL_CODES = Object.freeze({
  *   1012 draining          reconnect at once (to the next URL)
  *   1013 try again later   reconnect after opts.tryAgainMs
  *   4008 slow client       reconnect at once with the position
- *   1007, 1009, 4001       stop and report
+ *   1007, 1009, 4001, 4003 stop and report
  *   anything else (1001, 1006, 4002, ...) reconnect with exponential backoff
  * Backoff: min(maxMs, initialMs * factor^failures), minus up to jitter of it.
  */

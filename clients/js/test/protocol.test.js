@@ -35,7 +35,7 @@ test('positions', () => {
 
 test('close-code policy follows the README table', () => {
   const r = () => 0.5;
-  for (const code of [1007, 1009, 4001]) assert.equal(closePolicy(code, 0, {}, r).action, 'stop');
+  for (const code of [1007, 1009, 4001, 4003]) assert.equal(closePolicy(code, 0, {}, r).action, 'stop');
   const drain = closePolicy(1012, 0, {}, r);
   assert.equal(drain.action, 'reconnect');
   assert.ok(drain.delayMs <= 100, `1012 reconnects at once, not after ${drain.delayMs}`);

@@ -22,7 +22,7 @@ _WS_MAJOR = int(websockets.__version__.split(".")[0])
 
 
 class Stopped(Exception):
-    """The client stopped for good: a close code (1007, 1009, 4001) or a
+    """The client stopped for good: a close code (1007, 1009, 4001, 4003) or a
     handshake status (400, 403, 404) after which reconnecting cannot help."""
 
     def __init__(self, code: int, reason: str, why: str):

@@ -94,6 +94,7 @@ FATAL_CODES = {
     1007: "a text message that is not UTF-8",
     1009: "a message over the router's --max-frame-bytes",
     4001: "upstream messages are disabled on this system",
+    4003: "the inbound topic does not exist on this system",
 }
 
 # Handshake statuses after which retrying cannot help: a bad id or position
@@ -133,7 +134,7 @@ def close_policy(code: int, failures: int, backoff: Backoff = Backoff(),
       1012 draining         reconnect at once (to the next URL)
       1013 try again later  reconnect after backoff.try_again_s
       4008 slow client      reconnect at once with the position
-      1007, 1009, 4001      stop
+      1007, 1009, 4001, 4003  stop
       anything else         reconnect with exponential backoff and jitter"""
     if code in FATAL_CODES:
         return Decision("stop", 0.0, FATAL_CODES[code])

@@ -26,7 +26,7 @@ class ProtocolTest(unittest.TestCase):
 
     def test_close_policy(self):
         half = lambda: 0.5
-        for code in (1007, 1009, 4001):
+        for code in (1007, 1009, 4001, 4003):
             self.assertEqual(close_policy(code, 0).action, "stop")
         d = close_policy(1012, 0, Backoff(), half)
         self.assertEqual(d.action, "reconnect")
