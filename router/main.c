@@ -111,7 +111,7 @@ int main(int argc, char **argv)
 		  "Handshakes a second from one source address (burst: twice that); beyond: 429.",
 		  0, 1, 1000000 },
 		{ "handshakes-waiting-per-ip", "ROUTER_HANDSHAKES_WAITING_PER_IP", CONF_INT,
-		  &cfg.handshakes_waiting_per_ip, "64",
+		  &cfg.handshakes_waiting_per_ip, "1024",
 		  "Connections from one source address whose request head has not arrived yet; beyond: 429 at accept.",
 		  0, 1, 4096 },
 		{ "handshake-timeout-s", "ROUTER_HANDSHAKE_TIMEOUT_S", CONF_INT,
