@@ -129,26 +129,29 @@ int main(int argc, char **argv)
 		  "Write logs as JSON lines." },
 		{ 0 },
 	};
-	int status;
-	if (conf_main_exits(opts, argc, argv, "router", summary, &status))
-		return status;
+	int rc;
+	if (conf_main_exits(opts, argc, argv, "router", summary, &rc))
+		goto out;
 	if (!cfg.edges.count && !*cfg.edges_dns) {
 		fprintf(stderr, "router: give the edges: --edges (ROUTER_EDGES) or --edges-dns "
 				"(ROUTER_EDGES_DNS)\n");
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	if (cfg.auth_mode == IDENT_JWT && !cfg.jwt_keys.count) {
 		fprintf(stderr,
 			"router: --auth jwt needs keys: give --jwt-keys (ROUTER_JWT_KEYS) a key "
 			"file or directory (an HMAC secret, or RSA/EC public keys in PEM)\n");
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	if (cfg.auth_mode == IDENT_HEADER_FROM_PROXIES && !*cfg.trusted_proxies) {
 		fprintf(stderr,
 			"router: --auth header-from-proxies needs --trusted-proxies "
 			"(ROUTER_TRUSTED_PROXIES): the CIDRs of the proxies that set the id "
 			"header\n");
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	/* [host:]port, checked by conf_check_listen; and free to bind. */
 	char host[256] = "", why[200];
@@ -157,7 +160,8 @@ int main(int argc, char **argv)
 	    conf_try_bind(host, cfg.port, why, sizeof why) < 0) {
 		fprintf(stderr, "router: cannot listen on %s:%ld (--listen, ROUTER_LISTEN): %s\n",
 			*host ? host : "0.0.0.0", cfg.port, why);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	cfg.listen_host = host;
 	cfg.text = message_type == 1;
@@ -170,7 +174,8 @@ int main(int argc, char **argv)
 		cfg.router_id = rid;
 	}
 	log_setup("router", (enum log_level)level, log_json);
-	int rc = router_run(&cfg);
+	rc = router_run(&cfg);
+out:
 	conf_list_free(&cfg.edges);
 	conf_list_free(&cfg.jwt_keys);
 	conf_list_free(&cfg.allowed_origins);
