@@ -130,8 +130,8 @@ def run_block(run, doc, line, body, env):
 
 
 def local_run_blocks():
-    todo = blocks("run")
-    assert todo, "no ```sh run blocks found"
+    run_blocks = blocks("run")
+    assert run_blocks, "no ```sh run blocks found"
     run = LocalRun()
     try:
         if not run.ready.wait(120) or run.p.poll() is not None:
@@ -145,7 +145,7 @@ def local_run_blocks():
         assert open(os.path.join(logs, "admin-token")).read().strip() == TOKEN
         env = dict(os.environ, BOOTSTRAP=boot, TOKEN=TOKEN)
         out = ""
-        for doc, line, body in todo:
+        for doc, line, body in run_blocks:
             out += run_block(run, doc, line, body, env)
         # What the blocks claim, checked on what they printed.
         assert '{"ready":true}' in out, "the readyz examples answer ready"
@@ -178,13 +178,13 @@ def helm_path():
 
 
 def chart_blocks():
-    todo = blocks("chart")
-    assert todo, "no ```sh chart blocks found"
+    charts = blocks("chart")
+    assert charts, "no ```sh chart blocks found"
     helm = helm_path()
     if not helm:
         return False
     installed = []  # --set arguments of the last install (for --reuse-values)
-    for doc, line, body in todo:
+    for doc, line, body in charts:
         argv = shlex.split(body.replace("\\\n", " "))
         assert argv[0] == "helm" and argv[1] in ("install", "upgrade"), f"{doc}:{line}: {argv[:2]}"
         name, chart, rest = argv[2], argv[3], argv[4:]
