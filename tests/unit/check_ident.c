@@ -93,13 +93,8 @@ static int check_tok(const char *tok)
 		abort();
 	in.authorization = auth;
 	r = check_in(&in);
-	if (r != 0 && strlen(tok) >= 8) {
-		const char *seg = strrchr(tok, '.');
-
-		ck_assert_msg(strstr(why, tok) == NULL, "reason echoes the token");
-		if (seg && strlen(seg) > 8)
-			ck_assert_msg(strstr(why, seg + 1) == NULL, "reason echoes the signature");
-	}
+	if (r != 0)
+		tj_assert_reason_hides(why, tok);
 	free(auth);
 	return r;
 }

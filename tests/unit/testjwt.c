@@ -176,3 +176,14 @@ char *tj_sign_raw_hs256(const char *rel, const char *header_json, const char *cl
 	free(sig);
 	return tok;
 }
+
+void tj_assert_reason_hides(const char *why, const char *tok)
+{
+	const char *seg = strrchr(tok, '.');
+
+	if (strlen(tok) < 8)
+		return;
+	ck_assert_msg(strstr(why, tok) == NULL, "reason echoes the token");
+	if (seg && strlen(seg) > 8)
+		ck_assert_msg(strstr(why, seg + 1) == NULL, "reason echoes the signature");
+}

@@ -41,6 +41,10 @@ const char *tj_claims(const char *extra);
 char *tj_b64url(const char *s);
 char *tj_b64url_n(const void *bytes, size_t n);
 
+/* Fails the test if a refusal's reason (why) holds the token tok or, for a
+ * token of 8 bytes or more, its signature segment: reasons are logged. */
+void tj_assert_reason_hides(const char *why, const char *tok);
+
 /* tok with its header replaced by the base64url of header_json (malloc'ed). */
 char *tj_reheader(const char *tok, const char *header_json);
 
