@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "door.h"
 #include "ops.h"
@@ -423,6 +424,14 @@ int ops_start(struct router *r)
 	if (!r->cfg->admin_token || !*r->cfg->admin_token)
 		log_warn("no admin token (--admin-token): disconnect and drain are refused");
 	log_info("admin endpoint on %s (port %d)", r->cfg->admin_listen, admin_port(r->admin));
+	if (r->cfg->report_fd >= 0) {
+		/* A worker (super.h): tell the supervisor where to ask. */
+		char line[32];
+		int n = snprintf(line, sizeof line, "ADMIN %d\n", admin_port(r->admin));
+		if (write(r->cfg->report_fd, line, (size_t)n) != n)
+			log_warn("cannot report the admin port to the supervisor");
+		close(r->cfg->report_fd);
+	}
 	return 0;
 }
 
