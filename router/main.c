@@ -166,8 +166,8 @@ int main(int argc, char **argv)
 	const char *wenv = getenv(SUPER_WORKER_ENV);
 	int windex = -1, wn = 1, wfd = -1;
 	if (wenv && super_worker_parse(wenv, &windex, &wn, &wfd) < 0) {
-		fprintf(stderr, "router: bad %s=%s (set by the supervisor only)\n", SUPER_WORKER_ENV,
-			wenv);
+		fprintf(stderr, "router: bad %s=%s (set by the supervisor only)\n",
+			SUPER_WORKER_ENV, wenv);
 		rc = 2;
 		goto out;
 	}
