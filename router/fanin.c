@@ -111,10 +111,10 @@ static void merge_one(struct merge *m, const char *t, size_t len, const char *co
 					char *e;
 					double v = strtod(num, &e);
 					size_t nlen = name_len(p, ll);
-					struct family *f = family_of(m, cur, p, nlen);
-					if (!f)
+					struct family *f = NULL;
+					if (*e == 0 && vl && !(f = family_of(m, cur, p, nlen)))
 						f = cur = family_get(m, p, nlen, maxf);
-					if (*e == 0 && vl)
+					if (f)
 						series_add(f, p, (size_t)(sp - 1 - p), v);
 				}
 			}

@@ -128,7 +128,8 @@ int main(int argc, char **argv)
 		{ "workers", "ROUTER_WORKERS", CONF_INT, &workers, "0",
 		  "Worker processes sharing the client port, each with its own links to the "
 		  "edges; 0: one per CPU the process may use (its affinity, or the cgroup CPU "
-		  "limit: the pod's). 1: a single process, no supervisor (README, \"Workers\").",
+		  "limit: the pod's), more if --max-connections needs more processes under the "
+		  "open-file limit. 1: a single process, no supervisor (README, \"Workers\").",
 		  0, 0, SUPER_MAX_WORKERS },
 		{ "log-level", "ROUTER_LOG_LEVEL", CONF_CHOICE, &level, "info", "Log threshold.", 0,
 		  0, 0, levels },
@@ -173,7 +174,7 @@ int main(int argc, char **argv)
 	}
 	unsetenv(SUPER_WORKER_ENV);
 	if (!workers)
-		workers = super_default_workers();
+		workers = super_default_workers(cfg.max_connections);
 	/* [host:]port, checked by conf_check_listen; and free to bind. */
 	char host[256] = "", why[200];
 	if (conf_parse_host_port(listen, false, host, sizeof host, &cfg.port, why, sizeof why) <

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -26,6 +27,7 @@
 #include "metrics.h"
 #include "status_html.h"
 #include "util.h"
+#include "workcount.h"
 
 /* A worker that dies is started again after a back-off: BACKOFF_MIN_MS,
  * doubled for each death within STABLE_MS of its start, up to
@@ -67,14 +69,6 @@ struct super {
 
 /* ---- pure parts ------------------------------------------------------------ */
 
-int super_cpu_max_parse(const char *s)
-{
-	long long quota, period;
-	if (!s || sscanf(s, "%lld %lld", &quota, &period) != 2 || quota <= 0 || period <= 0)
-		return 0;
-	return (int)((quota + period - 1) / period);
-}
-
 int super_worker_parse(const char *s, int *index, int *n, int *fd)
 {
 	int i, k, f, used = 0;
@@ -87,25 +81,24 @@ int super_worker_parse(const char *s, int *index, int *n, int *fd)
 	return 0;
 }
 
-int super_default_workers(void)
+int super_default_workers(long max_connections)
 {
 	cpu_set_t set;
-	int n = 1;
+	int cpus = 1, limit = 0;
 	if (sched_getaffinity(0, sizeof set, &set) == 0)
-		n = CPU_COUNT(&set);
+		cpus = CPU_COUNT(&set);
 	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
 	if (f) {
 		char line[128];
-		if (fgets(line, sizeof line, f)) {
-			int lim = super_cpu_max_parse(line);
-			if (lim > 0 && lim < n)
-				n = lim;
-		}
+		if (fgets(line, sizeof line, f))
+			limit = workcount_cpu_max_parse(line);
 		fclose(f);
 	}
-	if (n < 1)
-		n = 1;
-	return n > SUPER_MAX_WORKERS ? SUPER_MAX_WORKERS : n;
+	struct rlimit rl;
+	long nofile = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
+		nofile = (long)rl.rlim_max;
+	return workcount_pick(cpus, limit, max_connections, nofile, SUPER_MAX_WORKERS);
 }
 
 /* ---- workers --------------------------------------------------------------- */

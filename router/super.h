@@ -28,14 +28,11 @@
  * signal in which every worker exited 0, else 1. */
 int super_run(const struct router_config *cfg, int n, char **argv);
 
-/* The default worker count: the CPUs this process may run on
- * (sched_getaffinity), or fewer if a cgroup CPU limit (cpu.max, the pod's
- * CPU limit) allows fewer, rounded up; at least 1. */
-int super_default_workers(void);
-
-/* Parses a cgroup v2 cpu.max ("<quota> <period>" or "max <period>"): the
- * CPUs it allows, rounded up, or 0 for no limit or an unreadable text. */
-int super_cpu_max_parse(const char *s);
+/* The default worker count for a router of max_connections sessions (its
+ * --max-connections): workcount_pick (workcount.h) with what this process may use:
+ * its CPUs (sched_getaffinity), the cgroup CPU limit (/sys/fs/cgroup/cpu.max,
+ * the pod's CPU limit) and its open-file hard limit (RLIMIT_NOFILE). */
+int super_default_workers(long max_connections);
 
 /* Parses SUPER_WORKER_ENV's value: 0 with *index, *n and *fd set, or
  * -EINVAL. */
