@@ -58,8 +58,8 @@ struct router_config {
 	long max_header_bytes;
 	/* --workers (super.h): set in a worker process only */
 	bool reuseport; /* share the client port with the other workers (SO_REUSEPORT) */
-	int report_fd;  /* >= 0: write "ADMIN <port>\n" there once the admin endpoint
-			 * listens, then close it (the supervisor's private channel) */
+	int report_fd;  /* >= 0: write "ADMIN <port>\n" there once the router is up (port
+			 * 0: no admin endpoint), then close it (the supervisor's channel) */
 };
 
 #endif

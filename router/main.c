@@ -201,9 +201,7 @@ int main(int argc, char **argv)
 		cfg.router_id = wid;
 		snprintf(wname, sizeof wname, "router/w%d", windex);
 		cfg.reuseport = true;
-		cfg.report_fd = *cfg.admin_listen ? wfd : -1;
-		if (!*cfg.admin_listen)
-			close(wfd);
+		cfg.report_fd = wfd;
 		cfg.admin_listen = *cfg.admin_listen ? "127.0.0.1:0" : "";
 		/* --max-connections is the router's: each worker takes its share. */
 		cfg.max_connections = (cfg.max_connections + wn - 1) / wn;

@@ -47,7 +47,9 @@ struct worker {
 	int pipe_fd; /* its report of the admin port; -1 once read */
 	char rbuf[32];
 	size_t rlen;
-	int port; /* its private admin port; 0: not reported (yet) */
+	int port;     /* its private admin port; 0: not reported (yet), or none */
+	bool up;      /* it reported since its latest start */
+	bool ever_up; /* it reported once since the supervisor started */
 	int64_t started_ms, restart_at_ms;
 	int backoff_ms;
 	int status; /* its last wait status */
@@ -64,7 +66,8 @@ struct super {
 	struct admin *admin;
 	int stopping; /* signals received */
 	int64_t kill_at_ms;
-	bool failed; /* a worker exited other than 0 during the stop */
+	bool failed;   /* a worker exited other than 0 during the stop */
+	int exit_code; /* a worker's first start failed with this; 0: none */
 };
 
 /* ---- pure parts ------------------------------------------------------------ */
@@ -172,16 +175,28 @@ static void read_report(struct super *s, int i)
 	w->rlen += (size_t)k;
 	w->rbuf[w->rlen] = 0;
 	int port;
-	if (strchr(w->rbuf, '\n') && sscanf(w->rbuf, "ADMIN %d", &port) == 1 && port > 0 &&
+	if (strchr(w->rbuf, '\n') && sscanf(w->rbuf, "ADMIN %d", &port) == 1 && port >= 0 &&
 	    port < 65536) {
 		pthread_mutex_lock(&s->lock);
 		w->port = port;
+		w->up = w->ever_up = true;
 		pthread_mutex_unlock(&s->lock);
-		log_info("worker %d: ready for the admin endpoint (private port %d)", i, port);
+		if (port)
+			log_info("worker %d: ready for the admin endpoint (private port %d)", i,
+				 port);
+		else
+			log_info("worker %d: up", i);
 		worker_close_pipe(w);
 	} else if (w->rlen == sizeof w->rbuf - 1) {
 		worker_close_pipe(w);
 	}
+}
+
+static void signal_workers(struct super *s, int sig)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->w[i].pid)
+			kill(s->w[i].pid, sig);
 }
 
 /* Collects every worker that ended; schedules restarts unless stopping. */
@@ -195,9 +210,11 @@ static void reap(struct super *s)
 			if (w->pid != pid)
 				continue;
 			int64_t now = now_mono_ms();
+			bool was_up = w->up;
 			pthread_mutex_lock(&s->lock);
 			w->pid = 0;
 			w->port = 0;
+			w->up = false;
 			w->status = st;
 			pthread_mutex_unlock(&s->lock);
 			worker_close_pipe(w);
@@ -210,6 +227,20 @@ static void reap(struct super *s)
 				if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 					s->failed = true;
 				log_info("worker %d (pid %d) %s", i, (int)pid, how);
+				break;
+			}
+			if (!w->ever_up && !was_up) {
+				/* Its first start failed: a setting only the router
+				 * checks (a key file, the link secret), not a crash.
+				 * Stop as a single router would, with its status. */
+				log_error("worker %d (pid %d) %s before it was up: stopping the "
+					  "router",
+					  i, (int)pid, how);
+				s->stopping = 2;
+				s->kill_at_ms = now + STOP_NOW_MS;
+				s->exit_code =
+					WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : 1;
+				signal_workers(s, SIGTERM);
 				break;
 			}
 			if (now - w->started_ms >= STABLE_MS || !w->backoff_ms)
@@ -227,13 +258,6 @@ static void reap(struct super *s)
 			break;
 		}
 	}
-}
-
-static void signal_workers(struct super *s, int sig)
-{
-	for (int i = 0; i < s->n; i++)
-		if (s->w[i].pid)
-			kill(s->w[i].pid, sig);
 }
 
 static void on_signal(struct super *s, int sig)
@@ -666,7 +690,7 @@ int super_run(const struct router_config *cfg, int n, char **argv)
 	}
 	log_info("router %s: every worker stopped (%llu restarts)", cfg->router_id,
 		 (unsigned long long)s.restarts);
-	rc = s.failed ? 1 : 0;
+	rc = s.exit_code ? s.exit_code : s.failed ? 1 : 0;
 out:
 	admin_stop(s.admin);
 	s.admin = NULL;

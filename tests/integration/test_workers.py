@@ -7,7 +7,9 @@ of the workers'; the client lookup finds a session on either worker; killing
 one worker makes the supervisor start it again, the other worker's clients
 are undisturbed and the killed one's reconnect and resume without loss; a
 drain through the admin API closes the sessions of both workers with 1012;
-SIGTERM stops the supervisor and its workers within the drain timeout."""
+SIGTERM stops the supervisor and its workers within the drain timeout; a
+setting only a worker checks (a missing --link-secret file) stops the router
+with the worker's status instead of restarting it forever."""
 
 import asyncio
 import json
@@ -89,6 +91,17 @@ def pid_alive(pid):
 async def run(env):
     env.start_kafka({"deliveries": PARTITIONS})
     e1, e2 = env.start_edge("edge-1"), env.start_edge("edge-2")
+
+    # A worker that cannot start: the router stops, it does not loop.
+    bad = env.start_router("router-bad", [e1], ["--workers", "2", "--link-secret",
+                                                "file:/nonexistent/secret"])
+    t0 = time.monotonic()
+    rc = await asyncio.get_running_loop().run_in_executor(None, bad.p.wait, 20)
+    line = bad.wait_for(r"worker \d .*before it was up: stopping the router", 1)
+    h.log(f"a worker that cannot start: router exit {rc} in {time.monotonic() - t0:.1f}s "
+          f"({line!r})")
+    assert rc == 1 and "restarting" not in bad.text()
+
     common = ["--workers", "2", "--admin-token", TOKEN, "--drain-timeout-ms", "3000"]
     r1 = env.start_router("router-1", [e1, e2], common)
     r2 = env.start_router("router-2", [e1, e2], common)
