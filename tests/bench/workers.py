@@ -252,7 +252,6 @@ class Bench:
         procs = {"router": self.pids(r), "edge": [edge.pid], "kafka-mock": [self.kafka.pid],
                  "clients": [lg.pid for lg in lgs]}
         m0 = metrics(r.admin)['kws_router_messages_total{direction="to_client"}']
-        cpu_at = {}
         c0 = {k: sum(cpu_s(p) for p in v) for k, v in procs.items()}
         pr = self.spawn(f"produce-{workers}-{trial}", [
             self.bin["produce"], "--bootstrap", self.bootstrap, "--topic", "tput", "--clients",
@@ -266,13 +265,14 @@ class Bench:
         # last client's end, so records still in socket buffers count only
         # once read.
         t_end = time.monotonic() + 180
-        ends = {}
+        ends, seen = {}, {}
         while len(ends) < len(lgs) and time.monotonic() < t_end:
             for lg in lgs:
                 if lg.pid not in ends and lg.p.poll() is not None:
                     ends[lg.pid] = time.monotonic()
-            if len(ends) < len(lgs):
-                cpu_at = {k: sum(cpu_s(p) for p in v) for k, v in procs.items()}
+            for v in procs.values():
+                for p in v:  # the last reading of a process that is gone stays
+                    seen[p] = max(seen.get(p, 0.0), cpu_s(p))
             time.sleep(0.02)
         delivered = metrics(r.admin)['kws_router_messages_total{direction="to_client"}'] - m0
         lost = dup = got = 0
@@ -288,7 +288,7 @@ class Bench:
                 pass
         secs = max(ends.values()) - t_start if ends else float("nan")
         rate = got / secs if ends else 0.0
-        cpu = {k: round(cpu_at.get(k, 0) - c0[k], 2) for k in procs}
+        cpu = {k: round(sum(seen.get(p, 0.0) for p in v) - c0[k], 2) for k, v in procs.items()}
         pr.stop(30)
         r.stop(30)
         row = {"workers": workers, "trial": trial, "delivered": int(delivered), "received": got,
