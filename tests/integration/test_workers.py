@@ -197,6 +197,33 @@ async def run(env):
     statuses = [s for c in on1 for s in c.statuses[1:]]
     assert all(s[0] == "complete" for s in statuses), statuses
 
+    # An edge dies: its partitions move to the other edge, and each worker
+    # re-pins its own sessions there; no client notices, nothing is lost.
+    conns = {c.client_id: c.connections for c in clients}
+    stream = h.Stream(env, ids, 200, "c")
+    await h.wait_produced_after(clients, "c", h.wall_ms(), 30, "records before the edge dies")
+    moves0 = metric(http(r1.admin_port, "/metrics")[1], "kws_router_partition_moves_total")
+    e2.stop(signal.SIGKILL)
+    await h.wait_until(
+        lambda: metric(http(r1.admin_port, "/metrics")[1], "kws_router_partition_moves_total")
+        > moves0, 60, "partitions to move")
+    await h.wait_produced_after(clients, "c", h.wall_ms(), 60, "records after the move")
+    await stream.stop()
+    counts = stream.counts()
+    await h.wait_until(lambda: all(len({r["seq"] for r in c.records("c")}) >= counts[c.client_id]
+                                   for c in clients), 60, "every record of the stream")
+    lost, dup, reord, foreign = h.check_streams(clients, counts, "c")
+    whole = http(r1.admin_port, "/metrics")[1]
+    per = [metric(http(port, "/metrics")[1], "kws_router_repins_total")
+           for _, port in workers_of(r1).values()]
+    closed = [c.client_id for c in clients if c.close_code is not None
+              or c.connections != conns[c.client_id]]
+    h.log(f"edge-2 killed: stream of {stream.total}: lost {lost}, duplicated {dup}, reordered "
+          f"{reord}; re-pins per worker {per}, total {metric(whole, 'kws_router_repins_total')}; "
+          f"clients that reconnected {closed}")
+    assert (lost, dup, reord, foreign) == (0, 0, 0, 0) and not closed
+    assert all(n > 0 for n in per) and metric(whole, "kws_router_repins_total") == sum(per)
+
     # A drain through the admin API closes the sessions of both workers.
     w = workers_of(r1)
     st, body = http(r1.admin_port, "/api/v1/drain?deadline_ms=2000", "POST", TOKEN)
