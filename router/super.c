@@ -66,8 +66,10 @@ struct super {
 	struct admin *admin;
 	int stopping; /* signals received */
 	int64_t kill_at_ms;
-	bool failed;   /* a worker exited other than 0 during the stop */
-	int exit_code; /* a worker's first start failed with this; 0: none */
+	bool failed;            /* a worker exited other than 0 during the stop */
+	int exit_code;          /* a worker's first start failed with this; 0: none */
+	char drain_target[256]; /* the admin drain asked for (path?query), under lock;
+				 * "": none. A worker started later drains too. */
 };
 
 /* ---- pure parts ------------------------------------------------------------ */
@@ -161,7 +163,17 @@ static void worker_close_pipe(struct worker *w)
 	w->pipe_fd = -1;
 }
 
-/* Reads worker i's report: "ADMIN <port>\n". */
+struct answer {
+	int status; /* 0: no answer */
+	char *body; /* malloc'ed, NUL-terminated */
+	size_t len;
+};
+
+static int ask(int port, const char *method, const char *target, const char *token,
+	       struct answer *out);
+
+/* Reads worker i's report: "ADMIN <port>\n". A worker started while the
+ * router drains (admin API) is told to drain as well. */
 static void read_report(struct super *s, int i)
 {
 	struct worker *w = &s->w[i];
@@ -187,6 +199,17 @@ static void read_report(struct super *s, int i)
 		else
 			log_info("worker %d: up", i);
 		worker_close_pipe(w);
+		char target[sizeof s->drain_target];
+		pthread_mutex_lock(&s->lock);
+		memcpy(target, s->drain_target, sizeof target);
+		pthread_mutex_unlock(&s->lock);
+		struct answer a;
+		if (port && *target) {
+			int rc = ask(port, "POST", target, s->cfg->admin_token, &a);
+			log_info("worker %d: the router is draining: so does it (%d)", i,
+				 rc < 0 ? rc : a.status);
+			free(a.body);
+		}
 	} else if (w->rlen == sizeof w->rbuf - 1) {
 		worker_close_pipe(w);
 	}
@@ -274,12 +297,6 @@ static void on_signal(struct super *s, int sig)
 }
 
 /* ---- the workers' private admin endpoints ----------------------------------- */
-
-struct answer {
-	int status; /* 0: no answer */
-	char *body; /* malloc'ed, NUL-terminated */
-	size_t len;
-};
 
 static void answer_free(struct answer *a)
 {
@@ -574,8 +591,13 @@ static void h_drain(void *arg, const struct admin_request *req, struct admin_res
 	static const char *const sum[] = { "sessions", NULL };
 	int status;
 	json_t *j = merge_json(s, a, resp, sum, NULL, NULL, &status);
-	if (j)
+	if (j) {
+		pthread_mutex_lock(&s->lock);
+		snprintf(s->drain_target, sizeof s->drain_target, "%s%s%s", req->path,
+			 *req->query ? "?" : "", req->query);
+		pthread_mutex_unlock(&s->lock);
 		admin_response_json(resp, status, j);
+	}
 	answers_free(s, a);
 }
 

@@ -235,6 +235,13 @@ async def run(env):
     st, body = http(r1.admin_port, "/readyz")
     h.log(f"after the drain: close codes {codes}, sessions per worker {per}, readyz {st} {body}")
     assert codes == [1012] and all(n == 0 for n in per.values()) and st == 503
+    # A worker started again while the router drains drains too.
+    os.kill(w[0][0], signal.SIGKILL)
+    r1.wait_for(r"worker 0: the router is draining: so does it \(202\)", 20)
+    port0 = workers_of(r1)[0][1]
+    st, body = http(port0, "/readyz")
+    h.log(f"worker 0 restarted during the drain: its readyz {st} {body.strip()}")
+    assert st == 503 and "draining" in body
 
     # SIGTERM: the supervisor drains its workers (with sessions) and exits 0.
     others = [h.Collector(r2.ws_url, f"t-{i}", framed=True) for i in range(20)]
