@@ -56,6 +56,10 @@ struct router_config {
 	long handshake_timeout_s;
 	long ping_interval_s; /* idle clients are pinged; no pong: closed */
 	long max_header_bytes;
+	/* --workers (super.h): set in a worker process only */
+	bool reuseport; /* share the client port with the other workers (SO_REUSEPORT) */
+	int report_fd;  /* >= 0: write "ADMIN <port>\n" there once the router is up (port
+			 * 0: no admin endpoint), then close it (the supervisor's channel) */
 };
 
 #endif

@@ -286,6 +286,8 @@ struct door *door_start(const struct door_config *cfg, char *err, size_t errlen)
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
 	if (fd >= 0)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (fd >= 0 && cfg->reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
 	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
 		snprintf(err, errlen, "cannot listen on %s:%ld: %s", host ? host : "*", cfg->port,
 			 strerror(errno));

@@ -16,6 +16,7 @@
 #ifndef KWS_ROUTER_DOOR_H
 #define KWS_ROUTER_DOOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,8 @@ struct door_config {
 	size_t max_waiting_per_addr; /* of those, from one source address (0: no cap);
 				      * beyond: 429 at accept, counted as ADMISSION_LIMIT */
 	const char *id_header;       /* e.g. "X-Client-Id" (duplicates are marked) */
+	bool reuseport;              /* SO_REUSEPORT: several workers listen on the port and
+				      * the kernel spreads connections (router --workers) */
 	void (*wake)(void *arg);     /* called on the door's thread when guests wait */
 	void *wake_arg;
 };

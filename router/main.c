@@ -7,6 +7,7 @@
 #include "conf.h"
 #include "ident.h"
 #include "router.h"
+#include "super.h"
 #include "util.h"
 
 static const char summary[] =
@@ -16,7 +17,8 @@ static const char summary[] =
 
 int main(int argc, char **argv)
 {
-	struct router_config cfg = { 0 };
+	struct router_config cfg = { .report_fd = -1 };
+	long workers = 0;
 	const char *listen = NULL;
 	bool log_json = false;
 	int level = LOG_INFO, message_type = 0, deflate = 0;
@@ -123,6 +125,12 @@ int main(int argc, char **argv)
 		{ "max-header-bytes", "ROUTER_MAX_HEADER_BYTES", CONF_INT, &cfg.max_header_bytes,
 		  "4096", "Room for the request line and headers of a handshake; beyond: refused.",
 		  0, 1024, 65536 },
+		{ "workers", "ROUTER_WORKERS", CONF_INT, &workers, "0",
+		  "Worker processes sharing the client port, each with its own links to the "
+		  "edges; 0: one per CPU the process may use (its affinity, or the cgroup CPU "
+		  "limit: the pod's), more if --max-connections needs more processes under the "
+		  "open-file limit. 1: a single process, no supervisor (README, \"Workers\").",
+		  0, 0, SUPER_MAX_WORKERS },
 		{ "log-level", "ROUTER_LOG_LEVEL", CONF_CHOICE, &level, "info", "Log threshold.", 0,
 		  0, 0, levels },
 		{ "log-json", "ROUTER_LOG_JSON", CONF_BOOL, &log_json, "false",
@@ -153,11 +161,25 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	/* A worker of a supervisor (super.h): the supervisor checked the port
+	 * and holds the admin endpoint; this process shares the port and
+	 * reports a private admin port. */
+	const char *wenv = getenv(SUPER_WORKER_ENV);
+	int windex = -1, wn = 1, wfd = -1;
+	if (wenv && super_worker_parse(wenv, &windex, &wn, &wfd) < 0) {
+		fprintf(stderr, "router: bad %s=%s (set by the supervisor only)\n",
+			SUPER_WORKER_ENV, wenv);
+		rc = 2;
+		goto out;
+	}
+	unsetenv(SUPER_WORKER_ENV);
+	if (!workers)
+		workers = super_default_workers(cfg.max_connections);
 	/* [host:]port, checked by conf_check_listen; and free to bind. */
 	char host[256] = "", why[200];
 	if (conf_parse_host_port(listen, false, host, sizeof host, &cfg.port, why, sizeof why) <
 		    0 ||
-	    conf_try_bind(host, cfg.port, why, sizeof why) < 0) {
+	    (windex < 0 && conf_try_bind(host, cfg.port, why, sizeof why) < 0)) {
 		fprintf(stderr, "router: cannot listen on %s:%ld (--listen, ROUTER_LISTEN): %s\n",
 			*host ? host : "0.0.0.0", cfg.port, why);
 		rc = 2;
@@ -173,8 +195,25 @@ int main(int argc, char **argv)
 		snprintf(rid, sizeof rid, "%s:%ld", hn, cfg.port);
 		cfg.router_id = rid;
 	}
-	log_setup("router", (enum log_level)level, log_json);
-	rc = router_run(&cfg);
+	char wid[340], wname[32];
+	if (windex >= 0) {
+		snprintf(wid, sizeof wid, "%s/w%d", cfg.router_id, windex);
+		cfg.router_id = wid;
+		snprintf(wname, sizeof wname, "router/w%d", windex);
+		cfg.reuseport = true;
+		cfg.report_fd = wfd;
+		cfg.admin_listen = *cfg.admin_listen ? "127.0.0.1:0" : "";
+		/* --max-connections is the router's: each worker takes its share. */
+		cfg.max_connections = (cfg.max_connections + wn - 1) / wn;
+		log_setup(wname, (enum log_level)level, log_json);
+		rc = router_run(&cfg);
+	} else if (workers > 1) {
+		log_setup("router", (enum log_level)level, log_json);
+		rc = super_run(&cfg, (int)workers, argv);
+	} else {
+		log_setup("router", (enum log_level)level, log_json);
+		rc = router_run(&cfg);
+	}
 out:
 	conf_list_free(&cfg.edges);
 	conf_list_free(&cfg.jwt_keys);

@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "door.h"
 #include "ops.h"
@@ -393,6 +394,19 @@ static void wake_loop(void *arg)
 	router_wake(arg);
 }
 
+/* A worker (super.h): tells the supervisor it is up and where its admin
+ * endpoint is (port 0: none), once. */
+static void report_up(struct router *r, int port)
+{
+	if (r->cfg->report_fd < 0)
+		return;
+	char line[32];
+	int n = snprintf(line, sizeof line, "ADMIN %d\n", port);
+	if (write(r->cfg->report_fd, line, (size_t)n) != n)
+		log_warn("cannot report the admin port to the supervisor");
+	close(r->cfg->report_fd);
+}
+
 int ops_start(struct router *r)
 {
 	r->metrics = metrics_new();
@@ -400,8 +414,10 @@ int ops_start(struct router *r)
 				     "Kafka record timestamp to WebSocket write", delay_bounds,
 				     sizeof delay_bounds / sizeof delay_bounds[0]);
 	metrics_collect(r->metrics, collect, r);
-	if (!*r->cfg->admin_listen)
+	if (!*r->cfg->admin_listen) {
+		report_up(r, 0);
 		return 0;
+	}
 	struct admin_config ac = { .token = r->cfg->admin_token, .wake = wake_loop, .wake_arg = r };
 	char err[256];
 	r->admin = admin_start(r->cfg->admin_listen, &ac, err, sizeof err);
@@ -423,6 +439,7 @@ int ops_start(struct router *r)
 	if (!r->cfg->admin_token || !*r->cfg->admin_token)
 		log_warn("no admin token (--admin-token): disconnect and drain are refused");
 	log_info("admin endpoint on %s (port %d)", r->cfg->admin_listen, admin_port(r->admin));
+	report_up(r, admin_port(r->admin));
 	return 0;
 }
 

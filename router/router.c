@@ -250,6 +250,7 @@ int router_run(const struct router_config *cfg)
 		.max_waiting = 4096,
 		.max_waiting_per_addr = (size_t)cfg->handshakes_waiting_per_ip,
 		.id_header = cfg->id_header,
+		.reuseport = cfg->reuseport,
 		.wake = wake_loop,
 		.wake_arg = &r,
 	};

@@ -40,6 +40,9 @@ sys.dont_write_bytecode = True  # no __pycache__ next to report.py
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "kafka"))
 
+# One router process unless a section asks for more (tests/bench/workers.py):
+# the figures of sections a-d are those of one worker.
+os.environ.setdefault("ROUTER_WORKERS", "1")
 PARTITIONS = 12
 # The consumer-group settings the integration tests give the edges
 # (tests/integration/harness.py FAST_GROUP); kfloor gets the same.

@@ -34,6 +34,11 @@ ROUTER = os.path.join(BUILD, "router", "router")
 KAFKA_MOCK = os.path.join(BUILD, "tests", "tools", "kafka-mock")
 PRODUCE = os.path.join(BUILD, "tests", "tools", "produce")
 
+# Routers run as one process unless a test asks for --workers (test_workers):
+# the tests of one router's behaviour (its limits, its logs) stay as they were
+# on any machine, whatever its CPU count (the default is one worker per CPU).
+os.environ.setdefault("ROUTER_WORKERS", "1")
+
 # Consumer settings that make group changes fast enough for tests.
 FAST_GROUP = ["--kafka-prop", "session.timeout.ms=6000",
               "--kafka-prop", "max.poll.interval.ms=10000",
