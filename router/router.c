@@ -15,6 +15,8 @@
 #include "ident.h"
 #include "ops.h"
 #include "pins.h"
+#include "recvhook.h"
+#include "tls.h"
 #include "router_int.h"
 #include "util.h"
 #include "ws.h"
@@ -209,8 +211,20 @@ int router_run(const struct router_config *cfg)
 	}
 	if (!linkauth_enabled(&r.secret))
 		log_warn("no --link-secret: the links to the edges are not authenticated");
+	if (*cfg->tls_cert) {
+		r.tls = tls_server_new(cfg->tls_cert, cfg->tls_key, serr, sizeof serr);
+		if (!r.tls) {
+			log_error("--tls-cert/--tls-key: %s", serr);
+			goto out;
+		}
+	}
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
+	/* wss: lws's reads must take a whole TLS record (16 KiB of plaintext)
+	 * so none is left inside OpenSSL with the socket no longer readable
+	 * (per thread, not per connection). */
+	if (r.tls)
+		info.pt_serv_buf_size = 32768 + LWS_PRE;
 	info.timeout_secs = (unsigned int)cfg->handshake_timeout_s;
 	/* The door bounds the head as received; lws keeps its rewritten copy
 	 * (a few private headers more) with some bookkeeping. */
@@ -250,6 +264,7 @@ int router_run(const struct router_config *cfg)
 		.max_waiting = 4096,
 		.max_waiting_per_addr = (size_t)cfg->handshakes_waiting_per_ip,
 		.id_header = cfg->id_header,
+		.tls = r.tls,
 		.wake = wake_loop,
 		.wake_arg = &r,
 	};
@@ -279,6 +294,7 @@ out:
 	/* The door, links, resolver and admin endpoint first: their threads
 	 * wake the loop. */
 	door_stop(r.door);
+	r.door = NULL;
 	edges_stop(&r);
 	admin_stop(r.admin);
 	r.admin = NULL;
@@ -286,6 +302,7 @@ out:
 		loop_close(&r);
 	else if (r.ctx)
 		lws_context_destroy(r.ctx);
+	tls_server_free(r.tls); /* after the loop: connections are closed */
 	ops_stop(&r);
 	free(r.links);
 	routes_free(&r.routes);

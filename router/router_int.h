@@ -67,6 +67,7 @@ struct router {
 	struct resolver *resolver;     /* --edges-dns, or NULL */
 	struct ident *ident;           /* who clients are (--auth) */
 	struct door *door;             /* accepts clients, hands them to lws (door.h) */
+	struct tls_server *tls;        /* --tls-cert/--tls-key, or NULL (tls.h) */
 	struct linkauth_secret secret; /* --link-secret: proves the edges and us */
 	struct admission_rate rate;    /* handshake rate per source address */
 	unsigned char *wbuf;           /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */
