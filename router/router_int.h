@@ -82,6 +82,8 @@ struct router {
 	uv_loop_t loop;
 	uv_async_t wake; /* router_wake(): any thread */
 	uv_timer_t tick; /* every TICK_MS: routes, links, drain, ops */
+	uv_check_t tls_check; /* wss: reads plaintext left in TLS connections */
+	uv_idle_t tls_idle;   /* keeps poll from blocking while any is left */
 	uv_signal_t sigint, sigterm;
 	int stop_requested; /* SIGINT/SIGTERM: 1 drains, 2 stops at once */
 	bool retry_waiting;

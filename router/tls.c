@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -126,7 +127,13 @@ static SSL_CTX *load_ctx(const char *cert, const char *key, char *err, size_t er
 		return NULL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		ssl_error(err, errlen, "no usable PEM private key in", key);
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			ERR_clear_error();
+			snprintf(err, errlen, "the key in %s does not match the certificate in %s",
+				 key, cert);
+		} else {
+			ssl_error(err, errlen, "no usable PEM private key in", key);
+		}
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
