@@ -168,12 +168,21 @@ int main(int argc, char **argv)
 	}
 	if (*cfg.tls_cert) {
 		char terr[600];
-		struct tls_server *t = tls_server_new(cfg.tls_cert, cfg.tls_key, terr, sizeof terr);
+		enum tls_fault fault;
+		struct tls_server *t =
+			tls_server_new(cfg.tls_cert, cfg.tls_key, terr, sizeof terr, &fault);
+		static const char *const flag[] = {
+			[TLS_FAULT_CERT] = "--tls-cert (ROUTER_TLS_CERT)",
+			[TLS_FAULT_KEY] = "--tls-key (ROUTER_TLS_KEY)",
+			[TLS_FAULT_PAIR] = "--tls-key (ROUTER_TLS_KEY) with --tls-cert (ROUTER_TLS_CERT)",
+		};
+		static const char *const fix[] = {
+			[TLS_FAULT_CERT] = "give a readable PEM certificate (chain) file",
+			[TLS_FAULT_KEY] = "give a readable PEM private key file",
+			[TLS_FAULT_PAIR] = "give the private key of that certificate",
+		};
 		if (!t) {
-			fprintf(stderr,
-				"router: --tls-cert/--tls-key (ROUTER_TLS_CERT/ROUTER_TLS_KEY): %s; "
-				"give a readable PEM certificate chain and its matching private key\n",
-				terr);
+			fprintf(stderr, "router: %s: %s; %s\n", flag[fault], terr, fix[fault]);
 			rc = 2;
 			goto out;
 		}

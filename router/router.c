@@ -279,7 +279,7 @@ int router_run(const struct router_config *cfg)
 	if (!linkauth_enabled(&r.secret))
 		log_warn("no --link-secret: the links to the edges are not authenticated");
 	if (*cfg->tls_cert) {
-		r.tls = tls_server_new(cfg->tls_cert, cfg->tls_key, serr, sizeof serr);
+		r.tls = tls_server_new(cfg->tls_cert, cfg->tls_key, serr, sizeof serr, NULL);
 		if (!r.tls) {
 			log_error("--tls-cert/--tls-key: %s", serr);
 			goto out;

@@ -92,23 +92,26 @@ static void ssl_error(char *err, size_t errlen, const char *what, const char *pa
 {
 	unsigned long e = ERR_peek_last_error();
 	const char *r = e ? ERR_reason_error_string(e) : NULL;
-	snprintf(err, errlen, "%s %s: %s", what, path, r ? r : "unknown error");
+	snprintf(err, errlen, "%s %s (OpenSSL: %s)", what, path, r ? r : "unknown error");
 	ERR_clear_error();
 }
 
 /* A context for cert and key, or NULL with a message. */
-static SSL_CTX *load_ctx(const char *cert, const char *key, char *err, size_t errlen)
+static SSL_CTX *load_ctx(const char *cert, const char *key, char *err, size_t errlen,
+			 enum tls_fault *fault)
 {
 	const char *paths[2] = { cert, key };
 	for (int i = 0; i < 2; i++) {
 		FILE *f = fopen(paths[i], "r");
 		if (!f) {
+			*fault = i ? TLS_FAULT_KEY : TLS_FAULT_CERT;
 			snprintf(err, errlen, "cannot read %s: %s", paths[i], strerror(errno));
 			return NULL;
 		}
 		fclose(f);
 	}
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	*fault = TLS_FAULT_CERT;
 	if (!ctx) {
 		snprintf(err, errlen, "cannot create a TLS context");
 		return NULL;
@@ -127,7 +130,9 @@ static SSL_CTX *load_ctx(const char *cert, const char *key, char *err, size_t er
 		return NULL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		*fault = TLS_FAULT_KEY;
 		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			*fault = TLS_FAULT_PAIR;
 			ERR_clear_error();
 			snprintf(err, errlen, "the key in %s does not match the certificate in %s",
 				 key, cert);
@@ -138,6 +143,7 @@ static SSL_CTX *load_ctx(const char *cert, const char *key, char *err, size_t er
 		return NULL;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
+		*fault = TLS_FAULT_PAIR;
 		ERR_clear_error();
 		snprintf(err, errlen, "the key in %s does not match the certificate in %s", key,
 			 cert);
@@ -147,15 +153,19 @@ static SSL_CTX *load_ctx(const char *cert, const char *key, char *err, size_t er
 	return ctx;
 }
 
-struct tls_server *tls_server_new(const char *cert, const char *key, char *err, size_t errlen)
+struct tls_server *tls_server_new(const char *cert, const char *key, char *err, size_t errlen,
+				  enum tls_fault *fault)
 {
+	enum tls_fault ignored;
+	if (!fault)
+		fault = &ignored;
 	pthread_once(&table_once, table_init);
 	struct file_sig sig[2] = { 0 };
 	/* The signatures first: a change between them and the load is seen
 	 * at the next look. */
 	sig_of(cert, &sig[0]);
 	sig_of(key, &sig[1]);
-	SSL_CTX *ctx = load_ctx(cert, key, err, errlen);
+	SSL_CTX *ctx = load_ctx(cert, key, err, errlen, fault);
 	if (!ctx)
 		return NULL;
 	struct tls_server *t = xcalloc(1, sizeof *t);
@@ -190,7 +200,8 @@ int tls_server_tick(struct tls_server *t)
 		return 0;
 	memcpy(t->sig, sig, sizeof sig);
 	char err[512];
-	SSL_CTX *ctx = load_ctx(t->cert, t->key, err, sizeof err);
+	enum tls_fault fault;
+	SSL_CTX *ctx = load_ctx(t->cert, t->key, err, sizeof err, &fault);
 	if (!ctx) {
 		atomic_fetch_add(&t->reload_failures, 1);
 		log_error("--tls-cert/--tls-key changed but cannot be used (%s); keeping the "

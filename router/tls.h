@@ -25,10 +25,15 @@
 struct tls_server;
 struct tls_conn;
 
+/* Which of the two files a load failed on. */
+enum tls_fault { TLS_FAULT_CERT, TLS_FAULT_KEY, TLS_FAULT_PAIR /* key not the cert's */ };
+
 /* Loads cert (PEM chain) and key (PEM). Returns the server, or NULL with a
  * message in err naming the file and what is wrong (unreadable, not PEM,
- * key not matching the certificate). The paths are copied. */
-struct tls_server *tls_server_new(const char *cert, const char *key, char *err, size_t errlen);
+ * key not matching the certificate) and, if fault is not NULL, which file
+ * in *fault. The paths are copied. */
+struct tls_server *tls_server_new(const char *cert, const char *key, char *err, size_t errlen,
+				  enum tls_fault *fault);
 /* Frees the server (connections keep their own reference). Accepts NULL. */
 void tls_server_free(struct tls_server *t);
 /* Reloads the pair if the files changed since the last look, at most every
