@@ -174,7 +174,8 @@ int main(int argc, char **argv)
 		static const char *const flag[] = {
 			[TLS_FAULT_CERT] = "--tls-cert (ROUTER_TLS_CERT)",
 			[TLS_FAULT_KEY] = "--tls-key (ROUTER_TLS_KEY)",
-			[TLS_FAULT_PAIR] = "--tls-key (ROUTER_TLS_KEY) with --tls-cert (ROUTER_TLS_CERT)",
+			[TLS_FAULT_PAIR] =
+				"--tls-key (ROUTER_TLS_KEY) with --tls-cert (ROUTER_TLS_CERT)",
 		};
 		static const char *const fix[] = {
 			[TLS_FAULT_CERT] = "give a readable PEM certificate (chain) file",

@@ -59,7 +59,8 @@ static void collect(void *arg, struct metrics_writer *w)
 	       METRICS_COUNTER);
 	metrics_write_sample(w, (double)door_accept_errors(r->door));
 	family(w, "kws_router_tls_reloads_total",
-	       "Certificate reloads after --tls-cert/--tls-key changed, by result", METRICS_COUNTER);
+	       "Certificate reloads after --tls-cert/--tls-key changed, by result",
+	       METRICS_COUNTER);
 	metrics_write_sample(w, (double)tls_server_reloads(r->tls), "result", "ok");
 	metrics_write_sample(w, (double)tls_server_reload_failures(r->tls), "result", "failed");
 	family(w, "kws_router_tls_handshake_failures_total",

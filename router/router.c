@@ -131,7 +131,9 @@ static void on_tls_check(uv_check_t *h)
 		struct tls_conn *c = tls_conn_of(due.fd[i]);
 		if (!c || !tls_conn_pending(c) || !r->ctx)
 			continue;
-		struct lws_pollfd p = { .fd = due.fd[i], .events = LWS_POLLIN, .revents = LWS_POLLIN };
+		struct lws_pollfd p = { .fd = due.fd[i],
+					.events = LWS_POLLIN,
+					.revents = LWS_POLLIN };
 		lws_service_fd(r->ctx, &p);
 	}
 	free(due.fd);

@@ -80,8 +80,8 @@ struct router {
 	/* The event loop (libuv; lws runs on it as a foreign loop): one thread,
 	 * epoll, so a wake-up costs what is ready, not what is connected. */
 	uv_loop_t loop;
-	uv_async_t wake; /* router_wake(): any thread */
-	uv_timer_t tick; /* every TICK_MS: routes, links, drain, ops */
+	uv_async_t wake;      /* router_wake(): any thread */
+	uv_timer_t tick;      /* every TICK_MS: routes, links, drain, ops */
 	uv_check_t tls_check; /* wss: reads plaintext left in TLS connections */
 	uv_idle_t tls_idle;   /* keeps poll from blocking while any is left */
 	uv_signal_t sigint, sigterm;
