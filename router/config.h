@@ -29,6 +29,8 @@ struct router_config {
 	int partitioner;       /* enum partitioner */
 	bool text;             /* send records as text messages */
 	bool deflate;          /* accept permessage-deflate (RFC 7692) when offered */
+	const char *tls_cert;  /* wss: PEM certificate chain, or "" (plain ws) */
+	const char *tls_key;   /* wss: PEM private key, or "" */
 	long max_id_bytes;
 	long max_frame_bytes;
 	long queue_bytes;

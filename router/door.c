@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tls.h"
 #include "util.h"
 
 /* How long accepts pause after accept() ran out of descriptors or memory. */
@@ -82,7 +83,8 @@ static void refuse(struct door *d, int fd, enum admission_reason why, int status
 			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
 			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
 			 status, phrase, strlen(text) + 1, text);
-	if (status && n > 0)
+	/* Refused at accept on a TLS port: no handshake yet, nothing to say. */
+	if (status && n > 0 && !d->cfg.tls)
 		(void)!send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 	atomic_fetch_add(&d->refused[why], 1);
@@ -210,6 +212,11 @@ static void accept_visitors(struct door *d)
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		/* wss: the handshake runs inside read_visitor's recv() (tls.h). */
+		if (d->cfg.tls && tls_attach(d->cfg.tls, fd) < 0) {
+			refuse(d, fd, ADMISSION_LIMIT, 0, "", "");
+			continue;
+		}
 		d->v[d->nv] = (struct visitor){
 			.fd = fd,
 			.deadline_ms = now_mono_ms() + d->cfg.timeout_ms,
@@ -224,6 +231,7 @@ static void *door_thread(void *arg)
 	struct door *d = arg;
 	struct pollfd *pf = xmalloc((d->cfg.max_waiting + 2) * sizeof *pf);
 	for (;;) {
+		tls_server_tick(d->cfg.tls); /* new certificate files? */
 		int64_t now = now_mono_ms(), next = now + 1000;
 		for (size_t i = 0; i < d->nv;) {
 			if (d->v[i].deadline_ms <= now) {

@@ -10,6 +10,8 @@
  * only the first of repeated unknown headers. What the door refuses itself
  * (a head too large, too slow, or not HTTP; too many connections waiting,
  * in all or from one address) gets a plain-text answer (a slow one: none)
+ * With cfg.tls, the door also terminates TLS: the handshake and the head
+ * go through the TLS connection that recvhook's recv() finds (tls.h).
  * and is counted in door_refused. When accept() runs out of descriptors it
  * pauses accepting; its warnings are rate-limited.
  */
@@ -23,6 +25,7 @@
 #include "admission.h"
 
 struct door;
+struct tls_server;
 
 /* A connection whose head has arrived: the socket (non-blocking) and what
  * was read, with the head rewritten (buf[0..len)). The taker owns both. */
@@ -44,6 +47,8 @@ struct door_config {
 	const char *id_header;       /* e.g. "X-Client-Id" (duplicates are marked) */
 	bool reuseport;              /* SO_REUSEPORT: several workers listen on the port and
 				      * the kernel spreads connections (router --workers) */
+	struct tls_server *tls;      /* wss only (tls.h; its reload runs on the door's
+				      * thread), or NULL: plain ws */
 	void (*wake)(void *arg);     /* called on the door's thread when guests wait */
 	void *wake_arg;
 };

@@ -8,6 +8,7 @@
 #include "ident.h"
 #include "router.h"
 #include "super.h"
+#include "tls.h"
 #include "util.h"
 
 static const char summary[] =
@@ -49,6 +50,10 @@ int main(int argc, char **argv)
 		{ "deflate", "ROUTER_DEFLATE", CONF_CHOICE, &deflate, "off",
 		  "Accept permessage-deflate (RFC 7692) when a client offers it (README, \"Compression\").",
 		  0, 0, 0, offon },
+		{ "tls-cert", "ROUTER_TLS_CERT", CONF_STR, &cfg.tls_cert, "",
+		  "PEM certificate chain: with --tls-key, the client port speaks only wss (TLS 1.2+, reloaded when the file changes)." },
+		{ "tls-key", "ROUTER_TLS_KEY", CONF_STR, &cfg.tls_key, "",
+		  "PEM private key of --tls-cert." },
 		{ "max-id-bytes", "ROUTER_MAX_ID_BYTES", CONF_INT, &cfg.max_id_bytes, "256",
 		  "Longest client id accepted.", 0, 1, 4000 },
 		{ "max-frame-bytes", "ROUTER_MAX_FRAME_BYTES", CONF_SIZE, &cfg.max_frame_bytes,
@@ -175,6 +180,37 @@ int main(int argc, char **argv)
 	unsetenv(SUPER_WORKER_ENV);
 	if (!workers)
 		workers = super_default_workers(cfg.max_connections);
+	if (!*cfg.tls_cert != !*cfg.tls_key) {
+		fprintf(stderr,
+			"router: wss needs both --tls-cert (ROUTER_TLS_CERT) and --tls-key "
+			"(ROUTER_TLS_KEY): give %s too, or neither for plain ws\n",
+			*cfg.tls_cert ? "--tls-key" : "--tls-cert");
+		rc = 2;
+		goto out;
+	}
+	if (*cfg.tls_cert) {
+		char terr[600];
+		enum tls_fault fault;
+		struct tls_server *t =
+			tls_server_new(cfg.tls_cert, cfg.tls_key, terr, sizeof terr, &fault);
+		static const char *const flag[] = {
+			[TLS_FAULT_CERT] = "--tls-cert (ROUTER_TLS_CERT)",
+			[TLS_FAULT_KEY] = "--tls-key (ROUTER_TLS_KEY)",
+			[TLS_FAULT_PAIR] =
+				"--tls-key (ROUTER_TLS_KEY) with --tls-cert (ROUTER_TLS_CERT)",
+		};
+		static const char *const fix[] = {
+			[TLS_FAULT_CERT] = "give a readable PEM certificate (chain) file",
+			[TLS_FAULT_KEY] = "give a readable PEM private key file",
+			[TLS_FAULT_PAIR] = "give the private key of that certificate",
+		};
+		if (!t) {
+			fprintf(stderr, "router: %s: %s; %s\n", flag[fault], terr, fix[fault]);
+			rc = 2;
+			goto out;
+		}
+		tls_server_free(t);
+	}
 	/* [host:]port, checked by conf_check_listen; and free to bind. */
 	char host[256] = "", why[200];
 	if (conf_parse_host_port(listen, false, host, sizeof host, &cfg.port, why, sizeof why) <

@@ -12,6 +12,7 @@
 #include "door.h"
 #include "ops.h"
 #include "pins.h"
+#include "tls.h"
 #include "router_int.h"
 #include "status_html.h"
 #include "util.h"
@@ -58,6 +59,15 @@ static void collect(void *arg, struct metrics_writer *w)
 	       "accept() failures for want of descriptors or memory (each pauses accepts 100 ms)",
 	       METRICS_COUNTER);
 	metrics_write_sample(w, (double)door_accept_errors(r->door));
+	family(w, "kws_router_tls_reloads_total",
+	       "Certificate reloads after --tls-cert/--tls-key changed, by result",
+	       METRICS_COUNTER);
+	metrics_write_sample(w, (double)tls_server_reloads(r->tls), "result", "ok");
+	metrics_write_sample(w, (double)tls_server_reload_failures(r->tls), "result", "failed");
+	family(w, "kws_router_tls_handshake_failures_total",
+	       "TLS handshakes that failed (not TLS, old version, no shared cipher)",
+	       METRICS_COUNTER);
+	metrics_write_sample(w, (double)tls_server_handshake_failures(r->tls));
 	family(w, "kws_router_messages_total", "Messages proxied, by direction", METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->delivered, "direction", "to_client");
 	metrics_write_sample(w, (double)r->upstream, "direction", "from_client");

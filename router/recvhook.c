@@ -2,6 +2,8 @@
  * with _FORTIFY_SOURCE it defines recv() as an inline wrapper. */
 #include "recvhook.h"
 
+#include "tls.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -12,14 +14,20 @@
 #define KWS_MSG_PEEK 0x02 /* MSG_PEEK, from <sys/socket.h> (Linux) */
 
 ssize_t recv(int fd, void *buf, size_t n, int flags);
+ssize_t send(int fd, const void *buf, size_t n, int flags);
+int close(int fd);
 
 typedef ssize_t (*recv_fn)(int, void *, size_t, int);
+typedef ssize_t (*send_fn)(int, const void *, size_t, int);
+typedef int (*close_fn)(int);
 
 /* fd -> watched socket. Written only on the lws thread; other threads (the
  * door's) read it for their own sockets, which are never in it, so relaxed
  * atomics suffice. Allocated once, never freed (process lifetime). */
 static struct recvhook **table;
 static size_t table_len;
+
+void (*recvhook_tls_pending)(int fd);
 
 static recv_fn real_recv(void)
 {
@@ -29,6 +37,18 @@ static recv_fn real_recv(void)
 		void *sym = dlsym(RTLD_NEXT, "recv");
 		memcpy(&f, &sym, sizeof f);
 		__atomic_store_n(&fn, f, __ATOMIC_RELAXED);
+	}
+	return f;
+}
+
+/* libc's definition of name (resolved once; a race resolves it twice, to
+ * the same address). */
+static void *next_sym(void **cache, const char *name)
+{
+	void *f = __atomic_load_n(cache, __ATOMIC_RELAXED);
+	if (!f) {
+		f = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(cache, f, __ATOMIC_RELAXED);
 	}
 	return f;
 }
@@ -67,6 +87,31 @@ void recvhook_unwatch(struct recvhook *h)
 	h->fd = -1;
 }
 
+/* recv() on a TLS socket: the same peek-scan-take through its TLS
+ * connection (plaintext), h the guard or NULL. */
+static ssize_t recv_tls(struct tls_conn *c, struct recvhook *h, void *buf, size_t n)
+{
+	ssize_t got = tls_conn_peek(c, buf, n);
+	if (got <= 0)
+		return got;
+	if (!h)
+		return tls_conn_read(c, buf, (size_t)got);
+	if (h->guard.failed) {
+		(void)tls_conn_read(c, buf, (size_t)got);
+		errno = EAGAIN;
+		return -1;
+	}
+	enum wsguard_verdict v;
+	size_t take = wsguard_scan(&h->guard, buf, (size_t)got, &v);
+	if (v == WSGUARD_UNMASKED && h->on_unmasked)
+		h->on_unmasked(h->arg);
+	if (!take) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return tls_conn_read(c, buf, take);
+}
+
 ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
 	recv_fn real = real_recv();
@@ -74,6 +119,13 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
 	struct recvhook *h = NULL;
 	if (t && fd >= 0 && (size_t)fd < table_len && !flags && n)
 		h = __atomic_load_n(&t[fd], __ATOMIC_ACQUIRE);
+	struct tls_conn *c = !flags && n ? tls_conn_of(fd) : NULL;
+	if (c) {
+		ssize_t r = recv_tls(c, h, buf, n);
+		if (recvhook_tls_pending && tls_conn_pending(c))
+			recvhook_tls_pending(fd);
+		return r;
+	}
 	if (!h)
 		return real(fd, buf, n, flags);
 	ssize_t got = real(fd, buf, n, KWS_MSG_PEEK);
@@ -95,4 +147,26 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
 		return -1;
 	}
 	return real(fd, buf, take, 0); /* exactly bytes that were peeked */
+}
+
+ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	static void *cache;
+	send_fn real;
+	void *sym = next_sym(&cache, "send");
+	memcpy(&real, &sym, sizeof real);
+	struct tls_conn *c = tls_conn_of(fd);
+	if (c)
+		return tls_conn_write(c, buf, n); /* flags: MSG_NOSIGNAL/DONTWAIT, as TLS does */
+	return real(fd, buf, n, flags);
+}
+
+int close(int fd)
+{
+	static void *cache;
+	close_fn real;
+	void *sym = next_sym(&cache, "close");
+	memcpy(&real, &sym, sizeof real);
+	tls_detach(fd);
+	return real(fd);
 }

@@ -7,8 +7,13 @@
  * that: so lws never parses an unmasked frame, and reads one Ping at a time
  * (with poll() level-triggered, the rest stays readable and lws, which
  * serves POLLOUT before POLLIN, writes the Pong first). Any other socket and
- * any call with flags go straight to libc. Not for TLS sockets (lws reads
- * those through OpenSSL).
+ * any call with flags go straight to libc.
+ *
+ * A TLS socket (tls.h: the door attached one) is read and written through
+ * its TLS connection: recv() returns plaintext (peeked, scanned by the
+ * guard when watched, then taken), send() goes through SSL_write, close()
+ * frees the TLS connection first. So the door and lws see plaintext with
+ * their usual calls.
  */
 #ifndef KWS_RECVHOOK_H
 #define KWS_RECVHOOK_H
@@ -32,5 +37,10 @@ struct recvhook {
 int recvhook_watch(struct recvhook *h, int fd, void (*on_unmasked)(void *arg), void *arg);
 /* Stops watching h's socket (before lws closes it). Accepts a never-watched h. */
 void recvhook_unwatch(struct recvhook *h);
+
+/* Called (on the reading thread) when plaintext is left inside a TLS
+ * socket's connection after a recv(): the socket may not become readable
+ * again for it, so the caller must arrange another read. NULL: none. */
+extern void (*recvhook_tls_pending)(int fd);
 
 #endif

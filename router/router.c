@@ -3,6 +3,7 @@
  * loop and its tick, and tears it down. */
 #include "router.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #include "ident.h"
 #include "ops.h"
 #include "pins.h"
+#include "recvhook.h"
+#include "tls.h"
 #include "router_int.h"
 #include "util.h"
 #include "ws.h"
@@ -80,6 +83,64 @@ static void on_tick(uv_timer_t *h)
 	check_stop(r);
 }
 
+/* wss: TLS connections with plaintext left inside after lws's read
+ * (recvhook_tls_pending): the socket may never become readable for it.
+ * fresh: noted in this loop iteration; due: in an earlier one. After poll
+ * (so after lws has written what the last read queued, e.g. a Pong), the
+ * check handle gives lws a POLLIN for each due one, as a readable socket
+ * would; the idle handle keeps poll from blocking while any wait. One
+ * router per process, so file scope. */
+struct fd_list {
+	int *fd;
+	size_t n, cap;
+};
+static struct fd_list tls_fresh, tls_due;
+static struct router *tls_router;
+static pthread_t tls_loop_thread;
+
+static void tls_idle_noop(uv_idle_t *h)
+{
+	(void)h;
+}
+
+/* recvhook_tls_pending: notes fd (the loop's thread only; the door reads
+ * a head at once and hands the rest to lws with it). */
+static void tls_note_pending(int fd)
+{
+	struct router *r = tls_router;
+	if (!r || !pthread_equal(pthread_self(), tls_loop_thread))
+		return;
+	for (size_t i = 0; i < tls_fresh.n; i++)
+		if (tls_fresh.fd[i] == fd)
+			return;
+	if (tls_fresh.n == tls_fresh.cap) {
+		tls_fresh.cap = tls_fresh.cap ? 2 * tls_fresh.cap : 16;
+		tls_fresh.fd = xrealloc(tls_fresh.fd, tls_fresh.cap * sizeof *tls_fresh.fd);
+	}
+	tls_fresh.fd[tls_fresh.n++] = fd;
+	uv_idle_start(&r->tls_idle, tls_idle_noop);
+}
+
+static void on_tls_check(uv_check_t *h)
+{
+	struct router *r = h->data;
+	struct fd_list due = tls_due;
+	tls_due = tls_fresh;
+	tls_fresh = (struct fd_list){ 0 };
+	for (size_t i = 0; i < due.n; i++) {
+		struct tls_conn *c = tls_conn_of(due.fd[i]);
+		if (!c || !tls_conn_pending(c) || !r->ctx)
+			continue;
+		struct lws_pollfd p = { .fd = due.fd[i],
+					.events = LWS_POLLIN,
+					.revents = LWS_POLLIN };
+		lws_service_fd(r->ctx, &p);
+	}
+	free(due.fd);
+	if (!tls_due.n && !tls_fresh.n)
+		uv_idle_stop(&r->tls_idle);
+}
+
 /* Sets up the loop and the router's own handles on it. 0, or -1 (logged;
  * nothing to undo). */
 static int loop_open(struct router *r)
@@ -93,6 +154,9 @@ static int loop_open(struct router *r)
 	uv_timer_init(&r->loop, &r->tick);
 	uv_signal_init(&r->loop, &r->sigint);
 	uv_signal_init(&r->loop, &r->sigterm);
+	uv_check_init(&r->loop, &r->tls_check);
+	uv_idle_init(&r->loop, &r->tls_idle);
+	r->tls_check.data = r;
 	r->wake.data = r->tick.data = r->sigint.data = r->sigterm.data = r;
 	uv_signal_start(&r->sigint, on_signal, SIGINT);
 	uv_signal_start(&r->sigterm, on_signal, SIGTERM);
@@ -109,6 +173,13 @@ static void loop_close(struct router *r)
 	uv_close((uv_handle_t *)&r->tick, NULL);
 	uv_close((uv_handle_t *)&r->sigint, NULL);
 	uv_close((uv_handle_t *)&r->sigterm, NULL);
+	recvhook_tls_pending = NULL;
+	tls_router = NULL;
+	uv_close((uv_handle_t *)&r->tls_check, NULL);
+	uv_close((uv_handle_t *)&r->tls_idle, NULL);
+	free(tls_fresh.fd);
+	free(tls_due.fd);
+	tls_fresh = tls_due = (struct fd_list){ 0 };
 	/* Closes every client (CLOSED frees their sessions) and starts closing
 	 * lws's handles; the loop completes that, and the second call frees
 	 * what is left (lws 4.1, foreign loops). info.pcontext clears r->ctx
@@ -209,8 +280,25 @@ int router_run(const struct router_config *cfg)
 	}
 	if (!linkauth_enabled(&r.secret))
 		log_warn("no --link-secret: the links to the edges are not authenticated");
+	if (*cfg->tls_cert) {
+		r.tls = tls_server_new(cfg->tls_cert, cfg->tls_key, serr, sizeof serr, NULL);
+		if (!r.tls) {
+			log_error("--tls-cert/--tls-key: %s", serr);
+			goto out;
+		}
+		tls_router = &r;
+		tls_loop_thread = pthread_self();
+		recvhook_tls_pending = tls_note_pending;
+		uv_check_start(&r.tls_check, on_tls_check);
+		uv_unref((uv_handle_t *)&r.tls_check);
+	}
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
+	/* wss: lws's reads must take a whole TLS record (16 KiB of plaintext)
+	 * so none is left inside OpenSSL with the socket no longer readable
+	 * (per thread, not per connection). */
+	if (r.tls)
+		info.pt_serv_buf_size = 32768 + LWS_PRE;
 	info.timeout_secs = (unsigned int)cfg->handshake_timeout_s;
 	/* The door bounds the head as received; lws keeps its rewritten copy
 	 * (a few private headers more) with some bookkeeping. */
@@ -251,6 +339,7 @@ int router_run(const struct router_config *cfg)
 		.max_waiting_per_addr = (size_t)cfg->handshakes_waiting_per_ip,
 		.id_header = cfg->id_header,
 		.reuseport = cfg->reuseport,
+		.tls = r.tls,
 		.wake = wake_loop,
 		.wake_arg = &r,
 	};
@@ -280,6 +369,7 @@ out:
 	/* The door, links, resolver and admin endpoint first: their threads
 	 * wake the loop. */
 	door_stop(r.door);
+	r.door = NULL;
 	edges_stop(&r);
 	admin_stop(r.admin);
 	r.admin = NULL;
@@ -287,6 +377,7 @@ out:
 		loop_close(&r);
 	else if (r.ctx)
 		lws_context_destroy(r.ctx);
+	tls_server_free(r.tls); /* after the loop: connections are closed */
 	ops_stop(&r);
 	free(r.links);
 	routes_free(&r.routes);

@@ -67,6 +67,7 @@ struct router {
 	struct resolver *resolver;     /* --edges-dns, or NULL */
 	struct ident *ident;           /* who clients are (--auth) */
 	struct door *door;             /* accepts clients, hands them to lws (door.h) */
+	struct tls_server *tls;        /* --tls-cert/--tls-key, or NULL (tls.h) */
 	struct linkauth_secret secret; /* --link-secret: proves the edges and us */
 	struct admission_rate rate;    /* handshake rate per source address */
 	unsigned char *wbuf;           /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */
@@ -79,8 +80,10 @@ struct router {
 	/* The event loop (libuv; lws runs on it as a foreign loop): one thread,
 	 * epoll, so a wake-up costs what is ready, not what is connected. */
 	uv_loop_t loop;
-	uv_async_t wake; /* router_wake(): any thread */
-	uv_timer_t tick; /* every TICK_MS: routes, links, drain, ops */
+	uv_async_t wake;      /* router_wake(): any thread */
+	uv_timer_t tick;      /* every TICK_MS: routes, links, drain, ops */
+	uv_check_t tls_check; /* wss: reads plaintext left in TLS connections */
+	uv_idle_t tls_idle;   /* keeps poll from blocking while any is left */
 	uv_signal_t sigint, sigterm;
 	int stop_requested; /* SIGINT/SIGTERM: 1 drains, 2 stops at once */
 	bool retry_waiting;

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 
 import harness as h
 
@@ -102,6 +103,34 @@ def main():
     expect_refused(R, EDGE_OK + ["--auth", "header-from-proxies"],
                    ["--auth header-from-proxies needs --trusted-proxies "
                     "(ROUTER_TRUSTED_PROXIES)"])
+
+    # wss: both files or neither; readable; PEM; the key of that certificate.
+    with tempfile.TemporaryDirectory(prefix="kws-tls-") as d:
+        for n in ("a", "b"):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", f"{d}/{n}.key", "-out", f"{d}/{n}.crt", "-days", "1",
+                            "-subj", f"/CN={n}"], check=True, capture_output=True)
+        expect_refused(R, EDGE_OK + ["--tls-cert", f"{d}/a.crt"],
+                       ["--tls-cert (ROUTER_TLS_CERT) and --tls-key (ROUTER_TLS_KEY)",
+                        "give --tls-key too, or neither for plain ws"])
+        expect_refused(R, EDGE_OK, ["give --tls-cert too"], env={"ROUTER_TLS_KEY": f"{d}/a.key"})
+        expect_refused(R, EDGE_OK + ["--tls-cert", f"{d}/none.crt", "--tls-key", f"{d}/a.key"],
+                       ["--tls-cert (ROUTER_TLS_CERT)", f"cannot read {d}/none.crt",
+                        "give a readable PEM certificate"])
+        os.chmod(f"{d}/b.key", 0)
+        if os.geteuid() != 0:  # root reads any file
+            expect_refused(R, EDGE_OK + ["--tls-cert", f"{d}/b.crt", "--tls-key", f"{d}/b.key"],
+                           ["--tls-key (ROUTER_TLS_KEY)", "Permission denied"])
+        os.chmod(f"{d}/b.key", 0o600)
+        expect_refused(R, EDGE_OK + ["--tls-cert", f"{d}/a.crt", "--tls-key", f"{d}/b.key"],
+                       ["--tls-key (ROUTER_TLS_KEY) with --tls-cert (ROUTER_TLS_CERT)",
+                        f"the key in {d}/b.key does not match the certificate in {d}/a.crt",
+                        "give the private key of that certificate"])
+        expect_refused(R, EDGE_OK, ["--tls-key (ROUTER_TLS_KEY)", "no usable PEM private key",
+                                    "give a readable PEM private key file"],
+                       env={"ROUTER_TLS_CERT": f"{d}/a.crt", "ROUTER_TLS_KEY": f"{d}/a.crt"})
+        expect_refused(R, EDGE_OK + ["--tls-cert", f"{d}/a.key", "--tls-key", f"{d}/a.key"],
+                       ["--tls-cert (ROUTER_TLS_CERT)", "no PEM certificate in"])
 
     # And a good configuration starts (the checks refuse nothing valid).
     with h.Env("config-errors") as env:
