@@ -39,8 +39,8 @@ struct conn {
 	bool ka_hangup;        /* silent for two intervals: hang up */
 	int close_code;
 	char close_reason[120];
-	unsigned char *rx; /* a client message being reassembled */
-	size_t rxlen;
+	unsigned char *rx; /* a client message arriving in pieces (NULL otherwise) */
+	size_t rxlen, rxcap;
 	bool rx_text;
 	/* The closing handshake (ws.c): once a Close went out or came in, no
 	 * data frame is written, and hangup closes the TCP connection

@@ -192,12 +192,27 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 		lws_close_reason(wsi, CLOSE_TOO_BIG, (unsigned char *)"message too big", 15);
 		return -1;
 	}
-	if (!c->rx)
-		c->rx = xmalloc((size_t)r->cfg->max_frame_bytes);
+	bool last = lws_is_final_fragment(wsi) && remaining == 0;
+	if (last && c->rxlen == 0) {
+		/* The whole message in one piece (the usual case): no copy. */
+		edges_upstream(r, c->s, in, len, c->rx_text);
+		return 0;
+	}
+	/* In pieces (a message longer than WS_RX_BUFFER_BYTES, or in several
+	 * frames): held only while it arrives, grown to what the frame
+	 * announces, so an idle session keeps no receive buffer. */
+	if (c->rxlen + len + remaining > c->rxcap) {
+		c->rxcap = c->rxlen + len + remaining;
+		c->rx = xrealloc(c->rx, c->rxcap);
+	}
 	memcpy(c->rx + c->rxlen, in, len);
 	c->rxlen += len;
-	if (lws_is_final_fragment(wsi) && remaining == 0)
+	if (last) {
 		edges_upstream(r, c->s, c->rx, c->rxlen, c->rx_text);
+		free(c->rx);
+		c->rx = NULL;
+		c->rxcap = c->rxlen = 0;
+	}
 	return 0;
 }
 
@@ -336,6 +351,7 @@ static void client_closed(struct router *r, struct conn *c)
 	}
 	free(c->rx);
 	c->rx = NULL;
+	c->rxcap = 0;
 }
 
 void ws_adopt_guests(struct router *r)
@@ -413,9 +429,11 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 
 const struct lws_protocols ws_protocols[] = {
 	/* No subprotocol: bare values. */
-	{ "kws", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
+	{ "kws", cb_client, sizeof(struct conn), WS_RX_BUFFER_BYTES, 0, NULL,
+	  WS_WRITE_BATCH_BYTES },
 	/* kws.v1: positions and resume (README). */
-	{ "kws.v1", cb_client, sizeof(struct conn), 0, 0, NULL, 0 },
+	{ "kws.v1", cb_client, sizeof(struct conn), WS_RX_BUFFER_BYTES, 0, NULL,
+	  WS_WRITE_BATCH_BYTES },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 

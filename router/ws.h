@@ -12,8 +12,19 @@
 #include <libwebsockets.h>
 
 /* Bytes of one batched write (ws.c frames many queued messages into it);
- * struct router's wbuf holds LWS_PRE + WS_WRITE_BATCH_BYTES. */
+ * struct router's wbuf holds LWS_PRE + WS_WRITE_BATCH_BYTES. It is also the
+ * protocols' tx_packet_size: without it lws 4.1.6 sends at most
+ * rx_buffer_size (or pt_serv_buf_size) bytes per send() and copies the rest
+ * of a batch into its own buffer list (lws_issue_raw). */
 #define WS_WRITE_BATCH_BYTES (64 * 1024)
+
+/* The receive buffer lws keeps per client (the protocols' rx_buffer_size):
+ * a client message longer than this reaches the router in pieces, which
+ * ws.c joins. lws 4.1.6 allocates it for every established connection and
+ * defaults it to pt_serv_buf_size (4 KiB): it was 4,116 of the ~6,000 heap
+ * bytes of an idle session (tests/bench/heap.py). 512 keeps control frames
+ * (at most 125 bytes) and permessage-deflate (at least 128) whole. */
+#define WS_RX_BUFFER_BYTES 512
 
 /* The protocols to give lws (info.protocols): "kws" (bare values) and
  * "kws.v1" (positions and resume). Their callback finds the router as the

@@ -507,11 +507,17 @@ static int cb_tick(struct lws *wsi, enum lws_callback_reasons reason, void *user
 	return 0;
 }
 
-static const struct lws_protocols protocols[] = { { "kws", cb, sizeof(struct pss), 0, 0, NULL, 0 },
-						  { "kws.v1", cb, sizeof(struct pss), 0, 0, NULL,
-						    0 },
-						  { "wsfloor-tick", cb_tick, 0, 0, 0, NULL, 0 },
-						  { NULL, NULL, 0, 0, 0, NULL, 0 } };
+/* Configured as the router's (router/ws.h): a 512-byte receive buffer per
+ * connection instead of lws's 4 KiB default, and sends of up to a 64 KiB
+ * batch at once instead of pt_serv_buf_size. */
+#define FLOOR_RX_BUFFER_BYTES 512
+#define FLOOR_TX_PACKET_BYTES (64 * 1024)
+static const struct lws_protocols protocols[] = {
+	{ "kws", cb, sizeof(struct pss), FLOOR_RX_BUFFER_BYTES, 0, NULL, FLOOR_TX_PACKET_BYTES },
+	{ "kws.v1", cb, sizeof(struct pss), FLOOR_RX_BUFFER_BYTES, 0, NULL, FLOOR_TX_PACKET_BYTES },
+	{ "wsfloor-tick", cb_tick, 0, 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
 
 static void usage(FILE *f)
 {

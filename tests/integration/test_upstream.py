@@ -32,6 +32,15 @@ async def run(env):
         await alice.ws.send(f"alice-says-{i}")
         await bob.ws.send(f"bob-says-{i}".encode())  # binary frames too
         sent += [("alice", f"alice-says-{i}"), ("bob", f"bob-says-{i}")]
+    # Longer than the router's 512-byte lws receive buffer (router/ws.h), so
+    # they reach the router in pieces: one frame of 48 KiB, and a message in
+    # three frames (RFC 6455 fragmentation); each must go up whole, in order.
+    big = "".join(chr(ord("a") + i % 26) for i in range(48 * 1024))
+    await alice.ws.send("alice-big-" + big)
+    await bob.ws.send(iter([b"bob-frag-", big[:700].encode(), big[700:9000].encode()]))
+    sent += [("alice", "alice-big-" + big), ("bob", "bob-frag-" + big[:9000])]
+    await alice.ws.send("alice-after")
+    sent += [("alice", "alice-after")]
     r = subprocess.run([CONSUME, "--bootstrap", env.kafka.bootstrap, "--topic", "inbound",
                         "--count", str(len(sent)), "--timeout-ms", "30000"],
                        capture_output=True, text=True, timeout=60)
@@ -45,7 +54,9 @@ async def run(env):
         values = [v for _, _, v in by_key.get(key, [])]
         want = [v for k, v in sent if k == key]
         h.log(f"{key}: {len(values)} upstream records in the inbound topic")
-        assert values == want, f"{key}: got {values}, want {want}"
+        assert values == want, f"{key}: got {[v[:40] for v in values]}, want " \
+            f"{[v[:40] for v in want]} (lengths {[len(v) for v in values]} vs " \
+            f"{[len(v) for v in want]})"
         assert len({p for p, _, _ in by_key[key]}) == 1, "one key, one partition"
     assert alice.close_code is None and bob.close_code is None
     await asyncio.gather(alice.close(), bob.close())
