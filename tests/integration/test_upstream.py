@@ -9,6 +9,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 
 import harness as h
 
@@ -82,10 +83,52 @@ async def missing_topic(env):
     assert "inbound topic does not exist" in reason and "do not retry" in reason, reason
 
 
+async def flood(env):
+    """A client that sends 120 MiB upstream as fast as it can loses nothing:
+    every message reaches the inbound topic in order, the link that other
+    clients share is not reset, and they keep receiving."""
+    env.start_kafka({"deliveries": 1, "inbound": 1})
+    edge = env.start_edge("edge-1", extra=["--inbound-topic", "inbound"])
+    router = env.start_router("router-1", [edge], ["--max-frame-bytes", "1MiB"])
+    h.wait_all_owned(router)
+    alice, bob = h.Collector(router.ws_url, "alice"), h.Collector(router.ws_url, "bob")
+    await asyncio.gather(alice.connect(), bob.connect())
+    await h.warm_up(env, [alice, bob])
+    links0 = h.http_json(router.admin_port, "/api/v1/edges")
+    n, size = 240, 512 * 1024
+    t0 = time.monotonic()
+    for i in range(n):
+        await alice.ws.send(b"%06d:" % i + bytes([65 + i % 26]) * size)
+    h.log(f"flood: alice sent {n} x {size // 1024} KiB in {time.monotonic() - t0:.1f}s")
+    env.produce("deliveries", ["bob"], 20, tag="during")
+    r = subprocess.run([CONSUME, "--bootstrap", env.kafka.bootstrap, "--topic", "inbound",
+                        "--count", str(n), "--timeout-ms", "60000"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = [line.split(" ", 3)[3][:6] for line in r.stdout.splitlines()]
+    assert got == ["%06d" % i for i in range(n)], \
+        f"alice's messages in the inbound topic: {len(got)} of {n}, in order: " \
+        f"{got == sorted(got)}"
+    h.log(f"flood: {n} of {n} in the inbound topic, in order")
+    deadline = time.monotonic() + 30
+    while len(bob.records("during")) < 20 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert len(bob.records("during")) == 20, f"bob got {len(bob.records('during'))} of 20"
+    links1 = h.http_json(router.admin_port, "/api/v1/edges")
+    assert [e.get("connects") for e in links1["edges"]] == \
+        [e.get("connects") for e in links0["edges"]], f"the link was reset: {links0} {links1}"
+    assert alice.close_code is None and bob.close_code is None, (alice.close_code,
+                                                                 bob.close_code)
+    await asyncio.gather(alice.close(), bob.close())
+
+
 def main():
     with h.Env("upstream") as env:
         asyncio.run(run(env))
     if os.environ.get("KWS_KAFKA", "mock") == "real":
+        # The mock cluster keeps 5 MiB a partition: the flood needs the broker.
+        with h.Env("upstream-flood") as env:
+            asyncio.run(flood(env))
         with h.Env("upstream-missing-topic") as env:
             asyncio.run(missing_topic(env))
     else:
