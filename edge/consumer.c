@@ -24,6 +24,7 @@ struct consumer {
 	struct consumer_part *parts;
 	bool *kick; /* per partition: owned through a rebalance callback, see kick_unmoved */
 	bool kick_pending;
+	bool restore_pending; /* store every owned offset again next poll */
 	uint32_t partition_count;
 	uint64_t epoch;
 	bool draining;
@@ -276,8 +277,10 @@ static void kick_unmoved(struct consumer *c)
 			l = rd_kafka_topic_partition_list_new(8);
 		rd_kafka_topic_partition_list_add(l, c->cfg->topic, (int32_t)p)->offset =
 			pt->next_offset;
-		/* A seek forgets the stored offset: store it again. */
+		/* A seek may forget the stored offset: store it again now and
+		 * at the next poll, when librdkafka has served the seek. */
 		pt->stored = -1;
+		c->restore_pending = true;
 	}
 	if (!l)
 		return;
@@ -299,6 +302,11 @@ static void drain_fd(int fd)
 void consumer_poll(struct consumer *c)
 {
 	drain_fd(c->fd[0]);
+	if (c->restore_pending) {
+		c->restore_pending = false;
+		for (uint32_t p = 0; p < c->partition_count; p++)
+			c->parts[p].stored = -1;
+	}
 	rd_kafka_message_t *msgs[512];
 	ssize_t n;
 	do {
