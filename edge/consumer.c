@@ -22,6 +22,9 @@ struct consumer {
 	consumer_revoke_fn on_revoke;
 	void *arg;
 	struct consumer_part *parts;
+	bool *kick; /* per partition: owned through a rebalance callback, see kick_unmoved */
+	bool kick_pending;
+	bool restore_pending; /* store every owned offset again next poll */
 	uint32_t partition_count;
 	uint64_t epoch;
 	bool draining;
@@ -44,8 +47,10 @@ static void grow_parts(struct consumer *c, uint32_t n)
 	if (n <= c->partition_count)
 		return;
 	c->parts = xrealloc(c->parts, n * sizeof *c->parts);
+	c->kick = xrealloc(c->kick, n * sizeof *c->kick);
 	for (uint32_t p = c->partition_count; p < n; p++) {
 		c->parts[p] = (struct consumer_part){ .owned = false, .next_offset = -1 };
+		c->kick[p] = false;
 		tail_init(&c->parts[p].tail);
 	}
 	c->partition_count = n;
@@ -117,6 +122,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	for (int i = 0; i < parts->cnt; i++)
 		if (parts->elems[i].partition >= 0)
 			grow_parts(c, (uint32_t)parts->elems[i].partition + 1);
+	/* librdkafka paused every partition still owned while this callback
+	 * was pending (see kick_unmoved): the ones this change leaves alone
+	 * need a kick once it is done. */
+	for (uint32_t p = 0; p < c->partition_count; p++)
+		if (c->parts[p].owned && c->parts[p].next_offset >= 0) {
+			c->kick[p] = true;
+			c->kick_pending = true;
+		}
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		start_offsets(c, parts);
@@ -139,6 +152,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		routers_flush(c->routers);
 		for (int i = 0; i < parts->cnt; i++) {
 			uint32_t p = (uint32_t)parts->elems[i].partition;
+			c->kick[p] = false;
 			c->parts[p].owned = false;
 			c->parts[p].next_offset = -1;
 			c->on_revoke(c->arg, p);
@@ -235,6 +249,49 @@ static void store_offsets(struct consumer *c)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* librdkafka 2.0.2 pauses every assigned partition while a rebalance
+ * callback is pending (rd_kafka_assignment_pause, "incremental rebalance")
+ * and resumes them when the callback has (un)assigned. The pause drops what
+ * was fetched, and when the fetcher looked at its partitions during the
+ * pause its fetch list went empty: the resume does not wake it, so its
+ * broker thread sleeps until its next I/O or its fixed 1 s wait
+ * (rd_kafka_max_block_ms), and partitions that did not move stop for up to
+ * a second (tests/bench README, "d"). A seek to an absolute offset sets the
+ * partition's fetch state active, and that wakes the broker thread. So,
+ * once the batch that served the callback is handed out, every partition
+ * owned through the change is sought to the offset after the last record
+ * handed out: nothing is skipped or repeated, fetching resumes at once.
+ * Asynchronous (timeout 0): never blocks the loop. */
+static void kick_unmoved(struct consumer *c)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+	c->kick_pending = false;
+	for (uint32_t p = 0; p < c->partition_count; p++) {
+		if (!c->kick[p])
+			continue;
+		c->kick[p] = false;
+		struct consumer_part *pt = &c->parts[p];
+		if (!pt->owned || pt->next_offset < 0)
+			continue;
+		if (!l)
+			l = rd_kafka_topic_partition_list_new(8);
+		rd_kafka_topic_partition_list_add(l, c->cfg->topic, (int32_t)p)->offset =
+			pt->next_offset;
+		/* A seek may forget the stored offset: store it again now and
+		 * at the next poll, when librdkafka has served the seek. */
+		pt->stored = -1;
+		c->restore_pending = true;
+	}
+	if (!l)
+		return;
+	rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, l, 0);
+	if (error) {
+		log_warn("resuming unmoved partitions: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void drain_fd(int fd)
 {
 	char buf[256];
@@ -245,6 +302,11 @@ static void drain_fd(int fd)
 void consumer_poll(struct consumer *c)
 {
 	drain_fd(c->fd[0]);
+	if (c->restore_pending) {
+		c->restore_pending = false;
+		for (uint32_t p = 0; p < c->partition_count; p++)
+			c->parts[p].stored = -1;
+	}
 	rd_kafka_message_t *msgs[512];
 	ssize_t n;
 	do {
@@ -258,6 +320,8 @@ void consumer_poll(struct consumer *c)
 			rd_kafka_message_destroy(m);
 		}
 	} while (n == 512);
+	if (c->kick_pending && !c->closing && !c->draining)
+		kick_unmoved(c);
 	routers_flush(c->routers);
 	store_offsets(c);
 	consumer_sync_metadata(c);
@@ -342,6 +406,7 @@ void consumer_free(struct consumer *c)
 	for (uint32_t p = 0; p < c->partition_count; p++)
 		tail_free(&c->parts[p].tail);
 	free(c->parts);
+	free(c->kick);
 	for (int i = 0; i < 2; i++)
 		if (c->fd[i] >= 0)
 			close(c->fd[i]);

@@ -537,6 +537,22 @@ def section_join(res, add):
                                      st.get("edge1_records"), st.get("router_messages"),
                                      st.get("edge1_answer_ms"), st.get("router_answer_ms")))
         add("")
+    tr = j.get("trials") or []
+    if len(tr) > 1:
+        add("The join ran %d times in this run, each with its own floor; the table above is the "
+            "trial whose unmoved clients paused longest. Every trial (unmoved partitions: longest "
+            "gap after the join − control, ms):" % len(tr))
+        add("")
+        add("| trial | router unmoved | kfloor unmoved | witness after / control | load |")
+        add("| --- | --- | --- | --- | --- |")
+        for i, t in enumerate(tr):
+            w = t.get("witness") or {}
+            add("| %d | %+d (%s vs %s ms) | %+d (%s vs %s ms) | %s / %s ms | %.2f |"
+                % (i + 1, t["excess_ms"], t["unmoved_join_ms"], t["unmoved_control_ms"],
+                   t["floor_excess_ms"], t["floor_unmoved_join_ms"],
+                   t["floor_unmoved_control_ms"], w.get("join_max_ms"),
+                   w.get("control_max_ms"), t["load"]))
+        add("")
     add("![join](join.png)")
     add("")
 
