@@ -201,8 +201,13 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	/* In pieces (a message longer than WS_RX_BUFFER_BYTES, or in several
 	 * frames): held only while it arrives, grown to what the frame
 	 * announces, so an idle session keeps no receive buffer. */
-	if (c->rxlen + len + remaining > c->rxcap) {
-		c->rxcap = c->rxlen + len + remaining;
+	size_t need = c->rxlen + len + remaining;
+	if (need > c->rxcap) {
+		/* Doubling: with permessage-deflate, remaining counts compressed
+		 * bytes and the inflated pieces keep outgrowing it. */
+		size_t cap = c->rxcap * 2 > need ? c->rxcap * 2 : need;
+		size_t max = (size_t)r->cfg->max_frame_bytes;
+		c->rxcap = cap < max ? cap : need;
 		c->rx = xrealloc(c->rx, c->rxcap);
 	}
 	memcpy(c->rx + c->rxlen, in, len);

@@ -52,9 +52,15 @@ from harness import Env, log, wait_all_owned
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = harness.SOURCE
 # Sections 12 and 13 (permessage-deflate) are not in the default run yet:
-# 12.2.10 (1,000 compressed binary messages of 128 KiB, one frame each)
-# comes back with other contents on both routers, and a run of 12.* alone
-# took 20 minutes (issue 15, what is left). KWS_AUTOBAHN_CASES=12.*,13.*
+# 12.2.9 and 12.2.10 (1,000 compressed bitmap slices of 64 and 128 KiB, one
+# frame each) come back with other contents on both routers, with the
+# router of before the 512-byte receive buffer too. Cause, read in lws
+# 4.1.6's extension-permessage-deflate.c: when the last compressed bytes of
+# a message inflate to more than the extension's output buffer (1 KiB), it
+# appends the 00 00 FF FF trailer and flushes into the 5 bytes left, and
+# reports the message complete with the rest still inside zlib: the
+# message reaches the router cut short. Not worked around yet (issue 15);
+# a run of 12.* alone took 20 minutes. KWS_AUTOBAHN_CASES=12.*,13.*
 # runs them; the verdict below already judges them.
 DEFAULT_CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"]
 TOPIC = "deliveries"
