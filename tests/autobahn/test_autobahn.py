@@ -54,8 +54,8 @@ SOURCE = harness.SOURCE
 # Sections 12 and 13 (permessage-deflate) are not in the default run yet:
 # 12.2.9 and 12.2.10 (1,000 compressed bitmap slices of 64 and 128 KiB, one
 # frame each) come back with other contents on both routers, with the
-# router of before the 512-byte receive buffer too. Cause, read in lws
-# 4.1.6's extension-permessage-deflate.c: when the last compressed bytes of
+# router of before the 512-byte receive buffer too. Likely cause (read in lws
+# 4.1.6's extension-permessage-deflate.c, not proven by a trace): when the last compressed bytes of
 # a message inflate to more than the extension's output buffer (1 KiB), it
 # appends the 00 00 FF FF trailer and flushes into the 5 bytes left, and
 # reports the message complete with the rest still inside zlib: the
