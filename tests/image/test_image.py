@@ -194,7 +194,7 @@ def chart_env_from_values():
         "ROUTER_STALL_TIMEOUT_MS": lim["stallTimeoutMs"], "ROUTER_HANDOVER_MS": lim["handoverMs"],
         "ROUTER_DRAIN_TIMEOUT_MS": v["lifecycle"]["drainTimeoutMs"],
         "ROUTER_LOG_LEVEL": v["logging"]["level"], "ROUTER_LOG_JSON": v["logging"]["json"],
-        "ROUTER_AUTH": v["auth"]["mode"],
+        "ROUTER_AUTH": v["auth"]["mode"], "ROUTER_WORKERS": v["router"]["workers"],
     }
     edge = {
         "EDGE_BOOTSTRAP": k["bootstrap"], "EDGE_TOPIC": k["topic"], "EDGE_GROUP": k["group"],
