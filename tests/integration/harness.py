@@ -224,6 +224,38 @@ def http_json(port, path):
         return json.loads(r.read())
 
 
+def admin_request(port, path, method="GET", token=None, timeout=15):
+    """(status, body) of an admin API request, with a bearer token if given;
+    HTTP errors are answers too."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric_total(text, name, **labels):
+    """The sum of the samples of series name in a /metrics text whose labels
+    include the given ones; None if there is none."""
+    import re
+    total = None
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        m = re.match(r"([a-z_]+)(\{[^}]*\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total = (total or 0) + float(m.group(3))
+    return total
+
+
 class Placeholder:
     """An edge that will start later: routers can be given its URL now."""
 

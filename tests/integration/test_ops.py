@@ -17,8 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 import harness as h
 
@@ -26,29 +24,10 @@ TOKEN = "test-admin-token"
 PARTITIONS = 6
 
 
-def http(port, path, method="GET", token=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+http = h.admin_request
 
 
-def metric(text, name, **labels):
-    total = None
-    for line in text.splitlines():
-        if not line.startswith(name):
-            continue
-        m = re.match(r"([a-z_]+)(\{[^}]*\})? (\S+)$", line)
-        if not m or m.group(1) != name:
-            continue
-        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total = (total or 0) + float(m.group(3))
-    return total
+metric = h.metric_total
 
 
 async def wait_status(port, path, want, timeout=60):

@@ -18,8 +18,6 @@ import re
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import harness as h
 
@@ -28,27 +26,10 @@ PARTITIONS = 6
 CLIENTS = 40
 
 
-def http(port, path, method="GET", token=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=15) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+http = h.admin_request
 
 
-def metric(text, name, **labels):
-    total = None
-    for line in text.splitlines():
-        m = re.match(r"([a-z_]+)(\{[^}]*\})? (\S+)$", line)
-        if not m or m.group(1) != name:
-            continue
-        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total = (total or 0) + float(m.group(3))
-    return total
+metric = h.metric_total
 
 
 def workers_of(router, count=1):
