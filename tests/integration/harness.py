@@ -408,6 +408,27 @@ class Collector:
             await asyncio.sleep(0.2)
 
 
+def ws_upgrade(sock, port, client_id, headers=(), chunk=65536):
+    """Upgrades sock (a connected socket, plain or TLS) to a WebSocket as
+    client_id, by hand; returns (head, bytes read past it). Raises if the
+    router hangs up or answers other than 101."""
+    req = ["GET /ws HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+           "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", f"X-Client-Id: {client_id}"]
+    req += list(headers)
+    sock.sendall(("\r\n".join(req) + "\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(chunk)
+        if not data:
+            raise AssertionError("router hung up during the handshake")
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise AssertionError(f"handshake refused: {head[:200]!r}")
+    return head.decode("latin-1"), rest
+
+
 def raw_handshake(port, path="/ws", headers=()):
     """Sends a WebSocket upgrade by hand; returns (status, body)."""
     req = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",

@@ -62,21 +62,7 @@ class Raw:
 
     def __init__(self, port, client_id, headers=()):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=ANSWER_S)
-        req = ["GET /ws HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
-               "Connection: Upgrade", "Sec-WebSocket-Version: 13",
-               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", f"X-Client-Id: {client_id}"]
-        req += list(headers)
-        self.s.sendall(("\r\n".join(req) + "\r\n\r\n").encode())
-        self.buf = b""
-        while b"\r\n\r\n" not in self.buf:
-            chunk = self.s.recv(4096)
-            if not chunk:
-                raise AssertionError("router hung up during the handshake")
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        self.head = head.decode("latin-1")
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise AssertionError(f"handshake refused: {head[:200]!r}")
+        self.head, self.buf = h.ws_upgrade(self.s, port, client_id, headers, chunk=4096)
         self.frames = []     # (opcode, payload, monotonic time)
         self.rsv1 = []       # per frame: RSV1 (compressed, permessage-deflate)
         self.eof_at = None   # when the router closed the TCP connection
