@@ -375,9 +375,16 @@ class Collector:
     def stall(self, on=True):
         """Stops (or resumes) taking messages; the socket stays open: a
         client that hangs. Once websockets' own queue is full it stops
-        reading the socket, and the router sees its queue grow."""
+        reading the socket, and the router sees its queue grow. The socket's
+        receive buffer is pinned to 64 KiB: Linux grows it up to
+        net.ipv4.tcp_rmem's maximum (32 MiB on these machines), which could
+        swallow a whole test's flood without the router ever seeing a
+        stalled client."""
         if on:
             self.gate.clear()
+            sock = self.ws.transport.get_extra_info("socket") if self.ws else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         else:
             self.gate.set()
 
