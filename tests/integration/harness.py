@@ -306,6 +306,8 @@ class Collector:
         self.ws = await websockets.connect(self.url, extra_headers=headers, max_size=None,
                                            open_timeout=10, **kw)
         self.connections += 1
+        if not self.gate.is_set():
+            self._pin_rcvbuf()
         self.task = asyncio.ensure_future(self._read())
 
     def _take(self, m):
@@ -372,6 +374,16 @@ class Collector:
         """Closes the connection and waits until the reader has stopped."""
         await self.close()
 
+    def _pin_rcvbuf(self):
+        """While stalled, the connection's receive buffer is 64 KiB (stall);
+        a connection that is already gone is left alone."""
+        sock = self.ws.transport.get_extra_info("socket") if self.ws else None
+        try:
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        except OSError:
+            pass
+
     def stall(self, on=True):
         """Stops (or resumes) taking messages; the socket stays open: a
         client that hangs. Once websockets' own queue is full it stops
@@ -382,9 +394,7 @@ class Collector:
         stalled client."""
         if on:
             self.gate.clear()
-            sock = self.ws.transport.get_extra_info("socket") if self.ws else None
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            self._pin_rcvbuf()
         else:
             self.gate.set()
 
