@@ -89,6 +89,21 @@ void recvhook_unwatch(struct recvhook *h)
 
 /* recv() on a TLS socket: the same peek-scan-take through its TLS
  * connection (plaintext), h the guard or NULL. */
+/* The guard's verdict on got bytes peeked from a watched connection: how
+ * many lws may read now (0: none yet), or -1 when the connection is being
+ * failed, so the caller reads and drops what the client still sends (poll()
+ * then does not report it again). */
+static ssize_t guard_take(struct recvhook *h, const void *buf, size_t got)
+{
+	if (h->guard.failed)
+		return -1;
+	enum wsguard_verdict v;
+	size_t take = wsguard_scan(&h->guard, buf, got, &v);
+	if (v == WSGUARD_UNMASKED && h->on_unmasked)
+		h->on_unmasked(h->arg);
+	return (ssize_t)take;
+}
+
 static ssize_t recv_tls(struct tls_conn *c, struct recvhook *h, void *buf, size_t n)
 {
 	ssize_t got = tls_conn_peek(c, buf, n);
@@ -96,20 +111,14 @@ static ssize_t recv_tls(struct tls_conn *c, struct recvhook *h, void *buf, size_
 		return got;
 	if (!h)
 		return tls_conn_read(c, buf, (size_t)got);
-	if (h->guard.failed) {
-		(void)tls_conn_read(c, buf, (size_t)got);
+	ssize_t take = guard_take(h, buf, (size_t)got);
+	if (take <= 0) {
+		if (take < 0)
+			(void)tls_conn_read(c, buf, (size_t)got);
 		errno = EAGAIN;
 		return -1;
 	}
-	enum wsguard_verdict v;
-	size_t take = wsguard_scan(&h->guard, buf, (size_t)got, &v);
-	if (v == WSGUARD_UNMASKED && h->on_unmasked)
-		h->on_unmasked(h->arg);
-	if (!take) {
-		errno = EAGAIN;
-		return -1;
-	}
-	return tls_conn_read(c, buf, take);
+	return tls_conn_read(c, buf, (size_t)take);
 }
 
 ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -131,22 +140,14 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
 	ssize_t got = real(fd, buf, n, KWS_MSG_PEEK);
 	if (got <= 0)
 		return got; /* EOF or an error: as it is */
-	if (h->guard.failed) {
-		/* The connection is being failed: what the client still sends
-		 * is read and dropped, so poll() does not report it again. */
-		(void)real(fd, buf, (size_t)got, 0);
-		errno = EAGAIN;
-		return -1;
-	}
-	enum wsguard_verdict v;
-	size_t take = wsguard_scan(&h->guard, buf, (size_t)got, &v);
-	if (v == WSGUARD_UNMASKED && h->on_unmasked)
-		h->on_unmasked(h->arg);
-	if (!take) {
+	ssize_t take = guard_take(h, buf, (size_t)got);
+	if (take <= 0) {
+		if (take < 0)
+			(void)real(fd, buf, (size_t)got, 0);
 		errno = EAGAIN; /* nothing for lws now; the close is on its way */
 		return -1;
 	}
-	return real(fd, buf, take, 0); /* exactly bytes that were peeked */
+	return real(fd, buf, (size_t)take, 0); /* exactly bytes that were peeked */
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
