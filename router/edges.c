@@ -11,6 +11,8 @@
 #include "util.h"
 #include "wire.h"
 
+/* Each record's value is copied once, into a reference-counted buffer that
+ * every session of the key queues and ws.c writes from (recbuf.h). */
 static void on_deliver(struct router *r, struct link *l, const struct wire_msg *m)
 {
 	struct wire_record rec;
@@ -20,6 +22,7 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 			r->fenced += rec.nsids;
 			continue;
 		}
+		struct recbuf *body = NULL; /* made for the first session that queues it */
 		for (uint32_t j = 0; j < rec.nsids; j++) {
 			struct session *s = sessions_get(&r->sessions, wire_record_sid(&rec, j));
 			if (!s || s->edge != l->index) {
@@ -32,9 +35,10 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 			if (s->framed)
 				hlen = (size_t)snprintf(hdr, sizeof hdr, "d %u %lld\n",
 							rec.partition, (long long)rec.offset);
-			switch (sessions_offer_prefixed(
-				&r->sessions, s, rec.offset, rec.timestamp_ms, hdr, hlen,
-				rec.value.ptr, rec.value.len, (size_t)r->cfg->queue_bytes)) {
+			if (!body && rec.value.len)
+				body = recbuf_new(rec.value.ptr, rec.value.len);
+			switch (sessions_offer_prefixed(&r->sessions, s, rec.offset, rec.timestamp_ms,
+							hdr, hlen, body, (size_t)r->cfg->queue_bytes)) {
 			case SESSION_QUEUED:
 				r->delivered++;
 				r->delivered_bytes += rec.value.len;
@@ -56,6 +60,7 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 				break;
 			}
 		}
+		recbuf_unref(body);
 	}
 }
 

@@ -1,11 +1,13 @@
 /* ws: see ws.h. */
 #include "ws.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "door.h"
 #include "edges.h"
@@ -16,6 +18,13 @@
 #include "wsframe.h"
 
 #define WRITES_PER_CALLBACK 16
+/* One writev: at most this many pieces (a frame header with the small parts
+ * of its message copied beside it, and the shared record value), and record
+ * values up to WS_COPY_MAX bytes are copied beside their header rather than
+ * given a piece of their own (a piece costs the kernel more than copying a
+ * few hundred bytes). */
+#define WS_IOV_MAX 128
+#define WS_COPY_MAX 256
 /* The window of the router's own compressor (2^10 = 1 KiB) and its zlib
  * memLevel: about 12 KiB of zlib state per session that has received a
  * message, instead of 256 KiB at zlib's defaults (15, 8). A smaller window
@@ -221,54 +230,196 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	return 0;
 }
 
-/* The frame type of a queued message: the router's --message-type, except
- * that a text-mode router sends a message that is not valid UTF-8 as a
- * binary frame (RFC 6455 5.6: a text frame's payload is UTF-8; a client
- * would fail the connection), and counts it (text_as_binary). */
-static unsigned message_opcode(struct router *r, const struct outmsg *m)
+ws_writev_fn ws_writev_hook;
+
+ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
-	if (!r->cfg->text)
-		return WSFRAME_BINARY;
-	if (wsframe_utf8_valid(m->data + LWS_PRE, m->len))
-		return WSFRAME_TEXT;
-	r->text_as_binary++;
-	return WSFRAME_BINARY;
+	int fd = lws_get_socket_fd(c->wsi);
+	if (ws_writev_hook)
+		return ws_writev_hook(fd, iov, iovcnt);
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+	ssize_t n;
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n;
 }
 
-/* Writes the session's oldest queued messages: as many as fit in one
- * WS_WRITE_BATCH_BYTES write, framed here (wsframe_header), so one send()
- * carries many messages. A single message goes through lws_write as usual.
- * Only while no Close went out or came in (client_writeable checks).
- * Returns 0, or -1 if the connection failed. */
-static int write_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+/* The frame type of a queued message, chosen once per message: the
+ * router's --message-type, except that a text-mode router sends a message
+ * that is not valid UTF-8 as a binary frame (RFC 6455 5.6: a text frame's
+ * payload is UTF-8; a client would fail the connection), and counts it
+ * (text_as_binary). The shared value is checked once for all sessions; a
+ * valid head followed by a valid value is valid UTF-8. */
+static unsigned message_opcode(struct router *r, struct outmsg *m)
+{
+	if (m->opcode)
+		return m->opcode;
+	m->opcode = WSFRAME_BINARY;
+	if (r->cfg->text) {
+		if (wsframe_utf8_valid(m->head, m->hlen) && (!m->body || recbuf_utf8(m->body)))
+			m->opcode = WSFRAME_TEXT;
+		else
+			r->text_as_binary++;
+	}
+	return m->opcode;
+}
+
+/* The message has gone out (or to lws): its delay, and off the queue. */
+static void message_done(struct router *r, struct session *s, int64_t now_wall)
 {
 	struct outmsg *m = sessions_peek(s);
+	if (m->timestamp_ms >= 0)
+		metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
+	sessions_pop_free(s);
+}
+
+/* Copies m's payload (head, then value) to out. */
+static void message_copy(const struct outmsg *m, unsigned char *out)
+{
+	memcpy(out, m->head, m->hlen);
+	if (m->body)
+		memcpy(out + m->hlen, m->body->data, m->body->len);
+}
+
+/* permessage-deflate: lws compresses in lws_write, so the session's oldest
+ * message goes through it whole, from a copy with LWS_PRE in front. Returns
+ * 0, or -1 if the connection failed. */
+static int write_deflated(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+{
+	struct outmsg *m = sessions_peek(s);
+	unsigned char *buf = m->len <= WS_WRITE_BATCH_BYTES ? r->wbuf : xmalloc(LWS_PRE + m->len);
+	message_copy(m, buf + LWS_PRE);
+	int n = lws_write(wsi, buf + LWS_PRE, m->len,
+			  message_opcode(r, m) == WSFRAME_TEXT ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+	if (buf != r->wbuf)
+		free(buf);
+	if (n < (int)m->len)
+		return -1;
+	message_done(r, s, now_wall);
+	return 0;
+}
+
+/* The pieces of one writev (write_batch). */
+struct batch {
+	struct iovec iov[WS_IOV_MAX];
+	int n;
+	size_t bytes;   /* the frames' bytes in iov */
+	unsigned char *scratch; /* headers and small parts: r->wbuf */
+	size_t used;
+	uint32_t msgs;
+};
+
+static void batch_add(struct batch *b, const void *p, size_t len)
+{
+	if (!len)
+		return;
+	struct iovec *last = b->n ? &b->iov[b->n - 1] : NULL;
+	if (last && (const unsigned char *)last->iov_base + last->iov_len == p) {
+		last->iov_len += len;
+	} else {
+		b->iov[b->n].iov_base = (void *)p;
+		b->iov[b->n].iov_len = len;
+		b->n++;
+	}
+	b->bytes += len;
+}
+
+/* Copies len bytes into the scratch and adds them. */
+static void batch_copy(struct batch *b, const void *p, size_t len)
+{
+	memcpy(b->scratch + b->used, p, len);
+	batch_add(b, b->scratch + b->used, len);
+	b->used += len;
+}
+
+/* Adds m's frame (header, head, value) unless the batch is full; returns
+ * whether it did. The first message always fits. */
+static bool batch_message(struct router *r, struct batch *b, struct outmsg *m)
+{
+	bool copy_head = m->hlen <= WS_COPY_MAX;
+	bool copy_body = m->body && m->body->len <= WS_COPY_MAX;
+	size_t scratch = WSFRAME_MAX_HEADER + (copy_head ? m->hlen : 0) +
+			 (copy_body ? m->body->len : 0);
+	if (b->msgs && (b->n + 3 > WS_IOV_MAX || b->used + scratch > WS_WRITE_BATCH_BYTES ||
+			b->bytes + WSFRAME_MAX_HEADER + m->len > WS_WRITE_BATCH_BYTES))
+		return false;
+	unsigned char h[WSFRAME_MAX_HEADER];
+	batch_copy(b, h, wsframe_header(h, message_opcode(r, m), m->len));
+	if (copy_head)
+		batch_copy(b, m->head, m->hlen);
+	else
+		batch_add(b, m->head, m->hlen);
+	if (copy_body)
+		batch_copy(b, m->body->data, m->body->len);
+	else if (m->body)
+		batch_add(b, m->body->data, m->body->len);
+	b->msgs++;
+	return true;
+}
+
+/* Gives lws the unwritten tail (from byte `from` of its frame) of the
+ * session's oldest message, which a short write cut: lws then sends it
+ * before anything else it writes on this connection (a pong, its Close),
+ * so no control frame can land inside our frame. At most one frame per
+ * session is ever in lws's hands; the rest stays in the session's queue.
+ * Returns 0, or -1 if the connection failed. */
+static int hand_tail(struct router *r, struct lws *wsi, struct session *s, size_t from,
+		     int64_t now_wall)
+{
+	struct outmsg *m = sessions_peek(s);
+	unsigned char h[WSFRAME_MAX_HEADER];
+	size_t hl = wsframe_header(h, message_opcode(r, m), m->len);
+	size_t frame = hl + m->len;
+	unsigned char *buf = frame <= WS_WRITE_BATCH_BYTES ? r->wbuf : xmalloc(LWS_PRE + frame);
+	memcpy(buf + LWS_PRE, h, hl);
+	message_copy(m, buf + LWS_PRE + hl);
+	size_t tail = frame - from;
+	int n = lws_write(wsi, buf + LWS_PRE + from, tail, LWS_WRITE_RAW);
+	if (buf != r->wbuf)
+		free(buf);
+	if (n < (int)tail)
+		return -1;
+	message_done(r, s, now_wall);
+	return 0;
+}
+
+/* Writes the session's oldest queued messages in one writev (ws_sock_writev):
+ * frame headers made here (wsframe_header) between the shared record values,
+ * which are not copied. Only while no Close went out or came in and lws has
+ * nothing of its own waiting to go out (client_writeable checks). Returns 1
+ * if everything went (try again), 0 if the socket is full (lws calls back
+ * when it is writeable), -1 if the connection failed. */
+static int write_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+{
 	struct conn *c = lws_wsi_user(wsi);
-	/* With permessage-deflate lws compresses in lws_write: no raw batch. */
-	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2 || c->deflate) {
-		int n = lws_write(wsi, m->data + LWS_PRE, m->len,
-				  message_opcode(r, m) == WSFRAME_TEXT ? LWS_WRITE_TEXT
-								       : LWS_WRITE_BINARY);
-		if (n < (int)m->len)
-			return -1;
-		if (m->timestamp_ms >= 0)
-			metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
-		sessions_pop_free(s);
-		return 0;
+	struct batch b;
+	b.n = 0;
+	b.bytes = b.used = 0;
+	b.msgs = 0;
+	b.scratch = r->wbuf + LWS_PRE;
+	for (struct outmsg *m = sessions_peek(s); m && batch_message(r, &b, m); m = m->next)
+		;
+	ssize_t n = ws_sock_writev(c, b.iov, b.n);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+		return -1;
 	}
-	size_t len = 0;
-	unsigned char *out = r->wbuf + LWS_PRE;
-	while ((m = sessions_peek(s)) &&
-	       len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
-		len += wsframe_header(out + len, message_opcode(r, m), m->len);
-		memcpy(out + len, m->data + LWS_PRE, m->len);
-		len += m->len;
-		if (m->timestamp_ms >= 0)
-			metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
-		sessions_pop_free(s);
+	size_t left = (size_t)n;
+	for (uint32_t k = 0; k < b.msgs; k++) {
+		struct outmsg *m = sessions_peek(s);
+		size_t frame = wsframe_header_len(m->len) + m->len;
+		if (left < frame) {
+			lws_callback_on_writable(wsi);
+			return left ? (hand_tail(r, wsi, s, left, now_wall) < 0 ? -1 : 0) : 0;
+		}
+		left -= frame;
+		message_done(r, s, now_wall);
 	}
-	int n = lws_write(wsi, out, len, LWS_WRITE_RAW);
-	return n < (int)len ? -1 : 0;
+	return 1;
 }
 
 /* Writes the close frame (c->close_code, c->close_reason) and returns -1 so
@@ -313,11 +464,21 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 	struct session *s = c->s;
 	int64_t now_wall = now_wall_ms();
 	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
-		if (write_batch(r, wsi, s, now_wall) < 0)
+		if (c->deflate) {
+			/* lws may still be sending a compressed message in
+			 * fragments (it calls back when done): one message per
+			 * callback. */
+			if (write_deflated(r, wsi, s, now_wall) < 0)
+				return -1;
+			break;
+		}
+		/* Something of lws's own (a ping's tail) goes first. */
+		if (lws_partial_buffered(wsi))
+			break;
+		int rc = write_batch(r, wsi, s, now_wall);
+		if (rc < 0)
 			return -1;
-		/* lws may still be sending a compressed message in fragments
-		 * (it calls back when done): one message per callback. */
-		if (c->deflate || lws_send_pipe_choked(wsi))
+		if (rc == 0)
 			break;
 	}
 	if (s->throttled) {

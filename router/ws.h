@@ -8,6 +8,8 @@
 #define KWS_ROUTER_WS_H
 
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <libwebsockets.h>
 
@@ -32,6 +34,19 @@
 extern const struct lws_protocols ws_protocols[];
 
 struct router;
+struct conn;
+
+/* Every byte the router itself writes to a client socket goes through this
+ * one function (lws writes the rest through send(): the handshake, Close,
+ * ping, pong, compressed messages, and the tail of a frame a short write
+ * cut). Nonblocking: returns the bytes written (possibly fewer than asked),
+ * or -1 with errno (EAGAIN: nothing fit). By default a sendmsg() on the
+ * connection's socket; with ws_writev_hook set, that hook with the socket's
+ * descriptor instead (the place for a TLS layer's SSL_write). */
+ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt);
+typedef ssize_t (*ws_writev_fn)(int fd, const struct iovec *iov, int iovcnt);
+extern ws_writev_fn ws_writev_hook;
+
 /* Hands the connections whose head the door has read to lws, head first
  * (lws parses it as if it had read it; it may call back into the protocol
  * callback for them right here). On the loop, when woken. */
