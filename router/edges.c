@@ -10,6 +10,7 @@
 #include "router_int.h"
 #include "util.h"
 #include "wire.h"
+#include "ws.h"
 
 /* Each record's value is copied once, into a reference-counted buffer that
  * every session of the key queues and ws.c writes from (recbuf.h). */
@@ -43,7 +44,7 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 				r->delivered++;
 				r->delivered_bytes += rec.value.len;
 				if (was_empty)
-					lws_callback_on_writable(s->conn);
+					ws_queued(r, s->conn);
 				if (s->qbytes >= (size_t)r->cfg->queue_bytes / 2)
 					pins_throttle(r, s);
 				break;
@@ -94,7 +95,7 @@ static void send_status(struct router *r, struct session *s, const struct wire_s
 	if (!a->complete || s->foreign_position)
 		r->resumes_incomplete++;
 	if (was_empty)
-		lws_callback_on_writable(s->conn);
+		ws_queued(r, s->conn);
 }
 
 static void on_sub_ack(struct router *r, struct link *l, const struct wire_sub_ack *a)
@@ -288,6 +289,7 @@ void edges_drain(struct router *r)
 	for (int i = 0; i < r->nlinks; i++)
 		if (!r->links[i].retired)
 			drain_link(r, &r->links[i]);
+	ws_flush(r);
 }
 
 void edges_tick(struct router *r, int64_t now_ms)

@@ -383,6 +383,7 @@ out:
 	routes_free(&r.routes);
 	ident_free(r.ident);
 	free(r.wbuf);
+	free(r.flush);
 	linkauth_secret_free(&r.secret);
 	admission_rate_free(&r.rate);
 	sessions_free(&r.sessions);

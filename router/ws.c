@@ -368,6 +368,7 @@ static int hand_tail(struct router *r, struct lws *wsi, struct session *s, size_
 		     int64_t now_wall)
 {
 	struct outmsg *m = sessions_peek(s);
+	r->short_writes++;
 	unsigned char h[WSFRAME_MAX_HEADER];
 	size_t hl = wsframe_header(h, message_opcode(r, m), m->len);
 	size_t frame = hl + m->len;
@@ -443,24 +444,11 @@ static int send_close(struct lws *wsi, const struct conn *c)
 	return -1;
 }
 
-static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
+/* Writes the session's queue as far as the socket takes it (ping and close
+ * already handled), and lets a throttled session resubscribe once its queue
+ * has drained. Returns 0, or -1 if the connection failed. */
+static int write_queue(struct router *r, struct lws *wsi, struct conn *c)
 {
-	if (c->ka_hangup)
-		return -1;
-	if (c->close_code)
-		return send_close(wsi, c);
-	if (c->ka_ping_due) {
-		unsigned char ping[LWS_PRE + 1];
-		c->ka_ping_due = false;
-		if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
-			return -1;
-	}
-	/* lws prepared a Close of its own (a protocol error it found, before
-	 * it dropped the protocol) or one came in: no more data frames. */
-	if (lws_get_close_length(wsi) > 0)
-		start_closing(r, c);
-	if (!c->s || c->closing)
-		return 0;
 	struct session *s = c->s;
 	int64_t now_wall = now_wall_ms();
 	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
@@ -491,6 +479,67 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 	return 0;
 }
 
+static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
+{
+	if (c->ka_hangup || c->write_failed)
+		return -1;
+	if (c->close_code)
+		return send_close(wsi, c);
+	if (c->ka_ping_due) {
+		unsigned char ping[LWS_PRE + 1];
+		c->ka_ping_due = false;
+		if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+			return -1;
+	}
+	/* lws prepared a Close of its own (a protocol error it found, before
+	 * it dropped the protocol) or one came in: no more data frames. */
+	if (lws_get_close_length(wsi) > 0)
+		start_closing(r, c);
+	if (!c->s || c->closing)
+		return 0;
+	return write_queue(r, wsi, c);
+}
+
+void ws_queued(struct router *r, struct lws *wsi)
+{
+	struct conn *c = lws_wsi_user(wsi);
+	if (c->flush_listed)
+		return;
+	if (r->nflush == r->flush_cap) {
+		r->flush_cap = r->flush_cap ? 2 * r->flush_cap : 256;
+		r->flush = xrealloc(r->flush, r->flush_cap * sizeof *r->flush);
+	}
+	r->flush[r->nflush++] = c;
+	c->flush_listed = true;
+}
+
+void ws_flush(struct router *r)
+{
+	/* write_queue may close sessions (pins_unthrottle) but frees no
+	 * connection: entries stay valid until client_closed unlists them. */
+	for (size_t i = 0; i < r->nflush; i++) {
+		struct conn *c = r->flush[i];
+		if (!c)
+			continue;
+		c->flush_listed = false;
+		struct lws *wsi = c->wsi;
+		/* Only what the writeable callback would write right away:
+		 * the queue, when no ping, Close or hang-up is due and lws has
+		 * nothing of its own waiting (its frames stay whole). */
+		if (!c->s || c->closing || c->close_code || c->ka_hangup || c->ka_ping_due ||
+		    c->write_failed || c->deflate || lws_partial_buffered(wsi) ||
+		    lws_get_close_length(wsi) > 0) {
+			lws_callback_on_writable(wsi);
+			continue;
+		}
+		if (write_queue(r, wsi, c) < 0) {
+			c->write_failed = true;
+			lws_callback_on_writable(wsi);
+		}
+	}
+	r->nflush = 0;
+}
+
 /* The client's Close (lws answers it unless we return -1). RFC 6455 5.5.1:
  * a Close body is empty or holds a 2-byte code; a 1-byte body is a protocol
  * error (lws 4.1.6 would echo it), answered with 1002. */
@@ -509,6 +558,10 @@ static int client_close_received(struct router *r, struct lws *wsi, struct conn 
 static void client_closed(struct router *r, struct conn *c)
 {
 	ka_unlink(c);
+	for (size_t i = 0; c->flush_listed && i < r->nflush; i++)
+		if (r->flush[i] == c)
+			r->flush[i] = NULL;
+	c->flush_listed = false;
 	lws_sul_cancel(&c->hangup);
 	recvhook_unwatch(&c->rxh);
 	if (c->s) {

@@ -47,6 +47,15 @@ ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt);
 typedef ssize_t (*ws_writev_fn)(int fd, const struct iovec *iov, int iovcnt);
 extern ws_writev_fn ws_writev_hook;
 
+/* The session of wsi got a first message in its queue: it is written at the
+ * next ws_flush (directly, without a trip through the event loop, when lws
+ * has nothing of its own to send), else in its writeable callback. */
+void ws_queued(struct router *r, struct lws *wsi);
+/* Writes the queues of the connections ws_queued named since the last
+ * call, as far as their sockets take them; asks lws for a writeable
+ * callback for the rest. On the loop, after a batch of edge input. */
+void ws_flush(struct router *r);
+
 /* Hands the connections whose head the door has read to lws, head first
  * (lws parses it as if it had read it; it may call back into the protocol
  * callback for them right here). On the loop, when woken. */
