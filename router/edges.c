@@ -38,8 +38,9 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 							rec.partition, (long long)rec.offset);
 			if (!body && rec.value.len)
 				body = recbuf_new(rec.value.ptr, rec.value.len);
-			switch (sessions_offer_prefixed(&r->sessions, s, rec.offset, rec.timestamp_ms,
-							hdr, hlen, body, (size_t)r->cfg->queue_bytes)) {
+			switch (sessions_offer_prefixed(&r->sessions, s, rec.offset,
+							rec.timestamp_ms, hdr, hlen, body,
+							(size_t)r->cfg->queue_bytes)) {
 			case SESSION_QUEUED:
 				r->delivered++;
 				r->delivered_bytes += rec.value.len;

@@ -230,8 +230,7 @@ enum session_offer sessions_offer(struct sessions *t, struct session *s, int64_t
 				  const void *data, size_t len, size_t max_bytes)
 {
 	struct recbuf *b = recbuf_new(data, len);
-	enum session_offer o =
-		sessions_offer_prefixed(t, s, offset, -1, NULL, 0, b, max_bytes);
+	enum session_offer o = sessions_offer_prefixed(t, s, offset, -1, NULL, 0, b, max_bytes);
 	recbuf_unref(b);
 	return o;
 }

@@ -304,7 +304,7 @@ static int write_deflated(struct router *r, struct lws *wsi, struct session *s, 
 struct batch {
 	struct iovec iov[WS_IOV_MAX];
 	int n;
-	size_t bytes;   /* the frames' bytes in iov */
+	size_t bytes;           /* the frames' bytes in iov */
 	unsigned char *scratch; /* headers and small parts: r->wbuf */
 	size_t used;
 	uint32_t msgs;
@@ -339,8 +339,8 @@ static bool batch_message(struct router *r, struct batch *b, struct outmsg *m)
 {
 	bool copy_head = m->hlen <= WS_COPY_MAX;
 	bool copy_body = m->body && m->body->len <= WS_COPY_MAX;
-	size_t scratch = WSFRAME_MAX_HEADER + (copy_head ? m->hlen : 0) +
-			 (copy_body ? m->body->len : 0);
+	size_t scratch =
+		WSFRAME_MAX_HEADER + (copy_head ? m->hlen : 0) + (copy_body ? m->body->len : 0);
 	if (b->msgs && (b->n + 3 > WS_IOV_MAX || b->used + scratch > WS_WRITE_BATCH_BYTES ||
 			b->bytes + WSFRAME_MAX_HEADER + m->len > WS_WRITE_BATCH_BYTES))
 		return false;
