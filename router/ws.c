@@ -371,12 +371,27 @@ static int hand_tail(struct router *r, struct lws *wsi, struct session *s, size_
 	r->short_writes++;
 	unsigned char h[WSFRAME_MAX_HEADER];
 	size_t hl = wsframe_header(h, message_opcode(r, m), m->len);
-	size_t frame = hl + m->len;
-	unsigned char *buf = frame <= WS_WRITE_BATCH_BYTES ? r->wbuf : xmalloc(LWS_PRE + frame);
-	memcpy(buf + LWS_PRE, h, hl);
-	message_copy(m, buf + LWS_PRE + hl);
-	size_t tail = frame - from;
-	int n = lws_write(wsi, buf + LWS_PRE + from, tail, LWS_WRITE_RAW);
+	/* The frame's pieces; only what follows `from` is copied. */
+	const struct iovec piece[3] = {
+		{ h, hl },
+		{ m->head, m->hlen },
+		{ m->body ? m->body->data : NULL, m->body ? m->body->len : 0 },
+	};
+	size_t tail = hl + m->len - from;
+	unsigned char *buf = tail <= WS_WRITE_BATCH_BYTES ? r->wbuf : xmalloc(LWS_PRE + tail);
+	size_t at = 0, skip = from;
+	for (int k = 0; k < 3; k++) {
+		size_t len = piece[k].iov_len;
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		memcpy(buf + LWS_PRE + at, (const unsigned char *)piece[k].iov_base + skip,
+		       len - skip);
+		at += len - skip;
+		skip = 0;
+	}
+	int n = lws_write(wsi, buf + LWS_PRE, tail, LWS_WRITE_RAW);
 	if (buf != r->wbuf)
 		free(buf);
 	if (n < (int)tail)
