@@ -110,7 +110,7 @@ static void collect(void *arg, struct metrics_writer *w)
 	       METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->text_as_binary);
 	family(w, "kws_router_short_writes_total",
-	       "Client writes the socket took only in part (the cut frame's rest went to lws)",
+	       "Client writes the socket took only in part (the cut frame stays queued until whole)",
 	       METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->short_writes);
 	family(w, "kws_router_edge_links", "Links to edges, by state", METRICS_GAUGE);

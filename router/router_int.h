@@ -50,7 +50,11 @@ struct conn {
 	struct recvhook rxh; /* unmasked frames and back-to-back Pings (recvhook.h) */
 	bool deflate;        /* permessage-deflate was offered and --deflate is on */
 	bool flush_listed;   /* on the router's flush list (ws_queued) */
-	bool write_failed;   /* a direct write failed: hang up at the next writeable */
+	/* Records are written by ws.c itself (ws_sock_writev), which needs
+	 * recvhook's before_send: false with permessage-deflate or an
+	 * unwatched socket (then lws_write, one message at a time). */
+	bool direct;
+	bool write_failed; /* a direct write failed: hang up at the next writeable */
 };
 
 /* A FIFO of connections (keepalive, ws.c). */
@@ -109,7 +113,7 @@ struct router {
 		upstream_bytes;
 	uint64_t resumes, resumes_incomplete, throttles, repins, moves, drained;
 	uint64_t text_as_binary; /* --message-type text: records sent binary (not UTF-8) */
-	uint64_t short_writes;   /* writevs cut inside a frame (ws.c hand_tail) */
+	uint64_t short_writes;   /* writes cut inside a frame (ws.c write_batch) */
 	size_t nthrottled;       /* sessions throttled now */
 	int64_t next_stall_check_ms;
 };

@@ -35,18 +35,28 @@ static void msg_free(struct outmsg *m)
 	free(m);
 }
 
-static void queue_drop(struct session *s)
+/* Frees the queue; keep_started: except a head message cut by a short
+ * write (qsent > 0), whose frame must be finished. */
+static void queue_drop(struct session *s, bool keep_started)
 {
 	struct outmsg *m = s->qhead;
+	struct outmsg *kept = NULL;
+	if (m && keep_started && s->qsent) {
+		kept = m;
+		m = m->next;
+		kept->next = NULL;
+	}
 	while (m) {
 		struct outmsg *next = m->next;
 		msg_free(m);
 		m = next;
 	}
-	s->qhead = NULL;
-	s->qtail = &s->qhead;
-	s->qbytes = 0;
-	s->qcount = 0;
+	s->qhead = kept;
+	s->qtail = kept ? &kept->next : &s->qhead;
+	s->qbytes = kept ? kept->cost : 0;
+	s->qcount = kept ? 1 : 0;
+	if (!kept)
+		s->qsent = 0;
 }
 
 void sessions_free(struct sessions *t)
@@ -103,7 +113,7 @@ void sessions_delete(struct sessions *t, struct session *s)
 		t->part[s->partition] = s->pnext;
 	if (s->pnext)
 		s->pnext->pprev = s->pprev;
-	queue_drop(s);
+	queue_drop(s, false);
 	free(s);
 	t->count--;
 }
@@ -182,7 +192,7 @@ int sessions_unpin(struct session *s)
 void sessions_close(struct session *s)
 {
 	s->state = SESSION_CLOSING;
-	queue_drop(s);
+	queue_drop(s, true);
 }
 
 size_t sessions_msg_cost(size_t hlen, const struct recbuf *body)
@@ -257,5 +267,6 @@ void sessions_pop_free(struct session *s)
 		s->qtail = &s->qhead;
 	s->qbytes -= m->cost;
 	s->qcount--;
+	s->qsent = 0;
 	msg_free(m);
 }

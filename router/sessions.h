@@ -56,6 +56,11 @@ struct session {
 	struct outmsg *qhead, **qtail;
 	size_t qbytes; /* the sum of the queued messages' cost */
 	uint32_t qcount;
+	/* Bytes of the oldest message's frame already on the socket (the writer
+	 * sets it after a short write, sessions_pop_free clears it): a message
+	 * cut this way stays queued until its frame is whole, even when the
+	 * session closes, so nothing else lands inside the frame. */
+	uint32_t qsent;
 	void *conn;            /* the glue's connection handle */
 	bool framed;           /* kws.v1: messages carry their position */
 	bool throttled;        /* unsubscribed while its queue drains (slow client) */
@@ -100,8 +105,10 @@ int sessions_pin(struct session *s, int edge); /* WAITING -> SUBSCRIBING */
 /* SUBSCRIBING -> LIVE. start_offset (SUB_ACK) becomes the position when the
  * session has none, or when it is lower (the position was past the end). */
 int sessions_acked(struct session *s, int64_t start_offset);
-int sessions_unpin(struct session *s);  /* SUBSCRIBING|LIVE -> WAITING */
-void sessions_close(struct session *s); /* any -> CLOSING, drops the queue */
+int sessions_unpin(struct session *s); /* SUBSCRIBING|LIVE -> WAITING */
+/* any -> CLOSING: drops the queue, except a message whose frame is partly
+ * written (qsent > 0), which stays for the writer to finish. */
+void sessions_close(struct session *s);
 
 /* Outcome of offering a record to a session. */
 enum session_offer {

@@ -14,6 +14,7 @@
 #include "handshake.h"
 #include "pins.h"
 #include "router_int.h"
+#include "tls.h"
 #include "util.h"
 #include "wsframe.h"
 
@@ -230,13 +231,52 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	return 0;
 }
 
-ws_writev_fn ws_writev_hook;
+/* TLS: the pieces are gathered into TLS records of up to this many bytes
+ * (one SSL_write each; a record per piece would cost a record header and
+ * MAC per frame header). */
+#define WS_TLS_CHUNK (16 * 1024)
+
+/* A TLS socket's writev: the pieces gathered into chunks, each written with
+ * tls_conn_write (SSL_write; partial writes and a moved buffer allowed, so a
+ * retry from the same byte with more bytes after it is valid). */
+static ssize_t tls_writev(struct tls_conn *t, const struct iovec *iov, int iovcnt)
+{
+	static unsigned char chunk[WS_TLS_CHUNK];
+	size_t total = 0;
+	int k = 0;
+	size_t at = 0; /* into iov[k] */
+	while (k < iovcnt) {
+		size_t len = 0;
+		while (k < iovcnt && len < sizeof chunk) {
+			size_t take = iov[k].iov_len - at;
+			if (take > sizeof chunk - len)
+				take = sizeof chunk - len;
+			memcpy(chunk + len, (const unsigned char *)iov[k].iov_base + at, take);
+			len += take;
+			at += take;
+			if (at == iov[k].iov_len) {
+				k++;
+				at = 0;
+			}
+		}
+		if (!len)
+			break;
+		ssize_t n = tls_conn_write(t, chunk, len);
+		if (n < 0)
+			return total ? (ssize_t)total : -1;
+		total += (size_t)n;
+		if ((size_t)n < len)
+			break;
+	}
+	return (ssize_t)total;
+}
 
 ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
 	int fd = lws_get_socket_fd(c->wsi);
-	if (ws_writev_hook)
-		return ws_writev_hook(fd, iov, iovcnt);
+	struct tls_conn *t = tls_conn_of(fd);
+	if (t)
+		return tls_writev(t, iov, iovcnt);
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 	ssize_t n;
 	do
@@ -265,7 +305,7 @@ static unsigned message_opcode(struct router *r, struct outmsg *m)
 	return m->opcode;
 }
 
-/* The message has gone out (or to lws): its delay, and off the queue. */
+/* The message has gone out: its delay, and off the queue. */
 static void message_done(struct router *r, struct session *s, int64_t now_wall)
 {
 	struct outmsg *m = sessions_peek(s);
@@ -282,10 +322,11 @@ static void message_copy(const struct outmsg *m, unsigned char *out)
 		memcpy(out + m->hlen, m->body->data, m->body->len);
 }
 
-/* permessage-deflate: lws compresses in lws_write, so the session's oldest
- * message goes through it whole, from a copy with LWS_PRE in front. Returns
- * 0, or -1 if the connection failed. */
-static int write_deflated(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+/* A session that is not c->direct (permessage-deflate: lws compresses in
+ * lws_write; or a socket recvhook could not watch): the oldest message goes
+ * through lws_write whole, from a copy with LWS_PRE in front. Returns 0, or
+ * -1 if the connection failed. */
+static int write_lws(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
 {
 	struct outmsg *m = sessions_peek(s);
 	unsigned char *buf = m->len <= WS_WRITE_BATCH_BYTES ? r->wbuf : xmalloc(LWS_PRE + m->len);
@@ -325,101 +366,68 @@ static void batch_add(struct batch *b, const void *p, size_t len)
 	b->bytes += len;
 }
 
-/* Copies len bytes into the scratch and adds them. */
-static void batch_copy(struct batch *b, const void *p, size_t len)
+/* Adds p[0..len) by reference, or copied into the scratch when small. */
+static void batch_piece(struct batch *b, const unsigned char *p, size_t len)
 {
+	if (len > WS_COPY_MAX) {
+		batch_add(b, p, len);
+		return;
+	}
 	memcpy(b->scratch + b->used, p, len);
 	batch_add(b, b->scratch + b->used, len);
 	b->used += len;
 }
 
-/* Adds m's frame (header, head, value) unless the batch is full; returns
- * whether it did. The first message always fits. */
-static bool batch_message(struct router *r, struct batch *b, struct outmsg *m)
+/* Adds m's frame (header, head, value) from its byte `skip` on (what a
+ * short write left) unless the batch is full; returns whether it did. The
+ * first message always fits. */
+static bool batch_message(struct router *r, struct batch *b, struct outmsg *m, size_t skip)
 {
-	bool copy_head = m->hlen <= WS_COPY_MAX;
-	bool copy_body = m->body && m->body->len <= WS_COPY_MAX;
-	size_t scratch =
-		WSFRAME_MAX_HEADER + (copy_head ? m->hlen : 0) + (copy_body ? m->body->len : 0);
-	if (b->msgs && (b->n + 3 > WS_IOV_MAX || b->used + scratch > WS_WRITE_BATCH_BYTES ||
+	if (b->msgs && (b->n + 3 > WS_IOV_MAX ||
+			b->used + WSFRAME_MAX_HEADER + 2 * WS_COPY_MAX > WS_WRITE_BATCH_BYTES ||
 			b->bytes + WSFRAME_MAX_HEADER + m->len > WS_WRITE_BATCH_BYTES))
 		return false;
 	unsigned char h[WSFRAME_MAX_HEADER];
-	batch_copy(b, h, wsframe_header(h, message_opcode(r, m), m->len));
-	if (copy_head)
-		batch_copy(b, m->head, m->hlen);
-	else
-		batch_add(b, m->head, m->hlen);
-	if (copy_body)
-		batch_copy(b, m->body->data, m->body->len);
-	else if (m->body)
-		batch_add(b, m->body->data, m->body->len);
-	b->msgs++;
-	return true;
-}
-
-/* Gives lws the unwritten tail (from byte `from` of its frame) of the
- * session's oldest message, which a short write cut: lws then sends it
- * before anything else it writes on this connection (a pong, its Close),
- * so no control frame can land inside our frame. At most one frame per
- * session is ever in lws's hands; the rest stays in the session's queue.
- * Returns 0, or -1 if the connection failed. */
-static int hand_tail(struct router *r, struct lws *wsi, struct session *s, size_t from,
-		     int64_t now_wall)
-{
-	struct outmsg *m = sessions_peek(s);
-	r->short_writes++;
-	unsigned char h[WSFRAME_MAX_HEADER];
-	size_t hl = wsframe_header(h, message_opcode(r, m), m->len);
-	/* The frame's pieces; only what follows `from` is copied. */
 	const struct iovec piece[3] = {
-		{ h, hl },
+		{ h, wsframe_header(h, message_opcode(r, m), m->len) },
 		{ m->head, m->hlen },
 		{ m->body ? m->body->data : NULL, m->body ? m->body->len : 0 },
 	};
-	size_t tail = hl + m->len - from;
-	unsigned char *buf = tail <= WS_WRITE_BATCH_BYTES ? r->wbuf : xmalloc(LWS_PRE + tail);
-	size_t at = 0, skip = from;
 	for (int k = 0; k < 3; k++) {
 		size_t len = piece[k].iov_len;
 		if (skip >= len) {
 			skip -= len;
 			continue;
 		}
-		memcpy(buf + LWS_PRE + at, (const unsigned char *)piece[k].iov_base + skip,
-		       len - skip);
-		at += len - skip;
+		batch_piece(b, (const unsigned char *)piece[k].iov_base + skip, len - skip);
 		skip = 0;
 	}
-	int n = lws_write(wsi, buf + LWS_PRE, tail, LWS_WRITE_RAW);
-	if (buf != r->wbuf)
-		free(buf);
-	if (n < (int)tail)
-		return -1;
-	message_done(r, s, now_wall);
-	return 0;
+	b->msgs++;
+	return true;
 }
 
 /* Writes the session's oldest queued messages in one writev (ws_sock_writev):
  * frame headers made here (wsframe_header) between the shared record values,
- * which are not copied. Only while no Close went out or came in and lws has
- * nothing of its own waiting to go out (client_writeable checks). Returns 1
+ * which are not copied. A short write leaves the cut message at the head of
+ * the queue with s->qsent saying how much of its frame went; the next write
+ * starts there, and lws's own bytes wait for it (ws_before_lws_send). Only
+ * while lws has nothing of its own waiting (write_queue checks). Returns 1
  * if everything went (try again), 0 if the socket is full (lws calls back
  * when it is writeable), -1 if the connection failed. */
-static int write_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+static int write_batch(struct router *r, struct conn *c, struct session *s, int64_t now_wall)
 {
-	struct conn *c = lws_wsi_user(wsi);
 	struct batch b;
 	b.n = 0;
 	b.bytes = b.used = 0;
 	b.msgs = 0;
 	b.scratch = r->wbuf + LWS_PRE;
-	for (struct outmsg *m = sessions_peek(s); m && batch_message(r, &b, m); m = m->next)
-		;
+	size_t skip = s->qsent;
+	for (struct outmsg *m = sessions_peek(s); m && batch_message(r, &b, m, skip); m = m->next)
+		skip = 0;
 	ssize_t n = ws_sock_writev(c, b.iov, b.n);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			lws_callback_on_writable(wsi);
+			lws_callback_on_writable(c->wsi);
 			return 0;
 		}
 		return -1;
@@ -427,15 +435,46 @@ static int write_batch(struct router *r, struct lws *wsi, struct session *s, int
 	size_t left = (size_t)n;
 	for (uint32_t k = 0; k < b.msgs; k++) {
 		struct outmsg *m = sessions_peek(s);
-		size_t frame = wsframe_header_len(m->len) + m->len;
-		if (left < frame) {
-			lws_callback_on_writable(wsi);
-			return left ? (hand_tail(r, wsi, s, left, now_wall) < 0 ? -1 : 0) : 0;
+		size_t rest = wsframe_header_len(m->len) + m->len - s->qsent;
+		if (left < rest) {
+			if (left) {
+				s->qsent += (uint32_t)left;
+				r->short_writes++;
+			}
+			lws_callback_on_writable(c->wsi);
+			return 0;
 		}
-		left -= frame;
+		left -= rest;
 		message_done(r, s, now_wall);
 	}
 	return 1;
+}
+
+/* recvhook's before_send for a client socket: lws is about to write bytes
+ * of its own; a frame a short write cut must be finished first. */
+static int ws_before_lws_send(void *arg)
+{
+	struct conn *c = arg;
+	struct session *s = c->s;
+	if (!s || !s->qsent)
+		return 0;
+	struct router *r = router_of(c->wsi);
+	struct batch b;
+	b.n = 0;
+	b.bytes = b.used = 0;
+	b.msgs = 0;
+	b.scratch = r->wbuf + LWS_PRE;
+	struct outmsg *m = sessions_peek(s);
+	batch_message(r, &b, m, s->qsent);
+	ssize_t n = ws_sock_writev(c, b.iov, b.n);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < b.bytes) {
+		s->qsent += (uint32_t)n;
+		return -1;
+	}
+	message_done(r, s, now_wall_ms());
+	return 0;
 }
 
 /* Writes the close frame (c->close_code, c->close_reason) and returns -1 so
@@ -467,18 +506,18 @@ static int write_queue(struct router *r, struct lws *wsi, struct conn *c)
 	struct session *s = c->s;
 	int64_t now_wall = now_wall_ms();
 	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
-		if (c->deflate) {
+		if (!c->direct) {
 			/* lws may still be sending a compressed message in
 			 * fragments (it calls back when done): one message per
 			 * callback. */
-			if (write_deflated(r, wsi, s, now_wall) < 0)
+			if (write_lws(r, wsi, s, now_wall) < 0)
 				return -1;
 			break;
 		}
 		/* Something of lws's own (a ping's tail) goes first. */
 		if (lws_partial_buffered(wsi))
 			break;
-		int rc = write_batch(r, wsi, s, now_wall);
+		int rc = write_batch(r, c, s, now_wall);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
@@ -542,7 +581,7 @@ void ws_flush(struct router *r)
 		 * the queue, when no ping, Close or hang-up is due and lws has
 		 * nothing of its own waiting (its frames stay whole). */
 		if (!c->s || c->closing || c->close_code || c->ka_hangup || c->ka_ping_due ||
-		    c->write_failed || c->deflate || lws_partial_buffered(wsi) ||
+		    c->write_failed || !c->direct || lws_partial_buffered(wsi) ||
 		    lws_get_close_length(wsi) > 0) {
 			lws_callback_on_writable(wsi);
 			continue;
@@ -615,8 +654,12 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	}
 		memset(c, 0, sizeof *c);
 		c->wsi = wsi;
-		recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c);
+		c->direct =
+			recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c) == 0;
+		c->rxh.before_send = ws_before_lws_send;
 		client_deflate_options(r, wsi, c);
+		if (c->deflate)
+			c->direct = false;
 		if (client_established(r, wsi, c) < 0)
 			return -1;
 		ka_touch(r, c);

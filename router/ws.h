@@ -37,15 +37,14 @@ struct router;
 struct conn;
 
 /* Every byte the router itself writes to a client socket goes through this
- * one function (lws writes the rest through send(): the handshake, Close,
- * ping, pong, compressed messages, and the tail of a frame a short write
- * cut). Nonblocking: returns the bytes written (possibly fewer than asked),
- * or -1 with errno (EAGAIN: nothing fit). By default a sendmsg() on the
- * connection's socket; with ws_writev_hook set, that hook with the socket's
- * descriptor instead (the place for a TLS layer's SSL_write). */
+ * one function: the records of a session's queue, frame headers and shared
+ * values in one call. lws writes the rest through send(), interposed by
+ * recvhook.c: the handshake, Close, Ping, Pong and compressed messages.
+ * Nonblocking: returns the bytes written (possibly fewer than asked), or -1
+ * with errno (EAGAIN: nothing fit). A plain socket: one sendmsg(); a TLS
+ * socket (tls_conn_of): the pieces gathered into chunks of up to 16 KiB,
+ * each through tls_conn_write (SSL_write). */
 ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt);
-typedef ssize_t (*ws_writev_fn)(int fd, const struct iovec *iov, int iovcnt);
-extern ws_writev_fn ws_writev_hook;
 
 /* The session of wsi got a first message in its queue: it is written at the
  * next ws_flush (directly, without a trip through the event loop, when lws

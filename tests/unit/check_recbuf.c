@@ -156,6 +156,56 @@ START_TEST(test_push_inline)
 }
 END_TEST
 
+START_TEST(test_cut_head_survives_close)
+{
+	struct sessions t;
+	sessions_init(&t);
+	struct session *s = live(&t, "k");
+	struct recbuf *b = recbuf_new("0123456789", 10);
+	for (int64_t o = 0; o < 3; o++)
+		ck_assert_int_eq(sessions_offer_prefixed(&t, s, o, -1, NULL, 0, b, 1u << 20),
+				 SESSION_QUEUED);
+	ck_assert_uint_eq(b->refs, 4);
+	/* Nothing written yet: a close drops everything. */
+	struct session *u = live(&t, "k");
+	ck_assert_int_eq(sessions_offer_prefixed(&t, u, 0, -1, NULL, 0, b, 1u << 20),
+			 SESSION_QUEUED);
+	sessions_close(u);
+	ck_assert_ptr_null(sessions_peek(u));
+	ck_assert_uint_eq(u->qbytes, 0);
+	ck_assert_uint_eq(b->refs, 4);
+	/* A short write cut the oldest frame: a close keeps that one message
+	 * (its frame must be finished), drops the rest, and refuses more. */
+	s->qsent = 5;
+	sessions_close(s);
+	struct outmsg *m = sessions_peek(s);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(m->offset, 0);
+	ck_assert_ptr_null(m->next);
+	ck_assert_uint_eq(s->qcount, 1);
+	ck_assert_uint_eq(s->qbytes, sessions_msg_cost(0, b));
+	ck_assert_uint_eq(s->qsent, 5);
+	ck_assert_uint_eq(b->refs, 2);
+	ck_assert_int_eq(sessions_offer_prefixed(&t, s, 3, -1, NULL, 0, b, 1u << 20),
+			 SESSION_NOT_LIVE);
+	/* Its frame done: popped, the count cleared, the reference dropped. */
+	sessions_pop_free(s);
+	ck_assert_uint_eq(s->qsent, 0);
+	ck_assert_ptr_null(sessions_peek(s));
+	ck_assert_uint_eq(s->qbytes, 0);
+	ck_assert_uint_eq(b->refs, 1);
+	/* Deleting a session frees a cut message too. */
+	struct session *v = live(&t, "k");
+	ck_assert_int_eq(sessions_offer_prefixed(&t, v, 0, -1, NULL, 0, b, 1u << 20),
+			 SESSION_QUEUED);
+	v->qsent = 1;
+	sessions_delete(&t, v);
+	ck_assert_uint_eq(b->refs, 1);
+	recbuf_unref(b);
+	sessions_free(&t);
+}
+END_TEST
+
 static Suite *recbuf_suite(void)
 {
 	Suite *s = suite_create("recbuf");
@@ -168,6 +218,7 @@ static Suite *recbuf_suite(void)
 	tcase_add_test(shared, test_shared_by_sessions);
 	tcase_add_test(shared, test_refused_takes_no_reference);
 	tcase_add_test(shared, test_push_inline);
+	tcase_add_test(shared, test_cut_head_survives_close);
 	suite_add_tcase(s, buf);
 	suite_add_tcase(s, shared);
 	return s;
