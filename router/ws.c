@@ -231,52 +231,9 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	return 0;
 }
 
-/* TLS: the pieces are gathered into TLS records of up to this many bytes
- * (one SSL_write each; a record per piece would cost a record header and
- * MAC per frame header). */
-#define WS_TLS_CHUNK (16 * 1024)
-
-/* A TLS socket's writev: the pieces gathered into chunks, each written with
- * tls_conn_write (SSL_write; partial writes and a moved buffer allowed, so a
- * retry from the same byte with more bytes after it is valid). */
-static ssize_t tls_writev(struct tls_conn *t, const struct iovec *iov, int iovcnt)
-{
-	static unsigned char chunk[WS_TLS_CHUNK];
-	size_t total = 0;
-	int k = 0;
-	size_t at = 0; /* into iov[k] */
-	while (k < iovcnt) {
-		size_t len = 0;
-		while (k < iovcnt && len < sizeof chunk) {
-			size_t take = iov[k].iov_len - at;
-			if (take > sizeof chunk - len)
-				take = sizeof chunk - len;
-			memcpy(chunk + len, (const unsigned char *)iov[k].iov_base + at, take);
-			len += take;
-			at += take;
-			if (at == iov[k].iov_len) {
-				k++;
-				at = 0;
-			}
-		}
-		if (!len)
-			break;
-		ssize_t n = tls_conn_write(t, chunk, len);
-		if (n < 0)
-			return total ? (ssize_t)total : -1;
-		total += (size_t)n;
-		if ((size_t)n < len)
-			break;
-	}
-	return (ssize_t)total;
-}
-
 ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
 	int fd = lws_get_socket_fd(c->wsi);
-	struct tls_conn *t = tls_conn_of(fd);
-	if (t)
-		return tls_writev(t, iov, iovcnt);
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 	ssize_t n;
 	do
@@ -322,10 +279,10 @@ static void message_copy(const struct outmsg *m, unsigned char *out)
 		memcpy(out + m->hlen, m->body->data, m->body->len);
 }
 
-/* A session that is not c->direct (permessage-deflate: lws compresses in
- * lws_write; or a socket recvhook could not watch): the oldest message goes
- * through lws_write whole, from a copy with LWS_PRE in front. Returns 0, or
- * -1 if the connection failed. */
+/* The oldest message through lws_write whole, from a copy with LWS_PRE in
+ * front: with permessage-deflate (lws compresses in lws_write), and a single
+ * message of a session that is not c->direct. Returns 0, or -1 if the
+ * connection failed. */
 static int write_lws(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
 {
 	struct outmsg *m = sessions_peek(s);
@@ -339,6 +296,29 @@ static int write_lws(struct router *r, struct lws *wsi, struct session *s, int64
 		return -1;
 	message_done(r, s, now_wall);
 	return 0;
+}
+
+/* A TLS session without permessage-deflate: the oldest messages framed
+ * here into one lws_write of up to WS_WRITE_BATCH_BYTES (lws sends it through
+ * send(), which recvhook routes to SSL_write); a single message, or one
+ * longer than half a batch, goes through write_lws. Returns 0, or -1 if the
+ * connection failed. */
+static int write_lws_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+{
+	struct outmsg *m = sessions_peek(s);
+	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2)
+		return write_lws(r, wsi, s, now_wall);
+	size_t len = 0;
+	unsigned char *out = r->wbuf + LWS_PRE;
+	while ((m = sessions_peek(s)) &&
+	       len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
+		len += wsframe_header(out + len, message_opcode(r, m), m->len);
+		message_copy(m, out + len);
+		len += m->len;
+		message_done(r, s, now_wall);
+	}
+	int n = lws_write(wsi, out, len, LWS_WRITE_RAW);
+	return n < (int)len ? -1 : 0;
 }
 
 /* The pieces of one writev (write_batch). */
@@ -506,13 +486,20 @@ static int write_queue(struct router *r, struct lws *wsi, struct conn *c)
 	struct session *s = c->s;
 	int64_t now_wall = now_wall_ms();
 	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
-		if (!c->direct) {
+		if (c->deflate) {
 			/* lws may still be sending a compressed message in
 			 * fragments (it calls back when done): one message per
 			 * callback. */
 			if (write_lws(r, wsi, s, now_wall) < 0)
 				return -1;
 			break;
+		}
+		if (!c->direct) {
+			if (write_lws_batch(r, wsi, s, now_wall) < 0)
+				return -1;
+			if (lws_send_pipe_choked(wsi))
+				break;
+			continue;
 		}
 		/* Something of lws's own (a ping's tail) goes first. */
 		if (lws_partial_buffered(wsi))
@@ -658,7 +645,11 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 			recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c) == 0;
 		c->rxh.before_send = ws_before_lws_send;
 		client_deflate_options(r, wsi, c);
-		if (c->deflate)
+		/* Not direct: with permessage-deflate (lws compresses), and
+		 * on TLS, where a write SSL_write could not finish must be
+		 * retried with the same bytes (OpenSSL), which a queue that a
+		 * close shrinks cannot promise; lws's buffer list does. */
+		if (c->deflate || tls_conn_of(lws_get_socket_fd(wsi)))
 			c->direct = false;
 		if (client_established(r, wsi, c) < 0)
 			return -1;

@@ -38,12 +38,15 @@ struct conn;
 
 /* Every byte the router itself writes to a client socket goes through this
  * one function: the records of a session's queue, frame headers and shared
- * values in one call. lws writes the rest through send(), interposed by
- * recvhook.c: the handshake, Close, Ping, Pong and compressed messages.
- * Nonblocking: returns the bytes written (possibly fewer than asked), or -1
- * with errno (EAGAIN: nothing fit). A plain socket: one sendmsg(); a TLS
- * socket (tls_conn_of): the pieces gathered into chunks of up to 16 KiB,
- * each through tls_conn_write (SSL_write). */
+ * values in one sendmsg() (MSG_DONTWAIT). Nonblocking: returns the bytes
+ * written (possibly fewer than asked), or -1 with errno (EAGAIN: nothing
+ * fit). Only for sessions that are conn.direct: plain sockets without
+ * permessage-deflate. lws writes everything else through send(), which
+ * recvhook.c interposes (SSL_write for TLS): the handshake, Close, Ping,
+ * Pong, compressed messages, and the records of a TLS session (framed by
+ * ws.c, one lws_write per batch). To write TLS here, the retry rule of
+ * SSL_write (after WANT_WRITE, the same bytes again) must hold across a
+ * close that drops the queue: keep the unfinished chunk in the connection. */
 ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt);
 
 /* The session of wsi got a first message in its queue: it is written at the
