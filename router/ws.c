@@ -431,7 +431,9 @@ static int write_batch(struct router *r, struct conn *c, struct session *s, int6
 }
 
 /* recvhook's before_send for a client socket: lws is about to write bytes
- * of its own; a frame a short write cut must be finished first. */
+ * of its own; a frame a short write cut must be finished first. Uses
+ * r->wbuf as scratch: only direct sessions have a cut frame, and lws never
+ * writes from r->wbuf for them (their Ping and Close come from the stack). */
 static int ws_before_lws_send(void *arg)
 {
 	struct conn *c = arg;
