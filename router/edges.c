@@ -10,7 +10,10 @@
 #include "router_int.h"
 #include "util.h"
 #include "wire.h"
+#include "ws.h"
 
+/* Each record's value is copied once, into a reference-counted buffer that
+ * every session of the key queues and ws.c writes from (recbuf.h). */
 static void on_deliver(struct router *r, struct link *l, const struct wire_msg *m)
 {
 	struct wire_record rec;
@@ -20,6 +23,7 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 			r->fenced += rec.nsids;
 			continue;
 		}
+		struct recbuf *body = NULL; /* made for the first session that queues it */
 		for (uint32_t j = 0; j < rec.nsids; j++) {
 			struct session *s = sessions_get(&r->sessions, wire_record_sid(&rec, j));
 			if (!s || s->edge != l->index) {
@@ -32,14 +36,16 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 			if (s->framed)
 				hlen = (size_t)snprintf(hdr, sizeof hdr, "d %u %lld\n",
 							rec.partition, (long long)rec.offset);
-			switch (sessions_offer_prefixed(
-				&r->sessions, s, rec.offset, rec.timestamp_ms, hdr, hlen,
-				rec.value.ptr, rec.value.len, (size_t)r->cfg->queue_bytes)) {
+			if (!body && rec.value.len)
+				body = recbuf_new(rec.value.ptr, rec.value.len);
+			switch (sessions_offer_prefixed(&r->sessions, s, rec.offset,
+							rec.timestamp_ms, hdr, hlen, body,
+							(size_t)r->cfg->queue_bytes)) {
 			case SESSION_QUEUED:
 				r->delivered++;
 				r->delivered_bytes += rec.value.len;
 				if (was_empty)
-					lws_callback_on_writable(s->conn);
+					ws_queued(r, s->conn);
 				if (s->qbytes >= (size_t)r->cfg->queue_bytes / 2)
 					pins_throttle(r, s);
 				break;
@@ -56,6 +62,7 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 				break;
 			}
 		}
+		recbuf_unref(body);
 	}
 }
 
@@ -89,7 +96,7 @@ static void send_status(struct router *r, struct session *s, const struct wire_s
 	if (!a->complete || s->foreign_position)
 		r->resumes_incomplete++;
 	if (was_empty)
-		lws_callback_on_writable(s->conn);
+		ws_queued(r, s->conn);
 }
 
 static void on_sub_ack(struct router *r, struct link *l, const struct wire_sub_ack *a)
@@ -283,6 +290,7 @@ void edges_drain(struct router *r)
 	for (int i = 0; i < r->nlinks; i++)
 		if (!r->links[i].retired)
 			drain_link(r, &r->links[i]);
+	ws_flush(r);
 }
 
 void edges_tick(struct router *r, int64_t now_ms)

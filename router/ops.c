@@ -109,6 +109,10 @@ static void collect(void *arg, struct metrics_writer *w)
 	       "Messages sent as binary frames by a text-mode router: not valid UTF-8",
 	       METRICS_COUNTER);
 	metrics_write_sample(w, (double)r->text_as_binary);
+	family(w, "kws_router_short_writes_total",
+	       "Client writes the socket took only in part (the cut frame stays queued until whole)",
+	       METRICS_COUNTER);
+	metrics_write_sample(w, (double)r->short_writes);
 	family(w, "kws_router_edge_links", "Links to edges, by state", METRICS_GAUGE);
 	int st[PEER_NSTATES] = { 0 };
 	for (int i = 0; i < r->nlinks; i++)

@@ -156,6 +156,14 @@ ssize_t send(int fd, const void *buf, size_t n, int flags)
 	send_fn real;
 	void *sym = next_sym(&cache, "send");
 	memcpy(&real, &sym, sizeof real);
+	struct recvhook **t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+	struct recvhook *h = NULL;
+	if (t && fd >= 0 && (size_t)fd < table_len)
+		h = __atomic_load_n(&t[fd], __ATOMIC_ACQUIRE);
+	if (h && h->before_send && h->before_send(h->arg) < 0) {
+		errno = EAGAIN;
+		return -1;
+	}
 	struct tls_conn *c = tls_conn_of(fd);
 	if (c)
 		return tls_conn_write(c, buf, n); /* flags: MSG_NOSIGNAL/DONTWAIT, as TLS does */

@@ -26,6 +26,14 @@ struct recvhook {
 	/* Called once, on the lws thread inside lws's read, when the client
 	 * sent an unmasked frame: ask lws to close with 1002 (do not free). */
 	void (*on_unmasked)(void *arg);
+	/* Optional (set after recvhook_watch): called by send() before any
+	 * bytes lws writes to the socket (its Pong, Ping, Close, buffered
+	 * rest), with arg. The router writes its own frames beside lws
+	 * (ws_sock_writev) and finishes one a short write cut here, so lws's
+	 * bytes never land inside it. Returns 0 when lws may write now, or
+	 * -1 (send() then fails with EAGAIN and lws keeps its bytes for the
+	 * next POLLOUT). */
+	int (*before_send)(void *arg);
 	void *arg;
 	int fd;
 };

@@ -254,7 +254,7 @@ int router_run(const struct router_config *cfg)
 	struct router r = { .cfg = cfg };
 	int rc = 1;
 	bool loop_up = false;
-	sessions_init(&r.sessions, LWS_PRE);
+	sessions_init(&r.sessions);
 	routes_init(&r.routes, 0, cfg->handover_ms, pins_on_moved, &r);
 	admission_rate_init(&r.rate, cfg->handshakes_per_ip);
 	r.wbuf = xmalloc(LWS_PRE + WS_WRITE_BATCH_BYTES);
@@ -383,6 +383,7 @@ out:
 	routes_free(&r.routes);
 	ident_free(r.ident);
 	free(r.wbuf);
+	free(r.flush);
 	linkauth_secret_free(&r.secret);
 	admission_rate_free(&r.rate);
 	sessions_free(&r.sessions);

@@ -49,6 +49,12 @@ struct conn {
 	lws_sorted_usec_list_t hangup;
 	struct recvhook rxh; /* unmasked frames and back-to-back Pings (recvhook.h) */
 	bool deflate;        /* permessage-deflate was offered and --deflate is on */
+	bool flush_listed;   /* on the router's flush list (ws_queued) */
+	/* Records are written by ws.c itself (ws_sock_writev), which needs
+	 * recvhook's before_send: false with permessage-deflate or an
+	 * unwatched socket (then lws_write, one message at a time). */
+	bool direct;
+	bool write_failed; /* a direct write failed: hang up at the next writeable */
 };
 
 /* A FIFO of connections (keepalive, ws.c). */
@@ -71,6 +77,10 @@ struct router {
 	struct linkauth_secret secret; /* --link-secret: proves the edges and us */
 	struct admission_rate rate;    /* handshake rate per source address */
 	unsigned char *wbuf;           /* LWS_PRE + WRITE_BATCH_BYTES: batched frames */
+	/* Connections whose queue got its first message since the last
+	 * ws_flush (ws.c): written directly after the edges' input. */
+	struct conn **flush;
+	size_t nflush, flush_cap;
 	/* Keepalive of our own, not lws's retry_and_idle_policy: lws 4.1 keeps
 	 * each connection's ping timer in one sorted list and inserts by walking
 	 * it, O(sessions) per ping and pong (issue 13). */
@@ -103,6 +113,7 @@ struct router {
 		upstream_bytes;
 	uint64_t resumes, resumes_incomplete, throttles, repins, moves, drained;
 	uint64_t text_as_binary; /* --message-type text: records sent binary (not UTF-8) */
+	uint64_t short_writes;   /* writes cut inside a frame (ws.c write_batch) */
 	size_t nthrottled;       /* sessions throttled now */
 	int64_t next_stall_check_ms;
 };

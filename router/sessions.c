@@ -21,27 +21,42 @@ const char *sessions_state_name(enum session_state s)
 	return "?";
 }
 
-void sessions_init(struct sessions *t, size_t headroom)
+void sessions_init(struct sessions *t)
 {
 	memset(t, 0, sizeof *t);
 	hmap_init(&t->by_sid);
 	hmap_init(&t->by_client);
 	t->next_sid = 1;
-	t->headroom = headroom;
 }
 
-static void queue_drop(struct session *s)
+static void msg_free(struct outmsg *m)
+{
+	recbuf_unref(m->body);
+	free(m);
+}
+
+/* Frees the queue; keep_started: except a head message cut by a short
+ * write (qsent > 0), whose frame must be finished. */
+static void queue_drop(struct session *s, bool keep_started)
 {
 	struct outmsg *m = s->qhead;
+	struct outmsg *kept = NULL;
+	if (m && keep_started && s->qsent) {
+		kept = m;
+		m = m->next;
+		kept->next = NULL;
+	}
 	while (m) {
 		struct outmsg *next = m->next;
-		free(m);
+		msg_free(m);
 		m = next;
 	}
-	s->qhead = NULL;
-	s->qtail = &s->qhead;
-	s->qbytes = 0;
-	s->qcount = 0;
+	s->qhead = kept;
+	s->qtail = kept ? &kept->next : &s->qhead;
+	s->qbytes = kept ? kept->cost : 0;
+	s->qcount = kept ? 1 : 0;
+	if (!kept)
+		s->qsent = 0;
 }
 
 void sessions_free(struct sessions *t)
@@ -98,7 +113,7 @@ void sessions_delete(struct sessions *t, struct session *s)
 		t->part[s->partition] = s->pnext;
 	if (s->pnext)
 		s->pnext->pprev = s->pprev;
-	queue_drop(s);
+	queue_drop(s, false);
 	free(s);
 	t->count--;
 }
@@ -177,38 +192,46 @@ int sessions_unpin(struct session *s)
 void sessions_close(struct session *s)
 {
 	s->state = SESSION_CLOSING;
-	queue_drop(s);
+	queue_drop(s, true);
 }
 
-static void enqueue(struct sessions *t, struct session *s, int64_t offset, int64_t ts,
-		    const void *prefix, size_t plen, const void *data, size_t len)
+size_t sessions_msg_cost(size_t hlen, const struct recbuf *body)
 {
-	struct outmsg *m = xmalloc(sizeof *m + t->headroom + plen + len);
+	return sizeof(struct outmsg) + hlen + (body ? recbuf_cost(body) : 0);
+}
+
+static void enqueue(struct session *s, int64_t offset, int64_t ts, const void *head, size_t hlen,
+		    struct recbuf *body)
+{
+	struct outmsg *m = xmalloc(sizeof *m + hlen);
 	m->next = NULL;
-	m->len = (uint32_t)(plen + len);
+	m->body = body ? recbuf_ref(body) : NULL;
+	m->hlen = (uint32_t)hlen;
+	m->len = (uint32_t)(hlen + (body ? body->len : 0));
+	m->cost = (uint32_t)sessions_msg_cost(hlen, body);
+	m->opcode = 0;
 	m->offset = offset;
 	m->timestamp_ms = ts;
-	if (plen)
-		memcpy(m->data + t->headroom, prefix, plen);
-	if (len)
-		memcpy(m->data + t->headroom + plen, data, len);
+	if (hlen)
+		memcpy(m->head, head, hlen);
 	*s->qtail = m;
 	s->qtail = &m->next;
-	s->qbytes += m->len;
+	s->qbytes += m->cost;
 	s->qcount++;
 }
 
 enum session_offer sessions_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
 					   int64_t timestamp_ms, const void *prefix, size_t plen,
-					   const void *data, size_t len, size_t max_bytes)
+					   struct recbuf *body, size_t max_bytes)
 {
+	(void)t;
 	if (s->state != SESSION_LIVE)
 		return SESSION_NOT_LIVE;
 	if (s->next_offset >= 0 && offset < s->next_offset)
 		return SESSION_DUPLICATE;
-	if (s->qbytes + plen + len > max_bytes)
+	if (s->qbytes + sessions_msg_cost(plen, body) > max_bytes)
 		return SESSION_OVERFLOW;
-	enqueue(t, s, offset, timestamp_ms, prefix, plen, data, len);
+	enqueue(s, offset, timestamp_ms, prefix, plen, body);
 	s->next_offset = offset + 1;
 	return SESSION_QUEUED;
 }
@@ -216,13 +239,17 @@ enum session_offer sessions_offer_prefixed(struct sessions *t, struct session *s
 enum session_offer sessions_offer(struct sessions *t, struct session *s, int64_t offset,
 				  const void *data, size_t len, size_t max_bytes)
 {
-	return sessions_offer_prefixed(t, s, offset, -1, NULL, 0, data, len, max_bytes);
+	struct recbuf *b = recbuf_new(data, len);
+	enum session_offer o = sessions_offer_prefixed(t, s, offset, -1, NULL, 0, b, max_bytes);
+	recbuf_unref(b);
+	return o;
 }
 
 void sessions_push(struct sessions *t, struct session *s, const void *data, size_t len)
 {
+	(void)t;
 	if (s->state != SESSION_CLOSING)
-		enqueue(t, s, -1, -1, NULL, 0, data, len);
+		enqueue(s, -1, -1, data, len, NULL);
 }
 
 struct outmsg *sessions_peek(struct session *s)
@@ -238,7 +265,8 @@ void sessions_pop_free(struct session *s)
 	s->qhead = m->next;
 	if (!s->qhead)
 		s->qtail = &s->qhead;
-	s->qbytes -= m->len;
+	s->qbytes -= m->cost;
 	s->qcount--;
-	free(m);
+	s->qsent = 0;
+	msg_free(m);
 }

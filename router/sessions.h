@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "hmap.h"
+#include "recbuf.h"
 
 /*
  *   WAITING --pin--> SUBSCRIBING --ack ok--> LIVE
@@ -27,14 +28,20 @@ enum session_state {
 };
 const char *sessions_state_name(enum session_state s);
 
-/* One message waiting to be written to the client. data[] starts with
- * `headroom` spare bytes (lws needs LWS_PRE before the payload). */
+/* One message waiting to be written to the client: its payload is
+ * head[0..hlen) (the kws.v1 position line, or a whole status line) followed
+ * by the record value body, shared with every other session that queued the
+ * same record (or none). */
 struct outmsg {
 	struct outmsg *next;
-	uint32_t len;
+	struct recbuf *body; /* one reference, or NULL */
+	uint32_t len;        /* payload bytes: hlen + body->len */
+	uint32_t hlen;
+	uint32_t cost;  /* what it counts in the session's qbytes (sessions_msg_cost) */
+	uint8_t opcode; /* the frame's opcode once the writer chose it, else 0 */
 	int64_t offset;
 	int64_t timestamp_ms; /* the record's Kafka timestamp, -1 if none */
-	unsigned char data[];
+	unsigned char head[];
 };
 
 struct session {
@@ -47,8 +54,13 @@ struct session {
 	int edge;            /* edge index it is pinned to, or -1 */
 	int64_t next_offset; /* position: next offset wanted, -1 = live (none yet) */
 	struct outmsg *qhead, **qtail;
-	size_t qbytes;
+	size_t qbytes; /* the sum of the queued messages' cost */
 	uint32_t qcount;
+	/* Bytes of the oldest message's frame already on the socket (the writer
+	 * sets it after a short write, sessions_pop_free clears it): a message
+	 * cut this way stays queued until its frame is whole, even when the
+	 * session closes, so nothing else lands inside the frame. */
+	uint32_t qsent;
 	void *conn;            /* the glue's connection handle */
 	bool framed;           /* kws.v1: messages carry their position */
 	bool throttled;        /* unsubscribed while its queue drains (slow client) */
@@ -67,11 +79,10 @@ struct sessions {
 	struct session **part; /* [nparts] heads of the partition lists */
 	uint32_t nparts;
 	uint64_t next_sid;
-	size_t headroom;
 	size_t count;
 };
 
-void sessions_init(struct sessions *t, size_t headroom);
+void sessions_init(struct sessions *t);
 /* Frees every session and its queue; accepts a zeroed table. */
 void sessions_free(struct sessions *t);
 
@@ -94,8 +105,10 @@ int sessions_pin(struct session *s, int edge); /* WAITING -> SUBSCRIBING */
 /* SUBSCRIBING -> LIVE. start_offset (SUB_ACK) becomes the position when the
  * session has none, or when it is lower (the position was past the end). */
 int sessions_acked(struct session *s, int64_t start_offset);
-int sessions_unpin(struct session *s);  /* SUBSCRIBING|LIVE -> WAITING */
-void sessions_close(struct session *s); /* any -> CLOSING, drops the queue */
+int sessions_unpin(struct session *s); /* SUBSCRIBING|LIVE -> WAITING */
+/* any -> CLOSING: drops the queue, except a message whose frame is partly
+ * written (qsent > 0), which stays for the writer to finish. */
+void sessions_close(struct session *s);
 
 /* Outcome of offering a record to a session. */
 enum session_offer {
@@ -104,20 +117,28 @@ enum session_offer {
 	SESSION_NOT_LIVE,   /* not LIVE (or CLOSING): dropped */
 	SESSION_OVERFLOW,   /* the queue would pass max_bytes: not queued */
 };
-/* Offers record (offset, data[0..len)) to s: checks state and position,
- * copies it into the queue unless it would exceed max_bytes, and advances the
- * position. */
-enum session_offer sessions_offer(struct sessions *t, struct session *s, int64_t offset,
-				  const void *data, size_t len, size_t max_bytes);
-/* The same, with prefix[0..plen) written before the data in one message (the
- * kws.v1 header line). The prefix counts against max_bytes. */
+/* What one queued message counts against a session's bound: the message
+ * itself (its struct and head) and the whole shared buffer it points into,
+ * as if no other session shared it, so that a queue's bound also bounds
+ * the memory its queue alone would keep alive. */
+size_t sessions_msg_cost(size_t hlen, const struct recbuf *body);
+/* Offers the record at offset to s: checks state and position, queues
+ * prefix[0..plen) (copied; the kws.v1 position line) followed by body (a
+ * reference is taken; body may be NULL for an empty value) unless the
+ * queue's cost would pass max_bytes, and advances the position. The prefix
+ * and the shared buffer count against max_bytes (sessions_msg_cost). */
 enum session_offer sessions_offer_prefixed(struct sessions *t, struct session *s, int64_t offset,
 					   int64_t timestamp_ms, const void *prefix, size_t plen,
-					   const void *data, size_t len, size_t max_bytes);
+					   struct recbuf *body, size_t max_bytes);
+/* The same without a prefix or timestamp, for data[0..len) (copied into a
+ * buffer of its own). */
+enum session_offer sessions_offer(struct sessions *t, struct session *s, int64_t offset,
+				  const void *data, size_t len, size_t max_bytes);
 /* Queues a message that is not a record (a kws.v1 status line): no state or
  * position check, no limit. */
 void sessions_push(struct sessions *t, struct session *s, const void *data, size_t len);
-/* The oldest queued message, or NULL; then sessions_pop_free to consume it. */
+/* The oldest queued message, or NULL; then sessions_pop_free to consume it
+ * (which drops its reference to the shared buffer). */
 struct outmsg *sessions_peek(struct session *s);
 void sessions_pop_free(struct session *s);
 

@@ -1,21 +1,31 @@
 /* ws: see ws.h. */
 #include "ws.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "door.h"
 #include "edges.h"
 #include "handshake.h"
 #include "pins.h"
 #include "router_int.h"
+#include "tls.h"
 #include "util.h"
 #include "wsframe.h"
 
 #define WRITES_PER_CALLBACK 16
+/* One writev: at most this many pieces (a frame header with the small parts
+ * of its message copied beside it, and the shared record value), and record
+ * values up to WS_COPY_MAX bytes are copied beside their header rather than
+ * given a piece of their own (a piece costs the kernel more than copying a
+ * few hundred bytes). */
+#define WS_IOV_MAX 128
+#define WS_COPY_MAX 256
 /* The window of the router's own compressor (2^10 = 1 KiB) and its zlib
  * memLevel: about 12 KiB of zlib state per session that has received a
  * message, instead of 256 KiB at zlib's defaults (15, 8). A smaller window
@@ -221,54 +231,232 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	return 0;
 }
 
-/* The frame type of a queued message: the router's --message-type, except
- * that a text-mode router sends a message that is not valid UTF-8 as a
- * binary frame (RFC 6455 5.6: a text frame's payload is UTF-8; a client
- * would fail the connection), and counts it (text_as_binary). */
-static unsigned message_opcode(struct router *r, const struct outmsg *m)
+ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
-	if (!r->cfg->text)
-		return WSFRAME_BINARY;
-	if (wsframe_utf8_valid(m->data + LWS_PRE, m->len))
-		return WSFRAME_TEXT;
-	r->text_as_binary++;
-	return WSFRAME_BINARY;
+	int fd = lws_get_socket_fd(c->wsi);
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+	ssize_t n;
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n;
 }
 
-/* Writes the session's oldest queued messages: as many as fit in one
- * WS_WRITE_BATCH_BYTES write, framed here (wsframe_header), so one send()
- * carries many messages. A single message goes through lws_write as usual.
- * Only while no Close went out or came in (client_writeable checks).
- * Returns 0, or -1 if the connection failed. */
-static int write_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+/* The frame type of a queued message, chosen once per message: the
+ * router's --message-type, except that a text-mode router sends a message
+ * that is not valid UTF-8 as a binary frame (RFC 6455 5.6: a text frame's
+ * payload is UTF-8; a client would fail the connection), and counts it
+ * (text_as_binary). The shared value is checked once for all sessions; a
+ * valid head followed by a valid value is valid UTF-8. */
+static unsigned message_opcode(struct router *r, struct outmsg *m)
+{
+	if (m->opcode)
+		return m->opcode;
+	m->opcode = WSFRAME_BINARY;
+	if (r->cfg->text) {
+		if (wsframe_utf8_valid(m->head, m->hlen) && (!m->body || recbuf_utf8(m->body)))
+			m->opcode = WSFRAME_TEXT;
+		else
+			r->text_as_binary++;
+	}
+	return m->opcode;
+}
+
+/* The message has gone out: its delay, and off the queue. */
+static void message_done(struct router *r, struct session *s, int64_t now_wall)
 {
 	struct outmsg *m = sessions_peek(s);
-	struct conn *c = lws_wsi_user(wsi);
-	/* With permessage-deflate lws compresses in lws_write: no raw batch. */
-	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2 || c->deflate) {
-		int n = lws_write(wsi, m->data + LWS_PRE, m->len,
-				  message_opcode(r, m) == WSFRAME_TEXT ? LWS_WRITE_TEXT
-								       : LWS_WRITE_BINARY);
-		if (n < (int)m->len)
-			return -1;
-		if (m->timestamp_ms >= 0)
-			metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
-		sessions_pop_free(s);
-		return 0;
-	}
+	if (m->timestamp_ms >= 0)
+		metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
+	sessions_pop_free(s);
+}
+
+/* Copies m's payload (head, then value) to out. */
+static void message_copy(const struct outmsg *m, unsigned char *out)
+{
+	memcpy(out, m->head, m->hlen);
+	if (m->body)
+		memcpy(out + m->hlen, m->body->data, m->body->len);
+}
+
+/* The oldest message through lws_write whole, from a copy with LWS_PRE in
+ * front: with permessage-deflate (lws compresses in lws_write), and a single
+ * message of a session that is not c->direct. Returns 0, or -1 if the
+ * connection failed. */
+static int write_lws(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+{
+	struct outmsg *m = sessions_peek(s);
+	unsigned char *buf = m->len <= WS_WRITE_BATCH_BYTES ? r->wbuf : xmalloc(LWS_PRE + m->len);
+	message_copy(m, buf + LWS_PRE);
+	int n = lws_write(wsi, buf + LWS_PRE, m->len,
+			  message_opcode(r, m) == WSFRAME_TEXT ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+	if (buf != r->wbuf)
+		free(buf);
+	if (n < (int)m->len)
+		return -1;
+	message_done(r, s, now_wall);
+	return 0;
+}
+
+/* A TLS session without permessage-deflate: the oldest messages framed
+ * here into one lws_write of up to WS_WRITE_BATCH_BYTES (lws sends it through
+ * send(), which recvhook routes to SSL_write); a single message, or one
+ * longer than half a batch, goes through write_lws. Returns 0, or -1 if the
+ * connection failed. */
+static int write_lws_batch(struct router *r, struct lws *wsi, struct session *s, int64_t now_wall)
+{
+	struct outmsg *m = sessions_peek(s);
+	if (!m->next || m->len > WS_WRITE_BATCH_BYTES / 2)
+		return write_lws(r, wsi, s, now_wall);
 	size_t len = 0;
 	unsigned char *out = r->wbuf + LWS_PRE;
 	while ((m = sessions_peek(s)) &&
 	       len + WSFRAME_MAX_HEADER + m->len <= WS_WRITE_BATCH_BYTES) {
 		len += wsframe_header(out + len, message_opcode(r, m), m->len);
-		memcpy(out + len, m->data + LWS_PRE, m->len);
+		message_copy(m, out + len);
 		len += m->len;
-		if (m->timestamp_ms >= 0)
-			metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
-		sessions_pop_free(s);
+		message_done(r, s, now_wall);
 	}
 	int n = lws_write(wsi, out, len, LWS_WRITE_RAW);
 	return n < (int)len ? -1 : 0;
+}
+
+/* The pieces of one writev (write_batch). */
+struct batch {
+	struct iovec iov[WS_IOV_MAX];
+	int n;
+	size_t bytes;           /* the frames' bytes in iov */
+	unsigned char *scratch; /* headers and small parts: r->wbuf */
+	size_t used;
+	uint32_t msgs;
+};
+
+static void batch_add(struct batch *b, const void *p, size_t len)
+{
+	if (!len)
+		return;
+	struct iovec *last = b->n ? &b->iov[b->n - 1] : NULL;
+	if (last && (const unsigned char *)last->iov_base + last->iov_len == p) {
+		last->iov_len += len;
+	} else {
+		b->iov[b->n].iov_base = (void *)p;
+		b->iov[b->n].iov_len = len;
+		b->n++;
+	}
+	b->bytes += len;
+}
+
+/* Adds p[0..len) by reference, or copied into the scratch when small. */
+static void batch_piece(struct batch *b, const unsigned char *p, size_t len)
+{
+	if (len > WS_COPY_MAX) {
+		batch_add(b, p, len);
+		return;
+	}
+	memcpy(b->scratch + b->used, p, len);
+	batch_add(b, b->scratch + b->used, len);
+	b->used += len;
+}
+
+/* Adds m's frame (header, head, value) from its byte `skip` on (what a
+ * short write left) unless the batch is full; returns whether it did. The
+ * first message always fits. */
+static bool batch_message(struct router *r, struct batch *b, struct outmsg *m, size_t skip)
+{
+	if (b->msgs && (b->n + 3 > WS_IOV_MAX ||
+			b->used + WSFRAME_MAX_HEADER + 2 * WS_COPY_MAX > WS_WRITE_BATCH_BYTES ||
+			b->bytes + WSFRAME_MAX_HEADER + m->len > WS_WRITE_BATCH_BYTES))
+		return false;
+	unsigned char h[WSFRAME_MAX_HEADER];
+	const struct iovec piece[3] = {
+		{ h, wsframe_header(h, message_opcode(r, m), m->len) },
+		{ m->head, m->hlen },
+		{ m->body ? m->body->data : NULL, m->body ? m->body->len : 0 },
+	};
+	for (int k = 0; k < 3; k++) {
+		size_t len = piece[k].iov_len;
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		batch_piece(b, (const unsigned char *)piece[k].iov_base + skip, len - skip);
+		skip = 0;
+	}
+	b->msgs++;
+	return true;
+}
+
+/* Writes the session's oldest queued messages in one writev (ws_sock_writev):
+ * frame headers made here (wsframe_header) between the shared record values,
+ * which are not copied. A short write leaves the cut message at the head of
+ * the queue with s->qsent saying how much of its frame went; the next write
+ * starts there, and lws's own bytes wait for it (ws_before_lws_send). Only
+ * while lws has nothing of its own waiting (write_queue checks). Returns 1
+ * if everything went (try again), 0 if the socket is full (lws calls back
+ * when it is writeable), -1 if the connection failed. */
+static int write_batch(struct router *r, struct conn *c, struct session *s, int64_t now_wall)
+{
+	struct batch b;
+	b.n = 0;
+	b.bytes = b.used = 0;
+	b.msgs = 0;
+	b.scratch = r->wbuf + LWS_PRE;
+	size_t skip = s->qsent;
+	for (struct outmsg *m = sessions_peek(s); m && batch_message(r, &b, m, skip); m = m->next)
+		skip = 0;
+	ssize_t n = ws_sock_writev(c, b.iov, b.n);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			lws_callback_on_writable(c->wsi);
+			return 0;
+		}
+		return -1;
+	}
+	size_t left = (size_t)n;
+	for (uint32_t k = 0; k < b.msgs; k++) {
+		struct outmsg *m = sessions_peek(s);
+		size_t rest = wsframe_header_len(m->len) + m->len - s->qsent;
+		if (left < rest) {
+			if (left) {
+				s->qsent += (uint32_t)left;
+				r->short_writes++;
+			}
+			lws_callback_on_writable(c->wsi);
+			return 0;
+		}
+		left -= rest;
+		message_done(r, s, now_wall);
+	}
+	return 1;
+}
+
+/* recvhook's before_send for a client socket: lws is about to write bytes
+ * of its own; a frame a short write cut must be finished first. Uses
+ * r->wbuf as scratch: only direct sessions have a cut frame, and lws never
+ * writes from r->wbuf for them (their Ping and Close come from the stack). */
+static int ws_before_lws_send(void *arg)
+{
+	struct conn *c = arg;
+	struct session *s = c->s;
+	if (!s || !s->qsent)
+		return 0;
+	struct router *r = router_of(c->wsi);
+	struct batch b;
+	b.n = 0;
+	b.bytes = b.used = 0;
+	b.msgs = 0;
+	b.scratch = r->wbuf + LWS_PRE;
+	struct outmsg *m = sessions_peek(s);
+	batch_message(r, &b, m, s->qsent);
+	ssize_t n = ws_sock_writev(c, b.iov, b.n);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < b.bytes) {
+		s->qsent += (uint32_t)n;
+		return -1;
+	}
+	message_done(r, s, now_wall_ms());
+	return 0;
 }
 
 /* Writes the close frame (c->close_code, c->close_reason) and returns -1 so
@@ -292,9 +480,51 @@ static int send_close(struct lws *wsi, const struct conn *c)
 	return -1;
 }
 
+/* Writes the session's queue as far as the socket takes it (ping and close
+ * already handled), and lets a throttled session resubscribe once its queue
+ * has drained. Returns 0, or -1 if the connection failed. */
+static int write_queue(struct router *r, struct lws *wsi, struct conn *c)
+{
+	struct session *s = c->s;
+	int64_t now_wall = now_wall_ms();
+	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
+		if (c->deflate) {
+			/* lws may still be sending a compressed message in
+			 * fragments (it calls back when done): one message per
+			 * callback. */
+			if (write_lws(r, wsi, s, now_wall) < 0)
+				return -1;
+			break;
+		}
+		if (!c->direct) {
+			if (write_lws_batch(r, wsi, s, now_wall) < 0)
+				return -1;
+			if (lws_send_pipe_choked(wsi))
+				break;
+			continue;
+		}
+		/* Something of lws's own (a ping's tail) goes first. */
+		if (lws_partial_buffered(wsi))
+			break;
+		int rc = write_batch(r, c, s, now_wall);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			break;
+	}
+	if (s->throttled) {
+		s->last_write_ms = now_mono_ms();
+		if (s->qbytes <= (size_t)r->cfg->queue_bytes / 8)
+			pins_unthrottle(r, s);
+	}
+	if (sessions_peek(s))
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
 static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 {
-	if (c->ka_hangup)
+	if (c->ka_hangup || c->write_failed)
 		return -1;
 	if (c->close_code)
 		return send_close(wsi, c);
@@ -310,24 +540,47 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 		start_closing(r, c);
 	if (!c->s || c->closing)
 		return 0;
-	struct session *s = c->s;
-	int64_t now_wall = now_wall_ms();
-	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
-		if (write_batch(r, wsi, s, now_wall) < 0)
-			return -1;
-		/* lws may still be sending a compressed message in fragments
-		 * (it calls back when done): one message per callback. */
-		if (c->deflate || lws_send_pipe_choked(wsi))
-			break;
+	return write_queue(r, wsi, c);
+}
+
+void ws_queued(struct router *r, struct lws *wsi)
+{
+	struct conn *c = lws_wsi_user(wsi);
+	if (c->flush_listed)
+		return;
+	if (r->nflush == r->flush_cap) {
+		r->flush_cap = r->flush_cap ? 2 * r->flush_cap : 256;
+		r->flush = xrealloc(r->flush, r->flush_cap * sizeof *r->flush);
 	}
-	if (s->throttled) {
-		s->last_write_ms = now_mono_ms();
-		if (s->qbytes <= (size_t)r->cfg->queue_bytes / 8)
-			pins_unthrottle(r, s);
+	r->flush[r->nflush++] = c;
+	c->flush_listed = true;
+}
+
+void ws_flush(struct router *r)
+{
+	/* write_queue may close sessions (pins_unthrottle) but frees no
+	 * connection: entries stay valid until client_closed unlists them. */
+	for (size_t i = 0; i < r->nflush; i++) {
+		struct conn *c = r->flush[i];
+		if (!c)
+			continue;
+		c->flush_listed = false;
+		struct lws *wsi = c->wsi;
+		/* Only what the writeable callback would write right away:
+		 * the queue, when no ping, Close or hang-up is due and lws has
+		 * nothing of its own waiting (its frames stay whole). */
+		if (!c->s || c->closing || c->close_code || c->ka_hangup || c->ka_ping_due ||
+		    c->write_failed || !c->direct || lws_partial_buffered(wsi) ||
+		    lws_get_close_length(wsi) > 0) {
+			lws_callback_on_writable(wsi);
+			continue;
+		}
+		if (write_queue(r, wsi, c) < 0) {
+			c->write_failed = true;
+			lws_callback_on_writable(wsi);
+		}
 	}
-	if (sessions_peek(s))
-		lws_callback_on_writable(wsi);
-	return 0;
+	r->nflush = 0;
 }
 
 /* The client's Close (lws answers it unless we return -1). RFC 6455 5.5.1:
@@ -348,6 +601,10 @@ static int client_close_received(struct router *r, struct lws *wsi, struct conn 
 static void client_closed(struct router *r, struct conn *c)
 {
 	ka_unlink(c);
+	for (size_t i = 0; c->flush_listed && i < r->nflush; i++)
+		if (r->flush[i] == c)
+			r->flush[i] = NULL;
+	c->flush_listed = false;
 	lws_sul_cancel(&c->hangup);
 	recvhook_unwatch(&c->rxh);
 	if (c->s) {
@@ -386,8 +643,16 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	}
 		memset(c, 0, sizeof *c);
 		c->wsi = wsi;
-		recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c);
+		c->direct =
+			recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c) == 0;
+		c->rxh.before_send = ws_before_lws_send;
 		client_deflate_options(r, wsi, c);
+		/* Not direct: with permessage-deflate (lws compresses), and
+		 * on TLS, where a write SSL_write could not finish must be
+		 * retried with the same bytes (OpenSSL), which a queue that a
+		 * close shrinks cannot promise; lws's buffer list does. */
+		if (c->deflate || tls_conn_of(lws_get_socket_fd(wsi)))
+			c->direct = false;
 		if (client_established(r, wsi, c) < 0)
 			return -1;
 		ka_touch(r, c);

@@ -8,6 +8,8 @@
 #define KWS_ROUTER_WS_H
 
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <libwebsockets.h>
 
@@ -32,6 +34,30 @@
 extern const struct lws_protocols ws_protocols[];
 
 struct router;
+struct conn;
+
+/* Every byte the router itself writes to a client socket goes through this
+ * one function: the records of a session's queue, frame headers and shared
+ * values in one sendmsg() (MSG_DONTWAIT). Nonblocking: returns the bytes
+ * written (possibly fewer than asked), or -1 with errno (EAGAIN: nothing
+ * fit). Only for sessions that are conn.direct: plain sockets without
+ * permessage-deflate. lws writes everything else through send(), which
+ * recvhook.c interposes (SSL_write for TLS): the handshake, Close, Ping,
+ * Pong, compressed messages, and the records of a TLS session (framed by
+ * ws.c, one lws_write per batch). To write TLS here, the retry rule of
+ * SSL_write (after WANT_WRITE, the same bytes again) must hold across a
+ * close that drops the queue: keep the unfinished chunk in the connection. */
+ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt);
+
+/* The session of wsi got a first message in its queue: it is written at the
+ * next ws_flush (directly, without a trip through the event loop, when lws
+ * has nothing of its own to send), else in its writeable callback. */
+void ws_queued(struct router *r, struct lws *wsi);
+/* Writes the queues of the connections ws_queued named since the last
+ * call, as far as their sockets take them; asks lws for a writeable
+ * callback for the rest. On the loop, after a batch of edge input. */
+void ws_flush(struct router *r);
+
 /* Hands the connections whose head the door has read to lws, head first
  * (lws parses it as if it had read it; it may call back into the protocol
  * callback for them right here). On the loop, when woken. */

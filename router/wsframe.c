@@ -19,6 +19,11 @@ size_t wsframe_header(unsigned char *out, unsigned opcode, uint64_t len)
 	return n;
 }
 
+size_t wsframe_header_len(uint64_t len)
+{
+	return len < 126 ? 2 : len < 65536 ? 4 : 10;
+}
+
 bool wsframe_utf8_valid(const unsigned char *p, size_t len)
 {
 	size_t i = 0;

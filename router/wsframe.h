@@ -23,6 +23,9 @@
  * 126), 4 (len < 65536) or 10. */
 size_t wsframe_header(unsigned char *out, unsigned opcode, uint64_t len);
 
+/* The length of the header wsframe_header writes for a payload of len. */
+size_t wsframe_header_len(uint64_t len);
+
 /* True if p[0..len) is valid UTF-8 (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF), as a text frame's payload must be
  * (RFC 6455 5.6). Any byte values, control characters included. */

@@ -413,6 +413,11 @@ class Bench:
             for part in args.ladder.split(";"):
                 size, _, rates = part.partition(":")
                 self.P["ladder"][int(size)] = [int(x) for x in rates.split(",") if x]
+        if args.drain_count:   # e.g. "4096:48"
+            self.P["drain_count"] = dict(self.P["drain_count"])
+            for part in args.drain_count.split(","):
+                size, _, n = part.partition(":")
+                self.P["drain_count"][int(size)] = int(n)
         if args.mem_counts:   # e.g. "1000,18000"
             self.P["mem_counts"] = [int(x) for x in args.mem_counts.split(",") if x]
         self.build = os.path.abspath(args.build)
@@ -762,14 +767,15 @@ class Bench:
             out["sizes"][str(size)] = S
             # Interleaved: at each rate the floor's step and the system's step
             # run back to back, under the same machine conditions.
-            S["kfloor"], S["e2e"] = self.ladders(
-                [("kfloor", lambda r, a: self.step_kfloor(r, size, a)),
-                 ("e2e", lambda r, a: self.step_e2e(router, r, size, a))], rates)
-            # The short saturation runs are noisy here: each (system and
-            # floor alike) runs P["trials"] times and the best counts.
-            S["wsfloor"] = best_of([self.step_wsfloor(size) for _ in range(P["trials"])])
-            S["wsfloor_batch"] = best_of([self.step_wsfloor(size, batch=65536)
-                                          for _ in range(P["trials"])])
+            if not self.args.drains_only:
+                S["kfloor"], S["e2e"] = self.ladders(
+                    [("kfloor", lambda r, a: self.step_kfloor(r, size, a)),
+                     ("e2e", lambda r, a: self.step_e2e(router, r, size, a))], rates)
+                # The short saturation runs are noisy here: each (system and
+                # floor alike) runs P["trials"] times and the best counts.
+                S["wsfloor"] = best_of([self.step_wsfloor(size) for _ in range(P["trials"])])
+                S["wsfloor_batch"] = best_of([self.step_wsfloor(size, batch=65536)
+                                              for _ in range(P["trials"])])
             drains = [self.drain(size, i) for i in range(P["trials"])]
             S["drain"] = {"e2e": best_of([d["e2e"] for d in drains]),
                           "kfloor": best_of([d["kfloor"] for d in drains])}
@@ -1578,6 +1584,13 @@ def main():
                     "(default tests/bench)")
     ap.add_argument("--only", default="", help="comma-separated sections: a,b,c,d")
     ap.add_argument("--no-build", action="store_true", help="do not run ninja first")
+    ap.add_argument("--drain-count", metavar="SIZE:N,SIZE:N",
+                    help="records per client in section c's drains, e.g. '4096:48' (default: "
+                         "the profile's; at 12 the 4 KiB drain lasts about 0.15 s, where 10 ms "
+                         "CPU ticks and the edge waking from SIGSTOP weigh)")
+    ap.add_argument("--drains-only", action="store_true",
+                    help="section c runs only its drains (each size, P trials): the A/B of "
+                         "issue 13 item 5 in a few minutes; with --only c")
     ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
                     help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
     ap.add_argument("--mem-counts", metavar="N,N",

@@ -8,13 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HEADROOM 16
+/* A bound no test reaches. */
+#define BIG (1u << 20)
 
 static struct sessions T;
 
+/* What a queued record of len bytes (no prefix, a buffer of its own) counts
+ * in qbytes. */
+static size_t cost(size_t len)
+{
+	return sessions_msg_cost(0, NULL) + sizeof(struct recbuf) + len;
+}
+
+/* The payload of a message queued by sessions_offer (no prefix). */
+static const unsigned char *payload(const struct outmsg *m)
+{
+	ck_assert_uint_eq(m->hlen, 0);
+	ck_assert_ptr_nonnull(m->body);
+	return m->body->data;
+}
+
 static void setup(void)
 {
-	sessions_init(&T, HEADROOM);
+	sessions_init(&T);
 }
 
 static void teardown(void)
@@ -415,7 +431,7 @@ START_TEST(test_acked)
 	ck_assert_int_eq(s->next_offset, 42);
 
 	/* Known position kept across unpin / pin / ack from a later start. */
-	ck_assert_int_eq(sessions_offer(&T, s, 100, "x", 1, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 100, "x", 1, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 101);
 	ck_assert_int_eq(sessions_unpin(s), 0);
 	ck_assert_int_eq(s->next_offset, 101);
@@ -432,7 +448,7 @@ START_TEST(test_acked)
 	ck_assert_int_eq(sessions_pin(s, 2), 0);
 	ck_assert_int_eq(sessions_acked(s, 50), 0);
 	ck_assert_int_eq(s->next_offset, 50);
-	ck_assert_int_eq(sessions_offer(&T, s, 50, "y", 1, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 50, "y", 1, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 51);
 
 	/* Not from CLOSING. */
@@ -449,9 +465,9 @@ START_TEST(test_acked_unknown_start)
 	struct session *s = create("a", 0);
 	make_live(s, -1);
 	ck_assert_int_eq(s->next_offset, -1);
-	ck_assert_int_eq(sessions_offer(&T, s, 777, "x", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 777, "x", 1, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 778);
-	ck_assert_int_eq(sessions_offer(&T, s, 777, "x", 1, 100), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 777, "x", 1, BIG), SESSION_DUPLICATE);
 }
 END_TEST
 
@@ -488,8 +504,8 @@ START_TEST(test_close_any_state)
 	struct session *c = create("c", 0);
 	ck_assert_int_eq(sessions_pin(sub, 0), 0);
 	make_live(l, 0);
-	ck_assert_int_eq(sessions_offer(&T, l, 0, "abc", 3, 100), SESSION_QUEUED);
-	ck_assert_int_eq(sessions_offer(&T, l, 1, "defg", 4, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, l, 0, "abc", 3, BIG), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, l, 1, "defg", 4, BIG), SESSION_QUEUED);
 	sessions_close(c);
 
 	struct session *all[] = { w, sub, l, c };
@@ -500,7 +516,7 @@ START_TEST(test_close_any_state)
 		ck_assert_uint_eq(all[i]->qbytes, 0);
 		ck_assert_uint_eq(all[i]->qcount, 0);
 		/* Nothing more is queued. */
-		ck_assert_int_eq(sessions_offer(&T, all[i], 100, "z", 1, 100), SESSION_NOT_LIVE);
+		ck_assert_int_eq(sessions_offer(&T, all[i], 100, "z", 1, BIG), SESSION_NOT_LIVE);
 		ck_assert_ptr_null(sessions_peek(all[i]));
 		ck_assert_uint_eq(all[i]->qcount, 0);
 		/* Still in the table until deleted. */
@@ -531,9 +547,9 @@ END_TEST
 START_TEST(test_offer_not_live)
 {
 	struct session *s = create("a", 0);
-	ck_assert_int_eq(sessions_offer(&T, s, 0, "x", 1, 100), SESSION_NOT_LIVE);
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "x", 1, BIG), SESSION_NOT_LIVE);
 	ck_assert_int_eq(sessions_pin(s, 0), 0);
-	ck_assert_int_eq(sessions_offer(&T, s, 0, "x", 1, 100), SESSION_NOT_LIVE);
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "x", 1, BIG), SESSION_NOT_LIVE);
 	ck_assert_ptr_null(sessions_peek(s));
 	ck_assert_uint_eq(s->qcount, 0);
 	ck_assert_uint_eq(s->qbytes, 0);
@@ -541,9 +557,9 @@ START_TEST(test_offer_not_live)
 
 	/* LIVE, then unpinned: not live any more, the queue stays. */
 	ck_assert_int_eq(sessions_acked(s, 0), 0);
-	ck_assert_int_eq(sessions_offer(&T, s, 0, "x", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "x", 1, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(sessions_unpin(s), 0);
-	ck_assert_int_eq(sessions_offer(&T, s, 1, "y", 1, 100), SESSION_NOT_LIVE);
+	ck_assert_int_eq(sessions_offer(&T, s, 1, "y", 1, BIG), SESSION_NOT_LIVE);
 	ck_assert_uint_eq(s->qcount, 1);
 	ck_assert_int_eq(s->next_offset, 1);
 }
@@ -553,22 +569,22 @@ START_TEST(test_offer_position)
 {
 	struct session *s = create("a", 0);
 	make_live(s, 10);
-	ck_assert_int_eq(sessions_offer(&T, s, 9, "a", 1, 100), SESSION_DUPLICATE);
-	ck_assert_int_eq(sessions_offer(&T, s, 0, "a", 1, 100), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 9, "a", 1, BIG), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "a", 1, BIG), SESSION_DUPLICATE);
 	ck_assert_int_eq(s->next_offset, 10);
 	ck_assert_uint_eq(s->qcount, 0);
 
-	ck_assert_int_eq(sessions_offer(&T, s, 10, "b", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 10, "b", 1, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 11);
-	ck_assert_int_eq(sessions_offer(&T, s, 10, "b", 1, 100), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 10, "b", 1, BIG), SESSION_DUPLICATE);
 	/* A gap is fine (compacted or filtered offsets). */
-	ck_assert_int_eq(sessions_offer(&T, s, 15, "c", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 15, "c", 1, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 16);
-	ck_assert_int_eq(sessions_offer(&T, s, 12, "d", 1, 100), SESSION_DUPLICATE);
-	ck_assert_int_eq(sessions_offer(&T, s, 16, "e", 1, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 12, "d", 1, BIG), SESSION_DUPLICATE);
+	ck_assert_int_eq(sessions_offer(&T, s, 16, "e", 1, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(s->next_offset, 17);
 	ck_assert_uint_eq(s->qcount, 3);
-	ck_assert_uint_eq(s->qbytes, 3);
+	ck_assert_uint_eq(s->qbytes, 3 * cost(1));
 }
 END_TEST
 
@@ -576,10 +592,11 @@ START_TEST(test_offer_overflow)
 {
 	struct session *s = create("a", 0);
 	make_live(s, 0);
-	ck_assert_int_eq(sessions_offer(&T, s, 0, "123456", 6, 10), SESSION_QUEUED);
-	ck_assert_int_eq(sessions_offer(&T, s, 1, "12345", 5, 10), SESSION_OVERFLOW);
+	size_t max = cost(6) + cost(4); /* room for exactly 6 and 4 bytes */
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "123456", 6, max), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 1, "12345", 5, max), SESSION_OVERFLOW);
 	ck_assert_uint_eq(s->qcount, 1);
-	ck_assert_uint_eq(s->qbytes, 6);
+	ck_assert_uint_eq(s->qbytes, cost(6));
 	ck_assert_int_eq(s->next_offset, 1);
 	struct outmsg *m = sessions_peek(s);
 	ck_assert_ptr_nonnull(m);
@@ -587,19 +604,19 @@ START_TEST(test_offer_overflow)
 	ck_assert_ptr_null(m->next);
 
 	/* Exactly max fits. */
-	ck_assert_int_eq(sessions_offer(&T, s, 1, "1234", 4, 10), SESSION_QUEUED);
-	ck_assert_uint_eq(s->qbytes, 10);
+	ck_assert_int_eq(sessions_offer(&T, s, 1, "1234", 4, max), SESSION_QUEUED);
+	ck_assert_uint_eq(s->qbytes, max);
 	ck_assert_uint_eq(s->qcount, 2);
-	ck_assert_int_eq(sessions_offer(&T, s, 2, "1", 1, 10), SESSION_OVERFLOW);
-	ck_assert_uint_eq(s->qbytes, 10);
+	ck_assert_int_eq(sessions_offer(&T, s, 2, "1", 1, max), SESSION_OVERFLOW);
+	ck_assert_uint_eq(s->qbytes, max);
 	ck_assert_uint_eq(s->qcount, 2);
 	ck_assert_int_eq(s->next_offset, 2);
 
 	/* After a pop there is room again; the refused offset is still wanted. */
 	sessions_pop_free(s);
-	ck_assert_uint_eq(s->qbytes, 4);
-	ck_assert_int_eq(sessions_offer(&T, s, 2, "123456", 6, 10), SESSION_QUEUED);
-	ck_assert_uint_eq(s->qbytes, 10);
+	ck_assert_uint_eq(s->qbytes, cost(4));
+	ck_assert_int_eq(sessions_offer(&T, s, 2, "123456", 6, max), SESSION_QUEUED);
+	ck_assert_uint_eq(s->qbytes, max);
 }
 END_TEST
 
@@ -608,7 +625,7 @@ START_TEST(test_offer_overflow_single)
 	struct session *s = create("a", 0);
 	make_live(s, 0);
 	/* One record larger than max, on an empty queue. */
-	ck_assert_int_eq(sessions_offer(&T, s, 0, "12345678901", 11, 10), SESSION_OVERFLOW);
+	ck_assert_int_eq(sessions_offer(&T, s, 0, "12345678901", 11, cost(10)), SESSION_OVERFLOW);
 	ck_assert_ptr_null(sessions_peek(s));
 	ck_assert_uint_eq(s->qcount, 0);
 	ck_assert_uint_eq(s->qbytes, 0);
@@ -616,43 +633,40 @@ START_TEST(test_offer_overflow_single)
 }
 END_TEST
 
-START_TEST(test_offer_headroom)
+START_TEST(test_offer_copies)
 {
 	struct session *s = create("a", 0);
 	make_live(s, 0);
-	ck_assert_int_eq(sessions_offer(&T, s, 3, "hello", 5, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 3, "hello", 5, BIG), SESSION_QUEUED);
 	struct outmsg *m = sessions_peek(s);
 	ck_assert_ptr_nonnull(m);
 	ck_assert_uint_eq(m->len, 5);
 	ck_assert_int_eq(m->offset, 3);
-	ck_assert_mem_eq(m->data + HEADROOM, "hello", 5);
-	/* The headroom is the glue's to write (lws puts its header there);
-	 * valgrind/ASan catch it if it was not allocated. */
-	memset(m->data, 0xAB, HEADROOM);
-	ck_assert_mem_eq(m->data + HEADROOM, "hello", 5);
+	ck_assert_mem_eq(payload(m), "hello", 5);
 	/* The payload is a copy. */
 	char buf[4] = "abc";
-	ck_assert_int_eq(sessions_offer(&T, s, 4, buf, 3, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 4, buf, 3, BIG), SESSION_QUEUED);
 	memset(buf, 0, sizeof buf);
-	ck_assert_mem_eq(m->next->data + HEADROOM, "abc", 3);
-	/* Headroom counts for the allocation, not against max_bytes. */
-	ck_assert_uint_eq(s->qbytes, 8);
+	ck_assert_mem_eq(payload(m->next), "abc", 3);
+	ck_assert_uint_eq(s->qbytes, cost(5) + cost(3));
 }
 END_TEST
 
-START_TEST(test_offer_headroom_zero)
+START_TEST(test_offer_empty)
 {
 	struct sessions t;
-	sessions_init(&t, 0);
+	sessions_init(&t);
 	struct session *s = sessions_create(&t, "z", 1, 0, NULL);
 	ck_assert_int_eq(sessions_pin(s, 0), 0);
 	ck_assert_int_eq(sessions_acked(s, 0), 0);
-	ck_assert_int_eq(sessions_offer(&t, s, 0, "payload", 7, 100), SESSION_QUEUED);
-	ck_assert_mem_eq(sessions_peek(s)->data, "payload", 7);
-	/* An empty record is still a message. */
-	ck_assert_int_eq(sessions_offer(&t, s, 1, "", 0, 100), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&t, s, 0, "payload", 7, BIG), SESSION_QUEUED);
+	ck_assert_mem_eq(payload(sessions_peek(s)), "payload", 7);
+	/* An empty record is still a message, with no buffer. */
+	ck_assert_int_eq(sessions_offer_prefixed(&t, s, 1, -1, NULL, 0, NULL, BIG), SESSION_QUEUED);
 	ck_assert_uint_eq(s->qcount, 2);
-	ck_assert_uint_eq(s->qbytes, 7);
+	ck_assert_uint_eq(sessions_peek(s)->next->len, 0);
+	ck_assert_ptr_null(sessions_peek(s)->next->body);
+	ck_assert_uint_eq(s->qbytes, cost(7) + sessions_msg_cost(0, NULL));
 	sessions_free(&t);
 }
 END_TEST
@@ -662,12 +676,12 @@ START_TEST(test_queue_fifo)
 	struct session *s = create("a", 0);
 	make_live(s, 0);
 	size_t total = 0;
-	char payload[64];
+	char data[64];
 	for (int i = 0; i < 10; i++) {
 		size_t len = (size_t)i * 3 + 1;
-		memset(payload, 'a' + i, len);
-		ck_assert_int_eq(sessions_offer(&T, s, i, payload, len, 1000), SESSION_QUEUED);
-		total += len;
+		memset(data, 'a' + i, len);
+		ck_assert_int_eq(sessions_offer(&T, s, i, data, len, BIG), SESSION_QUEUED);
+		total += cost(len);
 		ck_assert_uint_eq(s->qbytes, total);
 		ck_assert_uint_eq(s->qcount, (uint32_t)i + 1);
 	}
@@ -677,12 +691,12 @@ START_TEST(test_queue_fifo)
 		size_t len = (size_t)i * 3 + 1;
 		ck_assert_int_eq(m->offset, i);
 		ck_assert_uint_eq(m->len, len);
-		ck_assert_int_eq(m->data[HEADROOM], 'a' + i);
-		ck_assert_int_eq(m->data[HEADROOM + len - 1], 'a' + i);
+		ck_assert_int_eq(payload(m)[0], 'a' + i);
+		ck_assert_int_eq(payload(m)[len - 1], 'a' + i);
 		/* Peek does not consume. */
 		ck_assert_ptr_eq(sessions_peek(s), m);
 		sessions_pop_free(s);
-		total -= len;
+		total -= cost(len);
 		ck_assert_uint_eq(s->qbytes, total);
 		ck_assert_uint_eq(s->qcount, (uint32_t)(9 - i));
 	}
@@ -693,19 +707,19 @@ START_TEST(test_queue_fifo)
 	ck_assert_uint_eq(s->qbytes, 0);
 
 	/* The queue works again after being drained (the tail was reset). */
-	ck_assert_int_eq(sessions_offer(&T, s, 20, "x", 1, 1000), SESSION_QUEUED);
-	ck_assert_int_eq(sessions_offer(&T, s, 21, "yy", 2, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 20, "x", 1, BIG), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 21, "yy", 2, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(sessions_peek(s)->offset, 20);
 	sessions_pop_free(s);
-	ck_assert_int_eq(sessions_offer(&T, s, 22, "zzz", 3, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 22, "zzz", 3, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(sessions_peek(s)->offset, 21);
 	sessions_pop_free(s);
 	ck_assert_int_eq(sessions_peek(s)->offset, 22);
-	ck_assert_uint_eq(s->qbytes, 3);
+	ck_assert_uint_eq(s->qbytes, cost(3));
 	ck_assert_uint_eq(s->qcount, 1);
 	sessions_pop_free(s);
 	ck_assert_ptr_null(sessions_peek(s));
-	ck_assert_int_eq(sessions_offer(&T, s, 23, "w", 1, 1000), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, s, 23, "w", 1, BIG), SESSION_QUEUED);
 	ck_assert_int_eq(sessions_peek(s)->offset, 23);
 	ck_assert_ptr_null(sessions_peek(s)->next);
 }
@@ -717,16 +731,16 @@ START_TEST(test_queues_independent)
 	struct session *b = create("b", 0);
 	make_live(a, 0);
 	make_live(b, 0);
-	ck_assert_int_eq(sessions_offer(&T, a, 0, "aa", 2, 100), SESSION_QUEUED);
-	ck_assert_int_eq(sessions_offer(&T, b, 0, "bbb", 3, 100), SESSION_QUEUED);
-	ck_assert_int_eq(sessions_offer(&T, a, 1, "a", 1, 100), SESSION_QUEUED);
-	ck_assert_uint_eq(a->qbytes, 3);
-	ck_assert_uint_eq(b->qbytes, 3);
+	ck_assert_int_eq(sessions_offer(&T, a, 0, "aa", 2, BIG), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, b, 0, "bbb", 3, BIG), SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer(&T, a, 1, "a", 1, BIG), SESSION_QUEUED);
+	ck_assert_uint_eq(a->qbytes, cost(2) + cost(1));
+	ck_assert_uint_eq(b->qbytes, cost(3));
 	ck_assert_uint_eq(a->qcount, 2);
 	ck_assert_uint_eq(b->qcount, 1);
 	sessions_close(a);
 	ck_assert_uint_eq(b->qcount, 1);
-	ck_assert_mem_eq(sessions_peek(b)->data + HEADROOM, "bbb", 3);
+	ck_assert_mem_eq(payload(sessions_peek(b)), "bbb", 3);
 }
 END_TEST
 
@@ -737,7 +751,7 @@ START_TEST(test_delete_with_queue)
 	struct session *s = create("a", 0);
 	make_live(s, 0);
 	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(sessions_offer(&T, s, i, "data", 4, 100), SESSION_QUEUED);
+		ck_assert_int_eq(sessions_offer(&T, s, i, "data", 4, BIG), SESSION_QUEUED);
 	uint64_t sid = s->sid;
 	sessions_delete(&T, s);
 	ck_assert_ptr_null(sessions_get(&T, sid));
@@ -753,7 +767,7 @@ END_TEST
 START_TEST(test_free_populated)
 {
 	struct sessions t;
-	sessions_init(&t, 8);
+	sessions_init(&t);
 	char id[16];
 	for (int i = 0; i < 200; i++) {
 		snprintf(id, sizeof id, "c%d", i % 30);
@@ -762,7 +776,7 @@ START_TEST(test_free_populated)
 			ck_assert_int_eq(sessions_pin(s, 0), 0);
 			ck_assert_int_eq(sessions_acked(s, 0), 0);
 			for (int k = 0; k < i % 5; k++)
-				ck_assert_int_eq(sessions_offer(&t, s, k, "payload", 7, 1000),
+				ck_assert_int_eq(sessions_offer(&t, s, k, "payload", 7, BIG),
 						 SESSION_QUEUED);
 		}
 	}
@@ -817,8 +831,8 @@ static Suite *sessions_suite(void)
 	tcase_add_test(queue, test_offer_position);
 	tcase_add_test(queue, test_offer_overflow);
 	tcase_add_test(queue, test_offer_overflow_single);
-	tcase_add_test(queue, test_offer_headroom);
-	tcase_add_test(queue, test_offer_headroom_zero);
+	tcase_add_test(queue, test_offer_copies);
+	tcase_add_test(queue, test_offer_empty);
 	tcase_add_test(queue, test_queue_fifo);
 	tcase_add_test(queue, test_queues_independent);
 	suite_add_tcase(s, queue);
