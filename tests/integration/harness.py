@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -423,6 +424,50 @@ class Collector:
             self.closes.append((self.close_code, time.monotonic()))
             i += 1
             await asyncio.sleep(0.2)
+
+
+def ws_frame(op, payload=b"", fin=True, rsv=0, mask=True, length=None):
+    """One WebSocket frame as a client sends it: opcode op, the RSV bits rsv
+    (0-7, RSV1 = 4), masked with a random key unless mask=False; length
+    overrides the length field (to lie about it)."""
+    n = len(payload) if length is None else length
+    b0 = (0x80 if fin else 0) | (rsv << 4) | op
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, mbit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mbit | 127, n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    m = (key * (len(payload) // 4 + 1))[:len(payload)]
+    return head + key + bytes(a ^ b for a, b in zip(payload, m))
+
+
+def ws_split(buf):
+    """Splits buf, bytes a router sent, into its whole frames; returns
+    ([(first byte, payload)], the bytes of an incomplete frame left over).
+    Raises if a frame is masked (RFC 6455 5.1: a server never masks)."""
+    out = []
+    while len(buf) >= 2:
+        n, i = buf[1] & 0x7F, 2
+        if buf[1] & 0x80:
+            raise AssertionError("the router sent a masked frame")
+        if n == 126:
+            if len(buf) < 4:
+                break
+            n, i = struct.unpack("!H", buf[2:4])[0], 4
+        elif n == 127:
+            if len(buf) < 10:
+                break
+            n, i = struct.unpack("!Q", buf[2:10])[0], 10
+        if len(buf) < i + n:
+            break
+        out.append((buf[0], buf[i:i + n]))
+        buf = buf[i + n:]
+    return out, buf
 
 
 def ws_upgrade(sock, port, client_id, headers=(), chunk=65536):

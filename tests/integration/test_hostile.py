@@ -93,19 +93,7 @@ def ws_request(port, headers, path="/ws"):
             + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
-def frame(opcode, payload, fin=True, mask=True, rsv=0):
-    b0 = (0x80 if fin else 0) | rsv | opcode
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", b0, (0x80 if mask else 0) | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", b0, (0x80 if mask else 0) | 126, n)
-    else:
-        head = struct.pack("!BBQ", b0, (0x80 if mask else 0) | 127, n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+frame = h.ws_frame
 
 
 def raw_answer(port, path, headers):
@@ -479,7 +467,7 @@ async def run(env):
     # 4001). It reaches nobody else.
     st, code = raw_session(r.port, auth, frame(0x2, b"abc", mask=False))
     h.log(f"unmasked client frame: close {code}")
-    st, code = raw_session(r.port, auth, frame(0x2, b"abc", rsv=0x40))
+    st, code = raw_session(r.port, auth, frame(0x2, b"abc", rsv=4))
     h.log(f"reserved bits set: close {code}")
     assert code in (1002, None)
     st, code = raw_session(r.port, auth, frame(0x2, b"x" * 100)[:20])

@@ -39,21 +39,7 @@ TOPIC = "deliveries"
 OP_CONT, OP_TEXT, OP_BIN, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
 
-def frame(op, payload=b"", fin=True, rsv=0, mask=True, length=None):
-    """A client frame; masked unless mask=False; length overrides the length field."""
-    n = len(payload) if length is None else length
-    b0 = (0x80 if fin else 0) | (rsv << 4) | op
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        head = struct.pack("!BB", b0, mbit | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", b0, mbit | 126, n)
-    else:
-        head = struct.pack("!BBQ", b0, mbit | 127, n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+frame = h.ws_frame
 
 
 class Raw:
@@ -71,26 +57,10 @@ class Raw:
         self.s.sendall(data)
 
     def _parse(self):
-        while True:
-            b = self.buf
-            if len(b) < 2:
-                return
-            op, n, i = b[0] & 0x0F, b[1] & 0x7F, 2
-            if b[1] & 0x80:
-                raise AssertionError("the router sent a masked frame")
-            if n == 126:
-                if len(b) < 4:
-                    return
-                n, i = struct.unpack("!H", b[2:4])[0], 4
-            elif n == 127:
-                if len(b) < 10:
-                    return
-                n, i = struct.unpack("!Q", b[2:10])[0], 10
-            if len(b) < i + n:
-                return
-            self.frames.append((op, b[i:i + n], time.monotonic()))
-            self.rsv1.append(bool(b[0] & 0x40))
-            self.buf = b[i + n:]
+        frames, self.buf = h.ws_split(self.buf)
+        for b0, payload in frames:
+            self.frames.append((b0 & 0x0F, payload, time.monotonic()))
+            self.rsv1.append(bool(b0 & 0x40))
 
     def read_until(self, pred, timeout):
         """Reads until pred(self) holds, the router hangs up, or timeout."""

@@ -84,21 +84,7 @@ def client_ctx(ca):
     return ctx
 
 
-def frame(op, payload=b"", mask=True):
-    n = len(payload)
-    b0 = 0x80 | op
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        head = struct.pack("!BB", b0, mbit | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", b0, mbit | 126, n)
-    else:
-        head = struct.pack("!BBQ", b0, mbit | 127, n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    m = (key * (n // 4 + 1))[:n]
-    return head + key + bytes(a ^ b for a, b in zip(payload, m))
+frame = h.ws_frame
 
 
 class Wss:
@@ -122,23 +108,8 @@ class Wss:
         self.s.sendall(data)
 
     def _parse(self):
-        while True:
-            b = self.buf
-            if len(b) < 2:
-                return
-            op, n, i = b[0] & 0x0F, b[1] & 0x7F, 2
-            if n == 126:
-                if len(b) < 4:
-                    return
-                n, i = struct.unpack("!H", b[2:4])[0], 4
-            elif n == 127:
-                if len(b) < 10:
-                    return
-                n, i = struct.unpack("!Q", b[2:10])[0], 10
-            if len(b) < i + n:
-                return
-            self.frames.append((op, b[i:i + n]))
-            self.buf = b[i + n:]
+        frames, self.buf = h.ws_split(self.buf)
+        self.frames += [(b0 & 0x0F, payload) for b0, payload in frames]
 
     def read_until(self, pred, timeout=ANSWER_S):
         deadline = time.monotonic() + timeout
