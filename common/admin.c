@@ -199,6 +199,14 @@ void admin_response_json(struct admin_response *resp, int status, json_t *body)
 	set_body(resp, status, "application/json", s, n + 1);
 }
 
+void admin_response_ready(struct admin_response *resp, const char *why)
+{
+	if (why)
+		admin_response_json(resp, 503, json_pack("{s:b,s:s}", "ready", 0, "reason", why));
+	else
+		admin_response_json(resp, 200, json_pack("{s:b}", "ready", 1));
+}
+
 void admin_response_text(struct admin_response *resp, int status, const char *content_type,
 			 const char *body, size_t len)
 {

@@ -148,6 +148,9 @@ int admin_route_static(struct admin *a, const char *path, const char *content_ty
 /* Responses. body is stolen (NULL: 500, for json_pack failures); it is
  * sent compact with a final newline, as application/json. */
 void admin_response_json(struct admin_response *resp, int status, json_t *body);
+/* The answer of a readiness probe: 503 {"ready":false,"reason":why} when why
+ * is set, else 200 {"ready":true}. */
+void admin_response_ready(struct admin_response *resp, const char *why);
 /* Copies body. */
 void admin_response_text(struct admin_response *resp, int status, const char *content_type,
 			 const char *body, size_t len);

@@ -125,10 +125,7 @@ static void h_readyz(void *arg, const struct admin_request *req, struct admin_re
 		why = "not a member of the consumer group yet";
 	else if (now_mono_ms() - cs.kafka_ok_ms > 30000)
 		why = "Kafka unreachable for more than 30 s";
-	if (why)
-		admin_response_json(resp, 503, json_pack("{s:b,s:s}", "ready", 0, "reason", why));
-	else
-		admin_response_json(resp, 200, json_pack("{s:b}", "ready", 1));
+	admin_response_ready(resp, why);
 }
 
 static void h_assignment(void *arg, const struct admin_request *req, struct admin_response *resp)

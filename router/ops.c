@@ -174,10 +174,7 @@ static void h_readyz(void *arg, const struct admin_request *req, struct admin_re
 	for (uint32_t p = 0; !why && p < r->routes.partition_count; p++)
 		if (r->links[r->routes.p[p].owner].peer.state != PEER_UP)
 			why = "the link to a partition's owner is down";
-	if (why)
-		admin_response_json(resp, 503, json_pack("{s:b,s:s}", "ready", 0, "reason", why));
-	else
-		admin_response_json(resp, 200, json_pack("{s:b}", "ready", 1));
+	admin_response_ready(resp, why);
 }
 
 static void h_partitions(void *arg, const struct admin_request *req, struct admin_response *resp)
