@@ -5,7 +5,9 @@ mock cluster, and count inside the page what the application receives: lost,
 duplicated and reordered records, through
   1. an edge killed with SIGKILL,
   2. an edge drained through its admin API,
-  3. a router drained (1012: the pages reconnect to the other router),
+  3. a router drained (1012: the pages reconnect to the other router, which
+     runs --deflate on: Chromium offers permessage-deflate, so phases 3-5
+     go compressed),
   4. a page reload that resumes from the position kept in localStorage
      (the resume is "complete"),
   5. a token that expires: the router refuses it, the page's token callback
@@ -118,10 +120,11 @@ def run(env, browser, server):
     auth = ["--auth", "jwt", "--jwt-keys", keydir, "--jwt-leeway-s", "0", "--token-in-query",
             "--token-cookie", "kws_token"]
     routers = []
-    for name in ("router-1", "router-2"):
+    for name, deflate in (("router-1", "off"), ("router-2", "on")):
         admin[name] = h.free_port()
         routers.append(env.start_router(name, [e1, e2], auth + [
-            "--admin-listen", f"127.0.0.1:{admin[name]}", "--admin-token", ADMIN]))
+            "--admin-listen", f"127.0.0.1:{admin[name]}", "--admin-token", ADMIN,
+            "--deflate", deflate]))
     r1, r2 = routers
     for r in routers:
         h.wait_all_owned(r)
@@ -178,7 +181,11 @@ def run(env, browser, server):
         assert s["closes"] == [1012], f"{i}: closes {s['closes']}"
         assert s["opens"][-1] == str(r2.port), f"{i}: opened {s['opens']}"
         assert s["resumes"] and s["resumes"][-1]["complete"], f"{i}: {s['resumes']}"
-    h.log(f"router drain: every page closed with 1012, resumed complete on router-2")
+        assert s["extensions"][0] == "", f"{i}: router-1 (--deflate off) accepted {s['extensions']}"
+        assert s["extensions"][-1].startswith("permessage-deflate"), \
+            f"{i}: router-2 (--deflate on) did not take Chromium's offer: {s['extensions']}"
+    h.log(f"router drain: every page closed with 1012, resumed complete on router-2 "
+          f"with {st[ids[0]]['extensions'][-1]!r}")
 
     # 4. A page reload in the middle of a stream resumes from localStorage.
     prod = producer(env, ids, 90, 30, "reload")

@@ -115,7 +115,8 @@ export interface KwsEvents {
   duplicate: { partition: number; offset: number; position: Position };
   state: { state: ClientState; from: ClientState };
   connecting: { url: string; position: Position | null; attempt: number };
-  open: { url: string; protocol: string };
+  /** extensions: what the router accepted, e.g. "permessage-deflate" ("" for none). */
+  open: { url: string; protocol: string; extensions: string };
   close: { code: number; reason: string; hadSession: boolean };
   reconnecting: { code: number; reason: string; delayMs: number; why: string; attempt: number; position: Position | null };
   /** A fatal close code (1007, 1009, 4001, 4003): the client will not reconnect. */

@@ -382,7 +382,7 @@ export class KwsClient {
         this._emit('error', { error: new KwsProtocolError(`router selected subprotocol "${ws.protocol}"`), where: 'open' });
       }
       this._setState('open');
-      this._emit('open', { url: ws.url, protocol: ws.protocol });
+      this._emit('open', { url: ws.url, protocol: ws.protocol, extensions: ws.extensions || '' });
       this._pump();
     };
     ws.onmessage = (ev) => {
