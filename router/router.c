@@ -160,6 +160,13 @@ static int loop_open(struct router *r)
 	r->wake.data = r->tick.data = r->sigint.data = r->sigterm.data = r;
 	uv_signal_start(&r->sigint, on_signal, SIGINT);
 	uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+	/* A worker starts with them blocked (super.c): one that came during
+	 * the start-up is delivered now, to on_signal. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	return 0;
 }
 

@@ -138,7 +138,13 @@ static int spawn(struct super *s, int i)
 			_exit(127);
 		fcntl(3, F_SETFD, 0);
 		close_range(4, ~0u, 0);
-		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
+		/* SIGINT and SIGTERM stay blocked through exec until the
+		 * worker's loop handles them (router.c): one forwarded during
+		 * its start-up waits instead of killing it. */
+		sigset_t mask = s->oldmask;
+		sigaddset(&mask, SIGINT);
+		sigaddset(&mask, SIGTERM);
+		sigprocmask(SIG_SETMASK, &mask, NULL);
 		setenv(SUPER_WORKER_ENV, envv, 1);
 		execv("/proc/self/exe", s->argv);
 		_exit(127);

@@ -6,11 +6,13 @@ built binaries; no Kafka is needed (the settings are refused before it is
 reached), and a good configuration is shown to start."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 import harness as h
 
@@ -143,6 +145,31 @@ def main():
         rc = r.stop(signal.SIGTERM)
         h.log(f"router with good settings: started, stopped with exit {rc}")
         assert rc == 0
+        # A SIGTERM while the workers are still starting (a pod deleted
+        # right after it was created): the supervisor forwards it the
+        # moment worker 0 has exec'd (its environment names it a worker),
+        # before its loop handles signals; the worker must drain once it
+        # can, not die of it, and the router exit 0.
+        for attempt in range(6):
+            port = h.free_port()
+            r = env.spawn(f"router-early-{attempt}",
+                          [R, "--listen", f"127.0.0.1:{port}", "--workers", "2",
+                           "--admin-listen", f"127.0.0.1:{h.free_port()}"],
+                          env=clean_env({"ROUTER_EDGES": f"{e1.url}, {e2.url}"}))
+            pid = int(r.wait_for(r"worker 0: started, pid (\d+)", 30))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    with open(f"/proc/{pid}/environ", "rb") as f:
+                        if b"KWS_ROUTER_WORKER=" in f.read():
+                            break
+                except OSError:
+                    break
+            rc = r.stop(signal.SIGTERM)
+            killed = re.findall(r"worker \d+ \(pid \d+\) killed by signal \d+", r.text())
+            h.log(f"SIGTERM as worker 0 starts ({attempt + 1}): exit {rc}, "
+                  f"{killed or 'no worker killed'}")
+            assert rc == 0 and not killed, r.text()[-2000:]
         env.failed = False
     print("PASS")
 
