@@ -443,6 +443,21 @@ class Bench:
         if args.preload:
             self.env_under_test = dict(os.environ, LD_PRELOAD=os.path.abspath(args.preload))
             self.res["preload"] = os.path.basename(args.preload)
+        # --stages: every process of the path writes stage timestamps
+        # (common/stages.h), the tools too; perf stays off unless asked.
+        self.tool_env = None
+        if args.stages:
+            self.stage_prefix = os.path.join(self.work, "stages", "st")
+            os.makedirs(os.path.dirname(self.stage_prefix))
+            senv = {"KWS_STAGES": self.stage_prefix, "KWS_STAGES_EVERY": str(args.stages_every)}
+            self.env_under_test = dict(self.env_under_test or os.environ, **senv)
+            self.tool_env = dict(os.environ, **senv)
+            if not args.stages_perf:
+                self.sc_tool = None
+                self.res["syscall_tool"] = None
+        if args.no_syscalls:
+            self.sc_tool = None
+            self.res["syscall_tool"] = None
         self.nonce = "%x" % (int(time.time()) & 0xffffff)
 
     def over_budget(self):
@@ -490,13 +505,13 @@ class Bench:
         args = [self.bin["loadgen"], "--url", url, "--clients", clients, "--ids-from", ids_from,
                 "--source-addrs", 16, "--connect-rate", 5000, "--progress-s", 0,
                 "--connect-timeout-s", 60] + list(extra)
-        return Proc(self, name, args)
+        return Proc(self, name, args, self.tool_env)
 
     def produce(self, name, topic, rate, size, tag, clients, count=None, forever=False):
         args = [self.bin["produce"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
                 "--clients", clients, "--rate", rate, "--size", size, "--tag", tag]
         args += ["--forever"] if forever else ["--count", count]
-        return Proc(self, name, args)
+        return Proc(self, name, args, self.tool_env)
 
     def kfloor(self, name, topic, group, tag, extra=()):
         args = [self.bin["kfloor"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
@@ -532,6 +547,8 @@ class Bench:
     def run(self):
         import kafkafix
         sections = self.args.only.split(",") if self.args.only else ["a", "b", "c", "d"]
+        if self.args.stages:
+            sections = ["s"]
         say("mode %s, build %s, syscalls via %s, load average %.1f"
             % (self.res["mode"], self.build, self.sc_tool, loadavg()))
         with kafkafix.KafkaCluster(brokers=1) as k:
@@ -555,6 +572,9 @@ class Bench:
                     self.edge.stop()
                 if "d" in sections:
                     self.section_join()
+                if "s" in sections:
+                    self.edge = self.start_edge("edge-s", "bench", "bench-edge-" + self.nonce)
+                    self.section_stages()
             finally:
                 self.stop_all()
         self.res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -783,6 +803,42 @@ class Bench:
         if router.alive():
             router.stop(signal.SIGINT)
 
+    def section_stages(self):
+        """--stages: the 100 B ladder's steps at a few rates (kfloor, then the
+        router path, at each rate), with every process writing stage
+        timestamps; then the breakdown per step (tests/bench/stages.py)."""
+        import stages
+        P = self.P
+        rates = [int(x) for x in self.args.stages_rates.split(",") if x]
+        say("== stages: where the time goes at %s records/s (every %d-th offset sampled)"
+            % (rates, self.args.stages_every))
+        router = self.start_router("router-s", [self.edge.url])
+        out = {"rates": rates, "every": self.args.stages_every, "steps": []}
+        self.res["stages"] = out
+        e2e = []
+        for rate in rates:
+            kf = self.step_kfloor(rate, 100, 0)
+            row = self.step_e2e(router, rate, 100, 0)
+            e2e.append({"rate": rate, "produce_pid": row["pids"]["produce"],
+                        "loadgen_pid": row["pids"]["loadgen"]})
+            out["steps"].append({"rate": rate, "kfloor": strip_row(kf), "e2e": strip_row(row)})
+        # The router and the edge write their files when they stop.
+        router.stop(signal.SIGINT)
+        self.edge.stop()
+        json.dump(e2e, open(os.path.join(self.work, "stages", "steps.json"), "w"))
+        out["breakdown"] = stages.analyze(self.stage_prefix, e2e)
+        for st, b in zip(out["steps"], out["breakdown"]):
+            e, k = st["e2e"], st["kfloor"]
+            say("  %d/s: e2e p50/p99 %s/%s ms, kfloor %s/%s ms; producer %s of a core, %s; "
+                "loadgen %s of a core" % (
+                    st["rate"], e["lat"].get("p50"), e["lat"].get("p99"), k["lat"].get("p50"),
+                    k["lat"].get("p99"), share(e.get("producer_cpu_share")),
+                    pacing_text(e.get("pacing")), share(e.get("loadgen_cpu_share"))))
+            for name, iv in b["intervals"].items():
+                say("      %-30s p50 %8s  p99 %8s  max %8s  slowest 1%%: %8s ms"
+                    % (name, stages.fmt(iv["p50"]), stages.fmt(iv["p99"]), stages.fmt(iv["max"]),
+                       stages.fmt(b["tail"][name])))
+
     def ladders(self, steps, rates):
         """Runs each (label, step) up the rates; a ladder stops at its first
         step that is not sustained (retried once in the full run)."""
@@ -834,6 +890,16 @@ class Bench:
             row["producer_bound"] = True
         row["ok"] = not why
         row["why"] = ", ".join(why)
+
+    def pacing(self, pr):
+        """The producer's own lag behind its schedule (produce.c's summary):
+        {"late": records over 1 ms behind, "of": records, "max_ms", "restarts"}."""
+        m = re.search(r"pacing: (\d+) of (\d+) records made over \d+ ms behind schedule, "
+                      r"the latest ([\d.]+) ms behind, (\d+) restarts", pr.text())
+        if not m:
+            return None
+        return {"late": int(m.group(1)), "of": int(m.group(2)), "max_ms": float(m.group(3)),
+                "restarts": int(m.group(4))}
 
     def producer_rate(self, pr, fallback):
         m = re.search(r"(\d+) records delivered in ([\d.]+) s", pr.text())
@@ -908,6 +974,7 @@ class Bench:
         while pr.alive() and time.monotonic() < t0 + P["step_s"] + 60:
             pr_cpu = cpu_s(pr.pid)
             time.sleep(0.1)
+        t_pr = time.monotonic()
         if pr.alive():
             pr.stop(signal.SIGTERM, 40)
         if tth.is_alive() or tth.ident:
@@ -946,6 +1013,12 @@ class Bench:
         row["router_write_ms"] = {k: (v * 1000 if k != "count" else v) for k, v in hq.items()}
         lg_s = c1["loadgen"] - c0["loadgen"]
         row["loadgen_cpu_share"] = lg_s / max(0.001, t_last - t0) if lg_s > 0 else None
+        # Is the load generator itself saturated? The producer's share of a
+        # core and its lag behind its own schedule.
+        row["producer_cpu_share"] = pr_cpu / max(0.001, t_pr - t0) if pr_cpu else None
+        row["pacing"] = self.pacing(pr)
+        row["pids"] = {"produce": pr.pid, "loadgen": lg.pid}
+        row["t0_wall"] = time.time() - (time.monotonic() - t0)
         row["threads"] = {k: {t: th1[k].get(t, 0) - th0[k].get(t, 0) for t in th1[k]}
                           for k in th1}
         row["syscalls"], row["syscalls_per_msg"] = {}, {}
@@ -1402,6 +1475,51 @@ class Bench:
         return res
 
 
+def strip_row(row):
+    """A ladder row without the bulky parts (syscall breakdowns, threads)."""
+    return {k: v for k, v in row.items() if k not in ("syscalls", "syscall_costs", "threads")}
+
+
+def share(v):
+    return "n/a" if v is None else "%.0f%%" % (100 * v)
+
+
+def pacing_text(p):
+    if not p:
+        return "pacing n/a"
+    return "%d of %d records made >1 ms late (latest %.1f ms, %d restarts)" % (
+        p["late"], p["of"], p["max_ms"], p["restarts"])
+
+
+def write_stages_md(res, path):
+    """stages.md of a --stages run: per step, the latencies, who was busy, and
+    the breakdown."""
+    import stages
+    S = res.get("stages") or {}
+    lines = ["# Where the latency goes (`run.py --stages`)", "",
+             "Run %s to %s; %s. Every %s-th offset sampled. Intervals in ms, from the "
+             "processes' wall clocks (one machine); tests/bench/stages.py names the stages."
+             % (res.get("started"), res.get("finished"), res.get("machine", {}).get("cpus", ""),
+                S.get("every")), ""]
+    lines += ["| rate | e2e p50 / p99 / max | kfloor p50 / p99 / max | producer CPU | producer "
+              "pacing | loadgen CPU | router / edge CPU | load |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for st in S.get("steps", []):
+        e, k = st["e2e"], st["kfloor"]
+        cpu = e.get("cpu_s", {})
+        secs = max(0.001, st["rate"] and e.get("records", 0) / max(1, e.get("delivered_per_s", 1)))
+        lines.append("| %d/s | %s / %s / %s | %s / %s / %s | %s | %s | %s | %s / %s | %.1f |" % (
+            st["rate"], e["lat"].get("p50"), e["lat"].get("p99"), e["lat"].get("max"),
+            k["lat"].get("p50"), k["lat"].get("p99"), k["lat"].get("max"),
+            share(e.get("producer_cpu_share")), pacing_text(e.get("pacing")),
+            share(e.get("loadgen_cpu_share")), share(cpu.get("router", 0) / secs),
+            share(cpu.get("edge", 0) / secs), e.get("load", 0)))
+    lines += ["", stages.markdown(S.get("breakdown", []))]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    say("wrote %s" % path)
+
+
 def best_of(rows):
     """The trial with the highest delivered/s, with every trial's rate."""
     rows = [r for r in rows if r]
@@ -1599,11 +1717,27 @@ def main():
     ap.add_argument("--preload", metavar="SO", help="what-if diagnostic: run edge and router "
                     "with LD_PRELOAD=SO (e.g. build-bench/tests/bench/libnodelay.so, which "
                     "forces TCP_NODELAY on)")
+    ap.add_argument("--stages", action="store_true",
+                    help="where the latency goes (issue 13 item 2): 100 B steps at "
+                    "--stages-rates, kfloor then the router path at each, with stage "
+                    "timestamps (KWS_STAGES) from producer, edge, router and loadgen; "
+                    "about 25 s a rate; writes stages.md and report.json in --out")
+    ap.add_argument("--stages-rates", default="1000,5000,20000,30000",
+                    help="records/s of the --stages steps (default 1000,5000,20000,30000)")
+    ap.add_argument("--stages-every", type=int, default=16,
+                    help="sample the records whose offset is a multiple of this (default 16)")
+    ap.add_argument("--stages-perf", action="store_true",
+                    help="with --stages, count syscalls with perf in each step as the ladder "
+                    "does (off by default: perf costs the router time)")
+    ap.add_argument("--no-syscalls", action="store_true",
+                    help="no perf or strace in the ladder steps (latency without their cost)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the work dir of logs")
     ap.add_argument("--report-only", metavar="JSON",
                     help="only rewrite report.md and plots from a report.json")
     args = ap.parse_args()
 
+    if args.stages:
+        args.out = args.out if args.out != HERE else os.path.join(HERE, "stages")
     if args.report_only:
         import report
         res = json.load(open(args.report_only))
@@ -1634,8 +1768,11 @@ def main():
         b.res["complete"] = ok
         with open(os.path.join(args.out, "report.json"), "w") as f:
             json.dump(b.res, f, indent=1)
-        report.write(b.res, args.out, have_plots)
-        say("wrote %s" % os.path.join(args.out, "report.md"))
+        if args.stages:
+            write_stages_md(b.res, os.path.join(args.out, "stages.md"))
+        else:
+            report.write(b.res, args.out, have_plots)
+            say("wrote %s" % os.path.join(args.out, "report.md"))
         if ok and not args.keep_logs:
             shutil.rmtree(b.work, ignore_errors=True)
         else:

@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "stages.h"
 #include "util.h"
 
 #define MAX_CLIENTS 1000000
@@ -1629,6 +1630,8 @@ static void on_kws_message(struct client *c, char *p, size_t n)
 			c->flags |= F_BAD_ORDER;
 			proto_error(c, "a record before the session's state line");
 		}
+		if (stages_want(off))
+			stages_mark('D', (uint32_t)part, off, stages_now_us(), -1);
 		c->part = (int32_t)part;
 		c->offset = off + 1;
 		c->flags |= F_HAS_POS;
@@ -2629,6 +2632,8 @@ int main(int argc, char **argv)
 	int rc = 0;
 
 	log_setup("loadgen", LOG_INFO, 0);
+	if (stages_setup("loadgen") < 0)
+		return 1;
 	parse_args(argc, argv, &L.o);
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -2716,5 +2721,6 @@ int main(int argc, char **argv)
 	}
 	free(evs);
 	cleanup();
+	stages_close();
 	return rc;
 }
