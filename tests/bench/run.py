@@ -435,6 +435,11 @@ class Bench:
             "wsfloor": os.path.join(self.build, "tests", "bench", "wsfloor"),
             "wsprobe": os.path.join(self.build, "tests", "bench", "wsprobe"),
         }
+        self.base_bin = None
+        if args.base_build:
+            bb = os.path.abspath(args.base_build)
+            self.base_bin = {"edge": os.path.join(bb, "edge", "edge"),
+                             "router": os.path.join(bb, "router", "router")}
         self.sc_tool = "perf" if perf_works() else ("strace" if shutil.which("strace") else None)
         self.res["syscall_tool"] = self.sc_tool
         self.kafka = None
@@ -464,10 +469,10 @@ class Bench:
         return time.monotonic() - T0 > self.P["budget_s"]
 
     # -- components --
-    def start_edge(self, name, topic, group, port=None, props=()):
+    def start_edge(self, name, topic, group, port=None, props=(), bins=None):
         port = port or free_port()
         admin = free_port()
-        args = [self.bin["edge"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
+        args = [(bins or self.bin)["edge"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
                 "--group", group, "--listen", "tcp://127.0.0.1:%d" % port, "--edge-id", name,
                 "--admin-listen", "127.0.0.1:%d" % admin]
         for kv in FAST_GROUP + list(props):
@@ -478,11 +483,11 @@ class Bench:
         e.wait_for(r"listening on", 30)
         return e
 
-    def start_router(self, name, edge_urls):
+    def start_router(self, name, edge_urls, bins=None):
         port, admin = free_port(), free_port()
         # Section a holds 18,000 sessions opened at 5,000/s from 16 source
         # addresses: above the router's default admission limits.
-        args = [self.bin["router"], "--listen", "127.0.0.1:%d" % port, "--router-id", name,
+        args = [(bins or self.bin)["router"], "--listen", "127.0.0.1:%d" % port, "--router-id", name,
                 "--admin-listen", "127.0.0.1:%d" % admin, "--handshakes-per-ip", 1000000,
                 "--max-connections", 19500]
         for u in edge_urls:
@@ -490,6 +495,8 @@ class Bench:
         r = Proc(self, name, args, self.env_under_test)
         r.port, r.admin = port, admin
         r.ws_url = "ws://127.0.0.1:%d/ws" % port
+        # The edge and topic of a router started for one edge (the ladder).
+        r.edge, r.topic = getattr(self, "edge", None), "bench"
         r.wait_for(r"all \d+ partitions have owners", 60)
         return r
 
@@ -555,7 +562,7 @@ class Bench:
             self.kafka = k
             self.res["kafka"] = {"version": k.version, "bootstrap": k.bootstrap}
             say("kafka %s at %s" % (k.version, k.bootstrap))
-            for t in ["bench", "bench-kf", "bench-join"] + [
+            for t in ["bench", "bench-kf", "bench-join", "bench-base"] + [
                     "bench-drain-%d-%d" % (size, i) for size in self.P["ladder"]
                     for i in range(self.P["trials"])]:
                 k.create_topic(t, partitions=PARTITIONS)
@@ -780,6 +787,15 @@ class Bench:
         out = {"sizes": {}, "step_s": P["step_s"], "clients": P["ladder_clients"]}
         self.res["throughput"] = out
         router = self.start_router("router-c", [self.edge.url])
+        base = None
+        if self.args.base_build:
+            # A/B: the same ladder through an edge and a router of another
+            # build (e.g. main), on a topic of their own, step by step.
+            be = self.start_edge("edge-base", "bench-base", "bench-edge-base-" + self.nonce,
+                                 bins=self.base_bin)
+            base = self.start_router("router-base", [be.url], bins=self.base_bin)
+            base.edge, base.topic = be, "bench-base"
+            out["base_build"] = self.args.base_build
         for size, rates in P["ladder"].items():
             say("== c. throughput, %d B records: ladder %s records/s, %ds steps"
                 % (size, rates, P["step_s"]))
@@ -788,20 +804,31 @@ class Bench:
             # Interleaved: at each rate the floor's step and the system's step
             # run back to back, under the same machine conditions.
             if not self.args.drains_only:
-                S["kfloor"], S["e2e"] = self.ladders(
-                    [("kfloor", lambda r, a: self.step_kfloor(r, size, a)),
-                     ("e2e", lambda r, a: self.step_e2e(router, r, size, a))], rates)
+                steps = [("kfloor", lambda r, a: self.step_kfloor(r, size, a)),
+                         ("e2e", lambda r, a: self.step_e2e(router, r, size, a))]
+                if base:
+                    steps.append(("e2e-base", lambda r, a: self.step_e2e(
+                        base, r, size, a, label="e2e-base")))
+                rows = self.ladders(steps, rates)
+                S["kfloor"], S["e2e"] = rows[0], rows[1]
+                if base:
+                    S["e2e_base"] = rows[2]
+            if not self.args.drains_only and not self.args.ladder_only:
                 # The short saturation runs are noisy here: each (system and
                 # floor alike) runs P["trials"] times and the best counts.
                 S["wsfloor"] = best_of([self.step_wsfloor(size) for _ in range(P["trials"])])
                 S["wsfloor_batch"] = best_of([self.step_wsfloor(size, batch=65536)
                                               for _ in range(P["trials"])])
-            drains = [self.drain(size, i) for i in range(P["trials"])]
-            S["drain"] = {"e2e": best_of([d["e2e"] for d in drains]),
-                          "kfloor": best_of([d["kfloor"] for d in drains])}
+            if not self.args.ladder_only:
+                drains = [self.drain(size, i) for i in range(P["trials"])]
+                S["drain"] = {"e2e": best_of([d["e2e"] for d in drains]),
+                              "kfloor": best_of([d["kfloor"] for d in drains])}
         router.stop(signal.SIGINT)
         if router.alive():
             router.stop(signal.SIGINT)
+        if base:
+            base.stop(signal.SIGINT)
+            base.edge.stop()
 
     def section_stages(self):
         """--stages: the 100 B ladder's steps at a few rates (kfloor, then the
@@ -935,12 +962,13 @@ class Bench:
         hook = getattr(self, "_metrics_hook", None)
         return hook() if hook else {}
 
-    def step_e2e(self, router, rate, size, attempt):
+    def step_e2e(self, router, rate, size, attempt, label="e2e"):
         P = self.P
         n = P["ladder_clients"]
         M = max(1, int(round(rate * P["step_s"] / n)))
         expected = M * n
-        tag = "e2e-%d-%d-%d-%s" % (size, rate, attempt, self.nonce)
+        edge, topic = router.edge, router.topic
+        tag = "%s-%d-%d-%d-%s" % (label, size, rate, attempt, self.nonce)
         rep = os.path.join(self.work, "lg-%s.json" % tag)
         lg = self.loadgen("lg-" + tag, router.ws_url, n, 0,
                           ["--tag", tag, "--expect-per-client", M, "--until-idle-s", 8,
@@ -949,16 +977,16 @@ class Bench:
         self.wait_sessions_live(router, n, 30)
         time.sleep(0.5)
         kpids = self.kafka_pids()
-        pids = {"router": router.pid, "edge": self.edge.pid}
+        pids = {"router": router.pid, "edge": edge.pid}
         c0 = {k: cpu_s(p) for k, p in pids.items()}
         c0["broker"] = sum(cpu_s(p) for p in kpids)
         c0["loadgen"] = cpu_s(lg.pid)
-        th0 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
+        th0 = {"router": thread_cpu(router.pid), "edge": thread_cpu(edge.pid)}
         self._metrics_hook = lambda: {"router": metrics(router.admin),
-                                      "edge": metrics(self.edge.admin)}
+                                      "edge": metrics(edge.admin)}
         mr0 = metrics(router.admin)
         t0 = time.monotonic()
-        pr = self.produce("produce-" + tag, "bench", rate, size, tag, n, count=M)
+        pr = self.produce("produce-" + tag, topic, rate, size, tag, n, count=M)
         window = min(3.0, P["step_s"] * 0.4)
         sth, sres = self.measure_syscalls(pids, t0 + P["step_s"] * 0.3, window)
         costs = {}
@@ -991,13 +1019,13 @@ class Bench:
         c1 = {k: cpu_s(p) for k, p in pids.items()}
         c1["broker"] = sum(cpu_s(p) for p in kpids)
         c1["loadgen"] = lg_cpu
-        th1 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
+        th1 = {"router": thread_cpu(router.pid), "edge": thread_cpu(edge.pid)}
         self._metrics_hook = None
         mr1 = metrics(router.admin)
         r = json.load(open(rep))
         t_last = lg.t_start + (r["connect_ms"] + r["run_ms"]) / 1000.0
         recs = r["records"]
-        row = {"system": "e2e", "rate": rate, "size": size, "attempt": attempt,
+        row = {"system": label, "rate": rate, "size": size, "attempt": attempt,
                "expected": expected, "records": recs, "lost": r["lost"],
                "lat": r["latency_ms"], "offered_per_s": self.producer_rate(pr, rate),
                "delivered_per_s": recs / max(0.001, t_last - t0), "load": loadavg()}
@@ -1709,6 +1737,11 @@ def main():
     ap.add_argument("--drains-only", action="store_true",
                     help="section c runs only its drains (each size, P trials): the A/B of "
                          "issue 13 item 5 in a few minutes; with --only c")
+    ap.add_argument("--ladder-only", action="store_true",
+                    help="section c runs only its live ladders (no wsfloor, no drains)")
+    ap.add_argument("--base-build", metavar="DIR",
+                    help="A/B: section c's ladders also run through the edge and router of "
+                    "this build (e.g. main's build-bench), step by step with this one's")
     ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
                     help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
     ap.add_argument("--mem-counts", metavar="N,N",
