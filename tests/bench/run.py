@@ -813,6 +813,7 @@ class Bench:
                 S["kfloor"], S["e2e"] = rows[0], rows[1]
                 if base:
                     S["e2e_base"] = rows[2]
+                self.trace_step(router, S["e2e"], size)
             if not self.args.drains_only and not self.args.ladder_only:
                 # The short saturation runs are noisy here: each (system and
                 # floor alike) runs P["trials"] times and the best counts.
@@ -844,17 +845,32 @@ class Bench:
         self.res["stages"] = out
         e2e = []
         for rate in rates:
-            kf = self.step_kfloor(rate, 100, 0)
-            row = self.step_e2e(router, rate, 100, 0)
+            kf = self.step_kfloor(rate, 100, 0, perf=False)
+            row = self.step_e2e(router, rate, 100, 0, perf=False, trace=False)
             e2e.append({"rate": rate, "produce_pid": row["pids"]["produce"],
                         "loadgen_pid": row["pids"]["loadgen"]})
-            out["steps"].append({"rate": rate, "kfloor": strip_row(kf), "e2e": strip_row(row)})
+            st = {"rate": rate, "kfloor": strip_row(kf), "e2e": strip_row(row)}
+            if self.args.stages_perf:
+                # The same step with perf stat and a 1 s perf trace on the
+                # router, as the ladder measured before issue 13 item 2.
+                pr = self.step_e2e(router, rate, 100, 1, label="e2e-perf", perf=True,
+                                   trace=True)
+                e2e.append({"rate": rate, "label": "with perf", "produce_pid":
+                            pr["pids"]["produce"], "loadgen_pid": pr["pids"]["loadgen"]})
+                st["e2e_perf"] = strip_row(pr)
+            out["steps"].append(st)
         # The router and the edge write their files when they stop.
         router.stop(signal.SIGINT)
         self.edge.stop()
         json.dump(e2e, open(os.path.join(self.work, "stages", "steps.json"), "w"))
         out["breakdown"] = stages.analyze(self.stage_prefix, e2e)
-        for st, b in zip(out["steps"], out["breakdown"]):
+        it = iter(out["breakdown"])
+        for st in out["steps"]:
+            st["breakdown"] = next(it)
+            if "e2e_perf" in st:
+                st["breakdown_perf"] = next(it)
+        for st in out["steps"]:
+            b = st["breakdown"]
             e, k = st["e2e"], st["kfloor"]
             say("  %d/s: e2e p50/p99 %s/%s ms, kfloor %s/%s ms; producer %s of a core, %s; "
                 "loadgen %s of a core" % (
@@ -865,6 +881,31 @@ class Bench:
                 say("      %-30s p50 %8s  p99 %8s  max %8s  slowest 1%%: %8s ms"
                     % (name, stages.fmt(iv["p50"]), stages.fmt(iv["p99"]), stages.fmt(iv["max"]),
                        stages.fmt(b["tail"][name])))
+            if "e2e_perf" in st:
+                ep, bp = st["e2e_perf"], st["breakdown_perf"]
+                say("    same rate with perf stat + perf trace on the router: e2e p50/p99 %s/%s ms"
+                    % (ep["lat"].get("p50"), ep["lat"].get("p99")))
+                for name, iv in bp["intervals"].items():
+                    say("      %-30s p50 %8s  p99 %8s  max %8s" % (
+                        name, stages.fmt(iv["p50"]), stages.fmt(iv["p99"]),
+                        stages.fmt(iv["max"])))
+
+    def trace_step(self, router, rows, size):
+        """The time per syscall (`perf trace -s`, 1 s) at the highest sustained
+        rate, from a step of its own whose latency is not judged: tracing
+        costs the router tens of µs per syscall, and inside a judged step it
+        made the backlog (hundreds of ms at p99) that the ladder reported."""
+        if self.sc_tool != "perf" or self.args.trace_in_steps or self.over_budget():
+            return
+        ok = [r for r in rows if r.get("ok")]
+        if not ok:
+            return
+        best = max(ok, key=lambda r: r["rate"])
+        say("  (perf trace -s sample in a step of its own at %d/s: not judged)" % best["rate"])
+        t = self.step_e2e(router, best["rate"], size, 9, label="e2e-trace", perf=False,
+                          trace=True)
+        best["syscall_costs"] = t.get("syscall_costs")
+        best["syscall_costs_from"] = {"rate": t["rate"], "lat": t["lat"]}
 
     def ladders(self, steps, rates):
         """Runs each (label, step) up the rates; a ladder stops at its first
@@ -962,8 +1003,14 @@ class Bench:
         hook = getattr(self, "_metrics_hook", None)
         return hook() if hook else {}
 
-    def step_e2e(self, router, rate, size, attempt, label="e2e"):
+    def step_e2e(self, router, rate, size, attempt, label="e2e", perf=None, trace=None):
+        """One live step through router. perf: count syscalls (perf stat or
+        strace) over a window; trace: also a 1 s `perf trace -s` sample of
+        the router. perf trace costs the router tens of µs per syscall, so
+        the ladder's judged steps do not trace (see section_throughput)."""
         P = self.P
+        perf = self.sc_tool is not None if perf is None else perf
+        trace = self.args.trace_in_steps if trace is None else trace
         n = P["ladder_clients"]
         M = max(1, int(round(rate * P["step_s"] / n)))
         expected = M * n
@@ -988,15 +1035,15 @@ class Bench:
         t0 = time.monotonic()
         pr = self.produce("produce-" + tag, topic, rate, size, tag, n, count=M)
         window = min(3.0, P["step_s"] * 0.4)
-        sth, sres = self.measure_syscalls(pids, t0 + P["step_s"] * 0.3, window)
+        sth, sres = self.measure_syscalls(pids if perf else {}, t0 + P["step_s"] * 0.3, window)
         costs = {}
 
-        def trace():
+        def trace_body():
             time.sleep(max(0, t0 + P["step_s"] * 0.3 + window + 0.3 - time.monotonic()))
             if time.monotonic() < t0 + P["step_s"] - 1.2:
                 costs["router"] = syscall_costs(router.pid, 1)
-        tth = threading.Thread(target=trace, daemon=True)
-        if self.sc_tool == "perf":
+        tth = threading.Thread(target=trace_body, daemon=True)
+        if self.sc_tool == "perf" and trace:
             tth.start()
         pr_cpu = 0.0
         while pr.alive() and time.monotonic() < t0 + P["step_s"] + 60:
@@ -1051,6 +1098,7 @@ class Bench:
                           for k in th1}
         row["syscalls"], row["syscalls_per_msg"] = {}, {}
         row["syscall_costs"] = costs.get("router")
+        row["perf"] = {"stat": bool(perf and self.sc_tool), "trace": bool(costs.get("router"))}
         if "m0" in sres and "m1" in sres:
             dm = msum(sres["m1"]["router"], "kws_router_messages_total", direction="to_client") - \
                 msum(sres["m0"]["router"], "kws_router_messages_total", direction="to_client")
@@ -1070,7 +1118,7 @@ class Bench:
         self.step_common(row, size, rate)
         return row
 
-    def step_kfloor(self, rate, size, attempt):
+    def step_kfloor(self, rate, size, attempt, perf=True):
         P = self.P
         n = P["ladder_clients"]
         M = max(1, int(round(rate * P["step_s"] / n)))
@@ -1086,7 +1134,8 @@ class Bench:
         t0 = time.monotonic()
         pr = self.produce("produce-" + tag, "bench-kf", rate, size, tag, n, count=M)
         window = min(3.0, P["step_s"] * 0.4)
-        sth, sres = self.measure_syscalls({"kfloor": kf.pid}, t0 + P["step_s"] * 0.3, window)
+        sth, sres = self.measure_syscalls({"kfloor": kf.pid} if perf else {},
+                                          t0 + P["step_s"] * 0.3, window)
         pr_cpu = 0.0
         while pr.alive() and time.monotonic() < t0 + P["step_s"] + 60:
             pr_cpu = cpu_s(pr.pid)
@@ -1533,15 +1582,19 @@ def write_stages_md(res, path):
               "pacing | loadgen CPU | router / edge CPU | load |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for st in S.get("steps", []):
-        e, k = st["e2e"], st["kfloor"]
-        cpu = e.get("cpu_s", {})
-        secs = max(0.001, st["rate"] and e.get("records", 0) / max(1, e.get("delivered_per_s", 1)))
-        lines.append("| %d/s | %s / %s / %s | %s / %s / %s | %s | %s | %s | %s / %s | %.1f |" % (
-            st["rate"], e["lat"].get("p50"), e["lat"].get("p99"), e["lat"].get("max"),
-            k["lat"].get("p50"), k["lat"].get("p99"), k["lat"].get("max"),
-            share(e.get("producer_cpu_share")), pacing_text(e.get("pacing")),
-            share(e.get("loadgen_cpu_share")), share(cpu.get("router", 0) / secs),
-            share(cpu.get("edge", 0) / secs), e.get("load", 0)))
+        k = st["kfloor"]
+        for e, what in ((st["e2e"], ""), (st.get("e2e_perf"), " with perf")):
+            if not e:
+                continue
+            cpu = e.get("cpu_s", {})
+            secs = max(0.001, e.get("records", 0) / max(1, e.get("delivered_per_s", 1)))
+            lines.append("| %d/s%s | %s / %s / %s | %s / %s / %s | %s | %s | %s | %s / %s | %.1f |"
+                         % (st["rate"], what, e["lat"].get("p50"), e["lat"].get("p99"),
+                            e["lat"].get("max"), k["lat"].get("p50"), k["lat"].get("p99"),
+                            k["lat"].get("max"), share(e.get("producer_cpu_share")),
+                            pacing_text(e.get("pacing")), share(e.get("loadgen_cpu_share")),
+                            share(cpu.get("router", 0) / secs), share(cpu.get("edge", 0) / secs),
+                            e.get("load", 0)))
     lines += ["", stages.markdown(S.get("breakdown", []))]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -1760,8 +1813,13 @@ def main():
     ap.add_argument("--stages-every", type=int, default=16,
                     help="sample the records whose offset is a multiple of this (default 16)")
     ap.add_argument("--stages-perf", action="store_true",
-                    help="with --stages, count syscalls with perf in each step as the ladder "
-                    "does (off by default: perf costs the router time)")
+                    help="with --stages, run each rate once more with perf stat and a 1 s perf "
+                    "trace on the router (as the ladder did before issue 13 item 2): what "
+                    "measuring costs")
+    ap.add_argument("--trace-in-steps", action="store_true",
+                    help="run the 1 s `perf trace -s` sample of the router inside every judged "
+                    "ladder step, as before issue 13 item 2 (it inflates their latency); default: "
+                    "one step of its own at the highest sustained rate")
     ap.add_argument("--no-syscalls", action="store_true",
                     help="no perf or strace in the ladder steps (latency without their cost)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the work dir of logs")

@@ -97,7 +97,8 @@ def analyze(prefix, steps):
                   "L": edge.get("L", {}), "R": router.get("R", {}), "W": router.get("W", {}),
                   "D": d.get("D", {})}
         keys = [k for k in stages["C"] if all(k in stages[x] for x in "CAKLRWD")]
-        row = {"rate": s["rate"], "sampled": len(stages["C"]), "complete": len(keys),
+        row = {"rate": s["rate"], "label": s.get("label", ""),
+               "sampled": len(stages["C"]), "complete": len(keys),
                "intervals": {}, "tail": {}}
         series = {}
         for name, a, b in INTERVALS:
@@ -128,8 +129,9 @@ def markdown(rows, extra=None):
     lines = []
     for r in rows:
         x = (extra or {}).get(r["rate"], {})
-        lines.append("**%d records/s** (%d sampled records, %d seen at every stage%s)"
-                     % (r["rate"], r["sampled"], r["complete"],
+        lines.append("**%d records/s%s** (%d sampled records, %d seen at every stage%s)"
+                     % (r["rate"], " " + r["label"] if r.get("label") else "", r["sampled"],
+                        r["complete"],
                         "; " + x["note"] if x.get("note") else ""))
         lines.append("")
         lines.append("| interval (ms) | p50 | p99 | max | mean of the slowest 1% |")
