@@ -397,7 +397,8 @@ def section_throughput(res, add):
         add("| system | offered | delivered/s | p50 / p99 / max ms | arrived | CPU s per M "
             "records | syscalls per message | load | |")
         add("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for row in S.get("kfloor", []) + S.get("e2e", []) + S.get("e2e_base", []):
+        for row in (S.get("kfloor", []) + S.get("e2e", []) + S.get("e2e_base", []) +
+                    S.get("e2e_base_traced", [])):
             add("| %s | %d/s (%.0f) | %.0f | %s / %s / %s | %d/%d | %s | %s | %.1f | %s |"
                 % (row["system"], row["rate"], row["offered_per_s"], row["delivered_per_s"],
                    row["lat"].get("p50"), row["lat"].get("p99"), row["lat"].get("max"),
@@ -439,19 +440,28 @@ def section_throughput(res, add):
                             S.get("wsfloor_batch"))
         judged, _ = latency_at_load(S)
         if judged:
-            base = {x[0]: x for x in latency_at_load(S, "e2e_base")[0]}
+            extra = [(title, {x[0]: x for x in latency_at_load(S, key)[0]},
+                      {r["rate"]: r for r in S.get(key, [])})
+                     for key, title in (("e2e_base", "base build e2e p99"),
+                                        ("e2e_base_traced", "base build, traced in the step"))
+                     if S.get(key)]
             add("Latency at load (issue 13 item 2): every sustained step up to half the highest "
                 "sustained rate, end-to-end p99 against the Kafka floor's p99 at the same rate "
                 "+ %d ms%s:" % (LOAD_SLACK_MS, "; the base build's steps ran in the same ladder"
-                                if base else ""))
+                                if extra else ""))
             add("")
-            add("| rate | kfloor p99 | e2e p99 | limit | |" + (" base e2e p99 | |" if base
-                                                               else ""))
-            add("| --- | --- | --- | --- | --- |" + (" --- | --- |" if base else ""))
+            add("| rate | kfloor p99 | e2e p99 | limit | |" +
+                "".join(" %s | |" % t for t, _, _ in extra))
+            add("| --- | --- | --- | --- | --- |" + " --- | --- |" * len(extra))
             for rate, p99, kp99, lim, ok in judged:
-                b = base.get(rate)
+                cells = ""
+                for _, j, allrows in extra:
+                    r = allrows.get(rate)
+                    p = r["lat"].get("p99") if r else None
+                    cells += " %s | %s |" % (f(p, "%s ms"), yes(p <= lim) if p is not None
+                                             else "")
                 add("| %d/s | %s ms | %s ms | %s ms | %s |" % (rate, kp99, p99, lim, yes(ok)) +
-                    ((" %s ms | %s |" % (b[1], yes(b[4])) if b else " n/a | |") if base else ""))
+                    cells)
             add("")
         _, best, _ = best_sustained(S.get("e2e", []))
         if best:

@@ -809,10 +809,17 @@ class Bench:
                 if base:
                     steps.append(("e2e-base", lambda r, a: self.step_e2e(
                         base, r, size, a, label="e2e-base")))
+                if base and self.args.base_traced:
+                    # main's binaries measured the way main's bench did: a
+                    # 1 s perf trace of the router inside the judged step.
+                    steps.append(("e2e-base-traced", lambda r, a: self.step_e2e(
+                        base, r, size, a, label="e2e-base-traced", trace=True)))
                 rows = self.ladders(steps, rates)
                 S["kfloor"], S["e2e"] = rows[0], rows[1]
                 if base:
                     S["e2e_base"] = rows[2]
+                if base and self.args.base_traced:
+                    S["e2e_base_traced"] = rows[3]
                 self.trace_step(router, S["e2e"], size)
             if not self.args.drains_only and not self.args.ladder_only:
                 # The short saturation runs are noisy here: each (system and
@@ -1795,6 +1802,9 @@ def main():
     ap.add_argument("--base-build", metavar="DIR",
                     help="A/B: section c's ladders also run through the edge and router of "
                     "this build (e.g. main's build-bench), step by step with this one's")
+    ap.add_argument("--base-traced", action="store_true",
+                    help="with --base-build, each rate once more through the base build with a "
+                    "1 s perf trace of its router inside the step (as main's bench measured)")
     ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
                     help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
     ap.add_argument("--mem-counts", metavar="N,N",
