@@ -858,13 +858,16 @@ class Bench:
                         "loadgen_pid": row["pids"]["loadgen"]})
             st = {"rate": rate, "kfloor": strip_row(kf), "e2e": strip_row(row)}
             if self.args.stages_perf:
-                # The same step with perf stat and a 1 s perf trace on the
-                # router, as the ladder measured before issue 13 item 2.
-                pr = self.step_e2e(router, rate, 100, 1, label="e2e-perf", perf=True,
-                                   trace=True)
-                e2e.append({"rate": rate, "label": "with perf", "produce_pid":
-                            pr["pids"]["produce"], "loadgen_pid": pr["pids"]["loadgen"]})
-                st["e2e_perf"] = strip_row(pr)
+                # The same step with perf stat counting syscalls (as the
+                # ladder's judged steps do), then with a 1 s perf trace of
+                # the router as well (as they did before issue 13 item 2).
+                for i, (key, trace) in enumerate((("e2e_stat", False), ("e2e_perf", True))):
+                    pr = self.step_e2e(router, rate, 100, 1 + i, label=key.replace("_", "-"),
+                                       perf=True, trace=trace)
+                    e2e.append({"rate": rate, "label": "with perf stat" + (
+                        " and perf trace" if trace else ""), "produce_pid": pr["pids"]["produce"],
+                        "loadgen_pid": pr["pids"]["loadgen"]})
+                    st[key] = strip_row(pr)
             out["steps"].append(st)
         # The router and the edge write their files when they stop.
         router.stop(signal.SIGINT)
@@ -875,6 +878,7 @@ class Bench:
         for st in out["steps"]:
             st["breakdown"] = next(it)
             if "e2e_perf" in st:
+                st["breakdown_stat"] = next(it)
                 st["breakdown_perf"] = next(it)
         for st in out["steps"]:
             b = st["breakdown"]
@@ -888,10 +892,12 @@ class Bench:
                 say("      %-30s p50 %8s  p99 %8s  max %8s  slowest 1%%: %8s ms"
                     % (name, stages.fmt(iv["p50"]), stages.fmt(iv["p99"]), stages.fmt(iv["max"]),
                        stages.fmt(b["tail"][name])))
-            if "e2e_perf" in st:
-                ep, bp = st["e2e_perf"], st["breakdown_perf"]
-                say("    same rate with perf stat + perf trace on the router: e2e p50/p99 %s/%s ms"
-                    % (ep["lat"].get("p50"), ep["lat"].get("p99")))
+            for key, what in (("stat", "perf stat"), ("perf", "perf stat + perf trace")):
+                if "e2e_" + key not in st:
+                    continue
+                ep, bp = st["e2e_" + key], st["breakdown_" + key]
+                say("    same rate with %s on router and edge: e2e p50/p99 %s/%s ms"
+                    % (what, ep["lat"].get("p50"), ep["lat"].get("p99")))
                 for name, iv in bp["intervals"].items():
                     say("      %-30s p50 %8s  p99 %8s  max %8s" % (
                         name, stages.fmt(iv["p50"]), stages.fmt(iv["p99"]),
@@ -1094,6 +1100,8 @@ class Bench:
         hq = hist_quantiles(mr0, mr1, "kws_router_delivery_delay_seconds")
         row["router_write_ms"] = {k: (v * 1000 if k != "count" else v) for k, v in hq.items()}
         lg_s = c1["loadgen"] - c0["loadgen"]
+        if r.get("run_cpu_s"):  # loadgen's own count (getrusage) since all connected
+            lg_s = r["run_cpu_s"]
         row["loadgen_cpu_share"] = lg_s / max(0.001, t_last - t0) if lg_s > 0 else None
         # Is the load generator itself saturated? The producer's share of a
         # core and its lag behind its own schedule.
@@ -1590,7 +1598,8 @@ def write_stages_md(res, path):
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for st in S.get("steps", []):
         k = st["kfloor"]
-        for e, what in ((st["e2e"], ""), (st.get("e2e_perf"), " with perf")):
+        for e, what in ((st["e2e"], ""), (st.get("e2e_stat"), " with perf stat"),
+                        (st.get("e2e_perf"), " with perf stat + trace")):
             if not e:
                 continue
             cpu = e.get("cpu_s", {})
