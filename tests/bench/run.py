@@ -883,9 +883,11 @@ class Bench:
         for st in out["steps"]:
             b = st["breakdown"]
             e, k = st["e2e"], st["kfloor"]
-            say("  %d/s: e2e p50/p99 %s/%s ms, kfloor %s/%s ms; producer %s of a core, %s; "
-                "loadgen %s of a core" % (
-                    st["rate"], e["lat"].get("p50"), e["lat"].get("p99"), k["lat"].get("p50"),
+            ks = (e.get("kfloor_same") or {}).get("lat") or {}
+            say("  %d/s: e2e p50/p99 %s/%s ms, kfloor on the same records %s/%s ms (own step "
+                "%s/%s ms); producer %s of a core, %s; loadgen %s of a core" % (
+                    st["rate"], e["lat"].get("p50"), e["lat"].get("p99"), ks.get("p50"),
+                    ks.get("p99"), k["lat"].get("p50"),
                     k["lat"].get("p99"), share(e.get("producer_cpu_share")),
                     pacing_text(e.get("pacing")), share(e.get("loadgen_cpu_share"))))
             for name, iv in b["intervals"].items():
@@ -1030,11 +1032,22 @@ class Bench:
         edge, topic = router.edge, router.topic
         tag = "%s-%d-%d-%d-%s" % (label, size, rate, attempt, self.nonce)
         rep = os.path.join(self.work, "lg-%s.json" % tag)
+        # The like-for-like Kafka floor: a bare consumer in its own group
+        # reading the same records at the same time (as section b's), so a
+        # stall of the broker or the machine falls on both sides.
+        kf = None
+        if not self.args.no_same_floor:
+            kf_rep = os.path.join(self.work, "kfs-%s.json" % tag)
+            kf = self.kfloor("kfloor-same-" + tag, topic, "kfs-" + tag, tag,
+                             ["--expect", expected, "--idle-s", 8, "--max-s", P["step_s"] + 90,
+                              "--report", kf_rep])
         lg = self.loadgen("lg-" + tag, router.ws_url, n, 0,
                           ["--tag", tag, "--expect-per-client", M, "--until-idle-s", 8,
                            "--report", rep])
         lg.wait_for(r"clients connected in", 60)
         self.wait_sessions_live(router, n, 30)
+        if kf:
+            kf.wait_for(r"^ASSIGNED %d " % PARTITIONS, 60)
         time.sleep(0.5)
         kpids = self.kafka_pids()
         pids = {"router": router.pid, "edge": edge.pid}
@@ -1129,8 +1142,21 @@ class Bench:
                 if sres.get(k):
                     row["syscalls"][k] = sres[k]
                     row["syscalls_per_msg"][k] = sres[k]["total"] / max(1, per)
+        if kf:
+            if not kf.wait(max(1, t0 + P["step_s"] + 30 - time.monotonic())):
+                kf.stop(signal.SIGTERM, 20)
+            try:
+                kr = json.load(open(kf_rep))
+                row["kfloor_same"] = {"lat": kr.get("latency_ms") or {},
+                                      "lat_us": kr.get("latency_us"), "records": kr.get("tagged")}
+            except (OSError, ValueError):
+                row["kfloor_same"] = None
         self.judge(row, rate, expected)
         self.step_common(row, size, rate)
+        if row.get("kfloor_same"):
+            L = row["kfloor_same"]["lat"]
+            say("          same records at a bare consumer (kfloor, own group, same time): "
+                "p50/p99/max %s/%s/%s ms" % (L.get("p50"), L.get("p99"), L.get("max")))
         return row
 
     def step_kfloor(self, rate, size, attempt, perf=True):
@@ -1593,9 +1619,9 @@ def write_stages_md(res, path):
              "processes' wall clocks (one machine); tests/bench/stages.py names the stages."
              % (res.get("started"), res.get("finished"), res.get("machine", {}).get("cpus", ""),
                 S.get("every")), ""]
-    lines += ["| rate | e2e p50 / p99 / max | kfloor p50 / p99 / max | producer CPU | producer "
-              "pacing | loadgen CPU | router / edge CPU | load |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["| rate | e2e p50 / p99 / max | kfloor, same records: p50 / p99 / max | kfloor, own "
+              "step | producer CPU | producer pacing | loadgen CPU | router / edge CPU | load |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for st in S.get("steps", []):
         k = st["kfloor"]
         for e, what in ((st["e2e"], ""), (st.get("e2e_stat"), " with perf stat"),
@@ -1604,9 +1630,12 @@ def write_stages_md(res, path):
                 continue
             cpu = e.get("cpu_s", {})
             secs = max(0.001, e.get("records", 0) / max(1, e.get("delivered_per_s", 1)))
-            lines.append("| %d/s%s | %s / %s / %s | %s / %s / %s | %s | %s | %s | %s / %s | %.1f |"
+            ks = (e.get("kfloor_same") or {}).get("lat") or {}
+            lines.append("| %d/s%s | %s / %s / %s | %s / %s / %s | %s / %s / %s | %s | %s | %s | "
+                         "%s / %s | %.1f |"
                          % (st["rate"], what, e["lat"].get("p50"), e["lat"].get("p99"),
-                            e["lat"].get("max"), k["lat"].get("p50"), k["lat"].get("p99"),
+                            e["lat"].get("max"), ks.get("p50"), ks.get("p99"), ks.get("max"),
+                            k["lat"].get("p50"), k["lat"].get("p99"),
                             k["lat"].get("max"), share(e.get("producer_cpu_share")),
                             pacing_text(e.get("pacing")), share(e.get("loadgen_cpu_share")),
                             share(cpu.get("router", 0) / secs), share(cpu.get("edge", 0) / secs),
@@ -1839,6 +1868,9 @@ def main():
                     help="run the 1 s `perf trace -s` sample of the router inside every judged "
                     "ladder step, as before issue 13 item 2 (it inflates their latency); default: "
                     "one step of its own at the highest sustained rate")
+    ap.add_argument("--no-same-floor", action="store_true",
+                    help="no kfloor reading the same records during each live router step "
+                    "(the like-for-like floor of the latency at load)")
     ap.add_argument("--no-syscalls", action="store_true",
                     help="no perf or strace in the ladder steps (latency without their cost)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the work dir of logs")
