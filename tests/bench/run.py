@@ -906,21 +906,32 @@ class Bench:
                         stages.fmt(iv["max"])))
 
     def trace_step(self, router, rows, size):
-        """The time per syscall (`perf trace -s`, 1 s) at the highest sustained
-        rate, from a step of its own whose latency is not judged: tracing
-        costs the router tens of µs per syscall, and inside a judged step it
-        made the backlog (hundreds of ms at p99) that the ladder reported."""
-        if self.sc_tool != "perf" or self.args.trace_in_steps or self.over_budget():
+        """Syscalls per message (perf stat) and the time per syscall (`perf
+        trace -s`, 1 s) at the highest sustained rate, from a step of its own
+        whose latency is not judged: tracing costs the router tens of µs per
+        syscall (inside a judged step it made the backlog, hundreds of ms at
+        p99, that the ladder reported), and counting costs it too, where the
+        floor it is judged against runs unobserved."""
+        if not self.sc_tool or self.over_budget():
+            return
+        if self.args.syscalls_in_steps and (self.args.trace_in_steps or self.sc_tool != "perf"):
             return
         ok = [r for r in rows if r.get("ok")]
         if not ok:
             return
         best = max(ok, key=lambda r: r["rate"])
-        say("  (perf trace -s sample in a step of its own at %d/s: not judged)" % best["rate"])
-        t = self.step_e2e(router, best["rate"], size, 9, label="e2e-trace", perf=False,
-                          trace=True)
-        best["syscall_costs"] = t.get("syscall_costs")
-        best["syscall_costs_from"] = {"rate": t["rate"], "lat": t["lat"]}
+        say("  (syscalls counted and traced in a step of their own at %d/s: not judged)"
+            % best["rate"])
+        t = self.step_e2e(router, best["rate"], size, 9, label="e2e-measured", perf=True,
+                          trace=self.sc_tool == "perf" and not self.args.trace_in_steps)
+        if not self.args.syscalls_in_steps:
+            for k in ("syscalls", "syscalls_per_msg", "window"):
+                if t.get(k):
+                    best[k] = t[k]
+        if t.get("syscall_costs"):
+            best["syscall_costs"] = t["syscall_costs"]
+        best["syscall_costs_from"] = {"rate": t["rate"], "lat": t["lat"],
+                                      "floor": (t.get("kfloor_same") or {}).get("lat")}
 
     def ladders(self, steps, rates):
         """Runs each (label, step) up the rates; a ladder stops at its first
@@ -1024,7 +1035,8 @@ class Bench:
         the router. perf trace costs the router tens of µs per syscall, so
         the ladder's judged steps do not trace (see section_throughput)."""
         P = self.P
-        perf = self.sc_tool is not None if perf is None else perf
+        if perf is None:
+            perf = self.sc_tool is not None and self.args.syscalls_in_steps
         trace = self.args.trace_in_steps if trace is None else trace
         n = P["ladder_clients"]
         M = max(1, int(round(rate * P["step_s"] / n)))
@@ -1871,6 +1883,10 @@ def main():
     ap.add_argument("--no-same-floor", action="store_true",
                     help="no kfloor reading the same records during each live router step "
                     "(the like-for-like floor of the latency at load)")
+    ap.add_argument("--syscalls-in-steps", action="store_true",
+                    help="count syscalls (perf stat) in every judged ladder step, as before "
+                    "issue 13 item 2; default: in one step of its own at the highest sustained "
+                    "rate, with the perf trace sample")
     ap.add_argument("--no-syscalls", action="store_true",
                     help="no perf or strace in the ladder steps (latency without their cost)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the work dir of logs")
