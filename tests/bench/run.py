@@ -1627,7 +1627,7 @@ def write_stages_md(res, path):
     import stages
     S = res.get("stages") or {}
     lines = ["# Where the latency goes (`run.py --stages`)", "",
-             "Run %s to %s; %s. Every %s-th offset sampled. Intervals in ms, from the "
+             "Run %s to %s; %s CPUs. Every %s-th offset sampled. Intervals in ms, from the "
              "processes' wall clocks (one machine); tests/bench/stages.py names the stages."
              % (res.get("started"), res.get("finished"), res.get("machine", {}).get("cpus", ""),
                 S.get("every")), ""]
