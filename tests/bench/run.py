@@ -814,7 +814,7 @@ class Bench:
                     # 1 s perf trace of the router inside the judged step.
                     steps.append(("e2e-base-traced", lambda r, a: self.step_e2e(
                         base, r, size, a, label="e2e-base-traced", trace=True)))
-                rows = self.ladders(steps, rates)
+                rows = self.ladders(steps, rates, alternate=len(steps) - 1 if base else 0)
                 S["kfloor"], S["e2e"] = rows[0], rows[1]
                 if base:
                     S["e2e_base"] = rows[2]
@@ -845,15 +845,16 @@ class Bench:
         import stages
         P = self.P
         rates = [int(x) for x in self.args.stages_rates.split(",") if x]
-        say("== stages: where the time goes at %s records/s (every %d-th offset sampled)"
-            % (rates, self.args.stages_every))
+        say("== stages: where the time goes at %s records/s of %d B (every %d-th offset sampled)"
+            % (rates, self.args.stages_size, self.args.stages_every))
         router = self.start_router("router-s", [self.edge.url])
         out = {"rates": rates, "every": self.args.stages_every, "steps": []}
         self.res["stages"] = out
         e2e = []
         for rate in rates:
-            kf = self.step_kfloor(rate, 100, 0, perf=False)
-            row = self.step_e2e(router, rate, 100, 0, perf=False, trace=False)
+            size = self.args.stages_size
+            kf = self.step_kfloor(rate, size, 0, perf=False)
+            row = self.step_e2e(router, rate, size, 0, perf=False, trace=False)
             e2e.append({"rate": rate, "produce_pid": row["pids"]["produce"],
                         "loadgen_pid": row["pids"]["loadgen"]})
             st = {"rate": rate, "kfloor": strip_row(kf), "e2e": strip_row(row)}
@@ -862,7 +863,7 @@ class Bench:
                 # ladder's judged steps do), then with a 1 s perf trace of
                 # the router as well (as they did before issue 13 item 2).
                 for i, (key, trace) in enumerate((("e2e_stat", False), ("e2e_perf", True))):
-                    pr = self.step_e2e(router, rate, 100, 1 + i, label=key.replace("_", "-"),
+                    pr = self.step_e2e(router, rate, size, 1 + i, label=key.replace("_", "-"),
                                        perf=True, trace=trace)
                     e2e.append({"rate": rate, "label": "with perf stat" + (
                         " and perf trace" if trace else ""), "produce_pid": pr["pids"]["produce"],
@@ -933,13 +934,18 @@ class Bench:
         best["syscall_costs_from"] = {"rate": t["rate"], "lat": t["lat"],
                                       "floor": (t.get("kfloor_same") or {}).get("lat")}
 
-    def ladders(self, steps, rates):
+    def ladders(self, steps, rates, alternate=0):
         """Runs each (label, step) up the rates; a ladder stops at its first
-        step that is not sustained (retried once in the full run)."""
+        step that is not sustained (retried once in the full run). With
+        alternate=k, the last k steps run in reverse order at every other
+        rate (an A/B: neither build always comes first)."""
         rows = {label: [] for label, _ in steps}
         done = set()
-        for rate in rates:
-            for label, step in steps:
+        for i, rate in enumerate(rates):
+            order = list(steps)
+            if alternate > 1 and i % 2:
+                order = order[:-alternate] + order[-alternate:][::-1]
+            for label, step in order:
                 if label in done:
                     continue
                 if self.over_budget():
@@ -1870,6 +1876,9 @@ def main():
                     "about 25 s a rate; writes stages.md and report.json in --out")
     ap.add_argument("--stages-rates", default="1000,5000,20000,30000",
                     help="records/s of the --stages steps (default 1000,5000,20000,30000)")
+    ap.add_argument("--stages-size", type=int, default=100,
+                    help="record size of the --stages steps (default 100; the ladder's other "
+                    "size is 4096)")
     ap.add_argument("--stages-every", type=int, default=16,
                     help="sample the records whose offset is a multiple of this (default 16)")
     ap.add_argument("--stages-perf", action="store_true",
