@@ -403,8 +403,20 @@ def hist_quantiles(m0, m1, name, qs=(0.5, 0.99)):
 
 # ---- the benchmark ---------------------------------------------------------
 
+# The options a caller that builds its own argparse.Namespace (heap.py) may
+# leave out, with main()'s defaults.
+OPTIONAL_ARGS = {"drain_count": None, "drains_only": False, "ladder_only": False,
+                 "base_build": None, "base_traced": False, "stages": False,
+                 "stages_rates": "1000,5000,20000,30000", "stages_size": 100,
+                 "stages_every": 16, "stages_perf": False, "no_syscalls": False,
+                 "syscalls_in_steps": False, "trace_in_steps": False, "no_same_floor": False}
+
+
 class Bench:
     def __init__(self, args):
+        for k, v in OPTIONAL_ARGS.items():
+            if not hasattr(args, k):
+                setattr(args, k, v)
         self.args = args
         self.quick = args.quick
         self.P = dict(PROFILES["quick" if args.quick else "full"])
