@@ -11,6 +11,15 @@
 #include "util.h"
 
 #define CHAN_READ_CHUNK (64 * 1024)
+/* The dialer's back-off doubles from CHAN_REDIAL_MIN_MS up to this. A router
+ * lists an edge before it is up (a scale-up, a restart): the partitions the
+ * group gives that edge wait for the router's next attempt, so a long
+ * back-off is paid by their clients (2 s made moved partitions pause up to
+ * 0.7 s longer than a bare consumer's handover, tests/bench README "Latency
+ * at load"). An attempt at an address with nothing listening costs one
+ * refused SYN. */
+#define CHAN_REDIAL_MIN_MS 100
+#define CHAN_REDIAL_MAX_MS 500
 #define CHAN_WRITE_CHUNK (64 * 1024)
 
 struct chan_msg {
@@ -387,7 +396,7 @@ static void dial_done(void *arg)
 	if (rv == 0) {
 		pthread_mutex_lock(&d->mu);
 		d->ready = nng_aio_get_output(d->dial_aio, 0);
-		d->backoff = 100;
+		d->backoff = CHAN_REDIAL_MIN_MS;
 		pthread_mutex_unlock(&d->mu);
 		d->wake(d->arg);
 		return;
@@ -396,7 +405,7 @@ static void dial_done(void *arg)
 		return;
 	pthread_mutex_lock(&d->mu);
 	nng_duration wait = d->backoff;
-	d->backoff = d->backoff * 2 > 2000 ? 2000 : d->backoff * 2;
+	d->backoff = d->backoff * 2 > CHAN_REDIAL_MAX_MS ? CHAN_REDIAL_MAX_MS : d->backoff * 2;
 	bool closing = d->closing;
 	pthread_mutex_unlock(&d->mu);
 	if (!closing)
@@ -417,7 +426,7 @@ struct chan_dialer *chan_dialer_new(const char *url, chan_wake_fn wake, void *ar
 	int rv;
 	d->wake = wake;
 	d->arg = arg;
-	d->backoff = 100;
+	d->backoff = CHAN_REDIAL_MIN_MS;
 	pthread_mutex_init(&d->mu, NULL);
 	if ((rv = nng_stream_dialer_alloc(&d->d, url)) != 0) {
 		snprintf(err, errlen, "%s: %s", url, nng_strerror(rv));

@@ -70,7 +70,7 @@ const char *chan_peer(const struct chan *c);
 void chan_get_stats(struct chan *c, struct chan_stats *st);
 
 /* Dials url (tcp://host:port; the host is resolved at every attempt) in the
- * background until connected, with back-off from 100 ms to 2 s. */
+ * background until connected, with back-off from 100 ms to 500 ms. */
 struct chan_dialer;
 struct chan_dialer *chan_dialer_new(const char *url, chan_wake_fn wake, void *arg, char *err,
 				    size_t errlen);

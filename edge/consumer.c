@@ -8,8 +8,18 @@
 #include <unistd.h>
 
 #include "kconf.h"
+#include "stages.h"
 #include "util.h"
 #include "wire.h"
+
+/* Sampled records (stages.h) handed to the routers' batches since the last
+ * flush: marked 'L' when the batches go to the links. */
+#define STAGED_MAX 256
+
+struct staged {
+	uint32_t partition;
+	int64_t offset;
+};
 
 struct consumer {
 	const struct edge_config *cfg;
@@ -31,7 +41,18 @@ struct consumer {
 	bool closing;
 	int64_t kafka_ok_ms;
 	uint64_t records;
+	struct staged staged[STAGED_MAX];
+	uint32_t nstaged;
 };
+
+/* The batches went to the links: marks the sampled records in them. */
+static void staged_sent(struct consumer *c)
+{
+	int64_t now = c->nstaged ? stages_now_us() : 0;
+	for (uint32_t i = 0; i < c->nstaged; i++)
+		stages_mark('L', c->staged[i].partition, c->staged[i].offset, now, -1);
+	c->nstaged = 0;
+}
 
 /* Each owned partition's share of --tail-bytes. */
 static size_t tail_budget(const struct consumer *c)
@@ -190,6 +211,9 @@ static void deliver(struct consumer *c, const rd_kafka_message_t *m)
 	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
 	if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
 		ts = -1;
+	bool staged = stages_want(m->offset);
+	if (staged)
+		stages_mark('K', p, m->offset, stages_now_us(), ts);
 	tail_append(&pt->tail, m->offset, ts, m->key, m->key_len, m->payload, m->len,
 		    m->payload == NULL, tail_budget(c));
 	pt->next_offset = m->offset + 1;
@@ -224,6 +248,11 @@ static void deliver(struct consumer *c, const rd_kafka_message_t *m)
 	}
 	if (sids != sids_stack)
 		free(sids);
+	if (staged) {
+		if (c->nstaged == STAGED_MAX)
+			staged_sent(c); /* an early mark beats none */
+		c->staged[c->nstaged++] = (struct staged){ p, m->offset };
+	}
 }
 
 /* Stores, for the next commit, the offsets of everything handed to the
@@ -323,6 +352,7 @@ void consumer_poll(struct consumer *c)
 	if (c->kick_pending && !c->closing && !c->draining)
 		kick_unmoved(c);
 	routers_flush(c->routers);
+	staged_sent(c);
 	store_offsets(c);
 	consumer_sync_metadata(c);
 }

@@ -18,6 +18,7 @@
 #include "ops.h"
 #include "replay.h"
 #include "routers.h"
+#include "stages.h"
 #include "subs.h"
 #include "upstream.h"
 #include "util.h"
@@ -218,7 +219,7 @@ int edge_run(const struct edge_config *cfg)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (edge_open(e) < 0)
+	if (stages_setup("edge") < 0 || edge_open(e) < 0)
 		goto out;
 
 	/* The partition count first: routers need it to place clients. */
@@ -281,6 +282,7 @@ out:
 	watch_free(e->watch);
 	routers_free(e->routers);
 	subs_free(&e->subs);
+	stages_close();
 	linkauth_secret_free(&e->secret);
 	if (e->wake_fd >= 0)
 		close(e->wake_fd);

@@ -8,6 +8,7 @@
 #include "pins.h"
 #include "resolve.h"
 #include "router_int.h"
+#include "stages.h"
 #include "util.h"
 #include "wire.h"
 #include "ws.h"
@@ -19,6 +20,8 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 	struct wire_record rec;
 	for (uint32_t i = 0; i < m->u.deliver.count; i++) {
 		wire_deliver_get(m, i, &rec);
+		if (stages_want(rec.offset))
+			stages_mark('R', rec.partition, rec.offset, stages_now_us(), rec.nsids);
 		if (routes_owner(&r->routes, rec.partition) != l->index) {
 			r->fenced += rec.nsids;
 			continue;

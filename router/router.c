@@ -19,6 +19,7 @@
 #include "recvhook.h"
 #include "tls.h"
 #include "router_int.h"
+#include "stages.h"
 #include "util.h"
 #include "ws.h"
 
@@ -275,6 +276,8 @@ int router_run(const struct router_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	lws_set_log_level(LLL_ERR | LLL_WARN | (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0), lws_log);
 
+	if (stages_setup("router") < 0)
+		goto out;
 	if (setup_ident(&r) < 0)
 		goto out;
 	if (loop_open(&r) < 0)
@@ -394,5 +397,6 @@ out:
 	linkauth_secret_free(&r.secret);
 	admission_rate_free(&r.rate);
 	sessions_free(&r.sessions);
+	stages_close();
 	return rc;
 }

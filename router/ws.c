@@ -14,6 +14,7 @@
 #include "handshake.h"
 #include "pins.h"
 #include "router_int.h"
+#include "stages.h"
 #include "tls.h"
 #include "util.h"
 #include "wsframe.h"
@@ -268,6 +269,8 @@ static void message_done(struct router *r, struct session *s, int64_t now_wall)
 	struct outmsg *m = sessions_peek(s);
 	if (m->timestamp_ms >= 0)
 		metrics_observe(r->delay, (double)(now_wall - m->timestamp_ms) / 1000.0);
+	if (stages_want(m->offset))
+		stages_mark('W', s->partition, m->offset, stages_now_us(), (int64_t)s->sid);
 	sessions_pop_free(s);
 }
 

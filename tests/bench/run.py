@@ -403,8 +403,20 @@ def hist_quantiles(m0, m1, name, qs=(0.5, 0.99)):
 
 # ---- the benchmark ---------------------------------------------------------
 
+# The options a caller that builds its own argparse.Namespace (heap.py) may
+# leave out, with main()'s defaults.
+OPTIONAL_ARGS = {"drain_count": None, "drains_only": False, "ladder_only": False,
+                 "base_build": None, "base_traced": False, "stages": False,
+                 "stages_rates": "1000,5000,20000,30000", "stages_size": 100,
+                 "stages_every": 16, "stages_perf": False, "no_syscalls": False,
+                 "syscalls_in_steps": False, "trace_in_steps": False, "no_same_floor": False}
+
+
 class Bench:
     def __init__(self, args):
+        for k, v in OPTIONAL_ARGS.items():
+            if not hasattr(args, k):
+                setattr(args, k, v)
         self.args = args
         self.quick = args.quick
         self.P = dict(PROFILES["quick" if args.quick else "full"])
@@ -435,6 +447,11 @@ class Bench:
             "wsfloor": os.path.join(self.build, "tests", "bench", "wsfloor"),
             "wsprobe": os.path.join(self.build, "tests", "bench", "wsprobe"),
         }
+        self.base_bin = None
+        if args.base_build:
+            bb = os.path.abspath(args.base_build)
+            self.base_bin = {"edge": os.path.join(bb, "edge", "edge"),
+                             "router": os.path.join(bb, "router", "router")}
         self.sc_tool = "perf" if perf_works() else ("strace" if shutil.which("strace") else None)
         self.res["syscall_tool"] = self.sc_tool
         self.kafka = None
@@ -443,16 +460,31 @@ class Bench:
         if args.preload:
             self.env_under_test = dict(os.environ, LD_PRELOAD=os.path.abspath(args.preload))
             self.res["preload"] = os.path.basename(args.preload)
+        # --stages: every process of the path writes stage timestamps
+        # (common/stages.h), the tools too; perf stays off unless asked.
+        self.tool_env = None
+        if args.stages:
+            self.stage_prefix = os.path.join(self.work, "stages", "st")
+            os.makedirs(os.path.dirname(self.stage_prefix))
+            senv = {"KWS_STAGES": self.stage_prefix, "KWS_STAGES_EVERY": str(args.stages_every)}
+            self.env_under_test = dict(self.env_under_test or os.environ, **senv)
+            self.tool_env = dict(os.environ, **senv)
+            if not args.stages_perf:
+                self.sc_tool = None
+                self.res["syscall_tool"] = None
+        if args.no_syscalls:
+            self.sc_tool = None
+            self.res["syscall_tool"] = None
         self.nonce = "%x" % (int(time.time()) & 0xffffff)
 
     def over_budget(self):
         return time.monotonic() - T0 > self.P["budget_s"]
 
     # -- components --
-    def start_edge(self, name, topic, group, port=None, props=()):
+    def start_edge(self, name, topic, group, port=None, props=(), bins=None):
         port = port or free_port()
         admin = free_port()
-        args = [self.bin["edge"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
+        args = [(bins or self.bin)["edge"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
                 "--group", group, "--listen", "tcp://127.0.0.1:%d" % port, "--edge-id", name,
                 "--admin-listen", "127.0.0.1:%d" % admin]
         for kv in FAST_GROUP + list(props):
@@ -463,11 +495,11 @@ class Bench:
         e.wait_for(r"listening on", 30)
         return e
 
-    def start_router(self, name, edge_urls):
+    def start_router(self, name, edge_urls, bins=None):
         port, admin = free_port(), free_port()
         # Section a holds 18,000 sessions opened at 5,000/s from 16 source
         # addresses: above the router's default admission limits.
-        args = [self.bin["router"], "--listen", "127.0.0.1:%d" % port, "--router-id", name,
+        args = [(bins or self.bin)["router"], "--listen", "127.0.0.1:%d" % port, "--router-id", name,
                 "--admin-listen", "127.0.0.1:%d" % admin, "--handshakes-per-ip", 1000000,
                 "--max-connections", 19500]
         for u in edge_urls:
@@ -475,6 +507,8 @@ class Bench:
         r = Proc(self, name, args, self.env_under_test)
         r.port, r.admin = port, admin
         r.ws_url = "ws://127.0.0.1:%d/ws" % port
+        # The edge and topic of a router started for one edge (the ladder).
+        r.edge, r.topic = getattr(self, "edge", None), "bench"
         r.wait_for(r"all \d+ partitions have owners", 60)
         return r
 
@@ -490,13 +524,13 @@ class Bench:
         args = [self.bin["loadgen"], "--url", url, "--clients", clients, "--ids-from", ids_from,
                 "--source-addrs", 16, "--connect-rate", 5000, "--progress-s", 0,
                 "--connect-timeout-s", 60] + list(extra)
-        return Proc(self, name, args)
+        return Proc(self, name, args, self.tool_env)
 
     def produce(self, name, topic, rate, size, tag, clients, count=None, forever=False):
         args = [self.bin["produce"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
                 "--clients", clients, "--rate", rate, "--size", size, "--tag", tag]
         args += ["--forever"] if forever else ["--count", count]
-        return Proc(self, name, args)
+        return Proc(self, name, args, self.tool_env)
 
     def kfloor(self, name, topic, group, tag, extra=()):
         args = [self.bin["kfloor"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
@@ -532,13 +566,15 @@ class Bench:
     def run(self):
         import kafkafix
         sections = self.args.only.split(",") if self.args.only else ["a", "b", "c", "d"]
+        if self.args.stages:
+            sections = ["s"]
         say("mode %s, build %s, syscalls via %s, load average %.1f"
             % (self.res["mode"], self.build, self.sc_tool, loadavg()))
         with kafkafix.KafkaCluster(brokers=1) as k:
             self.kafka = k
             self.res["kafka"] = {"version": k.version, "bootstrap": k.bootstrap}
             say("kafka %s at %s" % (k.version, k.bootstrap))
-            for t in ["bench", "bench-kf", "bench-join"] + [
+            for t in ["bench", "bench-kf", "bench-join", "bench-base"] + [
                     "bench-drain-%d-%d" % (size, i) for size in self.P["ladder"]
                     for i in range(self.P["trials"])]:
                 k.create_topic(t, partitions=PARTITIONS)
@@ -555,6 +591,9 @@ class Bench:
                     self.edge.stop()
                 if "d" in sections:
                     self.section_join()
+                if "s" in sections:
+                    self.edge = self.start_edge("edge-s", "bench", "bench-edge-" + self.nonce)
+                    self.section_stages()
             finally:
                 self.stop_all()
         self.res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -760,6 +799,15 @@ class Bench:
         out = {"sizes": {}, "step_s": P["step_s"], "clients": P["ladder_clients"]}
         self.res["throughput"] = out
         router = self.start_router("router-c", [self.edge.url])
+        base = None
+        if self.args.base_build:
+            # A/B: the same ladder through an edge and a router of another
+            # build (e.g. main), on a topic of their own, step by step.
+            be = self.start_edge("edge-base", "bench-base", "bench-edge-base-" + self.nonce,
+                                 bins=self.base_bin)
+            base = self.start_router("router-base", [be.url], bins=self.base_bin)
+            base.edge, base.topic = be, "bench-base"
+            out["base_build"] = self.args.base_build
         for size, rates in P["ladder"].items():
             say("== c. throughput, %d B records: ladder %s records/s, %ds steps"
                 % (size, rates, P["step_s"]))
@@ -768,28 +816,148 @@ class Bench:
             # Interleaved: at each rate the floor's step and the system's step
             # run back to back, under the same machine conditions.
             if not self.args.drains_only:
-                S["kfloor"], S["e2e"] = self.ladders(
-                    [("kfloor", lambda r, a: self.step_kfloor(r, size, a)),
-                     ("e2e", lambda r, a: self.step_e2e(router, r, size, a))], rates)
+                steps = [("kfloor", lambda r, a: self.step_kfloor(r, size, a)),
+                         ("e2e", lambda r, a: self.step_e2e(router, r, size, a))]
+                if base:
+                    steps.append(("e2e-base", lambda r, a: self.step_e2e(
+                        base, r, size, a, label="e2e-base")))
+                if base and self.args.base_traced:
+                    # main's binaries measured the way main's bench did: a
+                    # 1 s perf trace of the router inside the judged step.
+                    steps.append(("e2e-base-traced", lambda r, a: self.step_e2e(
+                        base, r, size, a, label="e2e-base-traced", trace=True)))
+                rows = self.ladders(steps, rates, alternate=len(steps) - 1 if base else 0)
+                S["kfloor"], S["e2e"] = rows[0], rows[1]
+                if base:
+                    S["e2e_base"] = rows[2]
+                if base and self.args.base_traced:
+                    S["e2e_base_traced"] = rows[3]
+                self.trace_step(router, S["e2e"], size)
+            if not self.args.drains_only and not self.args.ladder_only:
                 # The short saturation runs are noisy here: each (system and
                 # floor alike) runs P["trials"] times and the best counts.
                 S["wsfloor"] = best_of([self.step_wsfloor(size) for _ in range(P["trials"])])
                 S["wsfloor_batch"] = best_of([self.step_wsfloor(size, batch=65536)
                                               for _ in range(P["trials"])])
-            drains = [self.drain(size, i) for i in range(P["trials"])]
-            S["drain"] = {"e2e": best_of([d["e2e"] for d in drains]),
-                          "kfloor": best_of([d["kfloor"] for d in drains])}
+            if not self.args.ladder_only:
+                drains = [self.drain(size, i) for i in range(P["trials"])]
+                S["drain"] = {"e2e": best_of([d["e2e"] for d in drains]),
+                              "kfloor": best_of([d["kfloor"] for d in drains])}
         router.stop(signal.SIGINT)
         if router.alive():
             router.stop(signal.SIGINT)
+        if base:
+            base.stop(signal.SIGINT)
+            base.edge.stop()
 
-    def ladders(self, steps, rates):
+    def section_stages(self):
+        """--stages: the 100 B ladder's steps at a few rates (kfloor, then the
+        router path, at each rate), with every process writing stage
+        timestamps; then the breakdown per step (tests/bench/stages.py)."""
+        import stages
+        P = self.P
+        rates = [int(x) for x in self.args.stages_rates.split(",") if x]
+        say("== stages: where the time goes at %s records/s of %d B (every %d-th offset sampled)"
+            % (rates, self.args.stages_size, self.args.stages_every))
+        router = self.start_router("router-s", [self.edge.url])
+        out = {"rates": rates, "every": self.args.stages_every, "steps": []}
+        self.res["stages"] = out
+        e2e = []
+        for rate in rates:
+            size = self.args.stages_size
+            kf = self.step_kfloor(rate, size, 0, perf=False)
+            row = self.step_e2e(router, rate, size, 0, perf=False, trace=False)
+            e2e.append({"rate": rate, "produce_pid": row["pids"]["produce"],
+                        "loadgen_pid": row["pids"]["loadgen"]})
+            st = {"rate": rate, "kfloor": strip_row(kf), "e2e": strip_row(row)}
+            if self.args.stages_perf:
+                # The same step with perf stat counting syscalls (as the
+                # ladder's judged steps do), then with a 1 s perf trace of
+                # the router as well (as they did before issue 13 item 2).
+                for i, (key, trace) in enumerate((("e2e_stat", False), ("e2e_perf", True))):
+                    pr = self.step_e2e(router, rate, size, 1 + i, label=key.replace("_", "-"),
+                                       perf=True, trace=trace)
+                    e2e.append({"rate": rate, "label": "with perf stat" + (
+                        " and perf trace" if trace else ""), "produce_pid": pr["pids"]["produce"],
+                        "loadgen_pid": pr["pids"]["loadgen"]})
+                    st[key] = strip_row(pr)
+            out["steps"].append(st)
+        # The router and the edge write their files when they stop.
+        router.stop(signal.SIGINT)
+        self.edge.stop()
+        json.dump(e2e, open(os.path.join(self.work, "stages", "steps.json"), "w"))
+        out["breakdown"] = stages.analyze(self.stage_prefix, e2e)
+        it = iter(out["breakdown"])
+        for st in out["steps"]:
+            st["breakdown"] = next(it)
+            if "e2e_perf" in st:
+                st["breakdown_stat"] = next(it)
+                st["breakdown_perf"] = next(it)
+        for st in out["steps"]:
+            b = st["breakdown"]
+            e, k = st["e2e"], st["kfloor"]
+            ks = (e.get("kfloor_same") or {}).get("lat") or {}
+            say("  %d/s: e2e p50/p99 %s/%s ms, kfloor on the same records %s/%s ms (own step "
+                "%s/%s ms); producer %s of a core, %s; loadgen %s of a core" % (
+                    st["rate"], e["lat"].get("p50"), e["lat"].get("p99"), ks.get("p50"),
+                    ks.get("p99"), k["lat"].get("p50"),
+                    k["lat"].get("p99"), share(e.get("producer_cpu_share")),
+                    pacing_text(e.get("pacing")), share(e.get("loadgen_cpu_share"))))
+            for name, iv in b["intervals"].items():
+                say("      %-30s p50 %8s  p99 %8s  max %8s  slowest 1%%: %8s ms"
+                    % (name, stages.fmt(iv["p50"]), stages.fmt(iv["p99"]), stages.fmt(iv["max"]),
+                       stages.fmt(b["tail"][name])))
+            for key, what in (("stat", "perf stat"), ("perf", "perf stat + perf trace")):
+                if "e2e_" + key not in st:
+                    continue
+                ep, bp = st["e2e_" + key], st["breakdown_" + key]
+                say("    same rate with %s on router and edge: e2e p50/p99 %s/%s ms"
+                    % (what, ep["lat"].get("p50"), ep["lat"].get("p99")))
+                for name, iv in bp["intervals"].items():
+                    say("      %-30s p50 %8s  p99 %8s  max %8s" % (
+                        name, stages.fmt(iv["p50"]), stages.fmt(iv["p99"]),
+                        stages.fmt(iv["max"])))
+
+    def trace_step(self, router, rows, size):
+        """Syscalls per message (perf stat) and the time per syscall (`perf
+        trace -s`, 1 s) at the highest sustained rate, from a step of its own
+        whose latency is not judged: tracing costs the router tens of µs per
+        syscall (inside a judged step it made the backlog, hundreds of ms at
+        p99, that the ladder reported), and counting costs it too, where the
+        floor it is judged against runs unobserved."""
+        if not self.sc_tool or self.over_budget():
+            return
+        if self.args.syscalls_in_steps and (self.args.trace_in_steps or self.sc_tool != "perf"):
+            return
+        ok = [r for r in rows if r.get("ok")]
+        if not ok:
+            return
+        best = max(ok, key=lambda r: r["rate"])
+        say("  (syscalls counted and traced in a step of their own at %d/s: not judged)"
+            % best["rate"])
+        t = self.step_e2e(router, best["rate"], size, 9, label="e2e-measured", perf=True,
+                          trace=self.sc_tool == "perf" and not self.args.trace_in_steps)
+        if not self.args.syscalls_in_steps:
+            for k in ("syscalls", "syscalls_per_msg", "window"):
+                if t.get(k):
+                    best[k] = t[k]
+        if t.get("syscall_costs"):
+            best["syscall_costs"] = t["syscall_costs"]
+        best["syscall_costs_from"] = {"rate": t["rate"], "lat": t["lat"],
+                                      "floor": (t.get("kfloor_same") or {}).get("lat")}
+
+    def ladders(self, steps, rates, alternate=0):
         """Runs each (label, step) up the rates; a ladder stops at its first
-        step that is not sustained (retried once in the full run)."""
+        step that is not sustained (retried once in the full run). With
+        alternate=k, the last k steps run in reverse order at every other
+        rate (an A/B: neither build always comes first)."""
         rows = {label: [] for label, _ in steps}
         done = set()
-        for rate in rates:
-            for label, step in steps:
+        for i, rate in enumerate(rates):
+            order = list(steps)
+            if alternate > 1 and i % 2:
+                order = order[:-alternate] + order[-alternate:][::-1]
+            for label, step in order:
                 if label in done:
                     continue
                 if self.over_budget():
@@ -835,6 +1003,16 @@ class Bench:
         row["ok"] = not why
         row["why"] = ", ".join(why)
 
+    def pacing(self, pr):
+        """The producer's own lag behind its schedule (produce.c's summary):
+        {"late": records over 1 ms behind, "of": records, "max_ms", "restarts"}."""
+        m = re.search(r"pacing: (\d+) of (\d+) records made over \d+ ms behind schedule, "
+                      r"the latest ([\d.]+) ms behind, (\d+) restarts", pr.text())
+        if not m:
+            return None
+        return {"late": int(m.group(1)), "of": int(m.group(2)), "max_ms": float(m.group(3)),
+                "restarts": int(m.group(4))}
+
     def producer_rate(self, pr, fallback):
         m = re.search(r"(\d+) records delivered in ([\d.]+) s", pr.text())
         if m and float(m.group(2)) > 0:
@@ -869,45 +1047,65 @@ class Bench:
         hook = getattr(self, "_metrics_hook", None)
         return hook() if hook else {}
 
-    def step_e2e(self, router, rate, size, attempt):
+    def step_e2e(self, router, rate, size, attempt, label="e2e", perf=None, trace=None):
+        """One live step through router. perf: count syscalls (perf stat or
+        strace) over a window; trace: also a 1 s `perf trace -s` sample of
+        the router. perf trace costs the router tens of µs per syscall, so
+        the ladder's judged steps do not trace (see section_throughput)."""
         P = self.P
+        if perf is None:
+            perf = self.sc_tool is not None and self.args.syscalls_in_steps
+        trace = self.args.trace_in_steps if trace is None else trace
         n = P["ladder_clients"]
         M = max(1, int(round(rate * P["step_s"] / n)))
         expected = M * n
-        tag = "e2e-%d-%d-%d-%s" % (size, rate, attempt, self.nonce)
+        edge, topic = router.edge, router.topic
+        tag = "%s-%d-%d-%d-%s" % (label, size, rate, attempt, self.nonce)
         rep = os.path.join(self.work, "lg-%s.json" % tag)
+        # The like-for-like Kafka floor: a bare consumer in its own group
+        # reading the same records at the same time (as section b's), so a
+        # stall of the broker or the machine falls on both sides.
+        kf = None
+        if not self.args.no_same_floor:
+            kf_rep = os.path.join(self.work, "kfs-%s.json" % tag)
+            kf = self.kfloor("kfloor-same-" + tag, topic, "kfs-" + tag, tag,
+                             ["--expect", expected, "--idle-s", 8, "--max-s", P["step_s"] + 90,
+                              "--report", kf_rep])
         lg = self.loadgen("lg-" + tag, router.ws_url, n, 0,
                           ["--tag", tag, "--expect-per-client", M, "--until-idle-s", 8,
                            "--report", rep])
         lg.wait_for(r"clients connected in", 60)
         self.wait_sessions_live(router, n, 30)
+        if kf:
+            kf.wait_for(r"^ASSIGNED %d " % PARTITIONS, 60)
         time.sleep(0.5)
         kpids = self.kafka_pids()
-        pids = {"router": router.pid, "edge": self.edge.pid}
+        pids = {"router": router.pid, "edge": edge.pid}
         c0 = {k: cpu_s(p) for k, p in pids.items()}
         c0["broker"] = sum(cpu_s(p) for p in kpids)
         c0["loadgen"] = cpu_s(lg.pid)
-        th0 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
+        th0 = {"router": thread_cpu(router.pid), "edge": thread_cpu(edge.pid)}
         self._metrics_hook = lambda: {"router": metrics(router.admin),
-                                      "edge": metrics(self.edge.admin)}
+                                      "edge": metrics(edge.admin)}
         mr0 = metrics(router.admin)
         t0 = time.monotonic()
-        pr = self.produce("produce-" + tag, "bench", rate, size, tag, n, count=M)
+        pr = self.produce("produce-" + tag, topic, rate, size, tag, n, count=M)
         window = min(3.0, P["step_s"] * 0.4)
-        sth, sres = self.measure_syscalls(pids, t0 + P["step_s"] * 0.3, window)
+        sth, sres = self.measure_syscalls(pids if perf else {}, t0 + P["step_s"] * 0.3, window)
         costs = {}
 
-        def trace():
+        def trace_body():
             time.sleep(max(0, t0 + P["step_s"] * 0.3 + window + 0.3 - time.monotonic()))
             if time.monotonic() < t0 + P["step_s"] - 1.2:
                 costs["router"] = syscall_costs(router.pid, 1)
-        tth = threading.Thread(target=trace, daemon=True)
-        if self.sc_tool == "perf":
+        tth = threading.Thread(target=trace_body, daemon=True)
+        if self.sc_tool == "perf" and trace:
             tth.start()
         pr_cpu = 0.0
         while pr.alive() and time.monotonic() < t0 + P["step_s"] + 60:
             pr_cpu = cpu_s(pr.pid)
             time.sleep(0.1)
+        t_pr = time.monotonic()
         if pr.alive():
             pr.stop(signal.SIGTERM, 40)
         if tth.is_alive() or tth.ident:
@@ -924,13 +1122,13 @@ class Bench:
         c1 = {k: cpu_s(p) for k, p in pids.items()}
         c1["broker"] = sum(cpu_s(p) for p in kpids)
         c1["loadgen"] = lg_cpu
-        th1 = {"router": thread_cpu(router.pid), "edge": thread_cpu(self.edge.pid)}
+        th1 = {"router": thread_cpu(router.pid), "edge": thread_cpu(edge.pid)}
         self._metrics_hook = None
         mr1 = metrics(router.admin)
         r = json.load(open(rep))
         t_last = lg.t_start + (r["connect_ms"] + r["run_ms"]) / 1000.0
         recs = r["records"]
-        row = {"system": "e2e", "rate": rate, "size": size, "attempt": attempt,
+        row = {"system": label, "rate": rate, "size": size, "attempt": attempt,
                "expected": expected, "records": recs, "lost": r["lost"],
                "lat": r["latency_ms"], "offered_per_s": self.producer_rate(pr, rate),
                "delivered_per_s": recs / max(0.001, t_last - t0), "load": loadavg()}
@@ -945,11 +1143,20 @@ class Bench:
         hq = hist_quantiles(mr0, mr1, "kws_router_delivery_delay_seconds")
         row["router_write_ms"] = {k: (v * 1000 if k != "count" else v) for k, v in hq.items()}
         lg_s = c1["loadgen"] - c0["loadgen"]
+        if r.get("run_cpu_s"):  # loadgen's own count (getrusage) since all connected
+            lg_s = r["run_cpu_s"]
         row["loadgen_cpu_share"] = lg_s / max(0.001, t_last - t0) if lg_s > 0 else None
+        # Is the load generator itself saturated? The producer's share of a
+        # core and its lag behind its own schedule.
+        row["producer_cpu_share"] = pr_cpu / max(0.001, t_pr - t0) if pr_cpu else None
+        row["pacing"] = self.pacing(pr)
+        row["pids"] = {"produce": pr.pid, "loadgen": lg.pid}
+        row["t0_wall"] = time.time() - (time.monotonic() - t0)
         row["threads"] = {k: {t: th1[k].get(t, 0) - th0[k].get(t, 0) for t in th1[k]}
                           for k in th1}
         row["syscalls"], row["syscalls_per_msg"] = {}, {}
         row["syscall_costs"] = costs.get("router")
+        row["perf"] = {"stat": bool(perf and self.sc_tool), "trace": bool(costs.get("router"))}
         if "m0" in sres and "m1" in sres:
             dm = msum(sres["m1"]["router"], "kws_router_messages_total", direction="to_client") - \
                 msum(sres["m0"]["router"], "kws_router_messages_total", direction="to_client")
@@ -965,11 +1172,24 @@ class Bench:
                 if sres.get(k):
                     row["syscalls"][k] = sres[k]
                     row["syscalls_per_msg"][k] = sres[k]["total"] / max(1, per)
+        if kf:
+            if not kf.wait(max(1, t0 + P["step_s"] + 30 - time.monotonic())):
+                kf.stop(signal.SIGTERM, 20)
+            try:
+                kr = json.load(open(kf_rep))
+                row["kfloor_same"] = {"lat": kr.get("latency_ms") or {},
+                                      "lat_us": kr.get("latency_us"), "records": kr.get("tagged")}
+            except (OSError, ValueError):
+                row["kfloor_same"] = None
         self.judge(row, rate, expected)
         self.step_common(row, size, rate)
+        if row.get("kfloor_same"):
+            L = row["kfloor_same"]["lat"]
+            say("          same records at a bare consumer (kfloor, own group, same time): "
+                "p50/p99/max %s/%s/%s ms" % (L.get("p50"), L.get("p99"), L.get("max")))
         return row
 
-    def step_kfloor(self, rate, size, attempt):
+    def step_kfloor(self, rate, size, attempt, perf=True):
         P = self.P
         n = P["ladder_clients"]
         M = max(1, int(round(rate * P["step_s"] / n)))
@@ -985,7 +1205,8 @@ class Bench:
         t0 = time.monotonic()
         pr = self.produce("produce-" + tag, "bench-kf", rate, size, tag, n, count=M)
         window = min(3.0, P["step_s"] * 0.4)
-        sth, sres = self.measure_syscalls({"kfloor": kf.pid}, t0 + P["step_s"] * 0.3, window)
+        sth, sres = self.measure_syscalls({"kfloor": kf.pid} if perf else {},
+                                          t0 + P["step_s"] * 0.3, window)
         pr_cpu = 0.0
         while pr.alive() and time.monotonic() < t0 + P["step_s"] + 60:
             pr_cpu = cpu_s(pr.pid)
@@ -1402,6 +1623,59 @@ class Bench:
         return res
 
 
+def strip_row(row):
+    """A ladder row without the bulky parts (syscall breakdowns, threads)."""
+    return {k: v for k, v in row.items() if k not in ("syscalls", "syscall_costs", "threads")}
+
+
+def share(v):
+    return "n/a" if v is None else "%.0f%%" % (100 * v)
+
+
+def pacing_text(p):
+    if not p:
+        return "pacing n/a"
+    return "%d of %d records made >1 ms late (latest %.1f ms, %d restarts)" % (
+        p["late"], p["of"], p["max_ms"], p["restarts"])
+
+
+def write_stages_md(res, path):
+    """stages.md of a --stages run: per step, the latencies, who was busy, and
+    the breakdown."""
+    import stages
+    S = res.get("stages") or {}
+    lines = ["# Where the latency goes (`run.py --stages`)", "",
+             "Run %s to %s; %s CPUs. Every %s-th offset sampled. Intervals in ms, from the "
+             "processes' wall clocks (one machine); tests/bench/stages.py names the stages."
+             % (res.get("started"), res.get("finished"), res.get("machine", {}).get("cpus", ""),
+                S.get("every")), ""]
+    lines += ["| rate | e2e p50 / p99 / max | kfloor, same records: p50 / p99 / max | kfloor, own "
+              "step | producer CPU | producer pacing | loadgen CPU | router / edge CPU | load |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for st in S.get("steps", []):
+        k = st["kfloor"]
+        for e, what in ((st["e2e"], ""), (st.get("e2e_stat"), " with perf stat"),
+                        (st.get("e2e_perf"), " with perf stat + trace")):
+            if not e:
+                continue
+            cpu = e.get("cpu_s", {})
+            secs = max(0.001, e.get("records", 0) / max(1, e.get("delivered_per_s", 1)))
+            ks = (e.get("kfloor_same") or {}).get("lat") or {}
+            lines.append("| %d/s%s | %s / %s / %s | %s / %s / %s | %s / %s / %s | %s | %s | %s | "
+                         "%s / %s | %.1f |"
+                         % (st["rate"], what, e["lat"].get("p50"), e["lat"].get("p99"),
+                            e["lat"].get("max"), ks.get("p50"), ks.get("p99"), ks.get("max"),
+                            k["lat"].get("p50"), k["lat"].get("p99"),
+                            k["lat"].get("max"), share(e.get("producer_cpu_share")),
+                            pacing_text(e.get("pacing")), share(e.get("loadgen_cpu_share")),
+                            share(cpu.get("router", 0) / secs), share(cpu.get("edge", 0) / secs),
+                            e.get("load", 0)))
+    lines += ["", stages.markdown(S.get("breakdown", []))]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    say("wrote %s" % path)
+
+
 def best_of(rows):
     """The trial with the highest delivered/s, with every trial's rate."""
     rows = [r for r in rows if r]
@@ -1591,6 +1865,14 @@ def main():
     ap.add_argument("--drains-only", action="store_true",
                     help="section c runs only its drains (each size, P trials): the A/B of "
                          "issue 13 item 5 in a few minutes; with --only c")
+    ap.add_argument("--ladder-only", action="store_true",
+                    help="section c runs only its live ladders (no wsfloor, no drains)")
+    ap.add_argument("--base-build", metavar="DIR",
+                    help="A/B: section c's ladders also run through the edge and router of "
+                    "this build (e.g. main's build-bench), step by step with this one's")
+    ap.add_argument("--base-traced", action="store_true",
+                    help="with --base-build, each rate once more through the base build with a "
+                    "1 s perf trace of its router inside the step (as main's bench measured)")
     ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
                     help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
     ap.add_argument("--mem-counts", metavar="N,N",
@@ -1599,11 +1881,42 @@ def main():
     ap.add_argument("--preload", metavar="SO", help="what-if diagnostic: run edge and router "
                     "with LD_PRELOAD=SO (e.g. build-bench/tests/bench/libnodelay.so, which "
                     "forces TCP_NODELAY on)")
+    ap.add_argument("--stages", action="store_true",
+                    help="where the latency goes (issue 13 item 2): 100 B steps at "
+                    "--stages-rates, kfloor then the router path at each, with stage "
+                    "timestamps (KWS_STAGES) from producer, edge, router and loadgen; "
+                    "about 25 s a rate; writes stages.md and report.json in --out")
+    ap.add_argument("--stages-rates", default="1000,5000,20000,30000",
+                    help="records/s of the --stages steps (default 1000,5000,20000,30000)")
+    ap.add_argument("--stages-size", type=int, default=100,
+                    help="record size of the --stages steps (default 100; the ladder's other "
+                    "size is 4096)")
+    ap.add_argument("--stages-every", type=int, default=16,
+                    help="sample the records whose offset is a multiple of this (default 16)")
+    ap.add_argument("--stages-perf", action="store_true",
+                    help="with --stages, run each rate once more with perf stat and a 1 s perf "
+                    "trace on the router (as the ladder did before issue 13 item 2): what "
+                    "measuring costs")
+    ap.add_argument("--trace-in-steps", action="store_true",
+                    help="run the 1 s `perf trace -s` sample of the router inside every judged "
+                    "ladder step, as before issue 13 item 2 (it inflates their latency); default: "
+                    "one step of its own at the highest sustained rate")
+    ap.add_argument("--no-same-floor", action="store_true",
+                    help="no kfloor reading the same records during each live router step "
+                    "(the like-for-like floor of the latency at load)")
+    ap.add_argument("--syscalls-in-steps", action="store_true",
+                    help="count syscalls (perf stat) in every judged ladder step, as before "
+                    "issue 13 item 2; default: in one step of its own at the highest sustained "
+                    "rate, with the perf trace sample")
+    ap.add_argument("--no-syscalls", action="store_true",
+                    help="no perf or strace in the ladder steps (latency without their cost)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the work dir of logs")
     ap.add_argument("--report-only", metavar="JSON",
                     help="only rewrite report.md and plots from a report.json")
     args = ap.parse_args()
 
+    if args.stages:
+        args.out = args.out if args.out != HERE else os.path.join(HERE, "stages")
     if args.report_only:
         import report
         res = json.load(open(args.report_only))
@@ -1634,8 +1947,11 @@ def main():
         b.res["complete"] = ok
         with open(os.path.join(args.out, "report.json"), "w") as f:
             json.dump(b.res, f, indent=1)
-        report.write(b.res, args.out, have_plots)
-        say("wrote %s" % os.path.join(args.out, "report.md"))
+        if args.stages:
+            write_stages_md(b.res, os.path.join(args.out, "stages.md"))
+        else:
+            report.write(b.res, args.out, have_plots)
+            say("wrote %s" % os.path.join(args.out, "report.md"))
         if ok and not args.keep_logs:
             shutil.rmtree(b.work, ignore_errors=True)
         else:

@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "stages.h"
 #include "util.h"
 
 #define MAX_CLIENTS 1000000
@@ -418,6 +419,7 @@ struct loadgen {
 	int64_t now, wall; /* clocks of the event being handled */
 	int64_t t_start, t_run, t_stop, t_last_msg, next_due, next_progress;
 	int64_t connect_ms;
+	double cpu_at_run;      /* process CPU seconds when the run began */
 	uint32_t pending_first; /* neither connected once nor given up */
 	uint32_t open, ever_open, complete;
 	uint64_t messages, records, other, unparsed, foreign, dups, reorders;
@@ -1629,6 +1631,8 @@ static void on_kws_message(struct client *c, char *p, size_t n)
 			c->flags |= F_BAD_ORDER;
 			proto_error(c, "a record before the session's state line");
 		}
+		if (stages_want(off))
+			stages_mark('D', (uint32_t)part, off, stages_now_us(), -1);
 		c->part = (int32_t)part;
 		c->offset = off + 1;
 		c->flags |= F_HAS_POS;
@@ -2151,10 +2155,22 @@ static void begin_closing(const char *why)
 	}
 }
 
+/* CPU seconds (user + system) this process has used so far. */
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static void start_run(void)
 {
 	L.phase = P_RUN;
 	L.t_run = L.now;
+	L.cpu_at_run = cpu_seconds();
 	L.connect_ms = L.now - L.t_start;
 	log_info("%" PRIu32 " of %" PRIu32 " clients connected in %" PRId64 " ms", L.ever_open,
 		 L.o.clients, L.connect_ms);
@@ -2502,10 +2518,11 @@ static int write_report(const struct results *r, long rss_kb)
 		",\n  \"unparsed\": %" PRIu64 ",\n  \"protocol_errors\": %" PRIu64
 		",\n  \"reconnects\": %" PRIu64 ",\n  \"presented_position\": %" PRIu64
 		",\n  \"close_timeouts\": %" PRIu64 ",\n  \"disconnects_skipped\": %" PRIu64
-		",\n  \"state_changes\": %" PRIu64 ",\n",
+		",\n  \"state_changes\": %" PRIu64 ",\n  \"run_cpu_s\": %.3f,\n",
 		L.connect_ms, L.t_run ? L.t_stop - L.t_run : 0, L.messages, L.records, r->lost,
 		L.dups, L.reorders, L.foreign, L.other, L.unparsed, L.proto_errors, L.reconnects,
-		L.presented, L.close_timeouts, L.disc_skipped, L.state_changes);
+		L.presented, L.close_timeouts, L.disc_skipped, L.state_changes,
+		L.t_run ? cpu_seconds() - L.cpu_at_run : 0.0);
 	json_tally(f, "closes", "close_reasons", &L.closes);
 	json_tally(f, "handshake_failures", "handshake_failure_notes", &L.hs_fail);
 	json_states(f, "states", L.states);
@@ -2629,6 +2646,8 @@ int main(int argc, char **argv)
 	int rc = 0;
 
 	log_setup("loadgen", LOG_INFO, 0);
+	if (stages_setup("loadgen") < 0)
+		return 1;
 	parse_args(argc, argv, &L.o);
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -2716,5 +2735,6 @@ int main(int argc, char **argv)
 	}
 	free(evs);
 	cleanup();
+	stages_close();
 	return rc;
 }

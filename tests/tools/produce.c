@@ -18,6 +18,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "stages.h"
 #include "util.h"
 
 #define MAX_KEYS 1000000
@@ -26,6 +27,9 @@
 /* After the pacing falls this far behind (a stalled broker), it restarts from
  * now instead of bursting to catch up. */
 #define PACE_MAX_LAG_US 1000000
+/* A record made this much after its due time counts as late in the pacing
+ * summary: the producer itself could not keep the rate. */
+#define PACE_LATE_US 1000
 
 struct key {
 	char *raw; /* the record key */
@@ -377,12 +381,36 @@ static void on_signal(int sig)
 		stop_signals++;
 }
 
+/* With KWS_STAGES (stages.h), a record's opaque says when it was made:
+ * microseconds since stages_t0_us in its high 32 bits, and how late that was
+ * against the pacing schedule (µs, at most UINT32_MAX) in its low 32 bits. */
+static int64_t stages_t0_us;
+
+static void *stages_opaque(int64_t due_mono_us)
+{
+	int64_t now = stages_now_us(), lag = now_mono_us() - due_mono_us;
+
+	if (lag < 0)
+		lag = 0;
+	if (lag > UINT32_MAX)
+		lag = UINT32_MAX;
+	return (void *)(uintptr_t)((uint64_t)(now - stages_t0_us) << 32 | (uint64_t)lag);
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct stats *st = opaque;
 
 	if (!m->err) {
 		st->ok++;
+		if (stages_want(m->offset)) {
+			uint64_t o = (uint64_t)(uintptr_t)m->_private;
+
+			/* 'C': made (extra: its lag behind the schedule); 'A': acked. */
+			stages_mark('C', (uint32_t)m->partition, m->offset,
+				    stages_t0_us + (int64_t)(o >> 32), (int64_t)(o & 0xffffffffu));
+			stages_mark('A', (uint32_t)m->partition, m->offset, stages_now_us(), -1);
+		}
 		return;
 	}
 	if (st->dr_failed++ == 0)
@@ -477,13 +505,16 @@ static void wait_until(rd_kafka_t *rk, int64_t due_us)
  * enqueued, 1 when a stop signal came first, -1 when librdkafka refused it
  * (counted and logged). */
 static int produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const struct key *k, const char *val,
-		       size_t len, struct stats *st)
+		       size_t len, struct stats *st, int64_t due_us)
 {
+	void *opaque = stages_every ? stages_opaque(due_us) : NULL;
+
 	for (;;) {
 		rd_kafka_resp_err_t err =
 			rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(k->raw, k->len),
 					  RD_KAFKA_V_VALUE((void *)val, len),
-					  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+					  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+					  RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 
 		if (!err) {
 			st->enqueued++;
@@ -522,6 +553,10 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct stats st = { 0 };
+	struct {
+		uint64_t late, resets;
+		int64_t max_us;
+	} pace = { 0 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct key *keys;
 	size_t nkeys, maxjson = 0, cap;
@@ -567,35 +602,52 @@ int main(int argc, char **argv)
 		cap = (size_t)o.size + 1;
 	buf = xmalloc(cap);
 
+	if (stages_setup("produce") < 0)
+		return 1;
+	stages_t0_us = stages_now_us();
 	t0_us = base_us = now_mono_us();
 	for (i = 0; i < total && !stop_signals; i++) {
 		const struct key *k = &keys[i % nkeys];
+		int64_t due = 0;
 		size_t len;
 
 		if (o.rate > 0) {
-			int64_t due = base_us + (int64_t)((double)(i - base_i) * 1e6 / o.rate);
+			int64_t late;
 
-			if (now_mono_us() - due > PACE_MAX_LAG_US) {
+			due = base_us + (int64_t)((double)(i - base_i) * 1e6 / o.rate);
+			late = now_mono_us() - due;
+			if (late > PACE_MAX_LAG_US) {
 				base_us = due = now_mono_us();
 				base_i = i;
+				pace.resets++;
 			}
 			wait_until(rk, due);
 			if (stop_signals)
 				break;
+			late = now_mono_us() - due;
+			if (late > pace.max_us)
+				pace.max_us = late;
+			if (late > PACE_LATE_US)
+				pace.late++;
 		}
 		if (o.value) {
-			if (produce_one(rk, rkt, k, o.value, strlen(o.value), &st))
+			if (produce_one(rk, rkt, k, o.value, strlen(o.value), &st, due))
 				break;
 			rd_kafka_poll(rk, 0);
 			continue;
 		}
 		len = format_value(buf, cap, k, i / nkeys, o.size, o.tag);
-		if (produce_one(rk, rkt, k, buf, len, &st))
+		if (produce_one(rk, rkt, k, buf, len, &st, due))
 			break;
 		rd_kafka_poll(rk, 0);
 	}
 	if (stop_signals)
 		log_info("signal received, stopping after %" PRIu64 " records", i);
+	if (o.rate > 0)
+		log_info("pacing: %" PRIu64 " of %" PRIu64 " records made over %d ms behind "
+			 "schedule, the latest %.1f ms behind, %" PRIu64 " restarts",
+			 pace.late, i, PACE_LATE_US / 1000, (double)pace.max_us / 1000.0,
+			 pace.resets);
 
 	finish(rk);
 	failed = st.dr_failed + st.sync_failed;
@@ -613,6 +665,7 @@ int main(int argc, char **argv)
 	}
 	printf("PRODUCED %" PRIu64 " records, %" PRIu64 " failed\n", st.ok, failed);
 	fflush(stdout);
+	stages_close();
 
 	rd_kafka_topic_destroy(rkt);
 	rd_kafka_destroy(rk);
