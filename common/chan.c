@@ -10,8 +10,23 @@
 
 #include "util.h"
 
+/* Receiving: a frame is read straight into its own allocation (a chan_msg
+ * of its exact length), which the owner may keep (chan_keep) instead of
+ * copying out of it. What a read brings past the frame being filled lands in
+ * a spill buffer: CHAN_READ_CHUNK when no frame is being filled (the next
+ * header is not known yet), else only CHAN_READ_TAIL, so the bytes copied
+ * out of the spill stay a small part of a stream of large frames. */
 #define CHAN_READ_CHUNK (64 * 1024)
+#define CHAN_READ_TAIL (4 * 1024)
+/* Sending: a queued message of at least CHAN_ZC_MIN bytes (its 4-byte header
+ * included) is written from its own memory, one iov entry each; shorter ones
+ * are copied side by side into tbuf (CHAN_WRITE_CHUNK) and written as one
+ * entry. One write has at most CHAN_IOV entries (nng's limit is 8) and
+ * starts no new entry past CHAN_WRITE_MAX bytes. */
 #define CHAN_WRITE_CHUNK (64 * 1024)
+#define CHAN_ZC_MIN (8 * 1024)
+#define CHAN_IOV 8
+#define CHAN_WRITE_MAX (256 * 1024)
 
 struct chan_msg {
 	struct chan_msg *next;
@@ -29,21 +44,28 @@ struct chan {
 	void *arg;
 	char peer[64];
 
-	/* receive side: rbuf is touched only by the rx callback (and by
-	 * chan_recv when it restarts reading, when no read is pending) */
+	/* receive side: rbuf (the spill), cur and cur_have are touched only by
+	 * the rx callback (and by chan_recv when it restarts reading, when no
+	 * read is pending). Between reads either cur is being filled and rbuf is
+	 * empty, or cur is NULL and rbuf holds less than a header. */
 	char *rbuf;
-	size_t rcap, rlen;
+	size_t rlen;
+	struct chan_msg *cur; /* the frame being read, cur_have bytes of it in */
+	size_t cur_have;
 	struct chan_msg *inq, **inq_tail;
 	size_t inq_bytes;
 	bool rx_paused;
 	bool signalled; /* woke the owner; cleared when chan_recv finds none */
 	struct chan_msg *taken;
 
-	/* send side */
+	/* send side: the write under way sends tiov[ti..tn); tmsg[i] is the
+	 * message entry i is written from (freed once written), NULL for tbuf */
 	struct chan_msg *outq, **outq_tail;
 	size_t out_bytes;
 	char *tbuf;
-	size_t tcap, tlen, toff;
+	nng_iov tiov[CHAN_IOV];
+	struct chan_msg *tmsg[CHAN_IOV];
+	unsigned tn, ti;
 	bool tx_busy;
 
 	bool closed;
@@ -59,12 +81,31 @@ static void set_closed(struct chan *c, const char *why)
 	}
 }
 
-/* Arms a read into the free part of rbuf. Called without the lock. */
+/* Arms a read: into the rest of the frame being filled, then a little of
+ * the spill; or into the spill alone. Called without the lock. */
 static void start_read(struct chan *c)
 {
-	nng_iov iov = { .iov_buf = c->rbuf + c->rlen, .iov_len = c->rcap - c->rlen };
-	nng_aio_set_iov(c->rx_aio, 1, &iov);
+	nng_iov iov[2];
+	unsigned n = 0;
+	if (c->cur) {
+		iov[n++] = (nng_iov){ .iov_buf = c->cur->data + c->cur_have,
+				      .iov_len = c->cur->len - c->cur_have };
+		iov[n++] = (nng_iov){ .iov_buf = c->rbuf, .iov_len = CHAN_READ_TAIL };
+	} else {
+		iov[n++] = (nng_iov){ .iov_buf = c->rbuf + c->rlen,
+				      .iov_len = CHAN_READ_CHUNK - c->rlen };
+	}
+	nng_aio_set_iov(c->rx_aio, n, iov);
 	nng_stream_recv(c->s, c->rx_aio);
+}
+
+/* Queues a whole received frame for the owner. Locked. */
+static void queue_in(struct chan *c, struct chan_msg *m)
+{
+	*c->inq_tail = m;
+	c->inq_tail = &m->next;
+	c->inq_bytes += m->len;
+	c->st.rx_msgs++;
 }
 
 static void rx_done(void *arg)
@@ -79,8 +120,20 @@ static void rx_done(void *arg)
 		more = false;
 		goto out_wake;
 	}
-	c->rlen += nng_aio_count(c->rx_aio);
-	c->st.rx_bytes += nng_aio_count(c->rx_aio);
+	size_t got = nng_aio_count(c->rx_aio);
+	c->st.rx_bytes += got;
+	if (c->cur) {
+		size_t want = c->cur->len - c->cur_have;
+		size_t k = got < want ? got : want;
+		c->cur_have += k;
+		got -= k;
+		if (c->cur_have == c->cur->len) {
+			queue_in(c, c->cur);
+			c->cur = NULL;
+			wake = true;
+		}
+	}
+	c->rlen += got; /* the bytes past the frame went to the spill */
 	size_t off = 0;
 	while (c->rlen - off >= 4) {
 		uint32_t n;
@@ -91,27 +144,20 @@ static void rx_done(void *arg)
 			more = false;
 			goto out_wake;
 		}
-		if (c->rlen - off - 4 < n) {
-			if (4 + (size_t)n > c->rcap) {
-				/* Make room for this frame: move it to the front
-				 * and grow the buffer. */
-				memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-				c->rlen -= off;
-				off = 0;
-				c->rcap = 4 + (size_t)n;
-				c->rbuf = xrealloc(c->rbuf, c->rcap);
-			}
-			break;
-		}
 		struct chan_msg *m = xmalloc(sizeof *m + n);
 		m->next = NULL;
 		m->len = n;
-		memcpy(m->data, c->rbuf + off + 4, n);
-		*c->inq_tail = m;
-		c->inq_tail = &m->next;
-		c->inq_bytes += n;
-		c->st.rx_msgs++;
-		off += 4 + (size_t)n;
+		size_t have = c->rlen - off - 4;
+		if (have > n)
+			have = n;
+		memcpy(m->data, c->rbuf + off + 4, have);
+		off += 4 + have;
+		if (have < n) { /* the rest is read straight into it */
+			c->cur = m;
+			c->cur_have = have;
+			break;
+		}
+		queue_in(c, m);
 		wake = true;
 	}
 	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
@@ -134,35 +180,56 @@ out_wake:
 		start_read(c);
 }
 
-/* Moves queued messages into tbuf (at least one, up to CHAN_WRITE_CHUNK).
- * Locked. Returns false when there was nothing to send. */
-static bool fill_tbuf(struct chan *c)
+/* Takes queued messages for the next write (at least one): see
+ * CHAN_ZC_MIN. Locked. Returns false when there was nothing to send. */
+static bool fill_tx(struct chan *c)
 {
-	c->tlen = c->toff = 0;
-	while (c->outq && (c->tlen == 0 || c->tlen + 4 + c->outq->len <= CHAN_WRITE_CHUNK)) {
+	size_t tlen = 0, total = 0;
+	c->tn = c->ti = 0;
+	while (c->outq && c->tn < CHAN_IOV && total < CHAN_WRITE_MAX) {
 		struct chan_msg *m = c->outq;
 		size_t need = 4 + (size_t)m->len;
-		if (c->tlen + need > c->tcap) {
-			c->tcap = c->tlen + need > CHAN_WRITE_CHUNK ? c->tlen + need
-								    : CHAN_WRITE_CHUNK;
-			c->tbuf = xrealloc(c->tbuf, c->tcap);
-		}
-		memcpy(c->tbuf + c->tlen, m->data, need);
-		c->tlen += need;
-		c->out_bytes -= need;
+		bool own = need >= CHAN_ZC_MIN;
+		if (!own && tlen + need > CHAN_WRITE_CHUNK)
+			break; /* tbuf is full */
 		c->outq = m->next;
 		if (!c->outq)
 			c->outq_tail = &c->outq;
+		c->out_bytes -= need;
+		total += need;
+		if (own) {
+			c->tiov[c->tn] = (nng_iov){ .iov_buf = m->data, .iov_len = need };
+			c->tmsg[c->tn++] = m;
+			continue;
+		}
+		if (!c->tbuf)
+			c->tbuf = xmalloc(CHAN_WRITE_CHUNK);
+		memcpy(c->tbuf + tlen, m->data, need);
 		free(m);
+		if (c->tn > 0 && !c->tmsg[c->tn - 1]) {
+			c->tiov[c->tn - 1].iov_len += need; /* extends the run in tbuf */
+		} else {
+			c->tiov[c->tn] = (nng_iov){ .iov_buf = c->tbuf + tlen, .iov_len = need };
+			c->tmsg[c->tn++] = NULL;
+		}
+		tlen += need;
 	}
-	return c->tlen > 0;
+	return c->tn > 0;
 }
 
 static void start_write(struct chan *c)
 {
-	nng_iov iov = { .iov_buf = c->tbuf + c->toff, .iov_len = c->tlen - c->toff };
-	nng_aio_set_iov(c->tx_aio, 1, &iov);
+	nng_aio_set_iov(c->tx_aio, c->tn - c->ti, &c->tiov[c->ti]);
 	nng_stream_send(c->s, c->tx_aio);
+}
+
+/* Bytes of the write under way not yet sent. Locked. */
+static size_t tx_pending(const struct chan *c)
+{
+	size_t n = 0;
+	for (unsigned i = c->ti; i < c->tn; i++)
+		n += c->tiov[i].iov_len;
+	return n;
 }
 
 static void tx_done(void *arg)
@@ -179,12 +246,23 @@ static void tx_done(void *arg)
 		c->signalled = true;
 		goto out_unlock;
 	}
-	c->toff += nng_aio_count(c->tx_aio);
-	c->st.tx_bytes += nng_aio_count(c->tx_aio);
+	size_t n = nng_aio_count(c->tx_aio);
+	c->st.tx_bytes += n;
 	c->st.tx_writes++;
-	if (c->toff < c->tlen)
-		send = true; /* a partial write: send the rest */
-	else if (!c->closed && fill_tbuf(c))
+	while (n > 0 && c->ti < c->tn) {
+		nng_iov *v = &c->tiov[c->ti];
+		if (n < v->iov_len) { /* a partial write: send the rest */
+			v->iov_buf = (char *)v->iov_buf + n;
+			v->iov_len -= n;
+			break;
+		}
+		n -= v->iov_len;
+		free(c->tmsg[c->ti]);
+		c->tmsg[c->ti++] = NULL;
+	}
+	if (c->ti < c->tn)
+		send = true;
+	else if (!c->closed && fill_tx(c))
 		send = true;
 	else
 		c->tx_busy = false;
@@ -220,8 +298,7 @@ struct chan *chan_new_limited(nng_stream *s, size_t max_msg, size_t recv_max, si
 	c->arg = arg;
 	c->inq_tail = &c->inq;
 	c->outq_tail = &c->outq;
-	c->rcap = CHAN_READ_CHUNK;
-	c->rbuf = xmalloc(c->rcap);
+	c->rbuf = xmalloc(CHAN_READ_CHUNK);
 	pthread_mutex_init(&c->mu, NULL);
 	/* nng's TCP streams leave Nagle's algorithm on; with delayed ACKs that
 	 * holds small messages back ~40 ms. Writes are already batched here. */
@@ -271,6 +348,9 @@ void chan_free(struct chan *c)
 	nng_stream_free(c->s);
 	free_list(c->inq);
 	free_list(c->outq);
+	for (unsigned i = c->ti; i < c->tn; i++)
+		free(c->tmsg[i]);
+	free(c->cur);
 	free(c->taken);
 	free(c->rbuf);
 	free(c->tbuf);
@@ -302,7 +382,7 @@ int chan_send(struct chan *c, const void *buf, size_t len)
 	c->outq_tail = &m->next;
 	c->out_bytes += 4 + len;
 	c->st.tx_msgs++;
-	if (!c->tx_busy && fill_tbuf(c)) {
+	if (!c->tx_busy && fill_tx(c)) {
 		c->tx_busy = true;
 		send = true;
 	}
@@ -346,6 +426,28 @@ int chan_recv(struct chan *c, const void **buf, size_t *len)
 	return rc;
 }
 
+void *chan_keep(struct chan *c)
+{
+	void *m = c->taken;
+	c->taken = NULL;
+	return m;
+}
+
+const void *chan_kept_data(const void *kept)
+{
+	return ((const struct chan_msg *)kept)->data;
+}
+
+size_t chan_kept_size(const void *kept)
+{
+	return sizeof(struct chan_msg) + ((const struct chan_msg *)kept)->len;
+}
+
+void chan_kept_free(void *kept)
+{
+	free(kept);
+}
+
 const char *chan_error(struct chan *c)
 {
 	pthread_mutex_lock(&c->mu);
@@ -363,7 +465,7 @@ void chan_get_stats(struct chan *c, struct chan_stats *st)
 {
 	pthread_mutex_lock(&c->mu);
 	*st = c->st;
-	st->queued_bytes = c->out_bytes + (c->tlen - c->toff);
+	st->queued_bytes = c->out_bytes + tx_pending(c);
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -1109,6 +1109,14 @@ class Bench:
             sc = {k: SyscallCounter(self, p, self.sc_tool) for k, p in pids.items()}
             for c in sc.values():
                 c.start()
+            prof = []
+            if self.args.perf_drain:  # diagnostic: call graphs of the drain window
+                os.makedirs(self.args.perf_drain, exist_ok=True)
+                for k, p in pids.items():
+                    out = os.path.join(self.args.perf_drain, "%s-%s.data" % (k, tag))
+                    prof.append(subprocess.Popen(
+                        ["perf", "record", "-q", "-g", "-F", "4999", "-o", out, "-p", str(p)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             c0 = {k: cpu_s(p) for k, p in pids.items()}
             c0["broker"] = sum(cpu_s(p) for p in kpids)
             c0["loadgen"] = cpu_s(lg.pid)
@@ -1128,6 +1136,9 @@ class Bench:
         c1["broker"] = sum(cpu_s(p) for p in kpids)
         c1["loadgen"] = c_lg if lg.alive() is False else cpu_s(lg.pid)
         th1 = {k: thread_cpu(p) for k, p in pids.items()}
+        for pp in prof:
+            pp.send_signal(signal.SIGINT)
+            pp.wait(30)
         scr = {k: c.stop() for k, c in sc.items()}
         if not lg.wait(30):
             lg.stop(signal.SIGTERM, 20)
@@ -1591,6 +1602,9 @@ def main():
     ap.add_argument("--drains-only", action="store_true",
                     help="section c runs only its drains (each size, P trials): the A/B of "
                          "issue 13 item 5 in a few minutes; with --only c")
+    ap.add_argument("--perf-drain", metavar="DIR",
+                    help="diagnostic: 'perf record -g' the router and the edge over each drain "
+                         "window, into DIR/{router,edge}-<tag>.data (read with perf report -i)")
     ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
                     help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
     ap.add_argument("--mem-counts", metavar="N,N",
