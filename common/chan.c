@@ -31,8 +31,18 @@
 struct chan_msg {
 	struct chan_msg *next;
 	uint32_t len;
-	char data[]; /* for the send queue: the 4-byte header, then the bytes */
+	char *body; /* send queue: the len bytes; data + 4, or taken (chan_send_take) */
+	char data[]; /* received: the frame's bytes; send queue: the 4-byte
+		      * header, then the bytes unless they were taken */
 };
+
+/* Frees a message of the send queue, and its body if it was taken. */
+static void msg_free(struct chan_msg *m)
+{
+	if (m && m->body != m->data + 4)
+		free(m->body);
+	free(m);
+}
 
 struct chan {
 	nng_stream *s;
@@ -147,6 +157,7 @@ static void rx_done(void *arg)
 		struct chan_msg *m = xmalloc(sizeof *m + n);
 		m->next = NULL;
 		m->len = n;
+		m->body = NULL;
 		size_t have = c->rlen - off - 4;
 		if (have > n)
 			have = n;
@@ -180,38 +191,55 @@ out_wake:
 		start_read(c);
 }
 
+/* Adds p[0..len) to the write being made, as its own entry, or extending
+ * the last one when p follows it in memory (a run in tbuf). Locked. */
+static void tx_add(struct chan *c, char *p, size_t len, struct chan_msg *owner)
+{
+	nng_iov *last = c->tn ? &c->tiov[c->tn - 1] : NULL;
+	if (last && !owner && !c->tmsg[c->tn - 1] && (char *)last->iov_buf + last->iov_len == p) {
+		last->iov_len += len;
+		return;
+	}
+	c->tiov[c->tn] = (nng_iov){ .iov_buf = p, .iov_len = len };
+	c->tmsg[c->tn++] = owner;
+}
+
 /* Takes queued messages for the next write (at least one): see
- * CHAN_ZC_MIN. Locked. Returns false when there was nothing to send. */
+ * CHAN_ZC_MIN. A message written from its own memory is one entry (its
+ * header and bytes), or two when its bytes were taken (the header, then the
+ * bytes); the entry that ends a message owns it (freed once written). Locked.
+ * Returns false when there was nothing to send. */
 static bool fill_tx(struct chan *c)
 {
 	size_t tlen = 0, total = 0;
 	c->tn = c->ti = 0;
-	while (c->outq && c->tn < CHAN_IOV && total < CHAN_WRITE_MAX) {
+	while (c->outq && total < CHAN_WRITE_MAX) {
 		struct chan_msg *m = c->outq;
 		size_t need = 4 + (size_t)m->len;
-		bool own = need >= CHAN_ZC_MIN;
-		if (!own && tlen + need > CHAN_WRITE_CHUNK)
-			break; /* tbuf is full */
+		bool own = need >= CHAN_ZC_MIN, taken = m->body != m->data + 4;
+		if (own ? c->tn + (taken ? 2 : 1) > CHAN_IOV
+			: c->tn == CHAN_IOV || tlen + need > CHAN_WRITE_CHUNK)
+			break; /* no entry left, or tbuf is full */
 		c->outq = m->next;
 		if (!c->outq)
 			c->outq_tail = &c->outq;
 		c->out_bytes -= need;
 		total += need;
+		if (own && taken) {
+			tx_add(c, m->data, 4, NULL);
+			tx_add(c, m->body, m->len, m);
+			continue;
+		}
 		if (own) {
-			c->tiov[c->tn] = (nng_iov){ .iov_buf = m->data, .iov_len = need };
-			c->tmsg[c->tn++] = m;
+			tx_add(c, m->data, need, m);
 			continue;
 		}
 		if (!c->tbuf)
 			c->tbuf = xmalloc(CHAN_WRITE_CHUNK);
-		memcpy(c->tbuf + tlen, m->data, need);
-		free(m);
-		if (c->tn > 0 && !c->tmsg[c->tn - 1]) {
-			c->tiov[c->tn - 1].iov_len += need; /* extends the run in tbuf */
-		} else {
-			c->tiov[c->tn] = (nng_iov){ .iov_buf = c->tbuf + tlen, .iov_len = need };
-			c->tmsg[c->tn++] = NULL;
-		}
+		memcpy(c->tbuf + tlen, m->data, 4);
+		memcpy(c->tbuf + tlen + 4, m->body, m->len);
+		msg_free(m);
+		tx_add(c, c->tbuf + tlen, need, NULL);
 		tlen += need;
 	}
 	return c->tn > 0;
@@ -257,7 +285,7 @@ static void tx_done(void *arg)
 			break;
 		}
 		n -= v->iov_len;
-		free(c->tmsg[c->ti]);
+		msg_free(c->tmsg[c->ti]);
 		c->tmsg[c->ti++] = NULL;
 	}
 	if (c->ti < c->tn)
@@ -331,7 +359,7 @@ static void free_list(struct chan_msg *m)
 {
 	while (m) {
 		struct chan_msg *next = m->next;
-		free(m);
+		msg_free(m);
 		m = next;
 	}
 }
@@ -349,7 +377,7 @@ void chan_free(struct chan *c)
 	free_list(c->inq);
 	free_list(c->outq);
 	for (unsigned i = c->ti; i < c->tn; i++)
-		free(c->tmsg[i]);
+		msg_free(c->tmsg[i]);
 	free(c->cur);
 	free(c->taken);
 	free(c->rbuf);
@@ -358,7 +386,9 @@ void chan_free(struct chan *c)
 	free(c);
 }
 
-int chan_send(struct chan *c, const void *buf, size_t len)
+/* chan_send and chan_send_take: queues len bytes, copied from buf, or taken
+ * (no copy) when take is set (then buf is take). */
+static int send_msg(struct chan *c, const void *buf, size_t len, void *take)
 {
 	bool send = false;
 	pthread_mutex_lock(&c->mu);
@@ -372,12 +402,17 @@ int chan_send(struct chan *c, const void *buf, size_t len)
 		nng_stream_close(c->s);
 		return -1;
 	}
-	struct chan_msg *m = xmalloc(sizeof *m + 4 + len);
+	struct chan_msg *m = xmalloc(sizeof *m + 4 + (take ? 0 : len));
 	m->next = NULL;
 	m->len = (uint32_t)len;
 	uint32_t n = htonl((uint32_t)len);
 	memcpy(m->data, &n, 4);
-	memcpy(m->data + 4, buf, len);
+	if (take) {
+		m->body = take;
+	} else {
+		m->body = m->data + 4;
+		memcpy(m->body, buf, len);
+	}
 	*c->outq_tail = m;
 	c->outq_tail = &m->next;
 	c->out_bytes += 4 + len;
@@ -393,6 +428,16 @@ int chan_send(struct chan *c, const void *buf, size_t len)
 out_fail:
 	pthread_mutex_unlock(&c->mu);
 	return -1;
+}
+
+int chan_send(struct chan *c, const void *buf, size_t len)
+{
+	return send_msg(c, buf, len, NULL);
+}
+
+int chan_send_take(struct chan *c, void *buf, size_t len)
+{
+	return send_msg(c, buf, len, buf);
 }
 
 int chan_recv(struct chan *c, const void **buf, size_t *len)
@@ -445,7 +490,7 @@ size_t chan_kept_size(const void *kept)
 
 void chan_kept_free(void *kept)
 {
-	free(kept);
+	free(kept); /* a received message: its bytes are inline */
 }
 
 const char *chan_error(struct chan *c)

@@ -60,6 +60,10 @@ void chan_close(struct chan *c);
  * max_queue (the channel is then closed, chan_error saying which). */
 int chan_send(struct chan *c, const void *buf, size_t len);
 
+/* As chan_send, without the copy: on 0 the channel owns buf (malloc'ed; it
+ * is freed once written, or with the channel); on -1 the caller still does. */
+int chan_send_take(struct chan *c, void *buf, size_t len);
+
 /* Takes the next received message: returns 1 with *buf and *len set (valid
  * until the next chan_recv or chan_free on this channel), 0 if none is
  * waiting, -1 if the connection has ended and everything was taken. After a

@@ -625,6 +625,14 @@ void wire_buf_free(struct wire_buf *b)
 	wire_buf_init(b);
 }
 
+void *wire_buf_take(struct wire_buf *b)
+{
+	void *d = b->data;
+	b->data = b->cap ? xmalloc(b->cap) : NULL;
+	wire_buf_reset(b);
+	return d;
+}
+
 /*
  * Starts a message: the array header for the envelope plus nfields fields,
  * then version, type and seq. Returns the packer for the fields. (The packer
