@@ -31,7 +31,7 @@
 struct chan_msg {
 	struct chan_msg *next;
 	uint32_t len;
-	char *body; /* send queue: the len bytes; data + 4, or taken (chan_send_take) */
+	char *body;  /* send queue: the len bytes; data + 4, or taken (chan_send_take) */
 	char data[]; /* received: the frame's bytes; send queue: the 4-byte
 		      * header, then the bytes unless they were taken */
 };

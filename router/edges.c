@@ -17,8 +17,8 @@
  * RECBUF_REF_MIN bytes or more points into the link message itself, which
  * the router then keeps (chan_keep) for as long as recbuf.h's rule says;
  * a shorter one is copied. */
-static void on_deliver(struct router *r, struct link *l, const struct wire_msg *m,
-		       const void *buf, size_t len)
+static void on_deliver(struct router *r, struct link *l, const struct wire_msg *m, const void *buf,
+		       size_t len)
 {
 	const char *lo = buf, *hi = lo + len;
 	struct wire_record rec;
@@ -162,8 +162,8 @@ static void on_edge_hello(struct router *r, struct link *l, const struct wire_ed
 
 /* An application message from the edge, in numbering, decoded from
  * buf[0..len) (the link's last chan_recv). */
-static void on_app_msg(struct router *r, struct link *l, const struct wire_msg *m,
-		       const void *buf, size_t len)
+static void on_app_msg(struct router *r, struct link *l, const struct wire_msg *m, const void *buf,
+		       size_t len)
 {
 	switch (m->type) {
 	case WIRE_ASSIGN:

@@ -107,8 +107,7 @@ struct recbuf *recbuf_in_frame(struct recbuf_frame *f, const void *data, size_t 
 	return b;
 }
 
-void recbuf_frame_close(struct recbuf_frame *f, void *mem, size_t size,
-			void (*release)(void *mem))
+void recbuf_frame_close(struct recbuf_frame *f, void *mem, size_t size, void (*release)(void *mem))
 {
 	if (!f) {
 		if (release && mem)

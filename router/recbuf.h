@@ -38,9 +38,9 @@ struct recbuf_frame {
 struct recbuf {
 	uint32_t refs;
 	uint32_t len;
-	int8_t utf8;         /* -1 not checked yet, 0 not valid UTF-8, 1 valid */
-	unsigned char *data; /* the value: own[], a frame's bytes, or a copy */
-	struct recbuf_frame *frame; /* the frame data points into, or NULL */
+	int8_t utf8;                  /* -1 not checked yet, 0 not valid UTF-8, 1 valid */
+	unsigned char *data;          /* the value: own[], a frame's bytes, or a copy */
+	struct recbuf_frame *frame;   /* the frame data points into, or NULL */
 	struct recbuf *fprev, *fnext; /* in frame->list */
 	unsigned char own[];
 };
@@ -72,7 +72,6 @@ struct recbuf *recbuf_in_frame(struct recbuf_frame *f, const void *data, size_t 
  * release(mem) at once if no recbuf of f lives or they hold less than a
  * quarter of its size (then they are copied first), else when that happens
  * later. f itself is freed with its memory. Accepts NULL (then releases mem). */
-void recbuf_frame_close(struct recbuf_frame *f, void *mem, size_t size,
-			void (*release)(void *mem));
+void recbuf_frame_close(struct recbuf_frame *f, void *mem, size_t size, void (*release)(void *mem));
 
 #endif
