@@ -1115,7 +1115,9 @@ class Bench:
                 for k, p in pids.items():
                     out = os.path.join(self.args.perf_drain, "%s-%s.data" % (k, tag))
                     prof.append(subprocess.Popen(
-                        ["perf", "record", "-q", "-g", "-F", "4999", "-o", out, "-p", str(p)],
+                        ["perf", "record", "-q", "-F", "4999", "-o", out, "-p", str(p)]
+                        + (["--call-graph", "dwarf,8192"] if os.environ.get("KWS_PERF_DWARF")
+                           else ["-g"]),
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             c0 = {k: cpu_s(p) for k, p in pids.items()}
             c0["broker"] = sum(cpu_s(p) for p in kpids)
@@ -1604,7 +1606,8 @@ def main():
                          "issue 13 item 5 in a few minutes; with --only c")
     ap.add_argument("--perf-drain", metavar="DIR",
                     help="diagnostic: 'perf record -g' the router and the edge over each drain "
-                         "window, into DIR/{router,edge}-<tag>.data (read with perf report -i)")
+                         "window, into DIR/{router,edge}-<tag>.data (read with perf report -i; "
+                         "KWS_PERF_DWARF=1 in the environment: DWARF call graphs)")
     ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
                     help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
     ap.add_argument("--mem-counts", metavar="N,N",
