@@ -628,7 +628,10 @@ void wire_buf_free(struct wire_buf *b)
 void *wire_buf_take(struct wire_buf *b)
 {
 	void *d = b->data;
-	b->data = b->cap ? xmalloc(b->cap) : NULL;
+	/* Room for a message like this one and half again (not the old
+	 * capacity: one huge message must not make every later buffer huge). */
+	b->cap = b->len + b->len / 2 > 256 ? b->len + b->len / 2 : 256;
+	b->data = xmalloc(b->cap);
 	wire_buf_reset(b);
 	return d;
 }
