@@ -13,10 +13,13 @@
 /* Receiving: a frame is read straight into its own allocation (a chan_msg
  * of its exact length), which the owner may keep (chan_keep) instead of
  * copying out of it. What a read brings past the frame being filled lands in
- * a spill buffer: CHAN_READ_CHUNK when no frame is being filled (the next
- * header is not known yet), else only CHAN_READ_TAIL, so the bytes copied
- * out of the spill stay a small part of a stream of large frames. */
-#define CHAN_READ_CHUNK (64 * 1024)
+ * a spill buffer, from which the next frames' headers and beginnings are
+ * copied: CHAN_READ_CHUNK when no frame is being filled (the next header is
+ * not known yet; small frames come many to a read), else only
+ * CHAN_READ_TAIL. So at most 16 KiB of a large frame is copied, and in a
+ * steady stream of large frames (each read ends a frame and catches the
+ * start of the next) at most 4 KiB. */
+#define CHAN_READ_CHUNK (16 * 1024)
 #define CHAN_READ_TAIL (4 * 1024)
 /* Sending: a queued message of at least CHAN_ZC_MIN bytes (its 4-byte header
  * included) is written from its own memory, one iov entry each; shorter ones
