@@ -25,7 +25,7 @@ void *xmalloc(size_t n)
 
 void util_malloc_keep(void)
 {
-	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+	mallopt(M_MMAP_THRESHOLD, (int)UTIL_MALLOC_KEEP_BYTES);
 	mallopt(M_TRIM_THRESHOLD, (int)UTIL_MALLOC_KEEP_BYTES);
 }
 
