@@ -118,5 +118,8 @@ void recbuf_frame_close(struct recbuf_frame *f, void *mem, size_t size, void (*r
 	f->size = size;
 	f->release = release;
 	f->open = false;
-	frame_check(f);
+	if (!mem)
+		frame_release(f); /* nothing to keep: its recbufs get copies now */
+	else
+		frame_check(f);
 }

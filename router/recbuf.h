@@ -71,7 +71,9 @@ struct recbuf *recbuf_in_frame(struct recbuf_frame *f, const void *data, size_t 
  * is released with
  * release(mem) at once if no recbuf of f lives or they hold less than a
  * quarter of its size (then they are copied first), else when that happens
- * later. f itself is freed with its memory. Accepts NULL (then releases mem). */
+ * later. f itself is freed with its memory. Accepts NULL (then releases mem).
+ * With mem NULL (the memory could not be kept), f's recbufs get copies at
+ * once. */
 void recbuf_frame_close(struct recbuf_frame *f, void *mem, size_t size, void (*release)(void *mem));
 
 #endif

@@ -302,6 +302,18 @@ START_TEST(test_frame_close_decides)
 	ck_assert_int_eq(fm.released, 1);
 	ck_assert_mem_eq(a->data, want, sizeof want);
 	recbuf_unref(a);
+	/* The memory could not be kept (NULL): copies at once, nothing points
+	 * into memory the frame does not own. */
+	fake_fill(&fm);
+	f = recbuf_frame_new();
+	a = recbuf_in_frame(f, fm.bytes, 900);
+	memcpy(want, fm.bytes, sizeof want);
+	recbuf_frame_close(f, NULL, 0, fake_release);
+	ck_assert_ptr_null(a->frame);
+	ck_assert_ptr_ne(a->data, fm.bytes);
+	ck_assert_mem_eq(a->data, want, sizeof want);
+	recbuf_unref(a);
+	ck_assert_int_eq(fm.released, 0);
 	/* No frame: the memory is released. */
 	fake_fill(&fm);
 	recbuf_frame_close(NULL, &fm, sizeof fm.bytes, fake_release);
