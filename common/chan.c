@@ -10,7 +10,26 @@
 
 #include "util.h"
 
-#define CHAN_READ_CHUNK (64 * 1024)
+/* Receiving: a frame is read straight into its own allocation (a chan_msg
+ * of its exact length), which the owner may keep (chan_keep) instead of
+ * copying out of it. What a read brings past the frame being filled lands in
+ * a spill buffer, from which the next frames' headers and beginnings are
+ * copied: CHAN_READ_CHUNK when no frame is being filled (the next header is
+ * not known yet; small frames come many to a read), else only
+ * CHAN_READ_TAIL. So at most 16 KiB of a large frame is copied, and in a
+ * steady stream of large frames (each read ends a frame and catches the
+ * start of the next) at most 4 KiB. */
+#define CHAN_READ_CHUNK (16 * 1024)
+#define CHAN_READ_TAIL (4 * 1024)
+/* Sending: a queued message of at least CHAN_ZC_MIN bytes (its 4-byte header
+ * included) is written from its own memory, one iov entry each; shorter ones
+ * are copied side by side into tbuf (CHAN_WRITE_CHUNK) and written as one
+ * entry. One write has at most CHAN_IOV entries (nng's limit is 8) and
+ * starts no new entry past CHAN_WRITE_MAX bytes. */
+#define CHAN_WRITE_CHUNK (64 * 1024)
+#define CHAN_ZC_MIN (8 * 1024)
+#define CHAN_IOV 8
+#define CHAN_WRITE_MAX (256 * 1024)
 /* The dialer's back-off doubles from CHAN_REDIAL_MIN_MS up to this. A router
  * lists an edge before it is up (a scale-up, a restart): the partitions the
  * group gives that edge wait for the router's next attempt, so a long
@@ -20,13 +39,22 @@
  * refused SYN. */
 #define CHAN_REDIAL_MIN_MS 100
 #define CHAN_REDIAL_MAX_MS 500
-#define CHAN_WRITE_CHUNK (64 * 1024)
 
 struct chan_msg {
 	struct chan_msg *next;
 	uint32_t len;
-	char data[]; /* for the send queue: the 4-byte header, then the bytes */
+	char *body;  /* send queue: the len bytes; data + 4, or taken (chan_send_take) */
+	char data[]; /* received: the frame's bytes; send queue: the 4-byte
+		      * header, then the bytes unless they were taken */
 };
+
+/* Frees a message of the send queue, and its body if it was taken. */
+static void msg_free(struct chan_msg *m)
+{
+	if (m && m->body != m->data + 4)
+		free(m->body);
+	free(m);
+}
 
 struct chan {
 	nng_stream *s;
@@ -38,21 +66,28 @@ struct chan {
 	void *arg;
 	char peer[64];
 
-	/* receive side: rbuf is touched only by the rx callback (and by
-	 * chan_recv when it restarts reading, when no read is pending) */
+	/* receive side: rbuf (the spill), cur and cur_have are touched only by
+	 * the rx callback (and by chan_recv when it restarts reading, when no
+	 * read is pending). Between reads either cur is being filled and rbuf is
+	 * empty, or cur is NULL and rbuf holds less than a header. */
 	char *rbuf;
-	size_t rcap, rlen;
+	size_t rlen;
+	struct chan_msg *cur; /* the frame being read, cur_have bytes of it in */
+	size_t cur_have;
 	struct chan_msg *inq, **inq_tail;
 	size_t inq_bytes;
 	bool rx_paused;
 	bool signalled; /* woke the owner; cleared when chan_recv finds none */
 	struct chan_msg *taken;
 
-	/* send side */
+	/* send side: the write under way sends tiov[ti..tn); tmsg[i] is the
+	 * message entry i is written from (freed once written), NULL for tbuf */
 	struct chan_msg *outq, **outq_tail;
 	size_t out_bytes;
 	char *tbuf;
-	size_t tcap, tlen, toff;
+	nng_iov tiov[CHAN_IOV];
+	struct chan_msg *tmsg[CHAN_IOV];
+	unsigned tn, ti;
 	bool tx_busy;
 
 	bool closed;
@@ -68,12 +103,31 @@ static void set_closed(struct chan *c, const char *why)
 	}
 }
 
-/* Arms a read into the free part of rbuf. Called without the lock. */
+/* Arms a read: into the rest of the frame being filled, then a little of
+ * the spill; or into the spill alone. Called without the lock. */
 static void start_read(struct chan *c)
 {
-	nng_iov iov = { .iov_buf = c->rbuf + c->rlen, .iov_len = c->rcap - c->rlen };
-	nng_aio_set_iov(c->rx_aio, 1, &iov);
+	nng_iov iov[2];
+	unsigned n = 0;
+	if (c->cur) {
+		iov[n++] = (nng_iov){ .iov_buf = c->cur->data + c->cur_have,
+				      .iov_len = c->cur->len - c->cur_have };
+		iov[n++] = (nng_iov){ .iov_buf = c->rbuf, .iov_len = CHAN_READ_TAIL };
+	} else {
+		iov[n++] = (nng_iov){ .iov_buf = c->rbuf + c->rlen,
+				      .iov_len = CHAN_READ_CHUNK - c->rlen };
+	}
+	nng_aio_set_iov(c->rx_aio, n, iov);
 	nng_stream_recv(c->s, c->rx_aio);
+}
+
+/* Queues a whole received frame for the owner. Locked. */
+static void queue_in(struct chan *c, struct chan_msg *m)
+{
+	*c->inq_tail = m;
+	c->inq_tail = &m->next;
+	c->inq_bytes += m->len;
+	c->st.rx_msgs++;
 }
 
 static void rx_done(void *arg)
@@ -88,8 +142,20 @@ static void rx_done(void *arg)
 		more = false;
 		goto out_wake;
 	}
-	c->rlen += nng_aio_count(c->rx_aio);
-	c->st.rx_bytes += nng_aio_count(c->rx_aio);
+	size_t got = nng_aio_count(c->rx_aio);
+	c->st.rx_bytes += got;
+	if (c->cur) {
+		size_t want = c->cur->len - c->cur_have;
+		size_t k = got < want ? got : want;
+		c->cur_have += k;
+		got -= k;
+		if (c->cur_have == c->cur->len) {
+			queue_in(c, c->cur);
+			c->cur = NULL;
+			wake = true;
+		}
+	}
+	c->rlen += got; /* the bytes past the frame went to the spill */
 	size_t off = 0;
 	while (c->rlen - off >= 4) {
 		uint32_t n;
@@ -100,27 +166,21 @@ static void rx_done(void *arg)
 			more = false;
 			goto out_wake;
 		}
-		if (c->rlen - off - 4 < n) {
-			if (4 + (size_t)n > c->rcap) {
-				/* Make room for this frame: move it to the front
-				 * and grow the buffer. */
-				memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-				c->rlen -= off;
-				off = 0;
-				c->rcap = 4 + (size_t)n;
-				c->rbuf = xrealloc(c->rbuf, c->rcap);
-			}
-			break;
-		}
 		struct chan_msg *m = xmalloc(sizeof *m + n);
 		m->next = NULL;
 		m->len = n;
-		memcpy(m->data, c->rbuf + off + 4, n);
-		*c->inq_tail = m;
-		c->inq_tail = &m->next;
-		c->inq_bytes += n;
-		c->st.rx_msgs++;
-		off += 4 + (size_t)n;
+		m->body = NULL;
+		size_t have = c->rlen - off - 4;
+		if (have > n)
+			have = n;
+		memcpy(m->data, c->rbuf + off + 4, have);
+		off += 4 + have;
+		if (have < n) { /* the rest is read straight into it */
+			c->cur = m;
+			c->cur_have = have;
+			break;
+		}
+		queue_in(c, m);
 		wake = true;
 	}
 	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
@@ -143,35 +203,73 @@ out_wake:
 		start_read(c);
 }
 
-/* Moves queued messages into tbuf (at least one, up to CHAN_WRITE_CHUNK).
- * Locked. Returns false when there was nothing to send. */
-static bool fill_tbuf(struct chan *c)
+/* Adds p[0..len) to the write being made, as its own entry, or extending
+ * the last one when p follows it in memory (a run in tbuf). Locked. */
+static void tx_add(struct chan *c, char *p, size_t len, struct chan_msg *owner)
 {
-	c->tlen = c->toff = 0;
-	while (c->outq && (c->tlen == 0 || c->tlen + 4 + c->outq->len <= CHAN_WRITE_CHUNK)) {
+	nng_iov *last = c->tn ? &c->tiov[c->tn - 1] : NULL;
+	if (last && !owner && !c->tmsg[c->tn - 1] && (char *)last->iov_buf + last->iov_len == p) {
+		last->iov_len += len;
+		return;
+	}
+	c->tiov[c->tn] = (nng_iov){ .iov_buf = p, .iov_len = len };
+	c->tmsg[c->tn++] = owner;
+}
+
+/* Takes queued messages for the next write (at least one): see
+ * CHAN_ZC_MIN. A message written from its own memory is one entry (its
+ * header and bytes), or two when its bytes were taken (the header, then the
+ * bytes); the entry that ends a message owns it (freed once written). Locked.
+ * Returns false when there was nothing to send. */
+static bool fill_tx(struct chan *c)
+{
+	size_t tlen = 0, total = 0;
+	c->tn = c->ti = 0;
+	while (c->outq && total < CHAN_WRITE_MAX) {
 		struct chan_msg *m = c->outq;
 		size_t need = 4 + (size_t)m->len;
-		if (c->tlen + need > c->tcap) {
-			c->tcap = c->tlen + need > CHAN_WRITE_CHUNK ? c->tlen + need
-								    : CHAN_WRITE_CHUNK;
-			c->tbuf = xrealloc(c->tbuf, c->tcap);
-		}
-		memcpy(c->tbuf + c->tlen, m->data, need);
-		c->tlen += need;
-		c->out_bytes -= need;
+		bool own = need >= CHAN_ZC_MIN, taken = m->body != m->data + 4;
+		if (own ? c->tn + (taken ? 2 : 1) > CHAN_IOV
+			: c->tn == CHAN_IOV || tlen + need > CHAN_WRITE_CHUNK)
+			break; /* no entry left, or tbuf is full */
 		c->outq = m->next;
 		if (!c->outq)
 			c->outq_tail = &c->outq;
-		free(m);
+		c->out_bytes -= need;
+		total += need;
+		if (own && taken) {
+			tx_add(c, m->data, 4, NULL);
+			tx_add(c, m->body, m->len, m);
+			continue;
+		}
+		if (own) {
+			tx_add(c, m->data, need, m);
+			continue;
+		}
+		if (!c->tbuf)
+			c->tbuf = xmalloc(CHAN_WRITE_CHUNK);
+		memcpy(c->tbuf + tlen, m->data, 4);
+		memcpy(c->tbuf + tlen + 4, m->body, m->len);
+		msg_free(m);
+		tx_add(c, c->tbuf + tlen, need, NULL);
+		tlen += need;
 	}
-	return c->tlen > 0;
+	return c->tn > 0;
 }
 
 static void start_write(struct chan *c)
 {
-	nng_iov iov = { .iov_buf = c->tbuf + c->toff, .iov_len = c->tlen - c->toff };
-	nng_aio_set_iov(c->tx_aio, 1, &iov);
+	nng_aio_set_iov(c->tx_aio, c->tn - c->ti, &c->tiov[c->ti]);
 	nng_stream_send(c->s, c->tx_aio);
+}
+
+/* Bytes of the write under way not yet sent. Locked. */
+static size_t tx_pending(const struct chan *c)
+{
+	size_t n = 0;
+	for (unsigned i = c->ti; i < c->tn; i++)
+		n += c->tiov[i].iov_len;
+	return n;
 }
 
 static void tx_done(void *arg)
@@ -188,12 +286,23 @@ static void tx_done(void *arg)
 		c->signalled = true;
 		goto out_unlock;
 	}
-	c->toff += nng_aio_count(c->tx_aio);
-	c->st.tx_bytes += nng_aio_count(c->tx_aio);
+	size_t n = nng_aio_count(c->tx_aio);
+	c->st.tx_bytes += n;
 	c->st.tx_writes++;
-	if (c->toff < c->tlen)
-		send = true; /* a partial write: send the rest */
-	else if (!c->closed && fill_tbuf(c))
+	while (n > 0 && c->ti < c->tn) {
+		nng_iov *v = &c->tiov[c->ti];
+		if (n < v->iov_len) { /* a partial write: send the rest */
+			v->iov_buf = (char *)v->iov_buf + n;
+			v->iov_len -= n;
+			break;
+		}
+		n -= v->iov_len;
+		msg_free(c->tmsg[c->ti]);
+		c->tmsg[c->ti++] = NULL;
+	}
+	if (c->ti < c->tn)
+		send = true;
+	else if (!c->closed && fill_tx(c))
 		send = true;
 	else
 		c->tx_busy = false;
@@ -229,8 +338,7 @@ struct chan *chan_new_limited(nng_stream *s, size_t max_msg, size_t recv_max, si
 	c->arg = arg;
 	c->inq_tail = &c->inq;
 	c->outq_tail = &c->outq;
-	c->rcap = CHAN_READ_CHUNK;
-	c->rbuf = xmalloc(c->rcap);
+	c->rbuf = xmalloc(CHAN_READ_CHUNK);
 	pthread_mutex_init(&c->mu, NULL);
 	/* nng's TCP streams leave Nagle's algorithm on; with delayed ACKs that
 	 * holds small messages back ~40 ms. Writes are already batched here. */
@@ -263,7 +371,7 @@ static void free_list(struct chan_msg *m)
 {
 	while (m) {
 		struct chan_msg *next = m->next;
-		free(m);
+		msg_free(m);
 		m = next;
 	}
 }
@@ -280,6 +388,9 @@ void chan_free(struct chan *c)
 	nng_stream_free(c->s);
 	free_list(c->inq);
 	free_list(c->outq);
+	for (unsigned i = c->ti; i < c->tn; i++)
+		msg_free(c->tmsg[i]);
+	free(c->cur);
 	free(c->taken);
 	free(c->rbuf);
 	free(c->tbuf);
@@ -287,7 +398,9 @@ void chan_free(struct chan *c)
 	free(c);
 }
 
-int chan_send(struct chan *c, const void *buf, size_t len)
+/* chan_send and chan_send_take: queues len bytes, copied from buf, or taken
+ * (no copy) when take is set (then buf is take). */
+static int send_msg(struct chan *c, const void *buf, size_t len, void *take)
 {
 	bool send = false;
 	pthread_mutex_lock(&c->mu);
@@ -301,17 +414,22 @@ int chan_send(struct chan *c, const void *buf, size_t len)
 		nng_stream_close(c->s);
 		return -1;
 	}
-	struct chan_msg *m = xmalloc(sizeof *m + 4 + len);
+	struct chan_msg *m = xmalloc(sizeof *m + 4 + (take ? 0 : len));
 	m->next = NULL;
 	m->len = (uint32_t)len;
 	uint32_t n = htonl((uint32_t)len);
 	memcpy(m->data, &n, 4);
-	memcpy(m->data + 4, buf, len);
+	if (take) {
+		m->body = take;
+	} else {
+		m->body = m->data + 4;
+		memcpy(m->body, buf, len);
+	}
 	*c->outq_tail = m;
 	c->outq_tail = &m->next;
 	c->out_bytes += 4 + len;
 	c->st.tx_msgs++;
-	if (!c->tx_busy && fill_tbuf(c)) {
+	if (!c->tx_busy && fill_tx(c)) {
 		c->tx_busy = true;
 		send = true;
 	}
@@ -322,6 +440,16 @@ int chan_send(struct chan *c, const void *buf, size_t len)
 out_fail:
 	pthread_mutex_unlock(&c->mu);
 	return -1;
+}
+
+int chan_send(struct chan *c, const void *buf, size_t len)
+{
+	return send_msg(c, buf, len, NULL);
+}
+
+int chan_send_take(struct chan *c, void *buf, size_t len)
+{
+	return send_msg(c, buf, len, buf);
 }
 
 int chan_recv(struct chan *c, const void **buf, size_t *len)
@@ -355,6 +483,28 @@ int chan_recv(struct chan *c, const void **buf, size_t *len)
 	return rc;
 }
 
+void *chan_keep(struct chan *c)
+{
+	void *m = c->taken;
+	c->taken = NULL;
+	return m;
+}
+
+const void *chan_kept_data(const void *kept)
+{
+	return ((const struct chan_msg *)kept)->data;
+}
+
+size_t chan_kept_size(const void *kept)
+{
+	return sizeof(struct chan_msg) + ((const struct chan_msg *)kept)->len;
+}
+
+void chan_kept_free(void *kept)
+{
+	free(kept); /* a received message: its bytes are inline */
+}
+
 const char *chan_error(struct chan *c)
 {
 	pthread_mutex_lock(&c->mu);
@@ -372,7 +522,7 @@ void chan_get_stats(struct chan *c, struct chan_stats *st)
 {
 	pthread_mutex_lock(&c->mu);
 	*st = c->st;
-	st->queued_bytes = c->out_bytes + (c->tlen - c->toff);
+	st->queued_bytes = c->out_bytes + tx_pending(c);
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -5,6 +5,9 @@
  * messages and the end of the connection are queued and announced through a
  * wake callback, and the owner's loop takes them with chan_recv(). Sends are
  * queued, bounded in bytes, and several queued messages go out in one write.
+ * A received frame is read into its own allocation, which the owner may keep
+ * (chan_keep) instead of copying from it; a large message is written from its
+ * own memory (no copy into a write buffer).
  *
  * Why not an nng protocol socket: pair1's polyamorous mode (the only nng
  * pattern that addresses one peer among many) silently drops a message
@@ -57,11 +60,28 @@ void chan_close(struct chan *c);
  * max_queue (the channel is then closed, chan_error saying which). */
 int chan_send(struct chan *c, const void *buf, size_t len);
 
+/* As chan_send, without the copy: on 0 the channel owns buf (malloc'ed; it
+ * is freed once written, or with the channel); on -1 the caller still does. */
+int chan_send_take(struct chan *c, void *buf, size_t len);
+
 /* Takes the next received message: returns 1 with *buf and *len set (valid
  * until the next chan_recv or chan_free on this channel), 0 if none is
  * waiting, -1 if the connection has ended and everything was taken. After a
  * 0 the wake callback fires again when more arrives. */
 int chan_recv(struct chan *c, const void **buf, size_t *len);
+
+/* Takes over the memory of the message the last chan_recv returned (1):
+ * its buf stays valid, past the next chan_recv and chan_free, until the
+ * returned handle is given to chan_kept_free. Saves the owner a copy of what
+ * it keeps (the router's records, recbuf.h). NULL if there is none (already
+ * kept, or the last chan_recv returned 0 or -1). Owner's thread only. */
+void *chan_keep(struct chan *c);
+/* The kept message's bytes (the buf chan_recv returned). */
+const void *chan_kept_data(const void *kept);
+/* The bytes the kept message holds allocated (its length and a header). */
+size_t chan_kept_size(const void *kept);
+/* Frees a kept message; accepts NULL. */
+void chan_kept_free(void *kept);
 
 /* Why the channel closed ("" while open). */
 const char *chan_error(struct chan *c);

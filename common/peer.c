@@ -54,6 +54,11 @@ static int chan_io_send(void *arg, const void *buf, size_t len)
 	return chan_send(arg, buf, len) < 0 ? -EPIPE : 0;
 }
 
+static int chan_io_send_take(void *arg, void *buf, size_t len)
+{
+	return chan_send_take(arg, buf, len) < 0 ? -EPIPE : 0;
+}
+
 static void chan_io_close(void *arg)
 {
 	chan_close(arg);
@@ -71,8 +76,12 @@ static const char *chan_io_address(void *arg)
 
 int peer_attach_chan(struct peer *p, struct chan *ch)
 {
-	struct peer_io io = { chan_io_send, chan_io_close, chan_io_set_recv_max, chan_io_address,
-			      ch };
+	struct peer_io io = { .send = chan_io_send,
+			      .send_take = chan_io_send_take,
+			      .close = chan_io_close,
+			      .set_recv_max = chan_io_set_recv_max,
+			      .address = chan_io_address,
+			      .arg = ch };
 	return peer_attach(p, &io);
 }
 
@@ -132,7 +141,16 @@ int peer_flush(struct peer *p)
 		return 0;
 	p->batch_open = false;
 	wire_enc_deliver_end(&p->batch, ++p->tx_seq);
-	return transmit(p, &p->batch);
+	if (!p->io.send_take)
+		return transmit(p, &p->batch);
+	size_t len = p->batch.len;
+	void *buf = wire_buf_take(&p->batch); /* the batch goes uncopied */
+	int rc = p->io.send_take(p->io.arg, buf, len);
+	if (rc < 0) {
+		free(buf);
+		p->st.send_failed++;
+	}
+	return rc;
 }
 
 int peer_deliver(struct peer *p, const struct wire_record *rec, const uint64_t *sids, uint32_t n,

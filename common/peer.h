@@ -46,6 +46,9 @@ struct peer_io {
 	void (*set_recv_max)(void *arg, size_t max);
 	const char *(*address)(void *arg); /* for logs */
 	void *arg;
+	/* Optional: as send, but takes buf (malloc'ed) on 0; on failure the
+	 * caller still owns it. A DELIVER batch goes this way, uncopied. */
+	int (*send_take)(void *arg, void *buf, size_t len);
 };
 
 struct peer_stats {

@@ -1,6 +1,7 @@
 /* util: see util.h. */
 #include "util.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,12 @@ void *xmalloc(size_t n)
 	if (!p)
 		oom(n);
 	return p;
+}
+
+void util_malloc_keep(void)
+{
+	mallopt(M_MMAP_THRESHOLD, (int)UTIL_MALLOC_KEEP_BYTES);
+	mallopt(M_TRIM_THRESHOLD, (int)UTIL_MALLOC_KEEP_BYTES);
 }
 
 void *xcalloc(size_t nmemb, size_t size)

@@ -14,6 +14,15 @@ void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* Makes glibc's malloc keep up to UTIL_MALLOC_KEEP_BYTES of freed memory per
+ * arena (M_TRIM_THRESHOLD) and serve blocks up to that size from its heaps
+ * (M_MMAP_THRESHOLD; 32 MiB is glibc's largest), instead of handing freed
+ * memory back to the kernel and faulting zeroed pages in for the next link
+ * message or Kafka fetch response (a page fault per 4 KiB: a tenth of the
+ * router's CPU when it drained 4 KiB records, a fifth of the edge's).
+ * Called first thing by router and edge. */
+#define UTIL_MALLOC_KEEP_BYTES (32u * 1024 * 1024)
+void util_malloc_keep(void);
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 

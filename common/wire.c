@@ -625,6 +625,17 @@ void wire_buf_free(struct wire_buf *b)
 	wire_buf_init(b);
 }
 
+void *wire_buf_take(struct wire_buf *b)
+{
+	void *d = b->data;
+	/* Room for a message like this one and half again (not the old
+	 * capacity: one huge message must not make every later buffer huge). */
+	b->cap = b->len + b->len / 2 > 256 ? b->len + b->len / 2 : 256;
+	b->data = xmalloc(b->cap);
+	wire_buf_reset(b);
+	return d;
+}
+
 /*
  * Starts a message: the array header for the envelope plus nfields fields,
  * then version, type and seq. Returns the packer for the fields. (The packer

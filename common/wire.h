@@ -233,6 +233,10 @@ struct wire_buf {
 void wire_buf_init(struct wire_buf *b);
 void wire_buf_reset(struct wire_buf *b); /* len = 0, keeps the memory */
 void wire_buf_free(struct wire_buf *b);
+/* Hands b's bytes (b->len of them, malloc'ed) to the caller, who frees them,
+ * and gives b a new buffer of 1.5 times that length, so a next message like
+ * this one is written without reallocations. */
+void *wire_buf_take(struct wire_buf *b);
 
 /* Encoders: each one appends exactly one whole message to b (call
  * wire_buf_reset first to start a new one). They cannot fail, and they do not

@@ -13,6 +13,7 @@ static const char summary[] =
 
 int main(int argc, char **argv)
 {
+	util_malloc_keep();
 	struct edge_config cfg = { 0 };
 	bool log_json = false;
 	static const char *const levels[] = { "error", "warn", "info", "debug", NULL };

@@ -6,10 +6,11 @@
 
 #include "util.h"
 
-/* What one record costs against the budget: its bytes and its bookkeeping. */
+/* What one record costs against the budget: its bytes (the room it has) and
+ * its bookkeeping. */
 static size_t rec_cost(const struct tail_rec *r)
 {
-	return sizeof *r + sizeof r + r->key_len + r->value_len;
+	return sizeof *r + sizeof r + r->room;
 }
 
 void tail_init(struct tail *t)
@@ -34,14 +35,20 @@ void tail_reset(struct tail *t, int64_t start)
 	t->next = start;
 }
 
-static void drop_oldest(struct tail *t)
+/* Takes the oldest record out; returns it (the caller frees or reuses it). */
+static struct tail_rec *take_oldest(struct tail *t)
 {
 	struct tail_rec *r = t->ring[t->head];
 	t->bytes -= rec_cost(r);
 	t->cover_from = r->offset + 1;
-	free(r);
 	t->head = (t->head + 1) % t->cap;
 	t->count--;
+	return r;
+}
+
+static void drop_oldest(struct tail *t)
+{
+	free(take_oldest(t));
 }
 
 void tail_append(struct tail *t, int64_t offset, int64_t timestamp_ms, const void *key,
@@ -60,7 +67,23 @@ void tail_append(struct tail *t, int64_t offset, int64_t timestamp_ms, const voi
 		t->cap = ncap;
 		t->head = 0;
 	}
-	struct tail_rec *r = xmalloc(sizeof *r + key_len + value_len);
+	/* The records this one pushes out go first, and the memory of the
+	 * first of them holds the new one when it is large enough: a full tail
+	 * (the usual case) then costs no malloc and no free per record. */
+	size_t need = key_len + value_len;
+	size_t cost = sizeof(struct tail_rec) + sizeof(struct tail_rec *) + need;
+	struct tail_rec *r = NULL;
+	while (t->count > 0 && t->bytes + cost > max_bytes) {
+		struct tail_rec *old = take_oldest(t);
+		if (!r && old->room >= need && old->room - need <= need / 4 + 64)
+			r = old;
+		else
+			free(old);
+	}
+	if (!r) {
+		r = xmalloc(sizeof *r + need);
+		r->room = (uint32_t)need;
+	}
 	r->offset = offset;
 	r->timestamp_ms = timestamp_ms;
 	r->key_len = (uint32_t)key_len;

@@ -14,6 +14,7 @@ struct tail_rec {
 	int64_t offset;
 	int64_t timestamp_ms;
 	uint32_t key_len, value_len;
+	uint32_t room; /* bytes allocated for data[] (>= key_len + value_len) */
 	bool value_null;
 	char data[]; /* key, then value */
 };

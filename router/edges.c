@@ -13,11 +13,17 @@
 #include "wire.h"
 #include "ws.h"
 
-/* Each record's value is copied once, into a reference-counted buffer that
- * every session of the key queues and ws.c writes from (recbuf.h). */
-static void on_deliver(struct router *r, struct link *l, const struct wire_msg *m)
+/* Each record's value gets one reference-counted buffer that every session
+ * of the key queues and ws.c writes from (recbuf.h): a value of
+ * RECBUF_REF_MIN bytes or more points into the link message itself, which
+ * the router then keeps (chan_keep) for as long as recbuf.h's rule says;
+ * a shorter one is copied. */
+static void on_deliver(struct router *r, struct link *l, const struct wire_msg *m, const void *buf,
+		       size_t len)
 {
+	const char *lo = buf, *hi = lo + len;
 	struct wire_record rec;
+	struct recbuf_frame *frame = NULL; /* made for the first value pointed to */
 	for (uint32_t i = 0; i < m->u.deliver.count; i++) {
 		wire_deliver_get(m, i, &rec);
 		if (stages_want(rec.offset))
@@ -39,8 +45,14 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 			if (s->framed)
 				hlen = (size_t)snprintf(hdr, sizeof hdr, "d %u %lld\n",
 							rec.partition, (long long)rec.offset);
-			if (!body && rec.value.len)
+			if (!body && rec.value.len >= RECBUF_REF_MIN && rec.value.ptr >= lo &&
+			    rec.value.ptr + rec.value.len <= hi) { /* it is in buf */
+				if (!frame)
+					frame = recbuf_frame_new();
+				body = recbuf_in_frame(frame, rec.value.ptr, rec.value.len);
+			} else if (!body && rec.value.len) {
 				body = recbuf_new(rec.value.ptr, rec.value.len);
+			}
 			switch (sessions_offer_prefixed(&r->sessions, s, rec.offset,
 							rec.timestamp_ms, hdr, hlen, body,
 							(size_t)r->cfg->queue_bytes)) {
@@ -66,6 +78,10 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 			}
 		}
 		recbuf_unref(body);
+	}
+	if (frame) {
+		void *kept = chan_keep(l->ch);
+		recbuf_frame_close(frame, kept, kept ? chan_kept_size(kept) : 0, chan_kept_free);
 	}
 }
 
@@ -147,8 +163,10 @@ static void on_edge_hello(struct router *r, struct link *l, const struct wire_ed
 		      h->assign.partitions, h->assign.count, now_mono_ms());
 }
 
-/* An application message from the edge, in numbering. */
-static void on_app_msg(struct router *r, struct link *l, const struct wire_msg *m)
+/* An application message from the edge, in numbering, decoded from
+ * buf[0..len) (the link's last chan_recv). */
+static void on_app_msg(struct router *r, struct link *l, const struct wire_msg *m, const void *buf,
+		       size_t len)
 {
 	switch (m->type) {
 	case WIRE_ASSIGN:
@@ -159,7 +177,7 @@ static void on_app_msg(struct router *r, struct link *l, const struct wire_msg *
 				 (unsigned long long)m->u.assign.epoch);
 		break;
 	case WIRE_DELIVER:
-		on_deliver(r, l, m);
+		on_deliver(r, l, m, buf, len);
 		break;
 	case WIRE_SUB_ACK:
 		on_sub_ack(r, l, &m->u.sub_ack);
@@ -187,7 +205,7 @@ static void on_edge_msg(struct router *r, struct link *l, const void *buf, size_
 		on_edge_hello(r, l, &m.u.edge_hello);
 		break;
 	case PEER_MSG:
-		on_app_msg(r, l, &m);
+		on_app_msg(r, l, &m, buf, len);
 		break;
 	}
 	wire_msg_free(&m);

@@ -18,6 +18,7 @@ static const char summary[] =
 
 int main(int argc, char **argv)
 {
+	util_malloc_keep();
 	struct router_config cfg = { .report_fd = -1 };
 	long workers = 0;
 	const char *listen = NULL;

@@ -409,7 +409,8 @@ OPTIONAL_ARGS = {"drain_count": None, "drains_only": False, "ladder_only": False
                  "base_build": None, "base_traced": False, "stages": False,
                  "stages_rates": "1000,5000,20000,30000", "stages_size": 100,
                  "stages_every": 16, "stages_perf": False, "no_syscalls": False,
-                 "syscalls_in_steps": False, "trace_in_steps": False, "no_same_floor": False}
+                 "syscalls_in_steps": False, "trace_in_steps": False, "no_same_floor": False,
+                 "perf_drain": None}
 
 
 class Bench:
@@ -1330,6 +1331,16 @@ class Bench:
             sc = {k: SyscallCounter(self, p, self.sc_tool) for k, p in pids.items()}
             for c in sc.values():
                 c.start()
+            prof = []
+            if self.args.perf_drain:  # diagnostic: call graphs of the drain window
+                os.makedirs(self.args.perf_drain, exist_ok=True)
+                for k, p in pids.items():
+                    out = os.path.join(self.args.perf_drain, "%s-%s.data" % (k, tag))
+                    prof.append(subprocess.Popen(
+                        ["perf", "record", "-q", "-F", "4999", "-o", out, "-p", str(p)]
+                        + (["--call-graph", "dwarf,8192"] if os.environ.get("KWS_PERF_DWARF")
+                           else ["-g"]),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             c0 = {k: cpu_s(p) for k, p in pids.items()}
             c0["broker"] = sum(cpu_s(p) for p in kpids)
             c0["loadgen"] = cpu_s(lg.pid)
@@ -1349,6 +1360,9 @@ class Bench:
         c1["broker"] = sum(cpu_s(p) for p in kpids)
         c1["loadgen"] = c_lg if lg.alive() is False else cpu_s(lg.pid)
         th1 = {k: thread_cpu(p) for k, p in pids.items()}
+        for pp in prof:
+            pp.send_signal(signal.SIGINT)
+            pp.wait(30)
         scr = {k: c.stop() for k, c in sc.items()}
         if not lg.wait(30):
             lg.stop(signal.SIGTERM, 20)
@@ -1873,6 +1887,10 @@ def main():
     ap.add_argument("--base-traced", action="store_true",
                     help="with --base-build, each rate once more through the base build with a "
                     "1 s perf trace of its router inside the step (as main's bench measured)")
+    ap.add_argument("--perf-drain", metavar="DIR",
+                    help="diagnostic: 'perf record -g' the router and the edge over each drain "
+                         "window, into DIR/{router,edge}-<tag>.data (read with perf report -i; "
+                         "KWS_PERF_DWARF=1 in the environment: DWARF call graphs)")
     ap.add_argument("--ladder", metavar="SIZE:R,R;SIZE:R",
                     help="custom ladders for section c, e.g. '100:20000,40000;4096:5000'")
     ap.add_argument("--mem-counts", metavar="N,N",

@@ -320,6 +320,76 @@ START_TEST(test_roundtrip_in_order)
 }
 END_TEST
 
+START_TEST(test_send_take_in_order)
+{
+	/* Taken and copied messages, small and large, mixed: every one arrives
+	 * whole and in order; what was taken is freed by the channel (ASan
+	 * and valgrind would see a leak or a double free). */
+	enum { N = 300 };
+	pair_open(&P, 1 << 20, 64 << 20, 1 << 20, 64 << 20);
+	static char buf[80000];
+	for (int i = 0; i < N; i++) {
+		size_t len = msg_len(i);
+		if (i % 2) {
+			char *t = malloc(len);
+			msg_fill(t, i, len);
+			ck_assert_int_eq(chan_send_take(P.a, t, len), 0);
+		} else {
+			msg_fill(buf, i, len);
+			ck_assert_int_eq(chan_send(P.a, buf, len), 0);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		const void *m;
+		size_t len;
+		ck_assert_int_eq(recv_wait(P.b, &P.wb, &m, &len), 1);
+		assert_msg(m, len, i);
+	}
+	/* Refused (over the size limit): the caller still owns it. */
+	char *big = malloc(2 << 20);
+	ck_assert_int_eq(chan_send_take(P.a, big, 2 << 20), -1);
+	free(big);
+	struct chan_stats sa;
+	chan_get_stats(P.a, &sa);
+	ck_assert_uint_eq(sa.tx_msgs, N);
+}
+END_TEST
+
+START_TEST(test_keep_outlives_recv_and_free)
+{
+	/* A kept message's bytes stay where chan_recv said, after the next
+	 * chan_recv and after the channel is gone, until chan_kept_free. */
+	pair_open(&P, 1 << 20, 8 << 20, 1 << 20, 8 << 20);
+	static char buf[80000];
+	for (int i = 0; i < 3; i++) {
+		msg_fill(buf, i + 2, msg_len(i + 2)); /* 60,000 B, 1 B, 1,003 B */
+		ck_assert_int_eq(chan_send(P.a, buf, msg_len(i + 2)), 0);
+	}
+	const void *m[3];
+	size_t len[3];
+	void *kept[3];
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(recv_wait(P.b, &P.wb, &m[i], &len[i]), 1);
+		kept[i] = chan_keep(P.b);
+		ck_assert_ptr_nonnull(kept[i]);
+		ck_assert_ptr_eq(chan_kept_data(kept[i]), m[i]);
+		ck_assert_uint_ge(chan_kept_size(kept[i]), len[i]);
+		ck_assert_ptr_null(chan_keep(P.b)); /* once */
+	}
+	const void *none;
+	size_t nlen;
+	ck_assert_int_eq(chan_recv(P.b, &none, &nlen), 0);
+	ck_assert_ptr_null(chan_keep(P.b));
+	chan_free(P.b);
+	P.b = NULL;
+	for (int i = 0; i < 3; i++) {
+		assert_msg(m[i], len[i], i + 2);
+		chan_kept_free(kept[i]);
+	}
+	chan_kept_free(NULL);
+}
+END_TEST
+
 START_TEST(test_small_messages_batched)
 {
 	/* Messages queued while a write is under way go out together. */
@@ -687,6 +757,8 @@ static Suite *chan_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_roundtrip_in_order);
 	tcase_add_test(tc, test_small_messages_batched);
+	tcase_add_test(tc, test_keep_outlives_recv_and_free);
+	tcase_add_test(tc, test_send_take_in_order);
 	tcase_add_test(tc, test_peer_address);
 	tcase_add_test(tc, test_send_over_size_limit);
 	tcase_add_test(tc, test_send_empty);

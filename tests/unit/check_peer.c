@@ -24,6 +24,7 @@ struct fake {
 	size_t n, next;
 	bool closed;
 	size_t recv_max;
+	size_t taken; /* frames handed over by send_take */
 };
 
 static int fake_send(void *arg, const void *buf, size_t len)
@@ -35,6 +36,19 @@ static int fake_send(void *arg, const void *buf, size_t len)
 	f->frame[f->n] = malloc(len);
 	memcpy(f->frame[f->n], buf, len);
 	f->len[f->n++] = len;
+	return 0;
+}
+
+/* send_take: keeps buf itself (no copy), as chan_send_take does. */
+static int fake_send_take(void *arg, void *buf, size_t len)
+{
+	struct fake *f = arg;
+	if (f->closed)
+		return -EPIPE;
+	ck_assert_uint_lt(f->n, MAXF);
+	f->frame[f->n] = buf;
+	f->len[f->n++] = len;
+	f->taken++;
 	return 0;
 }
 
@@ -99,7 +113,10 @@ static void connect_peers(const struct linkauth_secret *rs, const struct linkaut
 	peer_init(&rp, PEER_ROUTER, rs, "r1", "edge test");
 	peer_init(&ep, PEER_EDGE, es, "e1", "router link 1");
 	struct peer_io rio = { fake_send, fake_close, fake_set_recv_max, fake_address, &to_edge };
-	struct peer_io eio = { fake_send, fake_close, fake_set_recv_max, fake_address, &to_router };
+	/* The edge's connection takes DELIVER batches (send_take), as a chan
+	 * does; the router's has only send. */
+	struct peer_io eio = { fake_send,    fake_close, fake_set_recv_max,
+			       fake_address, &to_router, fake_send_take };
 	ck_assert_int_eq(peer_attach(&ep, &eio), 0);
 	ck_assert_int_eq(peer_attach(&rp, &rio), 0);
 }
@@ -310,6 +327,7 @@ START_TEST(numbering)
 	ck_assert_int_eq(peer_send(&ep, &(struct wire_msg){ .type = WIRE_SUB_ACK,
 							    .u.sub_ack = { .sid = 8 } }),
 			 0);
+	ck_assert_uint_eq(to_router.taken, 1); /* the batch, not the SUB_ACK */
 	ck_assert_int_eq(take(&to_router, &rp, &m), PEER_MSG);
 	ck_assert_uint_eq(m.type, WIRE_DELIVER);
 	ck_assert_uint_eq(m.seq, 2);
@@ -321,8 +339,10 @@ START_TEST(numbering)
 	wire_msg_free(&m);
 	/* A batch at its size goes at once. */
 	ck_assert_int_eq(peer_deliver(&ep, &rec, sids, 1, 1), 0);
+	ck_assert_uint_eq(to_router.taken, 2);
 	ck_assert_int_eq(take(&to_router, &rp, &m), PEER_MSG);
 	ck_assert_uint_eq(m.seq, 4);
+	ck_assert_uint_eq(m.u.deliver.count, 1);
 	wire_msg_free(&m);
 	ck_assert_uint_eq(rp.st.gaps + ep.st.gaps, 0);
 	/* DELIVER only through peer_deliver; nothing when not connected. */

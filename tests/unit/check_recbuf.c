@@ -206,6 +206,151 @@ START_TEST(test_cut_head_survives_close)
 }
 END_TEST
 
+/* ---- values that point into a received frame ---- */
+
+/* A frame's memory as the router gets it from chan_keep: released once. */
+struct fake_mem {
+	int released;
+	size_t len;
+	unsigned char bytes[1000];
+};
+
+static void fake_release(void *mem)
+{
+	struct fake_mem *fm = mem;
+	fm->released++;
+	memset(fm->bytes, 0xee, sizeof fm->bytes); /* a copy would still be right */
+}
+
+static void fake_fill(struct fake_mem *fm)
+{
+	memset(fm, 0, sizeof *fm);
+	for (size_t i = 0; i < sizeof fm->bytes; i++)
+		fm->bytes[i] = (unsigned char)(i * 13 + 1);
+}
+
+START_TEST(test_frame_points_not_copies)
+{
+	static struct fake_mem fm;
+	fake_fill(&fm);
+	struct recbuf_frame *f = recbuf_frame_new();
+	struct recbuf *a = recbuf_in_frame(f, fm.bytes + 10, 300);
+	struct recbuf *b = recbuf_in_frame(f, fm.bytes + 400, 300);
+	ck_assert_ptr_eq(a->data, fm.bytes + 10);
+	ck_assert_ptr_eq(b->data, fm.bytes + 400);
+	ck_assert_uint_eq(f->live, 600);
+	ck_assert_uint_eq(recbuf_cost(a), sizeof *a + 300); /* what a queue is charged */
+	recbuf_frame_close(f, &fm, sizeof fm.bytes, fake_release);
+	ck_assert_int_eq(fm.released, 0); /* 600 of 1000 bytes still wanted */
+	recbuf_ref(a);
+	recbuf_unref(a);
+	ck_assert_int_eq(fm.released, 0);
+	recbuf_unref(b); /* 300 of 1000: at least a quarter, kept */
+	ck_assert_int_eq(fm.released, 0);
+	ck_assert_ptr_eq(a->data, fm.bytes + 10);
+	recbuf_unref(a); /* the last one: released */
+	ck_assert_int_eq(fm.released, 1);
+}
+END_TEST
+
+START_TEST(test_frame_compacted_below_a_quarter)
+{
+	/* A record still queued does not keep its whole frame: below a quarter
+	 * of the frame's bytes, the rest get copies and the frame goes. */
+	static struct fake_mem fm;
+	fake_fill(&fm);
+	unsigned char want[200];
+	memcpy(want, fm.bytes + 800, sizeof want);
+	struct recbuf_frame *f = recbuf_frame_new();
+	struct recbuf *a = recbuf_in_frame(f, fm.bytes, 600);
+	struct recbuf *b = recbuf_in_frame(f, fm.bytes + 800, 200);
+	recbuf_utf8(b); /* the cached answer survives the move */
+	int8_t utf8 = b->utf8;
+	ck_assert_int_ge(utf8, 0);
+	recbuf_frame_close(f, &fm, sizeof fm.bytes, fake_release);
+	recbuf_unref(a); /* 200 of 1000 left: under a quarter */
+	ck_assert_int_eq(fm.released, 1);
+	ck_assert_ptr_ne(b->data, fm.bytes + 800);
+	ck_assert_ptr_null(b->frame);
+	ck_assert_mem_eq(b->data, want, sizeof want);
+	ck_assert_int_eq(b->utf8, utf8);
+	recbuf_ref(b);
+	recbuf_unref(b);
+	recbuf_unref(b); /* frees the copy: ASan/valgrind see a leak otherwise */
+	ck_assert_int_eq(fm.released, 1);
+}
+END_TEST
+
+START_TEST(test_frame_close_decides)
+{
+	static struct fake_mem fm;
+	/* No recbuf lives at the close: released at once. */
+	fake_fill(&fm);
+	struct recbuf_frame *f = recbuf_frame_new();
+	recbuf_unref(recbuf_in_frame(f, fm.bytes, 900)); /* open: not released yet */
+	ck_assert_int_eq(fm.released, 0);
+	recbuf_frame_close(f, &fm, sizeof fm.bytes, fake_release);
+	ck_assert_int_eq(fm.released, 1);
+	/* Too little lives at the close (the rest was fenced or not queued):
+	 * copied at once. */
+	fake_fill(&fm);
+	f = recbuf_frame_new();
+	struct recbuf *a = recbuf_in_frame(f, fm.bytes + 5, 100);
+	unsigned char want[100];
+	memcpy(want, fm.bytes + 5, sizeof want);
+	recbuf_frame_close(f, &fm, sizeof fm.bytes, fake_release);
+	ck_assert_int_eq(fm.released, 1);
+	ck_assert_mem_eq(a->data, want, sizeof want);
+	recbuf_unref(a);
+	/* The memory could not be kept (NULL): copies at once, nothing points
+	 * into memory the frame does not own. */
+	fake_fill(&fm);
+	f = recbuf_frame_new();
+	a = recbuf_in_frame(f, fm.bytes, 900);
+	memcpy(want, fm.bytes, sizeof want);
+	recbuf_frame_close(f, NULL, 0, fake_release);
+	ck_assert_ptr_null(a->frame);
+	ck_assert_ptr_ne(a->data, fm.bytes);
+	ck_assert_mem_eq(a->data, want, sizeof want);
+	recbuf_unref(a);
+	ck_assert_int_eq(fm.released, 0);
+	/* No frame: the memory is released. */
+	fake_fill(&fm);
+	recbuf_frame_close(NULL, &fm, sizeof fm.bytes, fake_release);
+	ck_assert_int_eq(fm.released, 1);
+}
+END_TEST
+
+START_TEST(test_frame_shared_by_sessions)
+{
+	/* Sessions queue frame buffers as they queue copies: each queue is
+	 * charged the value; the frame goes with the last queue that holds it. */
+	static struct fake_mem fm;
+	fake_fill(&fm);
+	struct sessions t;
+	sessions_init(&t);
+	struct session *s = live(&t, "a"), *u = live(&t, "b");
+	struct recbuf_frame *f = recbuf_frame_new();
+	struct recbuf *b1 = recbuf_in_frame(f, fm.bytes, 500);
+	struct recbuf *b2 = recbuf_in_frame(f, fm.bytes + 500, 500);
+	ck_assert_int_eq(sessions_offer_prefixed(&t, s, 0, -1, NULL, 0, b1, 1u << 20),
+			 SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer_prefixed(&t, u, 0, -1, NULL, 0, b1, 1u << 20),
+			 SESSION_QUEUED);
+	ck_assert_int_eq(sessions_offer_prefixed(&t, u, 1, -1, NULL, 0, b2, 1u << 20),
+			 SESSION_QUEUED);
+	ck_assert_uint_eq(u->qbytes, 2 * sessions_msg_cost(0, b1));
+	recbuf_unref(b1);
+	recbuf_unref(b2);
+	recbuf_frame_close(f, &fm, sizeof fm.bytes, fake_release);
+	sessions_pop_free(s);
+	ck_assert_int_eq(fm.released, 0); /* u still holds both */
+	sessions_close(u);
+	ck_assert_int_eq(fm.released, 1);
+	sessions_free(&t);
+}
+END_TEST
+
 static Suite *recbuf_suite(void)
 {
 	Suite *s = suite_create("recbuf");
@@ -219,8 +364,14 @@ static Suite *recbuf_suite(void)
 	tcase_add_test(shared, test_refused_takes_no_reference);
 	tcase_add_test(shared, test_push_inline);
 	tcase_add_test(shared, test_cut_head_survives_close);
+	TCase *frame = tcase_create("frame");
+	tcase_add_test(frame, test_frame_points_not_copies);
+	tcase_add_test(frame, test_frame_compacted_below_a_quarter);
+	tcase_add_test(frame, test_frame_close_decides);
+	tcase_add_test(frame, test_frame_shared_by_sessions);
 	suite_add_tcase(s, buf);
 	suite_add_tcase(s, shared);
+	suite_add_tcase(s, frame);
 	return s;
 }
 

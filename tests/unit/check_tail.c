@@ -190,6 +190,45 @@ START_TEST(test_eviction_by_bytes)
 }
 END_TEST
 
+START_TEST(test_full_tail_reuses_memory)
+{
+	/* A full tail puts a new record in the memory of the one it pushes out
+	 * when that is a little larger or the same (no malloc, no free), and
+	 * counts the room it takes: the bytes stay right and within the
+	 * budget, whatever the mix of sizes. */
+	struct tail t;
+	tail_init(&t);
+	tail_reset(&t, 0);
+	size_t max = 4000;
+	static char v[600];
+	size_t total_first = 0;
+	for (int64_t o = 0; o < 400; o++) {
+		size_t vl = (size_t)(o * 37 % 500) + 1;
+		memset(v, 'a' + (int)(o % 26), vl);
+		tail_append(&t, o, o, "key", 3, v, vl, false, max);
+		ck_assert_uint_le(t.bytes, max);
+		const struct tail_rec *r = tail_at(&t, t.count - 1);
+		ck_assert_int_eq(r->offset, o);
+		ck_assert_uint_eq(r->value_len, vl);
+		ck_assert_uint_ge(r->room, 3 + vl);
+		ck_assert_mem_eq(r->data, "key", 3);
+		ck_assert_mem_eq(r->data + 3, v, vl);
+		if (o == 0)
+			total_first = t.bytes;
+	}
+	ck_assert_uint_eq(total_first, cost(3, 1));
+	size_t sum = 0;
+	for (size_t i = 0; i < t.count; i++) {
+		const struct tail_rec *r = tail_at(&t, i);
+		ck_assert_int_eq(r->offset, 400 - (int64_t)t.count + (int64_t)i);
+		sum += sizeof(struct tail_rec) + sizeof(struct tail_rec *) + r->room;
+	}
+	ck_assert_uint_eq(t.bytes, sum);
+	ck_assert_int_eq(t.cover_from, 400 - (int64_t)t.count);
+	tail_free(&t);
+}
+END_TEST
+
 START_TEST(test_record_over_budget)
 {
 	/* A record larger than the whole budget is not held, and the tail still
@@ -277,6 +316,7 @@ static Suite *tail_suite(void)
 	tcase_add_test(tc, test_gaps);
 	tcase_add_test(tc, test_eviction_by_bytes);
 	tcase_add_test(tc, test_record_over_budget);
+	tcase_add_test(tc, test_full_tail_reuses_memory);
 	tcase_add_test(tc, test_start_unknown);
 	tcase_add_test(tc, test_ring_wraps);
 	suite_add_tcase(s, tc);
