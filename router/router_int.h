@@ -20,6 +20,7 @@
 #include "admission.h"
 #include "link.h"
 #include "metrics.h"
+#include "pmd.h"
 #include "recvhook.h"
 #include "config.h"
 #include "routes.h"
@@ -47,8 +48,9 @@ struct conn {
 	 * WS_HANGUP_MS later if lws is still waiting for the client's Close. */
 	bool closing;
 	lws_sorted_usec_list_t hangup;
-	struct recvhook rxh; /* unmasked frames and back-to-back Pings (recvhook.h) */
-	bool deflate;        /* permessage-deflate was offered and --deflate is on */
+	struct recvhook rxh;   /* unmasked frames and back-to-back Pings (recvhook.h) */
+	bool deflate;          /* permessage-deflate is on (deflate.c set lws up) */
+	struct pmd_answer pmd; /* its negotiated parameters (deflate_confirm) */
 };
 
 /* A FIFO of connections (keepalive, ws.c). */
