@@ -2,6 +2,7 @@
 #include "deflate.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pmd.h"
@@ -21,6 +22,65 @@
 #define DEFLATE_CLIENT_WINDOW 10
 
 #define EXT_LINE "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+
+/* lws 4.1.6's private view of an extension's payload buffers and its
+ * PAYLOAD_RX answers (lib/roles/ws/private-lib-roles-ws.h and
+ * lib/core-net/private-lib-core-net.h at v4.1.6), for the workaround below. */
+struct lws_ext_pm_deflate_rx_ebufs {
+	struct lws_tokens eb_in, eb_out;
+};
+#define PMDR_HAS_PENDING 2
+
+/* Our instance of the extension: lws's, and where the compressed input it
+ * has not inflated yet lives.
+ *
+ * Workaround for lws < 4.4.0 (fixed upstream by 8d4079884 "pmd: revert
+ * #3014 and drain extensions before next ssl read", in v4.4.0): lws hands
+ * the inflater a pointer into its read buffer (shared by the thread's
+ * connections) or into the connection's frame buffer; when the message's
+ * tail inflates to more than the 1 KiB output buffer, the inflater keeps
+ * the rest of its input there ("has pending") while lws reads the next
+ * bytes into the same buffer. The message then comes out with other
+ * contents (Autobahn 12.2.9, 12.2.10, 13.7.10: large compressible
+ * messages). So each new input is first copied here, and inflated from
+ * here, and not overwritten while the inflater has some of it left. */
+struct instance {
+	void *lws_priv;    /* lws's pm_deflate instance */
+	unsigned char *in; /* the copy of the input being inflated */
+	size_t cap;        /* its size */
+	bool pending;      /* lws said "has pending": in is still in use */
+};
+
+static int payload_rx(struct lws_context *cx, const struct lws_extension *ext, struct lws *wsi,
+		      struct instance *in, struct lws_ext_pm_deflate_rx_ebufs *eb, size_t len)
+{
+	if ((LWS_LIBRARY_VERSION_NUMBER) >= 4004000 || in->pending || !eb->eb_in.token ||
+	    eb->eb_in.len <= 0) {
+		int n = lws_extension_callback_pm_deflate(cx, ext, wsi, LWS_EXT_CB_PAYLOAD_RX,
+							  in->lws_priv, eb, len);
+		in->pending = n == PMDR_HAS_PENDING;
+		return n;
+	}
+	size_t need = (size_t)eb->eb_in.len;
+	if (need > in->cap) {
+		unsigned char *b = realloc(in->in, need);
+		if (!b)
+			return -1;
+		in->in = b;
+		in->cap = need;
+	}
+	memcpy(in->in, eb->eb_in.token, need);
+	struct lws_ext_pm_deflate_rx_ebufs copy = *eb;
+	copy.eb_in.token = in->in;
+	int n = lws_extension_callback_pm_deflate(cx, ext, wsi, LWS_EXT_CB_PAYLOAD_RX, in->lws_priv,
+						  &copy, len);
+	in->pending = n == PMDR_HAS_PENDING;
+	/* Where the caller's input stands, as lws would have left it. */
+	eb->eb_in.token += copy.eb_in.token - in->in;
+	eb->eb_in.len = copy.eb_in.len;
+	eb->eb_out = copy.eb_out;
+	return n;
+}
 
 /* No options: lws would echo the client's value-less parameters itself
  * (and only those); the answer is pmd's, added by deflate_add_headers. */
@@ -51,8 +111,25 @@ static int ext_callback(struct lws_context *cx, const struct lws_extension *ext,
 			enum lws_extension_callback_reasons reason, void *user, void *in,
 			size_t len)
 {
-	if (reason != LWS_EXT_CB_CONSTRUCT)
-		return lws_extension_callback_pm_deflate(cx, ext, wsi, reason, user, in, len);
+	struct instance *inst = user;
+	switch (reason) {
+	case LWS_EXT_CB_CONSTRUCT:
+		break;
+	case LWS_EXT_CB_PAYLOAD_RX:
+		return payload_rx(cx, ext, wsi, inst, in, len);
+	case LWS_EXT_CB_DESTROY: {
+		int n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason, inst->lws_priv, in,
+							  len);
+		free(inst->in);
+		free(inst);
+		return n;
+	}
+	default:
+		/* The named options arrive without an instance for some
+		 * reasons (lws_set_extension_option passes ours). */
+		return lws_extension_callback_pm_deflate(cx, ext, wsi, reason,
+							 inst ? inst->lws_priv : NULL, in, len);
+	}
 	struct conn *c = lws_wsi_user(wsi);
 	if (!c || !c->pmd.server_window)
 		return 1; /* not negotiated by deflate_confirm */
@@ -62,12 +139,19 @@ static int ext_callback(struct lws_context *cx, const struct lws_extension *ext,
 		log_error("permessage-deflate: the lws vhost listens itself; declined");
 		return 1;
 	}
-	int n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason, user, in, len);
+	void *priv = NULL;
+	int n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason, &priv, in, len);
 	if (n)
 		return n;
+	inst = calloc(1, sizeof *inst);
+	if (!inst) {
+		lws_extension_callback_pm_deflate(cx, ext, wsi, LWS_EXT_CB_DESTROY, priv, NULL, 0);
+		return 1;
+	}
+	inst->lws_priv = priv;
+	*(struct instance **)user = inst;
 	if (in)
 		*(const struct lws_ext_options **)in = no_options;
-	void *priv = *(void **)user;
 	const struct pmd_answer *a = &c->pmd;
 	set_option(cx, ext, wsi, priv, "client_max_window_bits", a->server_window);
 	/* zlib's inflater takes any window at least the sender's; 9 at least
