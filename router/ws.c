@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "deflate.h"
 #include "door.h"
 #include "edges.h"
 #include "handshake.h"
@@ -26,12 +27,6 @@
  * few hundred bytes). */
 #define WS_IOV_MAX 128
 #define WS_COPY_MAX 256
-/* The window of the router's own compressor (2^10 = 1 KiB) and its zlib
- * memLevel: about 12 KiB of zlib state per session that has received a
- * message, instead of 256 KiB at zlib's defaults (15, 8). A smaller window
- * than the client allows is always valid (RFC 7692 7.1.2.1). */
-#define WS_DEFLATE_WINDOW_BITS "10"
-#define WS_DEFLATE_MEM_LEVEL "4"
 
 /* How long after a Close (sent or received) the TCP connection is closed at
  * the latest. lws 4.1.6 waits up to 5 s for the client's Close after
@@ -76,23 +71,6 @@ static void start_closing(struct router *r, struct conn *c)
 		return;
 	c->closing = true;
 	lws_sul_schedule(r->ctx, 0, &c->hangup, hangup_now, WS_HANGUP_MS * LWS_US_PER_MS);
-}
-
-/* --deflate on and the client offered permessage-deflate (lws accepts every
- * valid offer): bound the memory of the router's compressor. lws 4.1.6
- * sizes its server-side compressor from "client_max_window_bits" when lws
- * itself does not listen (the door does), and its inflater from
- * "server_max_window_bits", which stays at what was negotiated. */
-static void client_deflate_options(struct router *r, struct lws *wsi, struct conn *c)
-{
-	char ext[256];
-	if (!r->cfg->deflate || lws_hdr_copy(wsi, ext, sizeof ext, WSI_TOKEN_EXTENSIONS) <= 0 ||
-	    !strstr(ext, "permessage-deflate"))
-		return;
-	c->deflate = true;
-	lws_set_extension_option(wsi, "permessage-deflate", "client_max_window_bits",
-				 WS_DEFLATE_WINDOW_BITS);
-	lws_set_extension_option(wsi, "permessage-deflate", "mem_level", WS_DEFLATE_MEM_LEVEL);
 }
 
 static void ka_unlink(struct conn *c)
@@ -641,12 +619,18 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		int one = 1;
 		setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
-		memset(c, 0, sizeof *c);
+		{
+			/* Negotiated before (deflate.c): kept. */
+			struct pmd_answer pmd = c->pmd;
+			bool deflate = c->deflate;
+			memset(c, 0, sizeof *c);
+			c->pmd = pmd;
+			c->deflate = deflate;
+		}
 		c->wsi = wsi;
 		c->direct =
 			recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c) == 0;
 		c->rxh.before_send = ws_before_lws_send;
-		client_deflate_options(r, wsi, c);
 		/* Not direct: with permessage-deflate (lws compresses), and
 		 * on TLS, where a write SSL_write could not finish must be
 		 * retried with the same bytes (OpenSSL), which a queue that a
@@ -657,6 +641,10 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 			return -1;
 		ka_touch(r, c);
 		return 0;
+	case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+		return deflate_confirm(r, wsi, c, in);
+	case LWS_CALLBACK_ADD_HEADERS:
+		return deflate_add_headers(c, in);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		return client_close_received(r, wsi, c, len);
 	case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
@@ -705,10 +693,4 @@ const struct lws_protocols ws_protocols[] = {
 	{ "kws.v1", cb_client, sizeof(struct conn), WS_RX_BUFFER_BYTES, 0, NULL,
 	  WS_WRITE_BATCH_BYTES },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
-};
-
-const struct lws_extension ws_extensions[] = {
-	{ "permessage-deflate", lws_extension_callback_pm_deflate,
-	  "permessage-deflate; client_no_context_takeover; client_max_window_bits" },
-	{ NULL, NULL, NULL }
 };

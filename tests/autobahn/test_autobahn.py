@@ -51,17 +51,21 @@ from harness import Env, log, wait_all_owned
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = harness.SOURCE
-# Sections 12 and 13 (permessage-deflate) are not in the default run yet:
-# 12.2.9 and 12.2.10 (1,000 compressed bitmap slices of 64 and 128 KiB, one
-# frame each) come back with other contents on both routers, with the
-# router of before the 512-byte receive buffer too. Likely cause (read in lws
-# 4.1.6's extension-permessage-deflate.c, not proven by a trace): when the last compressed bytes of
-# a message inflate to more than the extension's output buffer (1 KiB), it
-# appends the 00 00 FF FF trailer and flushes into the 5 bytes left, and
-# reports the message complete with the rest still inside zlib: the
-# message reaches the router cut short. Not worked around yet (issue 15);
-# a run of 12.* alone took 20 minutes. KWS_AUTOBAHN_CASES=12.*,13.*
-# runs them; the verdict below already judges them.
+# Sections 12 and 13 (permessage-deflate) are not in the default run yet.
+# The negotiation is right for every 13.* offer (router/pmd.c; the answers
+# are in the reports' httpResponse), and 13.1.1-13.7.1 pass on the text
+# router. Still failing on both routers: 12.2.9 and 12.2.10 (1,000
+# compressed bitmap slices of 64 and 128 KiB, one frame each) and 13.7.10
+# (128 KiB JSON): the first echo comes back with other contents. Not the
+# lws < 4.4.0 read-buffer reuse (deflate.c copies the input now, no
+# change), and a raw client sending the same 64 KiB slice, whole or in
+# pieces, gets it back right (so not reproduced outside wstest yet). The
+# earlier reading: lws 4.1.6 appends the 00 00 FF FF trailer and reports
+# the message complete while zlib still holds output beyond its 1 KiB
+# buffer. A case takes about 8 s per 1,000 round trips through Kafka
+# (the edge's producer waits linger.ms=5 per message): the whole of 12.*
+# and 13.* is about 20 minutes. KWS_AUTOBAHN_CASES=12.*,13.* runs them;
+# the verdict below already judges them.
 DEFAULT_CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"]
 TOPIC = "deliveries"
 MIB = 1024 * 1024

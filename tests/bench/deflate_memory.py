@@ -81,7 +81,7 @@ def main():
         env.start_kafka({"deliveries": 1})
         edge = env.start_edge("edge-0", topic="deliveries",
                               extra=["--inbound-topic", "deliveries"])
-        router = env.start_router("router", [edge], ["--deflate", "on",
+        router = env.start_router("router", [edge], ["--deflate", os.environ.get("KWS_DEFLATE", "on"),
                                                      "--handshakes-per-ip", "100000"])
         h.wait_all_owned(router, 60)
         time.sleep(1)

@@ -21,6 +21,12 @@ partition of a client's key.
                     UTF-8 as a text frame.
   7 deflate:        --deflate on: permessage-deflate negotiated when offered,
                     compressed both ways; not without an offer.
+  8 deflate-params: the answer to RFC 7692's parameters, and the router
+                    keeps it: server_no_context_takeover (each echo inflates
+                    alone, while the client's own context is kept),
+                    server_max_window_bits=9 (echoes inflate with a 512-byte
+                    window), client_max_window_bits (answered 10), and
+                    server_max_window_bits=8 declined (zlib cannot).
 Every answer must come within ANSWER_S.
 """
 
@@ -65,6 +71,7 @@ class Raw:
         self.head, self.buf = h.ws_upgrade(self.s, port, client_id, headers, chunk=4096)
         self.frames = []     # (opcode, payload, monotonic time)
         self.rsv1 = []       # per frame: RSV1 (compressed, permessage-deflate)
+        self.fin = []        # per frame: FIN
         self.eof_at = None   # when the router closed the TCP connection
 
     def send(self, data):
@@ -90,6 +97,7 @@ class Raw:
                 return
             self.frames.append((op, b[i:i + n], time.monotonic()))
             self.rsv1.append(bool(b[0] & 0x40))
+            self.fin.append(bool(b[0] & 0x80))
             self.buf = b[i + n:]
 
     def read_until(self, pred, timeout):
@@ -112,6 +120,22 @@ class Raw:
             self.buf += chunk
             self._parse()
         return pred(self)
+
+    def messages(self):
+        """The whole data messages so far: (opcode, payload, RSV1 of the
+        first frame), fragments joined."""
+        out, cur = [], None
+        for (op, p, _), rsv1, fin in zip(self.frames, self.rsv1, self.fin):
+            if op in (OP_TEXT, OP_BIN):
+                cur = [op, p, rsv1]
+            elif op == OP_CONT and cur:
+                cur[1] += p
+            else:
+                continue
+            if fin and cur:
+                out.append(tuple(cur))
+                cur = None
+        return out
 
     def close_frame(self):
         for op, p, t in self.frames:
@@ -307,10 +331,80 @@ def test_deflate(port, results):
                     "compressed; plain without an offer"))
 
 
+def extensions_answer(head):
+    ext = [l.split(":", 1)[1].strip() for l in head.split("\r\n")
+           if l.lower().startswith("sec-websocket-extensions:")]
+    return ext[0] if ext else None
+
+
+def deflate_echoes(c, msgs, wbits_up, fresh_down, wbits_down):
+    """Sends msgs compressed (one compressor, context kept, wbits_up) and
+    returns their echoes inflated with a wbits_down window, each with a new
+    inflater if fresh_down."""
+    import zlib
+    co = zlib.compressobj(wbits=-wbits_up)
+    for m in msgs:
+        body = co.compress(m) + co.flush(zlib.Z_SYNC_FLUSH)
+        c.send(frame(OP_BIN, body[:-4], rsv=4))
+    c.read_until(lambda x: len(x.messages()) >= len(msgs), ANSWER_S)
+    got = [(p, r) for op, p, r in c.messages()]
+    assert len(got) == len(msgs), \
+        f"{len(got)} echoes of {len(msgs)} (close {c.close_code()}, hung up: {c.eof_at is not None})"
+    out, do = [], zlib.decompressobj(wbits=-wbits_down)
+    for payload, compressed in got:
+        assert compressed, "an echo was not compressed"
+        if fresh_down:
+            do = zlib.decompressobj(wbits=-wbits_down)
+        out.append(do.decompress(payload + b"\x00\x00\xff\xff"))
+    return out
+
+
+def test_deflate_params(port, results):
+    """8: the router answers each RFC 7692 parameter and keeps to it. lws
+    4.1.6 alone answers neither window size and, asked for
+    server_no_context_takeover, resets its inflater instead of its
+    compressor (router/deflate.h)."""
+    msg = b'{"event":"order-updated","id":12345,"items":["a","b","c"]}' * 8
+    # server_no_context_takeover: each echo inflates with a new inflater,
+    # while the client keeps its own context (its second message refers to
+    # the first: an inflater reset after each message fails on it).
+    c = Raw(port, "deflate-snct", ["Sec-WebSocket-Extensions: permessage-deflate; "
+                                   "server_no_context_takeover"])
+    ans = extensions_answer(c.head)
+    assert ans == "permessage-deflate; server_no_context_takeover", f"answered {ans!r}"
+    got = deflate_echoes(c, [msg, msg], 15, True, 15)
+    assert got == [msg, msg], "server_no_context_takeover: echoes differ"
+    c.shut()
+    # server_max_window_bits=9: a message whose second half repeats its
+    # first 700 bytes later (beyond 512) inflates with a 9-bit window only
+    # if the router compressed within it.
+    rnd = os.urandom(700)
+    c = Raw(port, "deflate-smwb", ["Sec-WebSocket-Extensions: permessage-deflate; "
+                                   "server_max_window_bits=9; client_max_window_bits"])
+    ans = extensions_answer(c.head)
+    assert ans == "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10", \
+        f"answered {ans!r}"
+    got = deflate_echoes(c, [rnd + rnd, msg], 10, False, 9)
+    assert got == [rnd + rnd, msg], "server_max_window_bits=9: echoes differ"
+    c.shut()
+    # server_max_window_bits=8: declined (no 256-byte window in zlib's raw
+    # deflate); the connection goes on uncompressed.
+    c = Raw(port, "deflate-8", ["Sec-WebSocket-Extensions: permessage-deflate; "
+                                "server_max_window_bits=8"])
+    assert extensions_answer(c.head) is None, c.head
+    c.send(frame(OP_BIN, msg))
+    c.read_until(lambda x: x.messages(), ANSWER_S)
+    got = [(p, r) for op, p, r in c.messages()]
+    assert got == [(msg, False)], "declined offer: echo not plain"
+    c.shut()
+    results.append(("8 deflate-params", "server_no_context_takeover kept, window 9 kept, "
+                    "client window answered 10, window 8 declined"))
+
+
 CHECKS = [
     ("binary", test_after_close), ("binary", test_close_prompt), ("binary", test_unmasked),
     ("binary", test_close_1_byte), ("binary", test_pings), ("text", test_text_not_utf8),
-    ("deflate", test_deflate),
+    ("deflate", test_deflate), ("deflate", test_deflate_params),
 ]
 
 
