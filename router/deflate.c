@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pmd.h"
+#include "pmdz.h"
 #include "router_int.h"
 #include "util.h"
 
@@ -15,6 +16,10 @@
  * allows is always valid (RFC 7692 7.1.2.1). */
 #define DEFLATE_SERVER_WINDOW 10
 #define DEFLATE_MEM_LEVEL 4
+/* zlib level 1 (fastest), as lws's codec used: records are compressed
+ * once per session that receives them, so the CPU per message counts more
+ * than the last few percent of size. */
+#define DEFLATE_LEVEL 1
 /* What the router lets a client compress with when the client says it can
  * be limited (client_max_window_bits in its offer, as browsers send): the
  * router's inflater then needs a 1 KiB window instead of 32 KiB. Upstream
@@ -23,152 +28,180 @@
 
 #define EXT_LINE "Sec-WebSocket-Extensions: permessage-deflate\r\n"
 
-/* lws 4.1.6's private view of an extension's payload buffers and its
- * PAYLOAD_RX answers (lib/roles/ws/private-lib-roles-ws.h and
- * lib/core-net/private-lib-core-net.h at v4.1.6), for the workaround below. */
+/* What lws 4.1.6 hands an extension's payload callbacks, and the answers
+ * it understands (lib/roles/ws/private-lib-roles-ws.h and
+ * lib/core-net/private-lib-core-net.h at v4.1.6; the same in lws main). */
 struct lws_ext_pm_deflate_rx_ebufs {
 	struct lws_tokens eb_in, eb_out;
 };
-#define PMDR_HAS_PENDING 2
-
-/* Our instance of the extension: lws's, and where the compressed input it
- * has not inflated yet lives.
- *
- * Workaround for lws < 4.4.0 (fixed upstream by 8d4079884 "pmd: revert
- * #3014 and drain extensions before next ssl read", in v4.4.0): lws hands
- * the inflater a pointer into its read buffer (shared by the thread's
- * connections) or into the connection's frame buffer; when the message's
- * tail inflates to more than the 1 KiB output buffer, the inflater keeps
- * the rest of its input there ("has pending") while lws reads the next
- * bytes into the same buffer. The message then comes out with other
- * contents (Autobahn 12.2.9, 12.2.10, 13.7.10: large compressible
- * messages). So each new input is first copied here, and inflated from
- * here, and not overwritten while the inflater has some of it left. */
-struct instance {
-	void *lws_priv;    /* lws's pm_deflate instance */
-	unsigned char *in; /* the copy of the input being inflated */
-	size_t cap;        /* its size */
-	bool pending;      /* lws said "has pending": in is still in use */
+enum {
+	PMDR_UNKNOWN,
+	PMDR_DID_NOTHING,
+	PMDR_HAS_PENDING, /* never answered here: see deflate.h */
+	PMDR_EMPTY_NONFINAL,
+	PMDR_EMPTY_FINAL,
+	PMDR_NOTHING_WE_SHOULD_DO,
+	PMDR_FAILED = -1
 };
+/* The RSV1 bit as lws_get_reserved_bits() reports it (rsv = byte0 & 0x70). */
+#define RSV1 0x40
 
-static int payload_rx(struct lws_context *cx, const struct lws_extension *ext, struct lws *wsi,
-		      struct instance *in, struct lws_ext_pm_deflate_rx_ebufs *eb, size_t len)
-{
-	if ((LWS_LIBRARY_VERSION_NUMBER) >= 4004000 || in->pending || !eb->eb_in.token ||
-	    eb->eb_in.len <= 0) {
-		int n = lws_extension_callback_pm_deflate(cx, ext, wsi, LWS_EXT_CB_PAYLOAD_RX,
-							  in->lws_priv, eb, len);
-		in->pending = n == PMDR_HAS_PENDING;
-		return n;
-	}
-	size_t need = (size_t)eb->eb_in.len;
-	if (need > in->cap) {
-		unsigned char *b = realloc(in->in, need);
-		if (!b)
-			return -1;
-		in->in = b;
-		in->cap = need;
-	}
-	memcpy(in->in, eb->eb_in.token, need);
-	struct lws_ext_pm_deflate_rx_ebufs copy = *eb;
-	copy.eb_in.token = in->in;
-	int n = lws_extension_callback_pm_deflate(cx, ext, wsi, LWS_EXT_CB_PAYLOAD_RX, in->lws_priv,
-						  &copy, len);
-	in->pending = n == PMDR_HAS_PENDING;
-	/* Where the caller's input stands, as lws would have left it. */
-	eb->eb_in.token += copy.eb_in.token - in->in;
-	eb->eb_in.len = copy.eb_in.len;
-	eb->eb_out = copy.eb_out;
-	return n;
-}
+/* Our instance of the extension on one connection. */
+struct instance {
+	struct pmdz z;
+	bool rx_msg;         /* inside a compressed message (its first frame had RSV1) */
+	bool rx_empty_first; /* an RSV1 frame gave no bytes (payload_rx) */
+	bool tx_out; /* the frame lws frames next carries our output: set RSV1 */
+};
 
 /* No options: lws would echo the client's value-less parameters itself
  * (and only those); the answer is pmd's, added by deflate_add_headers. */
 static const struct lws_ext_options no_options[] = { { NULL, EXTARG_NONE } };
 
-/* Sets one of lws's pm_deflate settings (by its name in lws's table) on
- * the extension instance priv. */
-static void set_option(struct lws_context *cx, const struct lws_extension *ext, struct lws *wsi,
-		       void *priv, const char *name, int val)
+static int construct(struct lws *wsi, struct instance **user, const struct lws_ext_options **opts)
 {
-	char v[8];
-	snprintf(v, sizeof v, "%d", val);
-	struct lws_ext_option_arg oa = { name, 0, v, (int)strlen(v) };
-	lws_extension_callback_pm_deflate(cx, ext, wsi, LWS_EXT_CB_NAMED_OPTION_SET, priv, &oa, 0);
+	struct conn *c = lws_wsi_user(wsi);
+	if (!c || !c->pmd.server_window)
+		return 1; /* not negotiated by deflate_confirm */
+	struct instance *inst = calloc(1, sizeof *inst);
+	if (!inst)
+		return 1;
+	const struct pmd_answer *a = &c->pmd;
+	/* zlib's inflater takes any window at least the sender's; 9 at
+	 * least (zlib 1.2.9+ refuses 8 for raw streams in deflate, and some
+	 * versions in inflate). */
+	pmdz_init(&inst->z, a->server_window, a->client_window < 9 ? 9 : a->client_window,
+		  DEFLATE_MEM_LEVEL, DEFLATE_LEVEL, a->server_no_takeover, a->client_no_takeover,
+		  (size_t)router_of(wsi)->cfg->max_frame_bytes, LWS_PRE);
+	*user = inst;
+	if (opts)
+		*opts = no_options;
+	c->deflate = true;
+	c->dz = &inst->z;
+	return 0;
 }
 
-/* lws's pm_deflate, set up at construction from the connection's answer.
- * lws 4.1.6 (extension-permessage-deflate.c, unchanged in lws main) names
- * its settings from a client's point of view, so on this server:
- *  - compressor window: "client_max_window_bits" (the vhost does not
- *    listen: args[PMD_SERVER_MAX_WINDOW_BITS + (listen_port <= 0)]);
- *  - inflater window: "server_max_window_bits";
- *  - compressor reset after each message: "client_no_context_takeover";
- *  - inflater reset after each message: "server_no_context_takeover".
- * A reset frees the zlib state (deflateEnd/inflateEnd) until the next
- * message. */
+/* A compressed message's next bytes (eb_in) inflated into eb_out, all at
+ * once. lws tells the message's last bytes by lws_is_final_fragment(),
+ * which is right here because this callback never leaves lws draining.
+ *
+ * Which calls belong to a compressed message: its first frame has RSV1
+ * (lws_get_reserved_bits() gives the current frame's), its continuation
+ * frames have not. lws calls once more, with nothing, after the last bytes
+ * of a frame it read in bulk: that call must not inflate the 00 00 FF FF
+ * trailer a second time (it would corrupt a kept context), so an RSV1
+ * call without bytes opens no message; if continuation frames follow (a
+ * first frame that was empty), they do. A Pong with a payload between the
+ * frames of a compressed message would be taken for its bytes (lws gives
+ * an extension no way to tell): browsers answer the router's empty Pings
+ * with empty Pongs, which lws never hands to an extension. */
+static int payload_rx(struct lws *wsi, struct instance *inst, struct lws_ext_pm_deflate_rx_ebufs *eb)
+{
+	size_t len = eb->eb_in.token && eb->eb_in.len > 0 ? (size_t)eb->eb_in.len : 0;
+	bool rsv1 = lws_get_reserved_bits(wsi) & RSV1;
+	if (!inst->rx_msg) {
+		if (rsv1 && len == 0) {
+			inst->rx_empty_first = true;
+			return PMDR_DID_NOTHING;
+		}
+		if (!rsv1 && !(inst->rx_empty_first && !lws_is_first_fragment(wsi))) {
+			inst->rx_empty_first = false;
+			return PMDR_NOTHING_WE_SHOULD_DO; /* not compressed: as it is */
+		}
+		inst->rx_msg = true;
+	}
+	inst->rx_empty_first = false;
+	bool fin = lws_is_final_fragment(wsi);
+	unsigned char *out;
+	size_t n;
+	if (pmdz_inflate(&inst->z, (const unsigned char *)eb->eb_in.token, len, fin, &out, &n) < 0) {
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+				 (unsigned char *)"bad compressed data", 19);
+		return PMDR_FAILED;
+	}
+	if (eb->eb_in.token)
+		eb->eb_in.token += len;
+	eb->eb_in.len = 0;
+	eb->eb_out.token = out;
+	eb->eb_out.len = (int)n;
+	if (fin)
+		inst->rx_msg = false;
+	return fin ? PMDR_EMPTY_FINAL : PMDR_EMPTY_NONFINAL;
+}
+
+/* A message's bytes (eb_in; wp: lws_write's protocol, LWS_WRITE_NO_FIN
+ * when more follow) compressed into eb_out, all at once, with LWS_PRE in
+ * front for lws's frame header. */
+static int payload_tx(struct instance *inst, struct lws_ext_pm_deflate_rx_ebufs *eb, size_t wp)
+{
+	bool fin = !(wp & LWS_WRITE_NO_FIN);
+	unsigned char *out;
+	size_t n;
+	size_t len = eb->eb_in.token && eb->eb_in.len > 0 ? (size_t)eb->eb_in.len : 0;
+	if (pmdz_deflate(&inst->z, (const unsigned char *)eb->eb_in.token, len, fin, &out, &n) < 0)
+		return PMDR_FAILED;
+	if (eb->eb_in.token)
+		eb->eb_in.token += len;
+	eb->eb_in.len = 0;
+	eb->eb_out.token = out;
+	eb->eb_out.len = (int)n;
+	inst->tx_out = n > 0;
+	return fin ? PMDR_EMPTY_FINAL : PMDR_EMPTY_NONFINAL;
+}
+
+/* The frame lws is about to send (t: header and payload): RSV1 on the
+ * first frame of a compressed message (RFC 7692 6), not on a continuation
+ * nor a control frame. */
+static void presend(struct instance *inst, struct lws_tokens *t)
+{
+	if (!inst->tx_out || !t || !t->token || t->len < 1)
+		return;
+	inst->tx_out = false;
+	unsigned op = t->token[0] & 0x0f;
+	if (op == 0x1 || op == 0x2) /* text, binary */
+		t->token[0] |= 0x40;
+}
+
+/* The router's permessage-deflate extension for lws (deflate.h). */
 static int ext_callback(struct lws_context *cx, const struct lws_extension *ext, struct lws *wsi,
 			enum lws_extension_callback_reasons reason, void *user, void *in,
 			size_t len)
 {
+	(void)cx;
+	(void)ext;
 	struct instance *inst = user;
 	switch (reason) {
 	case LWS_EXT_CB_CONSTRUCT:
-		break;
+		return construct(wsi, user, in);
+	case LWS_EXT_CB_DESTROY:
+		if (inst) {
+			pmdz_free(&inst->z);
+			free(inst);
+		}
+		return 0;
 	case LWS_EXT_CB_PAYLOAD_RX:
-		return payload_rx(cx, ext, wsi, inst, in, len);
-	case LWS_EXT_CB_DESTROY: {
-		int n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason, inst->lws_priv, in,
-							  len);
-		free(inst->in);
-		free(inst);
-		return n;
-	}
+		return inst ? payload_rx(wsi, inst, in) : PMDR_NOTHING_WE_SHOULD_DO;
+	case LWS_EXT_CB_PAYLOAD_TX:
+		return inst ? payload_tx(inst, in, len) : PMDR_FAILED;
+	case LWS_EXT_CB_PACKET_TX_PRESEND:
+		if (inst)
+			presend(inst, in);
+		return 0;
 	default:
-		/* The named options arrive without an instance for some
-		 * reasons (lws_set_extension_option passes ours). */
-		return lws_extension_callback_pm_deflate(cx, ext, wsi, reason,
-							 inst ? inst->lws_priv : NULL, in, len);
+		return 0;
 	}
-	struct conn *c = lws_wsi_user(wsi);
-	if (!c || !c->pmd.server_window)
-		return 1; /* not negotiated by deflate_confirm */
-	if (lws_get_vhost_listen_port(lws_get_vhost(wsi)) > 0) {
-		/* lws would size its compressor from server_max_window_bits,
-		 * which it also uses for its inflater: not handled. */
-		log_error("permessage-deflate: the lws vhost listens itself; declined");
-		return 1;
-	}
-	void *priv = NULL;
-	int n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason, &priv, in, len);
-	if (n)
-		return n;
-	inst = calloc(1, sizeof *inst);
-	if (!inst) {
-		lws_extension_callback_pm_deflate(cx, ext, wsi, LWS_EXT_CB_DESTROY, priv, NULL, 0);
-		return 1;
-	}
-	inst->lws_priv = priv;
-	*(struct instance **)user = inst;
-	if (in)
-		*(const struct lws_ext_options **)in = no_options;
-	const struct pmd_answer *a = &c->pmd;
-	set_option(cx, ext, wsi, priv, "client_max_window_bits", a->server_window);
-	/* zlib's inflater takes any window at least the sender's; 9 at least
-	 * because lws turns an 8 into 9 for its compressor's sake. */
-	set_option(cx, ext, wsi, priv, "server_max_window_bits",
-		   a->client_window < 9 ? 9 : a->client_window);
-	set_option(cx, ext, wsi, priv, "client_no_context_takeover", a->server_no_takeover);
-	set_option(cx, ext, wsi, priv, "server_no_context_takeover", a->client_no_takeover);
-	set_option(cx, ext, wsi, priv, "mem_level", DEFLATE_MEM_LEVEL);
-	c->deflate = true;
-	return 0;
 }
 
 const struct lws_extension deflate_extensions[] = {
 	{ "permessage-deflate", ext_callback, "permessage-deflate; client_max_window_bits" },
 	{ NULL, NULL, NULL }
 };
+
+void deflate_trim(struct conn *c)
+{
+	if (c && c->dz)
+		pmdz_trim(c->dz);
+}
 
 int deflate_confirm(struct router *r, struct lws *wsi, struct conn *c, const char *ext_name)
 {

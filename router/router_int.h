@@ -21,6 +21,7 @@
 #include "link.h"
 #include "metrics.h"
 #include "pmd.h"
+#include "pmdz.h"
 #include "recvhook.h"
 #include "config.h"
 #include "routes.h"
@@ -51,6 +52,7 @@ struct conn {
 	struct recvhook rxh;   /* unmasked frames and back-to-back Pings (recvhook.h) */
 	bool deflate;          /* permessage-deflate is on (deflate.c set lws up) */
 	struct pmd_answer pmd; /* its negotiated parameters (deflate_confirm) */
+	struct pmdz *dz;       /* its codec, owned by lws's extension instance (deflate.c) */
 	bool flush_listed;     /* on the router's flush list (ws_queued) */
 	/* Records are written by ws.c itself (ws_sock_writev), which needs
 	 * recvhook's before_send: false with permessage-deflate or an

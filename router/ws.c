@@ -175,8 +175,12 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 		c->rxlen = 0;
 		c->rx_text = !lws_frame_is_binary(wsi);
 	}
+	/* With permessage-deflate, remaining counts compressed bytes (of the
+	 * frame, not of the message): only what has been inflated is held
+	 * against the limit, and deflate.c inflates at most one byte past it. */
 	size_t remaining = lws_remaining_packet_payload(wsi);
-	if (c->rxlen + len + remaining > (size_t)r->cfg->max_frame_bytes) {
+	size_t expect = c->deflate ? 0 : remaining;
+	if (c->rxlen + len + expect > (size_t)r->cfg->max_frame_bytes) {
 		lws_close_reason(wsi, CLOSE_TOO_BIG, (unsigned char *)"message too big", 15);
 		return -1;
 	}
@@ -184,12 +188,13 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	if (last && c->rxlen == 0) {
 		/* The whole message in one piece (the usual case): no copy. */
 		edges_upstream(r, c->s, in, len, c->rx_text);
+		deflate_trim(c);
 		return 0;
 	}
 	/* In pieces (a message longer than WS_RX_BUFFER_BYTES, or in several
 	 * frames): held only while it arrives, grown to what the frame
 	 * announces, so an idle session keeps no receive buffer. */
-	size_t need = c->rxlen + len + remaining;
+	size_t need = c->rxlen + len + expect;
 	if (need > c->rxcap) {
 		/* Doubling: with permessage-deflate, remaining counts compressed
 		 * bytes and the inflated pieces keep outgrowing it. */
@@ -202,6 +207,7 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	c->rxlen += len;
 	if (last) {
 		edges_upstream(r, c->s, c->rx, c->rxlen, c->rx_text);
+		deflate_trim(c);
 		free(c->rx);
 		c->rx = NULL;
 		c->rxcap = c->rxlen = 0;
@@ -467,12 +473,16 @@ static int write_queue(struct router *r, struct lws *wsi, struct conn *c)
 	int64_t now_wall = now_wall_ms();
 	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
 		if (c->deflate) {
-			/* lws may still be sending a compressed message in
-			 * fragments (it calls back when done): one message per
-			 * callback. */
-			if (write_lws(r, wsi, s, now_wall) < 0)
+			/* One compressed message per lws_write (deflate.c
+			 * compresses all of it at once: nothing is left for a
+			 * later callback), while the socket takes them. */
+			int rc = write_lws(r, wsi, s, now_wall);
+			deflate_trim(c);
+			if (rc < 0)
 				return -1;
-			break;
+			if (lws_send_pipe_choked(wsi))
+				break;
+			continue;
 		}
 		if (!c->direct) {
 			if (write_lws_batch(r, wsi, s, now_wall) < 0)
@@ -622,9 +632,11 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		{
 			/* Negotiated before (deflate.c): kept. */
 			struct pmd_answer pmd = c->pmd;
+			struct pmdz *dz = c->dz;
 			bool deflate = c->deflate;
 			memset(c, 0, sizeof *c);
 			c->pmd = pmd;
+			c->dz = dz;
 			c->deflate = deflate;
 		}
 		c->wsi = wsi;
