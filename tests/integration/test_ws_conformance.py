@@ -27,6 +27,17 @@ partition of a client's key.
                     server_max_window_bits=9 (echoes inflate with a 512-byte
                     window), client_max_window_bits (answered 10), and
                     server_max_window_bits=8 declined (zlib cannot).
+  9 deflate-large:  compressed messages of up to 64 KiB (a synthetic
+                    grey image and JSON, compressible like Autobahn's 12.2
+                    bitmap) echoed right and in order, with the client's
+                    context kept and with client_no_context_takeover, and by
+                    two clients at once whose echoes are written in turns.
+                    With lws 4.1.6's own permessage-deflate a message whose
+                    last bytes inflated to nothing new never arrived, and the
+                    tail of a long echo was compressed from the router's
+                    shared write buffer after another session had reused it
+                    (Autobahn 12.2.9, 12.2.10, 13.7.10; README "Compression").
+                    A message inflating beyond --max-frame-bytes: Close 1009.
 Every answer must come within ANSWER_S.
 """
 
@@ -401,10 +412,126 @@ def test_deflate_params(port, results):
                     "client window answered 10, window 8 declined"))
 
 
+def grey_image(n, seed):
+    """n bytes of a 512-pixel-wide 8-bit grey image: gradients, edges and a
+    little noise (compresses to about 85 %, as a photograph's bitmap)."""
+    import random
+    r = random.Random(seed)
+    out = bytearray(n)
+    for i in range(n):
+        x, y = i % 512, i // 512
+        v = (x // 2 + y // 3 + (64 if (x // 40 + y // 25) % 3 == 0 else 0)) & 0xFF
+        out[i] = (v + r.randrange(-2, 3)) & 0xFF
+    return bytes(out)
+
+
+def json_blob(n, seed):
+    """n bytes of JSON-like text (compresses to about 20 %)."""
+    import random
+    r = random.Random(seed)
+    parts, size = [], 0
+    while size < n:
+        p = '{"id":%d,"user":"u%05d","event":"%s","value":%.3f},' % (
+            r.randrange(10 ** 6), r.randrange(10 ** 5),
+            r.choice(["order-updated", "price", "login", "logout"]), r.random() * 1000)
+        parts.append(p)
+        size += len(p)
+    return "".join(parts).encode()[:n]
+
+
+def deflate_session(port, cid, offer, msgs, keep_context, wbits):
+    """Opens a compressed session, sends msgs (compressed with window wbits,
+    one compressor if keep_context), and returns (client, inflated echoes)."""
+    import zlib
+    c = Raw(port, cid, ["Sec-WebSocket-Extensions: " + offer])
+    assert extensions_answer(c.head), f"{cid}: not negotiated: {c.head!r}"
+    co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -wbits, 8)
+    for m in msgs:
+        if not keep_context:
+            co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -wbits, 8)
+        body = co.compress(m) + co.flush(zlib.Z_SYNC_FLUSH)
+        c.send(frame(OP_BIN, body[:-4], rsv=4))
+    return c
+
+
+def inflate_echoes(c, n, cid):
+    import zlib
+    c.read_until(lambda x: len(x.messages()) >= n, 3 * ANSWER_S)
+    got = c.messages()
+    assert len(got) >= n, f"{cid}: {len(got)} echoes of {n} (close {c.close_code()}, " \
+        f"hung up: {c.eof_at is not None})"
+    do, out = zlib.decompressobj(-15), []
+    for op, p, rsv1 in got[:n]:
+        assert rsv1, f"{cid}: an echo was not compressed"
+        out.append(do.decompress(p + b"\x00\x00\xff\xff"))
+    return out
+
+
+def test_deflate_large(port, results):
+    """9: large compressed messages, both ways, one and two clients (each
+    part runs; the failures of all are reported)."""
+    img = grey_image(4 * 65536, 7)
+    text = json_blob(8 * 65536, 8)
+    msgs = [img[:65536], text[364816:364816 + 65536], img[65536:131072], text[:65536],
+            img[131072:196608], text[65536:100000], img[196608:], b"x", img[:20000]]
+    failures = []
+
+    def one(cid, offer, keep, wbits, msgs=msgs):
+        c = deflate_session(port, cid, offer, msgs, keep, wbits)
+        try:
+            got = inflate_echoes(c, len(msgs), cid)
+            bad = [i for i, (g, m) in enumerate(zip(got, msgs)) if g != m]
+            assert not bad, f"{cid}: echoes {bad} differ"
+        except AssertionError as e:
+            failures.append(str(e))
+        c.shut()
+
+    # Alone on a new connection, as Autobahn sends it: with lws 4.1.6's
+    # codec the last compressed bytes of text[364816:][:65536] inflated to
+    # nothing new and the message never arrived.
+    one("deflate-tail", "permessage-deflate; client_no_context_takeover; client_max_window_bits",
+        False, 10, [text[364816:364816 + 65536]])
+    # A browser's offer: the client may keep its context (window 10 answered).
+    one("deflate-large", "permessage-deflate; client_max_window_bits", True, 10)
+    # Autobahn's default offer: the client resets its compressor per message.
+    one("deflate-large-nct",
+        "permessage-deflate; client_no_context_takeover; client_max_window_bits", False, 10)
+    # Two clients at once: their echoes are written in turns by one router.
+    big = [img[i * 65536:(i + 1) * 65536] for i in range(4)] * 2
+    a = deflate_session(port, "deflate-two-a", "permessage-deflate", big, True, 15)
+    b = deflate_session(port, "deflate-two-b", "permessage-deflate", big[::-1], True, 15)
+    try:
+        ga = inflate_echoes(a, len(big), "two clients, a")
+        gb = inflate_echoes(b, len(big), "two clients, b")
+        assert ga == big and gb == big[::-1], \
+            f"two clients: echoes differ (a {[g == m for g, m in zip(ga, big)]}, " \
+            f"b {[g == m for g, m in zip(gb, big[::-1])]})"
+    except AssertionError as e:
+        failures.append(str(e))
+    a.shut()
+    b.shut()
+    # A message that inflates beyond --max-frame-bytes (1 MiB here): 1009,
+    # and the router inflated no more than that (it is alive and answers).
+    import zlib
+    c = Raw(port, "deflate-bomb", ["Sec-WebSocket-Extensions: permessage-deflate"])
+    co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    body = co.compress(bytes(4 * 1024 * 1024)) + co.flush(zlib.Z_SYNC_FLUSH)
+    c.send(frame(OP_BIN, body[:-4], rsv=4))
+    c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+    if c.close_code() != 1009:
+        failures.append(f"4 MiB of zeros in {len(body)} B: want Close 1009, got {c.close_code()}")
+    c.shut()
+    assert not failures, "; ".join(failures)
+    results.append(("9 deflate-large", f"{len(msgs)} messages up to 64 KiB echoed right with and "
+                    "without the client's context; two clients' 64 KiB echoes in turns right; "
+                    "4 MiB inflated: 1009"))
+
+
 CHECKS = [
     ("binary", test_after_close), ("binary", test_close_prompt), ("binary", test_unmasked),
     ("binary", test_close_1_byte), ("binary", test_pings), ("text", test_text_not_utf8),
     ("deflate", test_deflate), ("deflate", test_deflate_params),
+    ("deflate", test_deflate_large),
 ]
 
 
@@ -416,7 +543,8 @@ def main():
         routers = {
             "binary": env.start_router("router-bin", [edge]),
             "text": env.start_router("router-text", [edge], ["--message-type", "text"]),
-            "deflate": env.start_router("router-deflate", [edge], ["--deflate", "on"]),
+            "deflate": env.start_router("router-deflate", [edge], ["--deflate", "on",
+                                                                    "--max-frame-bytes", "1MiB"]),
         }
         for r in routers.values():
             h.wait_all_owned(r, 60)
