@@ -1,7 +1,6 @@
 /* deflate: see deflate.h. */
 #include "deflate.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +50,7 @@ struct instance {
 	struct pmdz z;
 	bool rx_msg;         /* inside a compressed message (its first frame had RSV1) */
 	bool rx_empty_first; /* an RSV1 frame gave no bytes (payload_rx) */
-	bool tx_out; /* the frame lws frames next carries our output: set RSV1 */
+	bool tx_out;         /* the frame lws frames next carries our output: set RSV1 */
 };
 
 /* No options: lws would echo the client's value-less parameters itself
@@ -175,6 +174,11 @@ static int ext_callback(struct lws_context *cx, const struct lws_extension *ext,
 		return construct(wsi, user, in);
 	case LWS_EXT_CB_DESTROY:
 		if (inst) {
+			/* lws destroys extensions before it frees the
+			 * connection's user data: it must not keep a pointer. */
+			struct conn *c = lws_wsi_user(wsi);
+			if (c && c->dz == &inst->z)
+				c->dz = NULL;
 			pmdz_free(&inst->z);
 			free(inst);
 		}
