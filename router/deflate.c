@@ -48,9 +48,8 @@ enum {
 /* Our instance of the extension on one connection. */
 struct instance {
 	struct pmdz z;
-	bool rx_msg;         /* inside a compressed message (its first frame had RSV1) */
-	bool rx_empty_first; /* an RSV1 frame gave no bytes (payload_rx) */
-	bool tx_out;         /* the frame lws frames next carries our output: set RSV1 */
+	bool rx_msg; /* inside a compressed message (its first frame had RSV1) */
+	bool tx_out; /* the frame lws frames next carries our output: set RSV1 */
 };
 
 /* No options: lws would echo the client's value-less parameters itself
@@ -87,10 +86,12 @@ static int construct(struct lws *wsi, struct instance **user, const struct lws_e
  * Which calls belong to a compressed message: its first frame has RSV1
  * (lws_get_reserved_bits() gives the current frame's), its continuation
  * frames have not. lws calls once more, with nothing, after the last bytes
- * of a frame it read in bulk: that call must not inflate the 00 00 FF FF
- * trailer a second time (it would corrupt a kept context), so an RSV1
- * call without bytes opens no message; if continuation frames follow (a
- * first frame that was empty), they do. A Pong with a payload between the
+ * of a frame it read in bulk (without calling the protocol back): that
+ * call (RSV1, no bytes, the message's end) must not inflate the 00 00 FF
+ * FF trailer a second time (it would corrupt a kept context), so it opens
+ * no message and gives an empty one, as does a whole message of one empty
+ * RSV1 frame (RFC 7692 wants at least 00 there; taken as empty). A first
+ * frame without bytes that is not the last opens the message. A Pong with a payload between the
  * frames of a compressed message would be taken for its bytes (lws gives
  * an extension no way to tell): browsers answer the router's empty Pings
  * with empty Pongs, which lws never hands to an extension. */
@@ -98,19 +99,18 @@ static int payload_rx(struct lws *wsi, struct instance *inst, struct lws_ext_pm_
 {
 	size_t len = eb->eb_in.token && eb->eb_in.len > 0 ? (size_t)eb->eb_in.len : 0;
 	bool rsv1 = lws_get_reserved_bits(wsi) & RSV1;
+	bool fin = lws_is_final_fragment(wsi);
 	if (!inst->rx_msg) {
-		if (rsv1 && len == 0) {
-			inst->rx_empty_first = true;
-			return PMDR_DID_NOTHING;
-		}
-		if (!rsv1 && !(inst->rx_empty_first && !lws_is_first_fragment(wsi))) {
-			inst->rx_empty_first = false;
+		if (!rsv1)
 			return PMDR_NOTHING_WE_SHOULD_DO; /* not compressed: as it is */
+		if (len == 0 && fin) {
+			/* Nothing to inflate: an empty message. */
+			eb->eb_out.token = eb->eb_in.token;
+			eb->eb_out.len = 0;
+			return PMDR_EMPTY_FINAL;
 		}
 		inst->rx_msg = true;
 	}
-	inst->rx_empty_first = false;
-	bool fin = lws_is_final_fragment(wsi);
 	unsigned char *out;
 	size_t n;
 	if (pmdz_inflate(&inst->z, (const unsigned char *)eb->eb_in.token, len, fin, &out, &n) < 0) {

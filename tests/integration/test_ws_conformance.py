@@ -37,7 +37,10 @@ partition of a client's key.
                     tail of a long echo was compressed from the router's
                     shared write buffer after another session had reused it
                     (Autobahn 12.2.9, 12.2.10, 13.7.10; README "Compression").
-                    A message inflating beyond --max-frame-bytes: Close 1009.
+                    Fragmented compressed messages (an empty first or last
+                    frame, a Ping between frames), the empty message, an
+                    uncompressed message between compressed ones. A message
+                    inflating beyond --max-frame-bytes: Close 1009.
 Every answer must come within ANSWER_S.
 """
 
@@ -510,9 +513,32 @@ def test_deflate_large(port, results):
         failures.append(str(e))
     a.shut()
     b.shut()
+    # Fragments, context kept: an empty first frame with the bytes in a
+    # continuation, the empty message (00), a Ping between two frames and
+    # an empty last frame, three frames of a text message, a message not
+    # compressed, an empty RSV1 frame (taken as empty), then one more.
+    import zlib
+    c = Raw(port, "deflate-frags", ["Sec-WebSocket-Extensions: permessage-deflate"])
+    co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    z = lambda m: (co.compress(m) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    want = [b"hello world " * 50, b"", b"second " * 100, b"third " * 30, b"plain", b"",
+            b"fourth" * 40]
+    b1, b2, b3, b4 = z(want[0]), z(want[1]), z(want[2]), z(want[3])
+    c.send(frame(OP_BIN, b"", rsv=4, fin=False) + frame(OP_CONT, b1) +
+           frame(OP_BIN, b2, rsv=4) +
+           frame(OP_BIN, b3, rsv=4, fin=False) + frame(OP_PING, b"") + frame(OP_CONT, b"") +
+           frame(OP_TEXT, b4[:3], rsv=4, fin=False) + frame(OP_CONT, b4[3:5], fin=False) +
+           frame(OP_CONT, b4[5:]) +
+           frame(OP_BIN, want[4]) + frame(OP_BIN, b"", rsv=4) + frame(OP_BIN, z(want[6]), rsv=4))
+    c.read_until(lambda x: len(x.messages()) >= len(want), ANSWER_S)
+    do = zlib.decompressobj(-15)
+    got = [do.decompress(p + b"\x00\x00\xff\xff") if r else p for op, p, r in c.messages()]
+    if got != want:
+        failures.append(f"fragments: echoed {[len(g) for g in got]}, want {[len(w) for w in want]} "
+                        f"(close {c.close_code()})")
+    c.shut()
     # A message that inflates beyond --max-frame-bytes (1 MiB here): 1009,
     # and the router inflated no more than that (it is alive and answers).
-    import zlib
     c = Raw(port, "deflate-bomb", ["Sec-WebSocket-Extensions: permessage-deflate"])
     co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
     body = co.compress(bytes(4 * 1024 * 1024)) + co.flush(zlib.Z_SYNC_FLUSH)
@@ -524,6 +550,7 @@ def test_deflate_large(port, results):
     assert not failures, "; ".join(failures)
     results.append(("9 deflate-large", f"{len(msgs)} messages up to 64 KiB echoed right with and "
                     "without the client's context; two clients' 64 KiB echoes in turns right; "
+                    "fragments (empty first and last frames, a Ping between) right; "
                     "4 MiB inflated: 1009"))
 
 
