@@ -91,11 +91,13 @@ static int construct(struct lws *wsi, struct instance **user, const struct lws_e
  * FF trailer a second time (it would corrupt a kept context), so it opens
  * no message and gives an empty one, as does a whole message of one empty
  * RSV1 frame (RFC 7692 wants at least 00 there; taken as empty). A first
- * frame without bytes that is not the last opens the message. A Pong with a payload between the
- * frames of a compressed message would be taken for its bytes (lws gives
- * an extension no way to tell): browsers answer the router's empty Pings
- * with empty Pongs, which lws never hands to an extension. */
-static int payload_rx(struct lws *wsi, struct instance *inst, struct lws_ext_pm_deflate_rx_ebufs *eb)
+ * frame without bytes that is not the last opens the message. A Pong with
+ * a payload between the frames of a compressed message would be taken for
+ * its bytes (lws gives an extension no way to tell): browsers answer the
+ * router's empty Pings with empty Pongs, which lws never hands to an
+ * extension. */
+static int payload_rx(struct lws *wsi, struct instance *inst,
+		      struct lws_ext_pm_deflate_rx_ebufs *eb)
 {
 	size_t len = eb->eb_in.token && eb->eb_in.len > 0 ? (size_t)eb->eb_in.len : 0;
 	bool rsv1 = lws_get_reserved_bits(wsi) & RSV1;
@@ -113,7 +115,8 @@ static int payload_rx(struct lws *wsi, struct instance *inst, struct lws_ext_pm_
 	}
 	unsigned char *out;
 	size_t n;
-	if (pmdz_inflate(&inst->z, (const unsigned char *)eb->eb_in.token, len, fin, &out, &n) < 0) {
+	if (pmdz_inflate(&inst->z, (const unsigned char *)eb->eb_in.token, len, fin, &out, &n) <
+	    0) {
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
 				 (unsigned char *)"bad compressed data", 19);
 		return PMDR_FAILED;

@@ -52,8 +52,8 @@ static int grow(unsigned char **buf, size_t *cap, size_t need)
 	return 0;
 }
 
-int pmdz_inflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin,
-		 unsigned char **out, size_t *out_len)
+int pmdz_inflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin, unsigned char **out,
+		 size_t *out_len)
 {
 	if (!z->rx_init) {
 		memset(&z->rx, 0, sizeof z->rx);
@@ -125,8 +125,8 @@ int pmdz_inflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin,
 	return 0;
 }
 
-int pmdz_deflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin,
-		 unsigned char **out, size_t *out_len)
+int pmdz_deflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin, unsigned char **out,
+		 size_t *out_len)
 {
 	if (!z->tx_init) {
 		memset(&z->tx, 0, sizeof z->tx);

@@ -39,8 +39,8 @@ struct pmdz {
 	/* State. */
 	z_stream rx, tx;
 	bool rx_init, tx_init;
-	bool rx_ended;     /* the message had a final deflate block: rest ignored */
-	size_t rx_total;   /* bytes inflated of the current message */
+	bool rx_ended;       /* the message had a final deflate block: rest ignored */
+	size_t rx_total;     /* bytes inflated of the current message */
 	unsigned char *rbuf; /* inflated output of the last call */
 	size_t rcap;
 	unsigned char *tbuf; /* tx_headroom, then the compressed output */
@@ -63,8 +63,8 @@ void pmdz_free(struct pmdz *z);
  * *out_len makes the message max_message + 1 bytes long at most, the rest
  * is dropped, and the caller is expected to refuse the message (1009).
  * Returns -1 on corrupt input (1007) or out of memory. */
-int pmdz_inflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin,
-		 unsigned char **out, size_t *out_len);
+int pmdz_inflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin, unsigned char **out,
+		 size_t *out_len);
 
 /* Compresses in[0..len), the next bytes of a message; if fin, they are its
  * last: the output is flushed and ends without 00 00 FF FF (an empty
@@ -72,8 +72,8 @@ int pmdz_inflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin,
  * points to the compressed bytes, with tx_headroom writable bytes before
  * them (valid until the next call), *out_len is their count, and 0 is
  * returned; -1 if zlib fails or out of memory. */
-int pmdz_deflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin,
-		 unsigned char **out, size_t *out_len);
+int pmdz_deflate(struct pmdz *z, const unsigned char *in, size_t len, bool fin, unsigned char **out,
+		 size_t *out_len);
 
 /* Frees an output buffer larger than PMDZ_KEEP_BYTES (call when the
  * output of the last calls is no longer used: after a whole message). */

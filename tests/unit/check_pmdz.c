@@ -15,8 +15,8 @@
 /* n bytes that compress to about a third: words from a small set. */
 static unsigned char *sample(size_t n, unsigned seed)
 {
-	static const char *const words[] = { "order", "price", "user", "event", "{\"id\":",
-					     "\"value\":", "42,", "1337}", " ", "\n" };
+	static const char *const words[] = { "order",      "price", "user",  "event", "{\"id\":",
+					     "\"value\":", "42,",   "1337}", " ",     "\n" };
 	unsigned char *b = malloc(n);
 	size_t i = 0;
 	while (i < n) {
@@ -142,7 +142,8 @@ START_TEST(inflate_any_pieces)
 		pmdz_init(&z, 10, 10, 4, 1, false, false, 1 << 20, HEAD);
 		z_stream zs;
 		memset(&zs, 0, sizeof zs);
-		ck_assert_int_eq(deflateInit2(&zs, 6, Z_DEFLATED, -10, 8, Z_DEFAULT_STRATEGY), Z_OK);
+		ck_assert_int_eq(deflateInit2(&zs, 6, Z_DEFLATED, -10, 8, Z_DEFAULT_STRATEGY),
+				 Z_OK);
 		for (unsigned i = 0; i < 4; i++) {
 			size_t n = 65536 >> i;
 			unsigned char *m = sample(n, 7 + i % 2);
@@ -172,7 +173,8 @@ START_TEST(inflate_final_block_and_reset)
 		unsigned char *m = sample(3000, 11);
 		z_stream zs;
 		memset(&zs, 0, sizeof zs);
-		ck_assert_int_eq(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+		ck_assert_int_eq(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY),
+				 Z_OK);
 		unsigned char c[4000];
 		zs.next_in = m;
 		zs.avail_in = 3000;
