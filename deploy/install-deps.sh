@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential meson ninja-build pkg-config cmake \
 librdkafka-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libnng-dev libmsgpack-dev \
-libjansson-dev libjwt-dev libssl-dev libmicrohttpd-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
+libjansson-dev libjwt-dev libssl-dev zlib1g-dev libmicrohttpd-dev check python3 python3-websockets valgrind clang libclang-rt-14-dev curl ca-certificates"
 
 case "${1:-}" in
 --test)

@@ -25,12 +25,13 @@ struct router_config {
 	struct conf_list edges; /* edge URLs, tcp://host:port */
 	const char *edges_dns;  /* host:port resolving to every edge; "" none */
 	long dns_interval_ms;
-	const char *id_header; /* e.g. "X-Client-Id" */
-	int partitioner;       /* enum partitioner */
-	bool text;             /* send records as text messages */
-	bool deflate;          /* accept permessage-deflate (RFC 7692) when offered */
-	const char *tls_cert;  /* wss: PEM certificate chain, or "" (plain ws) */
-	const char *tls_key;   /* wss: PEM private key, or "" */
+	const char *id_header;    /* e.g. "X-Client-Id" */
+	int partitioner;          /* enum partitioner */
+	bool text;                /* send records as text messages */
+	bool deflate;             /* accept permessage-deflate (RFC 7692) when offered */
+	bool deflate_no_takeover; /* and reset the compressor after each message (deflate.c) */
+	const char *tls_cert;     /* wss: PEM certificate chain, or "" (plain ws) */
+	const char *tls_key;      /* wss: PEM private key, or "" */
 	long max_id_bytes;
 	long max_frame_bytes;
 	long queue_bytes;

@@ -27,7 +27,7 @@ int main(int argc, char **argv)
 	static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
 	static const char *const partitioners[] = { "murmur2", "crc32", NULL };
 	static const char *const types[] = { "binary", "text", NULL };
-	static const char *const offon[] = { "off", "on", NULL };
+	static const char *const deflates[] = { "off", "on", "no-context-takeover", NULL };
 	static const char *const auths[] = { "none", "header-from-proxies", "jwt", NULL };
 	const struct conf_opt opts[] = {
 		{ "listen", "ROUTER_LISTEN", CONF_STR, &listen, "0.0.0.0:8080",
@@ -49,8 +49,8 @@ int main(int argc, char **argv)
 		{ "message-type", "ROUTER_MESSAGE_TYPE", CONF_CHOICE, &message_type, "binary",
 		  "WebSocket message type for records.", 0, 0, 0, types },
 		{ "deflate", "ROUTER_DEFLATE", CONF_CHOICE, &deflate, "off",
-		  "Accept permessage-deflate (RFC 7692) when a client offers it (README, \"Compression\").",
-		  0, 0, 0, offon },
+		  "Accept permessage-deflate (RFC 7692) when a client offers it; no-context-takeover: the router's compressor forgets each message (README, \"Compression\").",
+		  0, 0, 0, deflates },
 		{ "tls-cert", "ROUTER_TLS_CERT", CONF_STR, &cfg.tls_cert, "",
 		  "PEM certificate chain: with --tls-key, the client port speaks only wss (TLS 1.2+, reloaded when the file changes)." },
 		{ "tls-key", "ROUTER_TLS_KEY", CONF_STR, &cfg.tls_key, "",
@@ -224,7 +224,8 @@ int main(int argc, char **argv)
 	}
 	cfg.listen_host = host;
 	cfg.text = message_type == 1;
-	cfg.deflate = deflate == 1;
+	cfg.deflate = deflate >= 1;
+	cfg.deflate_no_takeover = deflate == 2;
 	char rid[300];
 	if (!*cfg.router_id) {
 		char hn[200] = "router";

@@ -11,6 +11,7 @@
 #include <libwebsockets.h>
 
 #include "cidr.h"
+#include "deflate.h"
 #include "door.h"
 #include "edges.h"
 #include "ident.h"
@@ -318,7 +319,7 @@ int router_run(const struct router_config *cfg)
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the door listens (door.h) */
 	info.protocols = ws_protocols;
 	if (cfg->deflate)
-		info.extensions = ws_extensions;
+		info.extensions = deflate_extensions;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
 		       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.vhost_name = "router";

@@ -20,6 +20,8 @@
 #include "admission.h"
 #include "link.h"
 #include "metrics.h"
+#include "pmd.h"
+#include "pmdz.h"
 #include "recvhook.h"
 #include "config.h"
 #include "routes.h"
@@ -47,9 +49,11 @@ struct conn {
 	 * WS_HANGUP_MS later if lws is still waiting for the client's Close. */
 	bool closing;
 	lws_sorted_usec_list_t hangup;
-	struct recvhook rxh; /* unmasked frames and back-to-back Pings (recvhook.h) */
-	bool deflate;        /* permessage-deflate was offered and --deflate is on */
-	bool flush_listed;   /* on the router's flush list (ws_queued) */
+	struct recvhook rxh;   /* unmasked frames and back-to-back Pings (recvhook.h) */
+	bool deflate;          /* permessage-deflate is on (deflate.c set lws up) */
+	struct pmd_answer pmd; /* its negotiated parameters (deflate_confirm) */
+	struct pmdz *dz;       /* its codec, owned by lws's extension instance (deflate.c) */
+	bool flush_listed;     /* on the router's flush list (ws_queued) */
 	/* Records are written by ws.c itself (ws_sock_writev), which needs
 	 * recvhook's before_send: false with permessage-deflate or an
 	 * unwatched socket (then lws_write, one message at a time). */

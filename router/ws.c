@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "deflate.h"
 #include "door.h"
 #include "edges.h"
 #include "handshake.h"
@@ -27,12 +28,6 @@
  * few hundred bytes). */
 #define WS_IOV_MAX 128
 #define WS_COPY_MAX 256
-/* The window of the router's own compressor (2^10 = 1 KiB) and its zlib
- * memLevel: about 12 KiB of zlib state per session that has received a
- * message, instead of 256 KiB at zlib's defaults (15, 8). A smaller window
- * than the client allows is always valid (RFC 7692 7.1.2.1). */
-#define WS_DEFLATE_WINDOW_BITS "10"
-#define WS_DEFLATE_MEM_LEVEL "4"
 
 /* How long after a Close (sent or received) the TCP connection is closed at
  * the latest. lws 4.1.6 waits up to 5 s for the client's Close after
@@ -77,23 +72,6 @@ static void start_closing(struct router *r, struct conn *c)
 		return;
 	c->closing = true;
 	lws_sul_schedule(r->ctx, 0, &c->hangup, hangup_now, WS_HANGUP_MS * LWS_US_PER_MS);
-}
-
-/* --deflate on and the client offered permessage-deflate (lws accepts every
- * valid offer): bound the memory of the router's compressor. lws 4.1.6
- * sizes its server-side compressor from "client_max_window_bits" when lws
- * itself does not listen (the door does), and its inflater from
- * "server_max_window_bits", which stays at what was negotiated. */
-static void client_deflate_options(struct router *r, struct lws *wsi, struct conn *c)
-{
-	char ext[256];
-	if (!r->cfg->deflate || lws_hdr_copy(wsi, ext, sizeof ext, WSI_TOKEN_EXTENSIONS) <= 0 ||
-	    !strstr(ext, "permessage-deflate"))
-		return;
-	c->deflate = true;
-	lws_set_extension_option(wsi, "permessage-deflate", "client_max_window_bits",
-				 WS_DEFLATE_WINDOW_BITS);
-	lws_set_extension_option(wsi, "permessage-deflate", "mem_level", WS_DEFLATE_MEM_LEVEL);
 }
 
 static void ka_unlink(struct conn *c)
@@ -198,8 +176,12 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 		c->rxlen = 0;
 		c->rx_text = !lws_frame_is_binary(wsi);
 	}
+	/* With permessage-deflate, remaining counts compressed bytes (of the
+	 * frame, not of the message): only what has been inflated is held
+	 * against the limit, and deflate.c inflates at most one byte past it. */
 	size_t remaining = lws_remaining_packet_payload(wsi);
-	if (c->rxlen + len + remaining > (size_t)r->cfg->max_frame_bytes) {
+	size_t expect = c->deflate ? 0 : remaining;
+	if (c->rxlen + len + expect > (size_t)r->cfg->max_frame_bytes) {
 		lws_close_reason(wsi, CLOSE_TOO_BIG, (unsigned char *)"message too big", 15);
 		return -1;
 	}
@@ -207,12 +189,13 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	if (last && c->rxlen == 0) {
 		/* The whole message in one piece (the usual case): no copy. */
 		edges_upstream(r, c->s, in, len, c->rx_text);
+		deflate_trim(c);
 		return 0;
 	}
 	/* In pieces (a message longer than WS_RX_BUFFER_BYTES, or in several
 	 * frames): held only while it arrives, grown to what the frame
 	 * announces, so an idle session keeps no receive buffer. */
-	size_t need = c->rxlen + len + remaining;
+	size_t need = c->rxlen + len + expect;
 	if (need > c->rxcap) {
 		/* Doubling: with permessage-deflate, remaining counts compressed
 		 * bytes and the inflated pieces keep outgrowing it. */
@@ -225,6 +208,7 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	c->rxlen += len;
 	if (last) {
 		edges_upstream(r, c->s, c->rx, c->rxlen, c->rx_text);
+		deflate_trim(c);
 		free(c->rx);
 		c->rx = NULL;
 		c->rxcap = c->rxlen = 0;
@@ -492,12 +476,16 @@ static int write_queue(struct router *r, struct lws *wsi, struct conn *c)
 	int64_t now_wall = now_wall_ms();
 	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
 		if (c->deflate) {
-			/* lws may still be sending a compressed message in
-			 * fragments (it calls back when done): one message per
-			 * callback. */
-			if (write_lws(r, wsi, s, now_wall) < 0)
+			/* One compressed message per lws_write (deflate.c
+			 * compresses all of it at once: nothing is left for a
+			 * later callback), while the socket takes them. */
+			int rc = write_lws(r, wsi, s, now_wall);
+			deflate_trim(c);
+			if (rc < 0)
 				return -1;
-			break;
+			if (lws_send_pipe_choked(wsi))
+				break;
+			continue;
 		}
 		if (!c->direct) {
 			if (write_lws_batch(r, wsi, s, now_wall) < 0)
@@ -644,12 +632,20 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		int one = 1;
 		setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
-		memset(c, 0, sizeof *c);
+		{
+			/* Negotiated before (deflate.c): kept. */
+			struct pmd_answer pmd = c->pmd;
+			struct pmdz *dz = c->dz;
+			bool deflate = c->deflate;
+			memset(c, 0, sizeof *c);
+			c->pmd = pmd;
+			c->dz = dz;
+			c->deflate = deflate;
+		}
 		c->wsi = wsi;
 		c->direct =
 			recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c) == 0;
 		c->rxh.before_send = ws_before_lws_send;
-		client_deflate_options(r, wsi, c);
 		/* Not direct: with permessage-deflate (lws compresses), and
 		 * on TLS, where a write SSL_write could not finish must be
 		 * retried with the same bytes (OpenSSL), which a queue that a
@@ -660,6 +656,10 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 			return -1;
 		ka_touch(r, c);
 		return 0;
+	case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+		return deflate_confirm(r, wsi, c, in);
+	case LWS_CALLBACK_ADD_HEADERS:
+		return deflate_add_headers(c, in);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		return client_close_received(r, wsi, c, len);
 	case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
@@ -708,10 +708,4 @@ const struct lws_protocols ws_protocols[] = {
 	{ "kws.v1", cb_client, sizeof(struct conn), WS_RX_BUFFER_BYTES, 0, NULL,
 	  WS_WRITE_BATCH_BYTES },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
-};
-
-const struct lws_extension ws_extensions[] = {
-	{ "permessage-deflate", lws_extension_callback_pm_deflate,
-	  "permessage-deflate; client_no_context_takeover; client_max_window_bits" },
-	{ NULL, NULL, NULL }
 };

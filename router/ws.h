@@ -67,11 +67,5 @@ void ws_adopt_guests(struct router *r);
  * on one silent for twice that (any frame from the client, a pong or a
  * message, counts). Looks only at the clients that are due. */
 void ws_keepalive_tick(struct router *r, int64_t now_ms);
-/* The extensions to give lws with --deflate on (info.extensions):
- * permessage-deflate (RFC 7692). A client that offers it gets it; the
- * router's own compressor then uses a 1 KiB window (WS_DEFLATE_WINDOW_BITS)
- * and a small memLevel, which every client inflater accepts, to keep the
- * memory of a session that receives small. */
-extern const struct lws_extension ws_extensions[];
 
 #endif

@@ -21,6 +21,26 @@ partition of a client's key.
                     UTF-8 as a text frame.
   7 deflate:        --deflate on: permessage-deflate negotiated when offered,
                     compressed both ways; not without an offer.
+  8 deflate-params: the answer to RFC 7692's parameters, and the router
+                    keeps it: server_no_context_takeover (each echo inflates
+                    alone, while the client's own context is kept),
+                    server_max_window_bits=9 (echoes inflate with a 512-byte
+                    window), client_max_window_bits (answered 10), and
+                    server_max_window_bits=8 declined (zlib cannot).
+  9 deflate-large:  compressed messages of up to 64 KiB (a synthetic
+                    grey image and JSON, compressible like Autobahn's 12.2
+                    bitmap) echoed right and in order, with the client's
+                    context kept and with client_no_context_takeover, and by
+                    two clients at once whose echoes are written in turns.
+                    With lws 4.1.6's own permessage-deflate a message whose
+                    last bytes inflated to nothing new never arrived, and the
+                    tail of a long echo was compressed from the router's
+                    shared write buffer after another session had reused it
+                    (Autobahn 12.2.9, 12.2.10, 13.7.10; README "Compression").
+                    Fragmented compressed messages (an empty first or last
+                    frame, a Ping between frames), the empty message, an
+                    uncompressed message between compressed ones. A message
+                    inflating beyond --max-frame-bytes: Close 1009.
 Every answer must come within ANSWER_S.
 """
 
@@ -51,6 +71,7 @@ class Raw:
         self.head, self.buf = h.ws_upgrade(self.s, port, client_id, headers, chunk=4096)
         self.frames = []     # (opcode, payload, monotonic time)
         self.rsv1 = []       # per frame: RSV1 (compressed, permessage-deflate)
+        self.fin = []        # per frame: FIN
         self.eof_at = None   # when the router closed the TCP connection
 
     def send(self, data):
@@ -61,6 +82,7 @@ class Raw:
         for b0, payload in frames:
             self.frames.append((b0 & 0x0F, payload, time.monotonic()))
             self.rsv1.append(bool(b0 & 0x40))
+            self.fin.append(bool(b0 & 0x80))
 
     def read_until(self, pred, timeout):
         """Reads until pred(self) holds, the router hangs up, or timeout."""
@@ -82,6 +104,22 @@ class Raw:
             self.buf += chunk
             self._parse()
         return pred(self)
+
+    def messages(self):
+        """The whole data messages so far: (opcode, payload, RSV1 of the
+        first frame), fragments joined."""
+        out, cur = [], None
+        for (op, p, _), rsv1, fin in zip(self.frames, self.rsv1, self.fin):
+            if op in (OP_TEXT, OP_BIN):
+                cur = [op, p, rsv1]
+            elif op == OP_CONT and cur:
+                cur[1] += p
+            else:
+                continue
+            if fin and cur:
+                out.append(tuple(cur))
+                cur = None
+        return out
 
     def close_frame(self):
         for op, p, t in self.frames:
@@ -277,10 +315,220 @@ def test_deflate(port, results):
                     "compressed; plain without an offer"))
 
 
+def extensions_answer(head):
+    ext = [l.split(":", 1)[1].strip() for l in head.split("\r\n")
+           if l.lower().startswith("sec-websocket-extensions:")]
+    return ext[0] if ext else None
+
+
+def deflate_echoes(c, msgs, wbits_up, fresh_down, wbits_down):
+    """Sends msgs compressed (one compressor, context kept, wbits_up) and
+    returns their echoes inflated with a wbits_down window, each with a new
+    inflater if fresh_down."""
+    import zlib
+    co = zlib.compressobj(wbits=-wbits_up)
+    for m in msgs:
+        body = co.compress(m) + co.flush(zlib.Z_SYNC_FLUSH)
+        c.send(frame(OP_BIN, body[:-4], rsv=4))
+    c.read_until(lambda x: len(x.messages()) >= len(msgs), ANSWER_S)
+    got = [(p, r) for op, p, r in c.messages()]
+    assert len(got) == len(msgs), \
+        f"{len(got)} echoes of {len(msgs)} (close {c.close_code()}, hung up: {c.eof_at is not None})"
+    out, do = [], zlib.decompressobj(wbits=-wbits_down)
+    for payload, compressed in got:
+        assert compressed, "an echo was not compressed"
+        if fresh_down:
+            do = zlib.decompressobj(wbits=-wbits_down)
+        out.append(do.decompress(payload + b"\x00\x00\xff\xff"))
+    return out
+
+
+def test_deflate_params(port, results):
+    """8: the router answers each RFC 7692 parameter and keeps to it. lws
+    4.1.6 alone answers neither window size and, asked for
+    server_no_context_takeover, resets its inflater instead of its
+    compressor (router/deflate.h)."""
+    msg = b'{"event":"order-updated","id":12345,"items":["a","b","c"]}' * 8
+    # server_no_context_takeover: each echo inflates with a new inflater,
+    # while the client keeps its own context (its second message refers to
+    # the first: an inflater reset after each message fails on it).
+    c = Raw(port, "deflate-snct", ["Sec-WebSocket-Extensions: permessage-deflate; "
+                                   "server_no_context_takeover"])
+    ans = extensions_answer(c.head)
+    assert ans == "permessage-deflate; server_no_context_takeover", f"answered {ans!r}"
+    got = deflate_echoes(c, [msg, msg], 15, True, 15)
+    assert got == [msg, msg], "server_no_context_takeover: echoes differ"
+    c.shut()
+    # server_max_window_bits=9: a message whose second half repeats its
+    # first 700 bytes later (beyond 512) inflates with a 9-bit window only
+    # if the router compressed within it.
+    rnd = os.urandom(700)
+    c = Raw(port, "deflate-smwb", ["Sec-WebSocket-Extensions: permessage-deflate; "
+                                   "server_max_window_bits=9; client_max_window_bits"])
+    ans = extensions_answer(c.head)
+    assert ans == "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10", \
+        f"answered {ans!r}"
+    got = deflate_echoes(c, [rnd + rnd, msg], 10, False, 9)
+    assert got == [rnd + rnd, msg], "server_max_window_bits=9: echoes differ"
+    c.shut()
+    # server_max_window_bits=8: declined (no 256-byte window in zlib's raw
+    # deflate); the connection goes on uncompressed.
+    c = Raw(port, "deflate-8", ["Sec-WebSocket-Extensions: permessage-deflate; "
+                                "server_max_window_bits=8"])
+    assert extensions_answer(c.head) is None, c.head
+    c.send(frame(OP_BIN, msg))
+    c.read_until(lambda x: x.messages(), ANSWER_S)
+    got = [(p, r) for op, p, r in c.messages()]
+    assert got == [(msg, False)], "declined offer: echo not plain"
+    c.shut()
+    results.append(("8 deflate-params", "server_no_context_takeover kept, window 9 kept, "
+                    "client window answered 10, window 8 declined"))
+
+
+def grey_image(n, seed):
+    """n bytes of a 512-pixel-wide 8-bit grey image: gradients, edges and a
+    little noise (compresses to about 85 %, as a photograph's bitmap)."""
+    import random
+    r = random.Random(seed)
+    out = bytearray(n)
+    for i in range(n):
+        x, y = i % 512, i // 512
+        v = (x // 2 + y // 3 + (64 if (x // 40 + y // 25) % 3 == 0 else 0)) & 0xFF
+        out[i] = (v + r.randrange(-2, 3)) & 0xFF
+    return bytes(out)
+
+
+def json_blob(n, seed):
+    """n bytes of JSON-like text (compresses to about 20 %)."""
+    import random
+    r = random.Random(seed)
+    parts, size = [], 0
+    while size < n:
+        p = '{"id":%d,"user":"u%05d","event":"%s","value":%.3f},' % (
+            r.randrange(10 ** 6), r.randrange(10 ** 5),
+            r.choice(["order-updated", "price", "login", "logout"]), r.random() * 1000)
+        parts.append(p)
+        size += len(p)
+    return "".join(parts).encode()[:n]
+
+
+def deflate_session(port, cid, offer, msgs, keep_context, wbits):
+    """Opens a compressed session, sends msgs (compressed with window wbits,
+    one compressor if keep_context), and returns (client, inflated echoes)."""
+    import zlib
+    c = Raw(port, cid, ["Sec-WebSocket-Extensions: " + offer])
+    assert extensions_answer(c.head), f"{cid}: not negotiated: {c.head!r}"
+    co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -wbits, 8)
+    for m in msgs:
+        if not keep_context:
+            co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -wbits, 8)
+        body = co.compress(m) + co.flush(zlib.Z_SYNC_FLUSH)
+        c.send(frame(OP_BIN, body[:-4], rsv=4))
+    return c
+
+
+def inflate_echoes(c, n, cid):
+    import zlib
+    c.read_until(lambda x: len(x.messages()) >= n, 3 * ANSWER_S)
+    got = c.messages()
+    assert len(got) >= n, f"{cid}: {len(got)} echoes of {n} (close {c.close_code()}, " \
+        f"hung up: {c.eof_at is not None})"
+    do, out = zlib.decompressobj(-15), []
+    for op, p, rsv1 in got[:n]:
+        assert rsv1, f"{cid}: an echo was not compressed"
+        out.append(do.decompress(p + b"\x00\x00\xff\xff"))
+    return out
+
+
+def test_deflate_large(port, results):
+    """9: large compressed messages, both ways, one and two clients (each
+    part runs; the failures of all are reported)."""
+    img = grey_image(4 * 65536, 7)
+    text = json_blob(8 * 65536, 8)
+    msgs = [img[:65536], text[364816:364816 + 65536], img[65536:131072], text[:65536],
+            img[131072:196608], text[65536:100000], img[196608:], b"x", img[:20000]]
+    failures = []
+
+    def one(cid, offer, keep, wbits, msgs=msgs):
+        c = deflate_session(port, cid, offer, msgs, keep, wbits)
+        try:
+            got = inflate_echoes(c, len(msgs), cid)
+            bad = [i for i, (g, m) in enumerate(zip(got, msgs)) if g != m]
+            assert not bad, f"{cid}: echoes {bad} differ"
+        except AssertionError as e:
+            failures.append(str(e))
+        c.shut()
+
+    # Alone on a new connection, as Autobahn sends it: with lws 4.1.6's
+    # codec the last compressed bytes of text[364816:][:65536] inflated to
+    # nothing new and the message never arrived.
+    one("deflate-tail", "permessage-deflate; client_no_context_takeover; client_max_window_bits",
+        False, 10, [text[364816:364816 + 65536]])
+    # A browser's offer: the client may keep its context (window 10 answered).
+    one("deflate-large", "permessage-deflate; client_max_window_bits", True, 10)
+    # Autobahn's default offer: the client resets its compressor per message.
+    one("deflate-large-nct",
+        "permessage-deflate; client_no_context_takeover; client_max_window_bits", False, 10)
+    # Two clients at once: their echoes are written in turns by one router.
+    big = [img[i * 65536:(i + 1) * 65536] for i in range(4)] * 2
+    a = deflate_session(port, "deflate-two-a", "permessage-deflate", big, True, 15)
+    b = deflate_session(port, "deflate-two-b", "permessage-deflate", big[::-1], True, 15)
+    try:
+        ga = inflate_echoes(a, len(big), "two clients, a")
+        gb = inflate_echoes(b, len(big), "two clients, b")
+        assert ga == big and gb == big[::-1], \
+            f"two clients: echoes differ (a {[g == m for g, m in zip(ga, big)]}, " \
+            f"b {[g == m for g, m in zip(gb, big[::-1])]})"
+    except AssertionError as e:
+        failures.append(str(e))
+    a.shut()
+    b.shut()
+    # Fragments, context kept: an empty first frame with the bytes in a
+    # continuation, the empty message (00), a Ping between two frames and
+    # an empty last frame, three frames of a text message, a message not
+    # compressed, an empty RSV1 frame (taken as empty), then one more.
+    import zlib
+    c = Raw(port, "deflate-frags", ["Sec-WebSocket-Extensions: permessage-deflate"])
+    co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    z = lambda m: (co.compress(m) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    want = [b"hello world " * 50, b"", b"second " * 100, b"third " * 30, b"plain", b"",
+            b"fourth" * 40]
+    b1, b2, b3, b4 = z(want[0]), z(want[1]), z(want[2]), z(want[3])
+    c.send(frame(OP_BIN, b"", rsv=4, fin=False) + frame(OP_CONT, b1) +
+           frame(OP_BIN, b2, rsv=4) +
+           frame(OP_BIN, b3, rsv=4, fin=False) + frame(OP_PING, b"") + frame(OP_CONT, b"") +
+           frame(OP_TEXT, b4[:3], rsv=4, fin=False) + frame(OP_CONT, b4[3:5], fin=False) +
+           frame(OP_CONT, b4[5:]) +
+           frame(OP_BIN, want[4]) + frame(OP_BIN, b"", rsv=4) + frame(OP_BIN, z(want[6]), rsv=4))
+    c.read_until(lambda x: len(x.messages()) >= len(want), ANSWER_S)
+    do = zlib.decompressobj(-15)
+    got = [do.decompress(p + b"\x00\x00\xff\xff") if r else p for op, p, r in c.messages()]
+    if got != want:
+        failures.append(f"fragments: echoed {[len(g) for g in got]}, want {[len(w) for w in want]} "
+                        f"(close {c.close_code()})")
+    c.shut()
+    # A message that inflates beyond --max-frame-bytes (1 MiB here): 1009,
+    # and the router inflated no more than that (it is alive and answers).
+    c = Raw(port, "deflate-bomb", ["Sec-WebSocket-Extensions: permessage-deflate"])
+    co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    body = co.compress(bytes(4 * 1024 * 1024)) + co.flush(zlib.Z_SYNC_FLUSH)
+    c.send(frame(OP_BIN, body[:-4], rsv=4))
+    c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+    if c.close_code() != 1009:
+        failures.append(f"4 MiB of zeros in {len(body)} B: want Close 1009, got {c.close_code()}")
+    c.shut()
+    assert not failures, "; ".join(failures)
+    results.append(("9 deflate-large", f"{len(msgs)} messages up to 64 KiB echoed right with and "
+                    "without the client's context; two clients' 64 KiB echoes in turns right; "
+                    "fragments (empty first and last frames, a Ping between) right; "
+                    "4 MiB inflated: 1009"))
+
+
 CHECKS = [
     ("binary", test_after_close), ("binary", test_close_prompt), ("binary", test_unmasked),
     ("binary", test_close_1_byte), ("binary", test_pings), ("text", test_text_not_utf8),
-    ("deflate", test_deflate),
+    ("deflate", test_deflate), ("deflate", test_deflate_params),
+    ("deflate", test_deflate_large),
 ]
 
 
@@ -292,7 +540,8 @@ def main():
         routers = {
             "binary": env.start_router("router-bin", [edge]),
             "text": env.start_router("router-text", [edge], ["--message-type", "text"]),
-            "deflate": env.start_router("router-deflate", [edge], ["--deflate", "on"]),
+            "deflate": env.start_router("router-deflate", [edge], ["--deflate", "on",
+                                                                    "--max-frame-bytes", "1MiB"]),
         }
         for r in routers.values():
             h.wait_all_owned(r, 60)

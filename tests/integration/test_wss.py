@@ -11,6 +11,8 @@ one partition), and records are produced through the harness as well:
   echo:       client messages come back in order.
   large:      256 KiB messages both ways (several TLS records each: nothing
               left inside OpenSSL stalls), then a small one right after.
+  deflate:    permessage-deflate over wss: three compressed messages of
+              about 200 KiB come back compressed and inflate to themselves.
   jwt-list:   a 700-byte Sec-WebSocket-Protocol list gets 101 and kws.v1.
   unmasked:   an unmasked frame over wss is still refused with Close 1002.
   pings:      10 pings in one TLS record get 10 pongs.
@@ -159,7 +161,7 @@ def main():
         env.start_kafka({TOPIC: 1})
         edge = env.start_edge("edge-0", topic=TOPIC, extra=["--inbound-topic", TOPIC])
         router = env.start_router("router-wss", [edge], [
-            "--tls-cert", crt, "--tls-key", key, "--max-frame-bytes", "1MiB"])
+            "--tls-cert", crt, "--tls-key", key, "--max-frame-bytes", "1MiB", "--deflate", "on"])
         h.wait_all_owned(router, 60)
         port = router.port
         checks = []
@@ -201,6 +203,29 @@ def main():
             f"large: {len(a.data())}/4 messages back"
         assert a.data() == big + [b"after-big"], [len(x) for x in a.data()]
         checks.append("large: 3 x 256 KiB echoed both ways, no stall")
+
+        # deflate: permessage-deflate over wss (the router's codec writes
+        # through lws_write, which send() turns into SSL_write).
+        import zlib
+        dz = Wss(port, ca, "wss-deflate",
+                 ["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"])
+        assert "permessage-deflate" in dz.head, dz.head
+        msgs = [b"".join(b'{"k":%d,"v":"%s"},' % (j, b"ab" * (j % 50)) for j in range(i, 3000))
+                for i in range(3)]
+        co = zlib.compressobj(wbits=-10)
+        for m in msgs:
+            body = co.compress(m) + co.flush(zlib.Z_SYNC_FLUSH)
+            f = bytearray(frame(OP_BIN, body[:-4]))
+            f[0] |= 0x40  # RSV1: compressed
+            dz.send(bytes(f))
+        assert dz.read_until(lambda c: len(c.data()) >= 3, 30), \
+            f"deflate: {len(dz.data())}/3 messages back"
+        do = zlib.decompressobj(wbits=-15)
+        got = [do.decompress(p + b"\x00\x00\xff\xff") for p in dz.data()[:3]]
+        assert got == msgs, f"deflate: echoes differ ({[len(g) for g in got]})"
+        dz.close()
+        checks.append(f"deflate: 3 compressed messages of {len(msgs[0]) // 1024} KiB echoed "
+                      "compressed over wss")
 
         # jwt-list: a browser-sized subprotocol list.
         tok = "kws.token." + "x" * 690
