@@ -79,6 +79,18 @@ static int construct(struct lws *wsi, struct instance **user, const struct lws_e
 	return 0;
 }
 
+/* Tells lws that all len bytes of eb_in were taken and that the result is
+ * out[0..n) (the codec's buffer, valid until its next call). */
+static void ebufs_consumed(struct lws_ext_pm_deflate_rx_ebufs *eb, size_t len, unsigned char *out,
+			   size_t n)
+{
+	if (eb->eb_in.token)
+		eb->eb_in.token += len;
+	eb->eb_in.len = 0;
+	eb->eb_out.token = out;
+	eb->eb_out.len = (int)n;
+}
+
 /* A compressed message's next bytes (eb_in) inflated into eb_out, all at
  * once. lws tells the message's last bytes by lws_is_final_fragment(),
  * which is right here because this callback never leaves lws draining.
@@ -121,11 +133,7 @@ static int payload_rx(struct lws *wsi, struct instance *inst,
 				 (unsigned char *)"bad compressed data", 19);
 		return PMDR_FAILED;
 	}
-	if (eb->eb_in.token)
-		eb->eb_in.token += len;
-	eb->eb_in.len = 0;
-	eb->eb_out.token = out;
-	eb->eb_out.len = (int)n;
+	ebufs_consumed(eb, len, out, n);
 	if (fin)
 		inst->rx_msg = false;
 	return fin ? PMDR_EMPTY_FINAL : PMDR_EMPTY_NONFINAL;
@@ -142,11 +150,7 @@ static int payload_tx(struct instance *inst, struct lws_ext_pm_deflate_rx_ebufs 
 	size_t len = eb->eb_in.token && eb->eb_in.len > 0 ? (size_t)eb->eb_in.len : 0;
 	if (pmdz_deflate(&inst->z, (const unsigned char *)eb->eb_in.token, len, fin, &out, &n) < 0)
 		return PMDR_FAILED;
-	if (eb->eb_in.token)
-		eb->eb_in.token += len;
-	eb->eb_in.len = 0;
-	eb->eb_out.token = out;
-	eb->eb_out.len = (int)n;
+	ebufs_consumed(eb, len, out, n);
 	inst->tx_out = n > 0;
 	return fin ? PMDR_EMPTY_FINAL : PMDR_EMPTY_NONFINAL;
 }
