@@ -188,7 +188,7 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 	bool last = lws_is_final_fragment(wsi) && remaining == 0;
 	if (last && c->rxlen == 0) {
 		/* The whole message in one piece (the usual case): no copy. */
-		edges_upstream(r, c->s, in, len, c->rx_text);
+		edges_upstream(r, c->s, in ? in : "", len, c->rx_text);
 		deflate_trim(c);
 		return 0;
 	}
@@ -204,10 +204,12 @@ static int client_receive(struct router *r, struct lws *wsi, struct conn *c, con
 		c->rxcap = cap < max ? cap : need;
 		c->rx = xrealloc(c->rx, c->rxcap);
 	}
-	memcpy(c->rx + c->rxlen, in, len);
-	c->rxlen += len;
+	if (len) { /* permessage-deflate hands over empty pieces too (in NULL) */
+		memcpy(c->rx + c->rxlen, in, len);
+		c->rxlen += len;
+	}
 	if (last) {
-		edges_upstream(r, c->s, c->rx, c->rxlen, c->rx_text);
+		edges_upstream(r, c->s, c->rx ? c->rx : (void *)"", c->rxlen, c->rx_text);
 		deflate_trim(c);
 		free(c->rx);
 		c->rx = NULL;
