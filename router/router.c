@@ -315,7 +315,16 @@ int router_run(const struct router_config *cfg)
 	 * (a few private headers more) with some bookkeeping. */
 	long ah = cfg->max_header_bytes + 1024;
 	info.max_http_header_data = (unsigned short)(ah > 65535 ? 65535 : ah);
-	/* No retry_and_idle_policy: the router pings itself (ws_keepalive_tick). */
+	/* The router pings itself (ws_keepalive_tick), so lws keeps no validity
+	 * timer: without a policy lws 4.1.6 uses its default (ping at 300 s,
+	 * hang up at 310 s) and re-inserts each connection's timer into its one
+	 * sorted timer list on every handshake and every Pong, walking past the
+	 * timers of all the other sessions: O(sessions) per Pong, which made
+	 * the router's keepalive waves cost a core at 18,000 sessions (tests/
+	 * bench README, "The event loop"). A hangup of 0 turns it off. */
+	static const lws_retry_bo_t no_validity = { .secs_since_valid_ping = 0,
+						    .secs_since_valid_hangup = 0 };
+	info.retry_and_idle_policy = &no_validity;
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the door listens (door.h) */
 	info.protocols = ws_protocols;
 	if (cfg->deflate)

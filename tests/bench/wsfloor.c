@@ -723,6 +723,10 @@ int main(int argc, char **argv)
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
 		       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.vhost_name = "wsfloor";
+	/* As the router: no lws validity timers (it pings on its own). */
+	static const lws_retry_bo_t no_validity = { .secs_since_valid_ping = 0,
+						    .secs_since_valid_hangup = 0 };
+	info.retry_and_idle_policy = &no_validity;
 	void *loops[1] = { &F.loop };
 	if (F.uv) {
 		/* As router/router.c: lws on our libuv loop (a foreign loop). */
