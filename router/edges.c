@@ -11,7 +11,6 @@
 #include "stages.h"
 #include "util.h"
 #include "wire.h"
-#include "ws.h"
 
 /* Each record's value gets one reference-counted buffer that every session
  * of the key queues and ws.c writes from (recbuf.h): a value of
@@ -60,7 +59,7 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 				r->delivered++;
 				r->delivered_bytes += rec.value.len;
 				if (was_empty)
-					ws_queued(r, s->conn);
+					router_flush_later(r, s->conn);
 				if (s->qbytes >= (size_t)r->cfg->queue_bytes / 2)
 					pins_throttle(r, s);
 				break;
@@ -115,7 +114,7 @@ static void send_status(struct router *r, struct session *s, const struct wire_s
 	if (!a->complete || s->foreign_position)
 		r->resumes_incomplete++;
 	if (was_empty)
-		ws_queued(r, s->conn);
+		router_flush_later(r, s->conn);
 }
 
 static void on_sub_ack(struct router *r, struct link *l, const struct wire_sub_ack *a)
@@ -311,7 +310,6 @@ void edges_drain(struct router *r)
 	for (int i = 0; i < r->nlinks; i++)
 		if (!r->links[i].retired)
 			drain_link(r, &r->links[i]);
-	ws_flush(r);
 }
 
 void edges_tick(struct router *r, int64_t now_ms)

@@ -29,7 +29,8 @@ void edges_stop(struct router *r);
 void edges_wake(void *arg);
 /* On the loop, when woken and every tick: applies a new DNS answer, then
  * takes what each edge sent (a bounded batch per link; asks for another
- * turn when more is waiting). */
+ * turn when more is waiting). The records it queued on sessions are
+ * written by the caller's ws_flush (router.c), after it. */
 void edges_drain(struct router *r);
 /* Every tick: hangs up on an edge that sent no CHALLENGE within 10 s (with
  * --link-secret). */

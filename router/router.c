@@ -57,6 +57,7 @@ static void on_wake(uv_async_t *h)
 	struct router *r = h->data;
 	ws_adopt_guests(r);
 	edges_drain(r);
+	ws_flush(r); /* what the edges' input queued, without a loop turn */
 	if (r->admin)
 		admin_run_pending(r->admin);
 }
@@ -65,6 +66,7 @@ static void on_tick(uv_timer_t *h)
 {
 	struct router *r = h->data;
 	edges_drain(r);
+	ws_flush(r);
 	int64_t now = now_mono_ms();
 	routes_tick(&r->routes, now);
 	edges_tick(r, now);

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "routes.h"
 #include "sessions.h"
+#include "util.h"
 
 /* Per-connection state, allocated by lws (per_session_data_size) and freed
  * by it after LWS_CALLBACK_CLOSED. */
@@ -53,7 +54,7 @@ struct conn {
 	bool deflate;          /* permessage-deflate is on (deflate.c set lws up) */
 	struct pmd_answer pmd; /* its negotiated parameters (deflate_confirm) */
 	struct pmdz *dz;       /* its codec, owned by lws's extension instance (deflate.c) */
-	bool flush_listed;     /* on the router's flush list (ws_queued) */
+	bool flush_listed;     /* on the router's flush list (router_flush_later) */
 	/* Records are written by ws.c itself (ws_sock_writev), which needs
 	 * recvhook's before_send: false with permessage-deflate or an
 	 * unwatched socket (then lws_write, one message at a time). */
@@ -134,6 +135,23 @@ static inline void router_wake(struct router *r)
 static inline struct router *router_of(struct lws *wsi)
 {
 	return lws_context_user(lws_get_context(wsi));
+}
+
+/* The session of wsi got a first message in its queue (edges.c): lists its
+ * connection for the next ws_flush (ws.h), which writes it directly,
+ * without a trip through the event loop, when lws has nothing of its own to
+ * send, else in its writeable callback. Once per connection until then. */
+static inline void router_flush_later(struct router *r, struct lws *wsi)
+{
+	struct conn *c = lws_wsi_user(wsi);
+	if (c->flush_listed)
+		return;
+	if (r->nflush == r->flush_cap) {
+		r->flush_cap = r->flush_cap ? 2 * r->flush_cap : 256;
+		r->flush = xrealloc(r->flush, r->flush_cap * sizeof *r->flush);
+	}
+	r->flush[r->nflush++] = c;
+	c->flush_listed = true;
 }
 
 #endif

@@ -536,19 +536,6 @@ static int client_writeable(struct router *r, struct lws *wsi, struct conn *c)
 	return write_queue(r, wsi, c);
 }
 
-void ws_queued(struct router *r, struct lws *wsi)
-{
-	struct conn *c = lws_wsi_user(wsi);
-	if (c->flush_listed)
-		return;
-	if (r->nflush == r->flush_cap) {
-		r->flush_cap = r->flush_cap ? 2 * r->flush_cap : 256;
-		r->flush = xrealloc(r->flush, r->flush_cap * sizeof *r->flush);
-	}
-	r->flush[r->nflush++] = c;
-	c->flush_listed = true;
-}
-
 void ws_flush(struct router *r)
 {
 	/* write_queue may close sessions (pins_unthrottle) but frees no

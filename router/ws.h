@@ -49,11 +49,7 @@ struct conn;
  * close that drops the queue: keep the unfinished chunk in the connection. */
 ssize_t ws_sock_writev(struct conn *c, const struct iovec *iov, int iovcnt);
 
-/* The session of wsi got a first message in its queue: it is written at the
- * next ws_flush (directly, without a trip through the event loop, when lws
- * has nothing of its own to send), else in its writeable callback. */
-void ws_queued(struct router *r, struct lws *wsi);
-/* Writes the queues of the connections ws_queued named since the last
+/* Writes the queues of the connections router_flush_later named since the last
  * call, as far as their sockets take them; asks lws for a writeable
  * callback for the rest. On the loop, after a batch of edge input. */
 void ws_flush(struct router *r);
