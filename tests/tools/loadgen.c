@@ -1352,11 +1352,19 @@ static size_t skip_ws(const char *p, size_t n, size_t i)
  * after the closing quote, or 0. */
 static size_t scan_string(const char *p, size_t n, size_t i)
 {
-	for (i++; i < n; i++) {
-		if (p[i] == '\\')
-			i++;
-		else if (p[i] == '"')
-			return i + 1;
+	/* memchr to each quote, then its backslashes: an odd run escapes it.
+	 * Byte by byte, a 4 KiB record took loadgen about a microsecond, on
+	 * the cores the router and the edge share with it (bench). */
+	for (i++; i < n;) {
+		const char *q = memchr(p + i, '"', n - i);
+		if (!q)
+			return 0;
+		size_t j = (size_t)(q - p), k = j;
+		while (k > i && p[k - 1] == '\\')
+			k--;
+		if ((j - k) % 2 == 0)
+			return j + 1;
+		i = j + 1;
 	}
 	return 0;
 }
