@@ -70,6 +70,7 @@ const struct consumer_part *consumer_part(const struct consumer *c, uint32_t p);
 struct consumer_stats {
 	uint64_t epoch;   /* assignment changes so far */
 	uint64_t records; /* records consumed */
+	uint64_t refills; /* fetches woken after the local queue was full and emptied */
 	uint32_t owned;
 	bool draining;
 	bool closing;        /* consumer_close was called */
