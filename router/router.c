@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <libwebsockets.h>
 
@@ -22,6 +23,7 @@
 #include "router_int.h"
 #include "stages.h"
 #include "util.h"
+#include "workcount.h"
 #include "ws.h"
 
 #define TICK_MS 100
@@ -260,6 +262,29 @@ static int setup_ident(struct router *r)
 	return 0;
 }
 
+/* Handshakes the door holds at most before lws takes them (door.h). */
+#define ROUTER_DOOR_MAX_WAITING 4096
+
+/* Lowers the soft limit of open files to what this worker needs
+ * (workcount_files_needed): lws sizes its fd table by it, and Debian's
+ * build scans the whole table at every close. Never raises it. */
+static void fit_file_limit(const struct router_config *cfg)
+{
+	struct rlimit rl;
+	long need = workcount_files_needed(cfg->max_connections, ROUTER_DOOR_MAX_WAITING);
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 ||
+	    (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= (rlim_t)need))
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = (rlim_t)need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	log_info("open files: soft limit %ld (was %s%llu): --max-connections %ld, %d handshakes "
+		 "at the door, %d for the rest",
+		 need, was == RLIM_INFINITY ? "unlimited, " : "", (unsigned long long)was,
+		 cfg->max_connections, ROUTER_DOOR_MAX_WAITING, WORKCOUNT_FILES_RESERVE);
+}
+
 int router_run(const struct router_config *cfg)
 {
 	struct router r = { .cfg = cfg };
@@ -277,6 +302,7 @@ int router_run(const struct router_config *cfg)
 	r.id_header_len = hl;
 
 	signal(SIGPIPE, SIG_IGN);
+	fit_file_limit(cfg);
 	lws_set_log_level(LLL_ERR | LLL_WARN | (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0), lws_log);
 
 	if (stages_setup("router") < 0)
@@ -357,7 +383,7 @@ int router_run(const struct router_config *cfg)
 		.port = cfg->port,
 		.max_head = (size_t)cfg->max_header_bytes,
 		.timeout_ms = (int)cfg->handshake_timeout_s * 1000,
-		.max_waiting = 4096,
+		.max_waiting = ROUTER_DOOR_MAX_WAITING,
 		.max_waiting_per_addr = (size_t)cfg->handshakes_waiting_per_ip,
 		.id_header = cfg->id_header,
 		.reuseport = cfg->reuseport,

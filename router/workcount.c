@@ -19,6 +19,12 @@ int workcount_pick(int cpus, int cpu_limit, long max_connections, long nofile, i
 	return (int)(n < 1 ? 1 : n);
 }
 
+long workcount_files_needed(long max_connections, long door_waiting)
+{
+	return (max_connections > 0 ? max_connections : 0) + (door_waiting > 0 ? door_waiting : 0) +
+	       WORKCOUNT_FILES_RESERVE;
+}
+
 int workcount_cpu_max_parse(const char *s)
 {
 	long long quota, period;

@@ -15,6 +15,14 @@
  * Returns 1..max_workers. */
 int workcount_pick(int cpus, int cpu_limit, long max_connections, long nofile, int max_workers);
 
+/* The open files one worker needs: max_connections sessions, the door_waiting
+ * handshakes its door may hold before lws takes them, and
+ * WORKCOUNT_FILES_RESERVE. A worker lowers its soft RLIMIT_NOFILE to this
+ * (router.c): Debian's lws 4.1.6 is built with _DEBUG and scans a table of
+ * as many entries as that limit at every close, and containers often get
+ * 1,048,576 (8 MiB scanned per closed session). */
+long workcount_files_needed(long max_connections, long door_waiting);
+
 /* Parses a cgroup v2 cpu.max ("<quota> <period>" or "max <period>"): the
  * CPUs it allows, rounded up, or 0 for no limit or a text it cannot read. */
 int workcount_cpu_max_parse(const char *s);

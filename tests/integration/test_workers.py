@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import sys
 import time
@@ -56,6 +57,16 @@ async def wait_ready(port, timeout=60):
     raise AssertionError(f"readyz not 200 within {timeout}s: {http(port, '/readyz')}")
 
 
+def open_files_limit(pid):
+    """The soft "Max open files" of a process (/proc/PID/limits)."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                v = line.split()[3]
+                return resource.RLIM_INFINITY if v == "unlimited" else int(v)
+    raise AssertionError(f"no open-files limit for pid {pid}")
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -85,10 +96,19 @@ async def run(env):
 
     common = ["--workers", "2", "--admin-token", TOKEN, "--drain-timeout-ms", "3000"]
     r1 = env.start_router("router-1", [e1, e2], common)
-    r2 = env.start_router("router-2", [e1, e2], common)
+    # router-2 bounds its sessions: each worker then lowers its soft limit
+    # of open files to 1,000 sessions + 4,096 at the door + 500 (router.c
+    # fit_file_limit; lws scans a table that long at every close).
+    r2 = env.start_router("router-2", [e1, e2], common + ["--max-connections", "2000"])
     for r in (r1, r2):
         r.wait_for(r"worker 1: ready for the admin endpoint", 30)
         await wait_ready(r.admin_port)
+    ours = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    want = min(ours, 1000 + 4096 + 500)
+    for i, (pid, _) in workers_of(r2).items():
+        soft = open_files_limit(pid)
+        h.log(f"router-2 worker {i}: open files soft limit {soft} (ours {ours})")
+        assert soft == want, f"worker {i} of router-2: soft limit {soft}, expected {want}"
     w = workers_of(r1)
     h.log(f"router-1: supervisor pid {r1.p.pid}, workers {w}")
     assert sorted(w) == [0, 1] and all(port for _, port in w.values())

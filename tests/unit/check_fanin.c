@@ -74,6 +74,10 @@ START_TEST(worker_count)
 	ck_assert_int_eq(workcount_pick(2, 0, 18000, 20000, 64), 2);
 	ck_assert_int_eq(workcount_pick(8, 2, 18000, 20000, 64), 2); /* the pod's limit */
 	ck_assert_int_eq(workcount_pick(8, 16, 18000, 20000, 64), 8);
+	/* A worker's files: sessions, the door's handshakes, the reserve. */
+	ck_assert_int_eq(workcount_files_needed(18000, 4096),
+			 18000 + 4096 + WORKCOUNT_FILES_RESERVE);
+	ck_assert_int_eq(workcount_files_needed(0, 0), WORKCOUNT_FILES_RESERVE);
 	ck_assert_int_eq(workcount_pick(2, 0, 50000, 20000, 64), 3); /* files, not CPUs */
 	ck_assert_int_eq(workcount_pick(1, 0, 19500, 20000, 64), 1);
 	ck_assert_int_eq(workcount_pick(1, 0, 19501, 20000, 64), 2);
