@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "kconf.h"
+#include "refill.h"
 #include "stages.h"
 #include "util.h"
 #include "wire.h"
@@ -34,13 +35,7 @@ struct consumer {
 	struct consumer_part *parts;
 	bool *kick; /* per partition: owned through a rebalance callback, see kick_unmoved */
 	bool kick_pending;
-	/* The local queue reached librdkafka's bound since the last refill
-	 * (see refill_if_starved). */
-	bool queue_was_full;
-	int64_t queued_min_msgs;  /* queued.min.messages */
-	int64_t queued_max_bytes; /* queued.max.messages.kbytes, in bytes */
-	double avg_record_bytes;  /* moving average of the values handed out */
-	uint64_t refills;
+	struct refill refill; /* librdkafka's fetcher woken after a full queue */
 	bool restore_pending; /* store every owned offset again next poll */
 	uint32_t partition_count;
 	uint64_t epoch;
@@ -214,7 +209,7 @@ static void deliver(struct consumer *c, const rd_kafka_message_t *m)
 		return; /* a late message of a revoked partition */
 	struct consumer_part *pt = &c->parts[p];
 	c->records++;
-	c->avg_record_bytes += ((double)m->len - c->avg_record_bytes) / 64;
+	refill_record(&c->refill, m->len);
 	rd_kafka_timestamp_type_t tstype;
 	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
 	if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
@@ -329,53 +324,17 @@ static void kick_unmoved(struct consumer *c)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* librdkafka 2.0.2 stops fetching a partition while the consumer's local
- * queue holds queued.min.messages records (the partitions' queues are
- * forwarded to one, so the count is over all of them) or
- * queued.max.messages.kbytes, and nothing wakes its broker thread when the
- * application has emptied the queue: it looks again at its next I/O or its
- * fixed 1 s wait (rd_kafka_max_block_ms; 2.2 added fetch.queue.backoff.ms
- * for this, librdkafka issue 2879). An edge catching up on a backlog
- * delivered 100,000 records, then nothing for up to a second, and again:
- * at most about 100,000 records a second, whatever the routers could take
- * (the bench's 100 B drain ran at 290,000/s or at 900,000/s depending on
- * whether that happened, as did a bare consumer's). So when the queue was
- * found at its bound (the count, or the bytes estimated from the average
- * record) and has been emptied, every owned partition is sought to the
- * offset after its last record handed out (kick_unmoved): the seek wakes
- * the broker thread, and with the queue empty nothing fetched is dropped.
- * At worst (the fetcher was still busy) a fetch in flight is discarded and
- * made again. */
-static void note_queue(struct consumer *c)
-{
-	int64_t len = (int64_t)rd_kafka_queue_length(c->cq);
-	if (len <= 0)
-		return;
-	if ((c->queued_min_msgs > 0 && len >= c->queued_min_msgs) ||
-	    (c->queued_max_bytes > 0 &&
-	     (double)len * c->avg_record_bytes >= 0.9 * (double)c->queued_max_bytes))
-		c->queue_was_full = true;
-}
-
+/* The local queue was full and is empty: librdkafka 2.0.2's fetcher may be
+ * asleep for up to a second (refill.h); every owned partition is sought to
+ * the offset after its last record handed out (kick_unmoved), which wakes it. */
 static void refill_if_starved(struct consumer *c)
 {
-	if (!c->queue_was_full || c->closing || c->draining || rd_kafka_queue_length(c->cq) > 0)
+	if (c->closing || c->draining || !refill_due(&c->refill, c->cq))
 		return;
-	c->queue_was_full = false;
 	for (uint32_t p = 0; p < c->partition_count; p++)
 		if (c->parts[p].owned)
 			c->kick[p] = true;
-	c->refills++;
 	kick_unmoved(c);
-}
-
-static int64_t conf_int(rd_kafka_conf_t *conf, const char *name, int64_t fallback)
-{
-	char buf[32];
-	size_t len = sizeof buf;
-	if (rd_kafka_conf_get(conf, name, buf, &len) != RD_KAFKA_CONF_OK)
-		return fallback;
-	return strtoll(buf, NULL, 10);
 }
 
 static void drain_fd(int fd)
@@ -396,7 +355,7 @@ void consumer_poll(struct consumer *c)
 	rd_kafka_message_t *msgs[512];
 	ssize_t n;
 	do {
-		note_queue(c);
+		refill_note(&c->refill, c->cq);
 		n = rd_kafka_consume_batch_queue(c->cq, 0, msgs, 512);
 		for (ssize_t i = 0; i < n; i++) {
 			rd_kafka_message_t *m = msgs[i];
@@ -462,9 +421,7 @@ struct consumer *consumer_new(const struct edge_config *cfg, const char *client_
 		goto out_bad_conf;
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	rd_kafka_conf_set_opaque(conf, c);
-	c->queued_min_msgs = conf_int(conf, "queued.min.messages", 100000);
-	c->queued_max_bytes = conf_int(conf, "queued.max.messages.kbytes", 65536) * 1024;
-	c->avg_record_bytes = 100;
+	refill_init(&c->refill, conf);
 	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
 	if (!c->rk) {
 		log_error("kafka consumer: %s", err);
@@ -573,7 +530,7 @@ void consumer_get_stats(const struct consumer *c, struct consumer_stats *st)
 		rd_kafka_mem_free(c->rk, id);
 	*st = (struct consumer_stats){ .epoch = c->epoch,
 				       .records = c->records,
-				       .refills = c->refills,
+				       .refills = c->refill.refills,
 				       .owned = owned,
 				       .draining = c->draining,
 				       .closing = c->closing,

@@ -39,6 +39,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "refill.h"
+
 #include "util.h"
 
 static struct {
@@ -81,12 +83,9 @@ static struct {
 	char tagpat[300];
 	size_t tagpat_len;
 	FILE *dump;
-	/* As the edge (edge/consumer.c, refill_if_starved): librdkafka 2.0.2's
-	 * fetcher sleeps up to 1 s after its local queue was full; a seek to
-	 * the next offset once the queue is emptied wakes it. */
-	bool queue_was_full;
-	int64_t queued_min_msgs, queued_max_bytes;
-	double avg_bytes;
+	/* As the edge (edge/refill.h): librdkafka 2.0.2's fetcher sleeps up to
+	 * 1 s after its local queue was full; a seek wakes it. */
+	struct refill refill;
 } K;
 
 static volatile sig_atomic_t stop_requested, reset_requested;
@@ -332,21 +331,11 @@ static void store_offsets(void)
 	}
 }
 
-static void note_queue(void)
-{
-	int64_t len = (int64_t)rd_kafka_queue_length(K.q);
-	if ((K.queued_min_msgs > 0 && len >= K.queued_min_msgs) ||
-	    (K.queued_max_bytes > 0 &&
-	     (double)len * K.avg_bytes >= 0.9 * (double)K.queued_max_bytes))
-		K.queue_was_full = true;
-}
-
 static void refill_if_starved(void)
 {
 	rd_kafka_topic_partition_list_t *l = NULL;
-	if (!K.queue_was_full || rd_kafka_queue_length(K.q) > 0)
+	if (!refill_due(&K.refill, K.q))
 		return;
-	K.queue_was_full = false;
 	for (int32_t p = 0; p < K.partition_count; p++) {
 		if (K.next_offset[p] < 0)
 			continue;
@@ -363,25 +352,16 @@ static void refill_if_starved(void)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-static int64_t conf_int(rd_kafka_conf_t *conf, const char *name, int64_t fallback)
-{
-	char buf[32];
-	size_t len = sizeof buf;
-	if (rd_kafka_conf_get(conf, name, buf, &len) != RD_KAFKA_CONF_OK)
-		return fallback;
-	return strtoll(buf, NULL, 10);
-}
-
 static void consume(void)
 {
 	rd_kafka_message_t *msgs[512];
 	ssize_t n;
 
 	do {
-		note_queue();
+		refill_note(&K.refill, K.q);
 		n = rd_kafka_consume_batch_queue(K.q, 0, msgs, 512);
 		for (ssize_t i = 0; i < n; i++) {
-			K.avg_bytes += ((double)msgs[i]->len - K.avg_bytes) / 64;
+			refill_record(&K.refill, msgs[i]->len);
 			if (!msgs[i]->err)
 				take(msgs[i]);
 			else if (msgs[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -671,9 +651,7 @@ int main(int argc, char **argv)
 		set(conf, O.props[i], eq + 1);
 	}
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-	K.queued_min_msgs = conf_int(conf, "queued.min.messages", 100000);
-	K.queued_max_bytes = conf_int(conf, "queued.max.messages.kbytes", 65536) * 1024;
-	K.avg_bytes = 100;
+	refill_init(&K.refill, conf);
 	K.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
 	if (!K.rk) {
 		log_error("consumer: %s", err);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An edge catching up on a backlog does not pause (librdkafka 2.0.2's
 fetcher sleeps up to 1 s once its local queue was full; the edge wakes it,
-edge/consumer.c refill_if_starved).
+edge/refill.h).
 
 A client is live at its edge; the edge is stopped (SIGSTOP) while 300,000
 records for 50 keys, the client's among them, go into Kafka; then it
