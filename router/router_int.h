@@ -46,10 +46,13 @@ struct conn {
 	size_t rxlen, rxcap;
 	bool rx_text;
 	/* The closing handshake (ws.c): once a Close went out or came in, no
-	 * data frame is written, and hangup closes the TCP connection
-	 * WS_HANGUP_MS later if lws is still waiting for the client's Close. */
+	 * data frame is written, and the TCP connection is shut down
+	 * WS_HANGUP_MS later if lws is still waiting for the client's Close
+	 * (the router's closing list, in deadline order). */
 	bool closing;
-	lws_sorted_usec_list_t hangup;
+	struct conn *hang_prev, *hang_next;
+	bool hang_listed;
+	int64_t hang_due_ms;
 	struct recvhook rxh;   /* unmasked frames and back-to-back Pings (recvhook.h) */
 	bool deflate;          /* permessage-deflate is on (deflate.c set lws up) */
 	struct pmd_answer pmd; /* its negotiated parameters (deflate_confirm) */
@@ -89,6 +92,12 @@ struct router {
 	/* Keepalive of our own, not lws's retry_and_idle_policy: lws 4.1 keeps
 	 * each connection's ping timer in one sorted list and inserts by walking
 	 * it, O(sessions) per ping and pong (issue 13). */
+	/* Connections closing (ws.c start_closing), in deadline order: every
+	 * one waits WS_HANGUP_MS, so appending keeps the order and one lws
+	 * timer serves them all. A timer each made N sessions closing at once
+	 * cost O(N^2) in lws's sorted timer list (15,000: 5.5 s of the loop). */
+	struct conn *hang_head, *hang_tail;
+	lws_sorted_usec_list_t hang_timer;
 	struct ka_list ka_idle;   /* not pinged yet */
 	struct ka_list ka_pinged; /* pinged, no answer yet */
 	int64_t next_prune_ms;

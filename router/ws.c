@@ -38,18 +38,73 @@
  * answers in time is closed by lws as soon as its Close arrives. */
 #define WS_HANGUP_MS 100
 
-static void hangup_now(lws_sorted_usec_list_t *sul)
+static void hang_append(struct router *r, struct conn *c, int64_t due_ms)
 {
-	struct conn *c = lws_container_of(sul, struct conn, hangup);
-	/* Frames still on their way out (the Close among them, behind a
-	 * batch the client is slow to take): wait for them; lws's own
-	 * timeouts (5 s) still bound this. */
-	if (lws_send_pipe_choked(c->wsi)) {
-		lws_sul_schedule(lws_get_context(c->wsi), 0, &c->hangup, hangup_now,
-				 WS_HANGUP_MS * LWS_US_PER_MS);
+	c->hang_due_ms = due_ms;
+	c->hang_prev = r->hang_tail;
+	c->hang_next = NULL;
+	if (r->hang_tail)
+		r->hang_tail->hang_next = c;
+	else
+		r->hang_head = c;
+	r->hang_tail = c;
+	c->hang_listed = true;
+}
+
+static void hang_unlink(struct router *r, struct conn *c)
+{
+	if (!c->hang_listed)
+		return;
+	if (c->hang_prev)
+		c->hang_prev->hang_next = c->hang_next;
+	else
+		r->hang_head = c->hang_next;
+	if (c->hang_next)
+		c->hang_next->hang_prev = c->hang_prev;
+	else
+		r->hang_tail = c->hang_prev;
+	c->hang_prev = c->hang_next = NULL;
+	c->hang_listed = false;
+}
+
+static void hang_service(lws_sorted_usec_list_t *sul);
+
+/* The closing list's timer: at its first deadline. */
+static void hang_arm(struct router *r)
+{
+	if (!r->hang_head) {
+		lws_sul_cancel(&r->hang_timer);
 		return;
 	}
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+	int64_t wait_ms = r->hang_head->hang_due_ms - now_mono_ms();
+	lws_sul_schedule(r->ctx, 0, &r->hang_timer, hang_service,
+			 (wait_ms > 0 ? wait_ms : 0) * LWS_US_PER_MS);
+}
+
+/* Hangs up on the connections whose WS_HANGUP_MS have passed. The hang-up
+ * is shutdown(2): the kernel sends what is queued and a FIN, and lws sees
+ * the end on its next look at the socket and closes the connection (with
+ * lws_set_timeout(LWS_TO_KILL_ASYNC) instead, each hang-up was one more
+ * insertion into lws's sorted timer list, behind all the others due). */
+static void hang_service(lws_sorted_usec_list_t *sul)
+{
+	struct router *r = lws_container_of(sul, struct router, hang_timer);
+	int64_t now = now_mono_ms();
+	struct conn *c;
+	while ((c = r->hang_head) && c->hang_due_ms <= now) {
+		hang_unlink(r, c);
+		/* Frames still on their way out (the Close among them, behind a
+		 * batch the client is slow to take): wait for them; lws's own
+		 * timeouts (5 s) still bound this. */
+		if (lws_send_pipe_choked(c->wsi)) {
+			hang_append(r, c, now + WS_HANGUP_MS);
+			continue;
+		}
+		int fd = lws_get_socket_fd(c->wsi);
+		if (fd < 0 || shutdown(fd, SHUT_RDWR) < 0)
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+	}
+	hang_arm(r);
 }
 
 /* recvhook found an unmasked client frame (RFC 6455 5.1: fail the
@@ -71,7 +126,10 @@ static void start_closing(struct router *r, struct conn *c)
 	if (c->closing || !c->wsi)
 		return;
 	c->closing = true;
-	lws_sul_schedule(r->ctx, 0, &c->hangup, hangup_now, WS_HANGUP_MS * LWS_US_PER_MS);
+	bool armed = r->hang_head != NULL;
+	hang_append(r, c, now_mono_ms() + WS_HANGUP_MS);
+	if (!armed)
+		hang_arm(r);
 }
 
 static void ka_unlink(struct conn *c)
@@ -585,7 +643,7 @@ static void client_closed(struct router *r, struct conn *c)
 		if (r->flush[i] == c)
 			r->flush[i] = NULL;
 	c->flush_listed = false;
-	lws_sul_cancel(&c->hangup);
+	hang_unlink(r, c);
 	recvhook_unwatch(&c->rxh);
 	if (c->s) {
 		pins_forget(r, c->s);
