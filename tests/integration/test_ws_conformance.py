@@ -41,6 +41,14 @@ partition of a client's key.
                     frame, a Ping between frames), the empty message, an
                     uncompressed message between compressed ones. A message
                     inflating beyond --max-frame-bytes: Close 1009.
+  10 utf8-chops:     Autobahn 6.4.3: one text frame whose payload comes in
+                    three pieces, the second making it invalid UTF-8. lws
+                    fails the connection with 1007; the client answers the
+                    Close and then sends the rest of the frame. The router
+                    sends 1007 and no other Close: the guard of recvhook.h,
+                    out of step once lws stopped inside the frame, took the
+                    client's Close for an unmasked frame and closed with 1002
+                    about one run in three.
 Every answer must come within ANSWER_S.
 """
 
@@ -60,6 +68,7 @@ OP_CONT, OP_TEXT, OP_BIN, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
 
 frame = h.ws_frame
+ROUTER_BY_PORT = {}  # port -> the router's process (its log), set in main
 
 
 class Raw:
@@ -524,11 +533,50 @@ def test_deflate_large(port, results):
                     "4 MiB inflated: 1009"))
 
 
+def test_utf8_chops(port, results):
+    """10: invalid UTF-8 in the middle of a chopped frame: 1007, and only that."""
+    p1 = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"
+    p2 = b"\xf4\x90\x80\x80"   # beyond U+10FFFF
+    p3 = b"edited"
+    payload = p1 + p2 + p3
+    codes = []
+    for i in range(4):
+        c = Raw(port, f"utf8-chops-{i}")
+        key = os.urandom(4)
+        masked = bytes(b ^ key[j % 4] for j, b in enumerate(payload))
+        c.send(struct.pack("!BB", 0x81, 0x80 | len(payload)) + key + masked[:len(p1)])
+        time.sleep(0.2)
+        c.send(masked[len(p1):len(p1) + len(p2)])
+        c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+        code = c.close_code()
+        try:
+            c.send(frame(OP_CLOSE, struct.pack("!H", code or 1000)))
+            time.sleep(0.1)
+            c.send(masked[len(p1) + len(p2):])   # the rest of the frame, as Autobahn does
+        except OSError:
+            pass   # already hung up: fine
+        c.wait_closed()
+        closes = [struct.unpack("!H", f[1][:2])[0] if len(f[1]) >= 2 else 1005
+                  for f in c.frames if f[0] == OP_CLOSE]
+        c.shut()
+        assert closes == [1007], f"try {i}: the router's Close frames {closes}, want [1007]"
+        codes.append(code)
+    # What Autobahn saw as a wrong close code: the router accused these
+    # clients of an unmasked frame and closed with 1002 (in its log even when
+    # lws's 1007 went out first).
+    time.sleep(0.2)
+    accused = [line for line in ROUTER_BY_PORT[port].text().splitlines()
+               if "utf8-chops-" in line and "unmasked" in line]
+    assert not accused, f"the router took the client's Close for an unmasked frame: {accused[:2]}"
+    results.append(("10 utf8-chops", f"4 tries: Close {codes[0]} only, none after the "
+                    "client's Close and the rest of the frame, no 'unmasked' in the log"))
+
+
 CHECKS = [
     ("binary", test_after_close), ("binary", test_close_prompt), ("binary", test_unmasked),
     ("binary", test_close_1_byte), ("binary", test_pings), ("text", test_text_not_utf8),
     ("deflate", test_deflate), ("deflate", test_deflate_params),
-    ("deflate", test_deflate_large),
+    ("deflate", test_deflate_large), ("binary", test_utf8_chops),
 ]
 
 
@@ -545,6 +593,7 @@ def main():
         }
         for r in routers.values():
             h.wait_all_owned(r, 60)
+            ROUTER_BY_PORT[r.port] = r
         results, failures = [], []
         for kind, check in CHECKS:
             name = check.__name__[len("test_"):]
