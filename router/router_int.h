@@ -33,13 +33,14 @@
 struct conn {
 	struct lws *wsi;
 	struct session *s;
-	/* keepalive (ws.c): on one of the router's two lists, in the order of
-	 * the client's last sign of life, so the tick looks only at the due */
-	struct conn *ka_prev, *ka_next;
-	struct ka_list *ka_on; /* NULL: on neither */
-	int64_t ka_alive_ms;   /* the client's last frame (or its upgrade) */
-	bool ka_ping_due;      /* write a ping at the next writeable */
-	bool ka_hangup;        /* silent for two intervals: hang up */
+	/* On one of the router's connection lists (ws.c), or none: the
+	 * keepalive's two, in the order of the client's last sign of life, so
+	 * the tick looks only at the due; then the closing list. */
+	struct conn *list_prev, *list_next;
+	struct conn_list *list_on; /* NULL: on none */
+	int64_t ka_alive_ms;       /* the client's last frame (or its upgrade) */
+	bool ka_ping_due;          /* write a ping at the next writeable */
+	bool ka_hangup;            /* silent for two intervals: hang up */
 	int close_code;
 	char close_reason[120];
 	unsigned char *rx; /* a client message arriving in pieces (NULL otherwise) */
@@ -50,9 +51,7 @@ struct conn {
 	 * WS_HANGUP_MS later if lws is still waiting for the client's Close
 	 * (the router's closing list, in deadline order). */
 	bool closing;
-	struct conn *hang_prev, *hang_next;
-	bool hang_listed;
-	int64_t hang_due_ms;
+	int64_t hang_due_ms;   /* on the closing list: when to hang up */
 	struct recvhook rxh;   /* unmasked frames and back-to-back Pings (recvhook.h) */
 	bool deflate;          /* permessage-deflate is on (deflate.c set lws up) */
 	struct pmd_answer pmd; /* its negotiated parameters (deflate_confirm) */
@@ -65,8 +64,8 @@ struct conn {
 	bool write_failed; /* a direct write failed: hang up at the next writeable */
 };
 
-/* A FIFO of connections (keepalive, ws.c). */
-struct ka_list {
+/* A FIFO of connections (the keepalive's and the closing list, ws.c). */
+struct conn_list {
 	struct conn *head, *tail;
 };
 
@@ -96,10 +95,10 @@ struct router {
 	 * one waits WS_HANGUP_MS, so appending keeps the order and one lws
 	 * timer serves them all. A timer each made N sessions closing at once
 	 * cost O(N^2) in lws's sorted timer list (15,000: 5.5 s of the loop). */
-	struct conn *hang_head, *hang_tail;
+	struct conn_list closing;
 	lws_sorted_usec_list_t hang_timer;
-	struct ka_list ka_idle;   /* not pinged yet */
-	struct ka_list ka_pinged; /* pinged, no answer yet */
+	struct conn_list ka_idle;   /* not pinged yet */
+	struct conn_list ka_pinged; /* pinged, no answer yet */
 	int64_t next_prune_ms;
 	/* The event loop (libuv; lws runs on it as a foreign loop): one thread,
 	 * epoll, so a wake-up costs what is ready, not what is connected. */

@@ -38,33 +38,36 @@
  * answers in time is closed by lws as soon as its Close arrives. */
 #define WS_HANGUP_MS 100
 
-static void hang_append(struct router *r, struct conn *c, int64_t due_ms)
+/* The connection lists (router_int.h, struct conn_list): a connection is on
+ * at most one. Takes it off its list, if any. */
+static void list_unlink(struct conn *c)
 {
-	c->hang_due_ms = due_ms;
-	c->hang_prev = r->hang_tail;
-	c->hang_next = NULL;
-	if (r->hang_tail)
-		r->hang_tail->hang_next = c;
+	struct conn_list *l = c->list_on;
+	if (!l)
+		return;
+	if (c->list_prev)
+		c->list_prev->list_next = c->list_next;
 	else
-		r->hang_head = c;
-	r->hang_tail = c;
-	c->hang_listed = true;
+		l->head = c->list_next;
+	if (c->list_next)
+		c->list_next->list_prev = c->list_prev;
+	else
+		l->tail = c->list_prev;
+	c->list_prev = c->list_next = NULL;
+	c->list_on = NULL;
 }
 
-static void hang_unlink(struct router *r, struct conn *c)
+/* Puts c (on no list) at the end of l. */
+static void list_append(struct conn_list *l, struct conn *c)
 {
-	if (!c->hang_listed)
-		return;
-	if (c->hang_prev)
-		c->hang_prev->hang_next = c->hang_next;
+	c->list_prev = l->tail;
+	c->list_next = NULL;
+	if (l->tail)
+		l->tail->list_next = c;
 	else
-		r->hang_head = c->hang_next;
-	if (c->hang_next)
-		c->hang_next->hang_prev = c->hang_prev;
-	else
-		r->hang_tail = c->hang_prev;
-	c->hang_prev = c->hang_next = NULL;
-	c->hang_listed = false;
+		l->head = c;
+	l->tail = c;
+	c->list_on = l;
 }
 
 static void hang_service(lws_sorted_usec_list_t *sul);
@@ -72,11 +75,11 @@ static void hang_service(lws_sorted_usec_list_t *sul);
 /* The closing list's timer: at its first deadline. */
 static void hang_arm(struct router *r)
 {
-	if (!r->hang_head) {
+	if (!r->closing.head) {
 		lws_sul_cancel(&r->hang_timer);
 		return;
 	}
-	int64_t wait_ms = r->hang_head->hang_due_ms - now_mono_ms();
+	int64_t wait_ms = r->closing.head->hang_due_ms - now_mono_ms();
 	lws_sul_schedule(r->ctx, 0, &r->hang_timer, hang_service,
 			 (wait_ms > 0 ? wait_ms : 0) * LWS_US_PER_MS);
 }
@@ -91,13 +94,14 @@ static void hang_service(lws_sorted_usec_list_t *sul)
 	struct router *r = lws_container_of(sul, struct router, hang_timer);
 	int64_t now = now_mono_ms();
 	struct conn *c;
-	while ((c = r->hang_head) && c->hang_due_ms <= now) {
-		hang_unlink(r, c);
+	while ((c = r->closing.head) && c->hang_due_ms <= now) {
+		list_unlink(c);
 		/* Frames still on their way out (the Close among them, behind a
 		 * batch the client is slow to take): wait for them; lws's own
 		 * timeouts (5 s) still bound this. */
 		if (lws_send_pipe_choked(c->wsi)) {
-			hang_append(r, c, now + WS_HANGUP_MS);
+			c->hang_due_ms = now + WS_HANGUP_MS;
+			list_append(&r->closing, c);
 			continue;
 		}
 		int fd = lws_get_socket_fd(c->wsi);
@@ -134,47 +138,22 @@ static void start_closing(struct router *r, struct conn *c)
 	if (c->closing || !c->wsi)
 		return;
 	c->closing = true;
-	bool armed = r->hang_head != NULL;
-	hang_append(r, c, now_mono_ms() + WS_HANGUP_MS);
+	bool armed = r->closing.head != NULL;
+	list_unlink(c); /* off the keepalive's lists: it is hung up soon */
+	c->hang_due_ms = now_mono_ms() + WS_HANGUP_MS;
+	list_append(&r->closing, c);
 	if (!armed)
 		hang_arm(r);
-}
-
-static void ka_unlink(struct conn *c)
-{
-	struct ka_list *l = c->ka_on;
-	if (!l)
-		return;
-	if (c->ka_prev)
-		c->ka_prev->ka_next = c->ka_next;
-	else
-		l->head = c->ka_next;
-	if (c->ka_next)
-		c->ka_next->ka_prev = c->ka_prev;
-	else
-		l->tail = c->ka_prev;
-	c->ka_prev = c->ka_next = NULL;
-	c->ka_on = NULL;
-}
-
-static void ka_append(struct ka_list *l, struct conn *c)
-{
-	c->ka_prev = l->tail;
-	c->ka_next = NULL;
-	if (l->tail)
-		l->tail->ka_next = c;
-	else
-		l->head = c;
-	l->tail = c;
-	c->ka_on = l;
 }
 
 /* The client showed it is alive: to the end of the idle list. */
 static void ka_touch(struct router *r, struct conn *c)
 {
-	ka_unlink(c);
+	if (c->closing)
+		return; /* on the closing list */
+	list_unlink(c);
 	c->ka_alive_ms = now_mono_ms();
-	ka_append(&r->ka_idle, c);
+	list_append(&r->ka_idle, c);
 }
 
 void ws_keepalive_tick(struct router *r, int64_t now_ms)
@@ -184,13 +163,13 @@ void ws_keepalive_tick(struct router *r, int64_t now_ms)
 		return;
 	struct conn *c;
 	while ((c = r->ka_idle.head) && now_ms - c->ka_alive_ms >= iv) {
-		ka_unlink(c);
-		ka_append(&r->ka_pinged, c);
+		list_unlink(c);
+		list_append(&r->ka_pinged, c);
 		c->ka_ping_due = true;
 		lws_callback_on_writable(c->wsi);
 	}
 	while ((c = r->ka_pinged.head) && now_ms - c->ka_alive_ms >= 2 * iv) {
-		ka_unlink(c);
+		list_unlink(c);
 		log_debug("client %s answered no ping: hanging up", c->s ? c->s->id : "?");
 		/* At its next writeable (no close frame: it is not listening);
 		 * if that never comes, lws's timeout. lws arms its timers on
@@ -646,12 +625,11 @@ static int client_close_received(struct router *r, struct lws *wsi, struct conn 
 
 static void client_closed(struct router *r, struct conn *c)
 {
-	ka_unlink(c);
+	list_unlink(c);
 	for (size_t i = 0; c->flush_listed && i < r->nflush; i++)
 		if (r->flush[i] == c)
 			r->flush[i] = NULL;
 	c->flush_listed = false;
-	hang_unlink(r, c);
 	recvhook_unwatch(&c->rxh);
 	if (c->s) {
 		pins_forget(r, c->s);
@@ -737,7 +715,7 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		/* A handshake that passed the filter but never got established. */
 		free(handshake_take_id(wsi));
 		if (c)
-			ka_unlink(c);
+			list_unlink(c);
 		return 0;
 	case LWS_CALLBACK_HTTP: {
 		/* A plain HTTP request, not an upgrade. */
