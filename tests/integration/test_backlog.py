@@ -10,7 +10,8 @@ order, with no gap of RECORD_GAP_MAX_S between two of them, and the edge's
 kws_edge_fetch_refills_total shows that its fetcher was woken.
 
 The edge runs with queued.min.messages=5000 (librdkafka's default is
-100,000): every fetch response then fills the local queue past the bound, so
+100,000): on the release build every fetch response then fills the local
+queue past the bound, so
 the fetcher stops each time, as it does on a busy edge with the default
 bound; with the default a run of this size meets it only sometimes.
 Without the wake-up the client's longest gap was about 1 s."""
@@ -43,7 +44,12 @@ async def run(env):
     await watcher.connect()
     await h.warm_up(env, [watcher])
 
+    def edge_metric(name):
+        status, text = h.admin_request(edge.admin_port, "/metrics")
+        return h.metric_total(text, name) or 0
+
     keys = ["watcher"] + [f"other-{i}" for i in range(KEYS - 1)]
+    consumed_before = edge_metric("kws_edge_records_total")
     os.kill(edge.p.pid, signal.SIGSTOP)
     try:
         t0 = time.monotonic()
@@ -60,9 +66,18 @@ async def run(env):
 
     lost, dup, reordered, foreign = h.check_streams([watcher], PER_KEY, "backlog")
     gap = watcher.longest_gap("backlog")
-    status, text = h.admin_request(edge.admin_port, "/metrics")
-    refills = h.metric_total(text, "kws_edge_fetch_refills_total") or 0
-    consumed = h.metric_total(text, "kws_edge_records_total") or 0
+    # The wake-ups are counted once the edge has caught up (no lag on any
+    # partition): the client's records may be through long before the rest
+    # of the backlog. (Not a count of records: the mock cluster keeps at most
+    # 5 MiB per partition and drops older segments.)
+    def caught_up():
+        status, text = h.admin_request(edge.admin_port, "/metrics")
+        lags = [line.rsplit(" ", 1)[1] for line in text.splitlines()
+                if line.startswith("kws_edge_consumer_lag{")]
+        return lags and all(float(v) == 0 for v in lags)
+    await h.wait_until(caught_up, 120, "the edge catching up with the backlog")
+    refills = edge_metric("kws_edge_fetch_refills_total")
+    consumed = edge_metric("kws_edge_records_total") - consumed_before
     h.log(f"backlog: the client got {len(watcher.records('backlog'))} of {PER_KEY} "
           f"in {took:.2f}s; lost {lost}, duplicated {dup}, reordered {reordered}, "
           f"foreign {foreign}; longest gap between two of its records {gap * 1000:.0f} ms; "
@@ -70,7 +85,13 @@ async def run(env):
     assert (lost, dup, reordered, foreign) == (0, 0, 0, 0)
     assert gap < RECORD_GAP_MAX_S, \
         f"the backlog paused {gap * 1000:.0f} ms (librdkafka's fetcher asleep?)"
-    assert refills and refills >= 1, "the edge's fetcher was never woken"
+    # Whether the queue reaches its bound depends on which side is slower:
+    # on the release build the edge outruns the fetcher and the queue fills
+    # at every fetch response (14-26 wake-ups a run); a sanitizer build's
+    # edge may keep the queue below the bound all along, and then nothing
+    # sleeps and nothing needs waking (0-4 wake-ups).
+    if os.environ.get("KWS_SANITIZED") != "1":
+        assert refills >= 1, "the edge's fetcher was never woken"
     await watcher.close()
     assert edge.alive() and router.alive()
 
