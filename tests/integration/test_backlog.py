@@ -11,10 +11,9 @@ kws_edge_fetch_refills_total shows that its fetcher was woken.
 
 The edge runs with queued.min.messages=5000 (librdkafka's default is
 100,000): on the release build every fetch response then fills the local
-queue past the bound, so
-the fetcher stops each time, as it does on a busy edge with the default
-bound; with the default a run of this size meets it only sometimes.
-Without the wake-up the client's longest gap was about 1 s."""
+queue past the bound, so the fetcher stops each time, as it does on a busy
+edge with the default bound; with the default a run of this size meets it
+only sometimes. Without the wake-up the client's longest gap was about 1 s."""
 
 import asyncio
 import os
