@@ -209,7 +209,6 @@ static void deliver(struct consumer *c, const rd_kafka_message_t *m)
 		return; /* a late message of a revoked partition */
 	struct consumer_part *pt = &c->parts[p];
 	c->records++;
-	refill_record(&c->refill, m->len);
 	rd_kafka_timestamp_type_t tstype;
 	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
 	if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
@@ -308,7 +307,7 @@ static void kick_unmoved(struct consumer *c)
 		if (!l)
 			l = rd_kafka_topic_partition_list_new(8);
 		rd_kafka_topic_partition_list_add(l, c->cfg->topic, (int32_t)p)->offset =
-			pt->next_offset;
+			refill_seek_offset(c->rk, c->cfg->topic, (int32_t)p, pt->next_offset);
 		/* A seek may forget the stored offset: store it again now and
 		 * at the next poll, when librdkafka has served the seek. */
 		pt->stored = -1;
@@ -324,12 +323,29 @@ static void kick_unmoved(struct consumer *c)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* The local queue was full and is empty: librdkafka 2.0.2's fetcher may be
- * asleep for up to a second (refill.h); every owned partition is sought to
- * the offset after its last record handed out (kick_unmoved), which wakes it. */
+/* Whether an owned partition has records its last fetch response promised
+ * and the edge has not had yet (the cached high watermark: no request). */
+static bool any_lagging(void *arg)
+{
+	struct consumer *c = arg;
+	for (uint32_t p = 0; p < c->partition_count; p++)
+		if (c->parts[p].owned && consumer_lag(c, p) > 0)
+			return true;
+	return false;
+}
+
+/* The local queue is empty, and librdkafka 2.0.2's fetcher may be asleep for
+ * up to a second (refill.h): the queue may have been full since it was last
+ * empty, or nothing came for a while though Kafka has more. Every owned
+ * partition is sought to the offset after its last record handed out
+ * (kick_unmoved), which wakes it. */
 static void refill_if_starved(struct consumer *c)
 {
-	if (c->closing || c->draining || !refill_due(&c->refill, c->cq))
+	if (c->closing || c->draining)
+		return;
+	int64_t len = (int64_t)rd_kafka_queue_length(c->cq);
+	if (!refill_due(&c->refill, len) &&
+	    !refill_idle_due(&c->refill, len, now_mono_ms(), any_lagging, c))
 		return;
 	for (uint32_t p = 0; p < c->partition_count; p++)
 		if (c->parts[p].owned)
@@ -355,10 +371,12 @@ void consumer_poll(struct consumer *c)
 	rd_kafka_message_t *msgs[512];
 	ssize_t n;
 	do {
-		refill_note(&c->refill, c->cq);
+		refill_seen(&c->refill, (int64_t)rd_kafka_queue_length(c->cq), 512);
 		n = rd_kafka_consume_batch_queue(c->cq, 0, msgs, 512);
+		int64_t now = n ? now_mono_ms() : 0;
 		for (ssize_t i = 0; i < n; i++) {
 			rd_kafka_message_t *m = msgs[i];
+			refill_record(&c->refill, m->key_len + m->len, now);
 			if (!m->err)
 				deliver(c, m);
 			else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -530,7 +548,8 @@ void consumer_get_stats(const struct consumer *c, struct consumer_stats *st)
 		rd_kafka_mem_free(c->rk, id);
 	*st = (struct consumer_stats){ .epoch = c->epoch,
 				       .records = c->records,
-				       .refills = c->refill.refills,
+				       .refills_full = c->refill.full,
+				       .refills_idle = c->refill.idle,
 				       .owned = owned,
 				       .draining = c->draining,
 				       .closing = c->closing,

@@ -68,9 +68,10 @@ uint32_t consumer_partition_count(const struct consumer *c);
 const struct consumer_part *consumer_part(const struct consumer *c, uint32_t p);
 
 struct consumer_stats {
-	uint64_t epoch;   /* assignment changes so far */
-	uint64_t records; /* records consumed */
-	uint64_t refills; /* fetches woken after the local queue was full and emptied */
+	uint64_t epoch;        /* assignment changes so far */
+	uint64_t records;      /* records consumed */
+	uint64_t refills_full; /* fetches woken: the local queue was full (refill.h) */
+	uint64_t refills_idle; /* fetches woken: nothing came though Kafka had more */
 	uint32_t owned;
 	bool draining;
 	bool closing;        /* consumer_close was called */

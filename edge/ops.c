@@ -50,11 +50,14 @@ static void collect(void *arg, struct metrics_writer *w)
 	metrics_write_family(w, "kws_edge_records_total",
 			     "Records consumed from the delivery topic", METRICS_COUNTER);
 	metrics_write_sample(w, (double)cs.records);
-	metrics_write_family(w, "kws_edge_fetch_refills_total",
-			     "Fetches woken after librdkafka's local queue was full and emptied "
-			     "(librdkafka 2.0.2 would sleep up to 1 s)",
-			     METRICS_COUNTER);
-	metrics_write_sample(w, (double)cs.refills);
+	metrics_write_family(
+		w, "kws_edge_fetch_refills_total",
+		"Fetches woken where librdkafka 2.0.2 would sleep up to 1 s: the local "
+		"queue was full and is empty (reason full), or nothing came though "
+		"Kafka had more (reason idle)",
+		METRICS_COUNTER);
+	metrics_write_sample(w, (double)cs.refills_full, "reason", "full");
+	metrics_write_sample(w, (double)cs.refills_idle, "reason", "idle");
 	metrics_write_family(w, "kws_edge_deliveries_total",
 			     "Record copies sent to router sessions", METRICS_COUNTER);
 	metrics_write_sample(w, (double)rs.delivered);

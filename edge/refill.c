@@ -17,30 +17,62 @@ void refill_init(struct refill *f, rd_kafka_conf_t *conf)
 	*f = (struct refill){
 		.min_msgs = conf_int(conf, "queued.min.messages", 100000),
 		.max_bytes = conf_int(conf, "queued.max.messages.kbytes", 65536) * 1024,
-		.avg_bytes = 100,
+		.idle_wait_ms = REFILL_IDLE_MS,
 	};
 }
 
-void refill_note(struct refill *f, rd_kafka_queue_t *q)
+void refill_seen(struct refill *f, int64_t queue_len, int64_t batch)
 {
-	int64_t len = (int64_t)rd_kafka_queue_length(q);
-	if (len <= 0)
-		return;
-	if ((f->min_msgs > 0 && len >= f->min_msgs) ||
-	    (f->max_bytes > 0 && (double)len * f->avg_bytes >= 0.9 * (double)f->max_bytes))
-		f->was_full = true;
+	/* Counted as if a batch longer: between two looks the owner takes one
+	 * batch, so a queue that was at the bound in between is seen within a
+	 * batch of it. */
+	if (queue_len + batch > f->seen)
+		f->seen = queue_len + batch;
 }
 
-void refill_record(struct refill *f, size_t len)
+void refill_record(struct refill *f, size_t len, int64_t now_ms)
 {
-	f->avg_bytes += ((double)len - f->avg_bytes) / 64;
+	f->taken++;
+	f->taken_bytes += (int64_t)len;
+	f->idle_from_ms = now_ms;
+	f->idle_wait_ms = REFILL_IDLE_MS;
 }
 
-bool refill_due(struct refill *f, rd_kafka_queue_t *q)
+bool refill_due(struct refill *f, int64_t queue_len)
 {
-	if (!f->was_full || rd_kafka_queue_length(q) > 0)
+	if (queue_len > 0)
 		return false;
-	f->was_full = false;
-	f->refills++;
+	/* The byte bound counts librdkafka's own sizes, a little more than
+	 * key and value: 90% of it is taken as reached. */
+	int64_t count = f->taken > f->seen ? f->taken : f->seen;
+	bool stopped = (f->min_msgs > 0 && count >= f->min_msgs) ||
+		       (f->max_bytes > 0 && (double)f->taken_bytes >= 0.9 * (double)f->max_bytes);
+	f->taken = 0;
+	f->taken_bytes = 0;
+	f->seen = 0;
+	if (stopped)
+		f->full++;
+	return stopped;
+}
+
+bool refill_idle_due(struct refill *f, int64_t queue_len, int64_t now_ms,
+		     bool (*lagging)(void *arg), void *arg)
+{
+	if (queue_len > 0 || f->idle_wait_ms > REFILL_IDLE_MAX_MS ||
+	    now_ms - f->idle_from_ms < f->idle_wait_ms || !lagging(arg))
+		return false;
+	f->idle_from_ms = now_ms;
+	f->idle_wait_ms *= 2;
+	f->idle++;
 	return true;
+}
+
+int64_t refill_seek_offset(rd_kafka_t *rk, const char *topic, int32_t p, int64_t next)
+{
+	int64_t lo = -1, hi = -1;
+	/* The cached watermarks of the last fetch response: no request. */
+	if (rd_kafka_get_watermark_offsets(rk, topic, p, &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    lo > next)
+		return lo;
+	return next;
 }

@@ -331,17 +331,35 @@ static void store_offsets(void)
 	}
 }
 
+/* As the edge's any_lagging: a partition's last fetch response promised
+ * more than has come. */
+static bool any_lagging(void *arg)
+{
+	(void)arg;
+	for (int32_t p = 0; p < K.partition_count; p++) {
+		int64_t lo, hi;
+		if (K.next_offset[p] >= 0 &&
+		    rd_kafka_get_watermark_offsets(K.rk, O.topic, p, &lo, &hi) == 0 &&
+		    hi > K.next_offset[p])
+			return true;
+	}
+	return false;
+}
+
 static void refill_if_starved(void)
 {
 	rd_kafka_topic_partition_list_t *l = NULL;
-	if (!refill_due(&K.refill, K.q))
+	int64_t len = (int64_t)rd_kafka_queue_length(K.q);
+	if (!refill_due(&K.refill, len) &&
+	    !refill_idle_due(&K.refill, len, now_mono_ms(), any_lagging, NULL))
 		return;
 	for (int32_t p = 0; p < K.partition_count; p++) {
 		if (K.next_offset[p] < 0)
 			continue;
 		if (!l)
 			l = rd_kafka_topic_partition_list_new(8);
-		rd_kafka_topic_partition_list_add(l, O.topic, p)->offset = K.next_offset[p];
+		rd_kafka_topic_partition_list_add(l, O.topic, p)->offset =
+			refill_seek_offset(K.rk, O.topic, p, K.next_offset[p]);
 		K.stored[p] = -1;
 	}
 	if (!l)
@@ -358,10 +376,11 @@ static void consume(void)
 	ssize_t n;
 
 	do {
-		refill_note(&K.refill, K.q);
+		refill_seen(&K.refill, (int64_t)rd_kafka_queue_length(K.q), 512);
 		n = rd_kafka_consume_batch_queue(K.q, 0, msgs, 512);
+		int64_t now = n ? now_mono_ms() : 0;
 		for (ssize_t i = 0; i < n; i++) {
-			refill_record(&K.refill, msgs[i]->len);
+			refill_record(&K.refill, msgs[i]->key_len + msgs[i]->len, now);
 			if (!msgs[i]->err)
 				take(msgs[i]);
 			else if (msgs[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
