@@ -25,8 +25,9 @@ void refill_seen(struct refill *f, int64_t queue_len, int64_t batch)
 {
 	/* Counted as if a batch longer: between two looks the owner takes one
 	 * batch, so a queue that was at the bound in between is seen within a
-	 * batch of it. */
-	if (queue_len + batch > f->seen)
+	 * batch of it. An empty queue counts nothing (with a bound under a
+	 * batch, an idle owner would otherwise seek at every turn). */
+	if (queue_len > 0 && queue_len + batch > f->seen)
 		f->seen = queue_len + batch;
 }
 

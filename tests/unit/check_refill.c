@@ -204,6 +204,20 @@ START_TEST(test_stale_records_seen_make_the_full_rule_due)
 }
 END_TEST
 
+/* A bound under a batch (queued.min.messages=100): looking at an empty
+ * queue counts nothing, so an idle owner does not seek at every turn. */
+START_TEST(test_small_bound_idle_seeks_nothing)
+{
+	struct refill f = make("100", "65536");
+	for (int turn = 0; turn < 100; turn++) {
+		refill_seen(&f, 0, BATCH);
+		ck_assert(!refill_due(&f, 0));
+	}
+	refill_seen(&f, 30, BATCH);
+	ck_assert(refill_due(&f, 0)); /* 30 + a batch: it may have stopped */
+}
+END_TEST
+
 /* Caught up (no partition lags): however long the queue stays empty,
  * nothing is sought. */
 START_TEST(test_idle_and_caught_up_seeks_nothing)
@@ -254,6 +268,7 @@ int main(void)
 	tcase_add_test(tc, test_byte_bound);
 	tcase_add_test(tc, test_stale_records_are_caught_by_the_idle_rule);
 	tcase_add_test(tc, test_stale_records_seen_make_the_full_rule_due);
+	tcase_add_test(tc, test_small_bound_idle_seeks_nothing);
 	tcase_add_test(tc, test_idle_and_caught_up_seeks_nothing);
 	tcase_add_test(tc, test_idle_waits_double_then_rest);
 	suite_add_tcase(s, tc);
