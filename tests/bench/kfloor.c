@@ -53,6 +53,7 @@ static struct {
 	uint32_t gap_ms;  /* 0: no per-partition gap lists */
 	const char *dump; /* per-record receipt times of some keys */
 	long dump_from, dump_to;
+	uint64_t note_other; /* print "OTHER <n> <mono_ms>" once n others came */
 } O;
 
 /* Per partition: receipt times of tagged records, for pauses (--gap-ms). */
@@ -260,7 +261,10 @@ static void take(const rd_kafka_message_t *m)
 	if (!m->payload)
 		return;
 	if (K.tagpat_len && !memmem(m->payload, m->len, K.tagpat, K.tagpat_len)) {
-		K.other++;
+		if (++K.other == O.note_other) {
+			printf("OTHER %" PRIu64 " %" PRId64 "\n", K.other, now_mono_ms());
+			fflush(stdout);
+		}
 		return;
 	}
 	int64_t ts = find_ts(m->payload, m->len);
@@ -532,6 +536,8 @@ static void usage(FILE *f)
 	      "  --dump FILE      write \"<key> <seq> <receipt wall us>\" of each tagged\n"
 	      "                   record whose key ends in a number in [FROM, TO)\n"
 	      "                   (--dump-ids), to pair with wsprobe --dump\n"
+	      "  --note-other N   print \"OTHER <N> <mono_ms>\" when the Nth record\n"
+	      "                   without the tag has come (the bench's warm-up)\n"
 	      "  --report FILE    JSON report\n",
 	      f);
 }
@@ -551,6 +557,7 @@ static void parse(int argc, char **argv)
 					    { "gap-ms", required_argument, NULL, 'G' },
 					    { "dump", required_argument, NULL, 'D' },
 					    { "dump-ids", required_argument, NULL, 'I' },
+					    { "note-other", required_argument, NULL, 'N' },
 					    { "help", no_argument, NULL, 'h' },
 					    { NULL, 0, NULL, 0 } };
 	int c;
@@ -602,6 +609,9 @@ static void parse(int argc, char **argv)
 				fprintf(stderr, "kfloor: --dump-ids wants FROM:TO\n");
 				exit(2);
 			}
+			break;
+		case 'N':
+			O.note_other = strtoull(optarg, NULL, 10);
 			break;
 		case 'h':
 			usage(stdout);

@@ -442,8 +442,11 @@ def section_throughput(res, add):
         add("")
         dr = S.get("drain") or {}
         if dr.get("e2e"):
-            add("Draining a backlog (%d records queued in Kafka while the edge was stopped):"
-                % dr["e2e"]["expected"])
+            add("Draining a backlog (%d records queued in Kafka while the edge was stopped; %s):"
+                % (dr["e2e"]["expected"],
+                   "the second drain of the same processes, and of kfloor, after the same "
+                   "backlog once" if dr["e2e"].get("warm_up_records") else
+                   "the first drain of fresh processes"))
             add("")
             add("| system | delivered/s | arrived | seconds | CPU s per M records | busy (share "
                 "of one core) | syscalls per message | |")
@@ -458,6 +461,13 @@ def section_throughput(res, add):
                        ", ".join("%s %.0f%%" % (k, 100 * v) for k, v in row["cpu_util"].items()),
                        ", ".join("%s %.2f" % kv for kv in row["syscalls_per_msg"].items()),
                        trials(row)))
+            if dr["e2e"].get("cpu_us_per_record_all") and dr.get("kfloor"):
+                add("")
+                add("CPU per record of every process: pipeline %.1f µs (router, edge, broker, "
+                    "loadgen), floor %.1f µs (kfloor, broker): %.2fx. On cores that are all "
+                    "busy the rates can only follow these sums."
+                    % (dr["e2e"]["cpu_us_per_record_all"], dr["kfloor"]["cpu_us_per_record_all"],
+                       dr["kfloor"]["cpu_us_per_record_all"] / dr["e2e"]["cpu_us_per_record_all"]))
             add("")
             where_time_goes(dr["e2e"], S.get("wsfloor"), add, "while draining",
                             S.get("wsfloor_batch"))

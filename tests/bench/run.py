@@ -77,7 +77,7 @@ PROFILES = {
                    4096: [2000, 5000, 10000, 15000, 20000, 30000]},
         "ladder_clients": 1000, "step_s": 8, "retry": True,
         "wsfloor_count": {100: 1000, 4096: 150},
-        "drain_count": {100: 300, 4096: 48}, "trials": 2,
+        "drain_count": {100: 300, 4096: 144}, "trials": 2,
         "join_clients": 300, "join_rate": 3000, "join_window_s": 10, "join_trials": 2,
         "budget_s": 22 * 60,
     },
@@ -117,6 +117,15 @@ def cpu_s(pid):
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def minflt(pid):
+    """Minor page faults of every thread of pid so far (0 if gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[7])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def thread_cpu(pid):
@@ -410,7 +419,7 @@ OPTIONAL_ARGS = {"drain_count": None, "drains_only": False, "ladder_only": False
                  "stages_rates": "1000,5000,20000,30000", "stages_size": 100,
                  "stages_every": 16, "stages_perf": False, "no_syscalls": False,
                  "syscalls_in_steps": False, "trace_in_steps": False, "no_same_floor": False,
-                 "perf_drain": None}
+                 "perf_drain": None, "cold_drain": False}
 
 
 class Bench:
@@ -550,6 +559,22 @@ class Bench:
         say("  warning: only %d of %d sessions live after %ds" % (live, n, timeout))
         return False
 
+    def wrapped_pid(self, pid, comm):
+        """pid, or its descendant named comm when it runs under a wrapper
+        (perf stat, strace)."""
+        todo = [pid]
+        while todo:
+            p = todo.pop(0)
+            try:
+                if open("/proc/%d/comm" % p).read().strip() == comm:
+                    return p
+                for t in os.listdir("/proc/%d/task" % p):
+                    with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                        todo += [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+        return pid
+
     def kafka_pids(self):
         """The broker JVMs of our cluster (kafkafix's children)."""
         procs = getattr(self.kafka, "procs", {}) or {}
@@ -576,8 +601,8 @@ class Bench:
             self.res["kafka"] = {"version": k.version, "bootstrap": k.bootstrap}
             say("kafka %s at %s" % (k.version, k.bootstrap))
             for t in ["bench", "bench-kf", "bench-join", "bench-base"] + [
-                    "bench-drain-%d-%d" % (size, i) for size in self.P["ladder"]
-                    for i in range(self.P["trials"])]:
+                    "bench-drain-%d-%d%s" % (size, i, kf) for size in self.P["ladder"]
+                    for i in range(self.P["trials"]) for kf in ("", "-kf")]:
                 k.create_topic(t, partitions=PARTITIONS)
             try:
                 if any(s in sections for s in "abc"):
@@ -1293,6 +1318,41 @@ class Bench:
                row["cpu_s_per_M"]["loadgen"]))
         return row
 
+    def warm_up(self, router, edge, topic, size, n, per, wtag):
+        """Before the measured drain, the same backlog once more (another
+        tag: loadgen and kfloor skip its records), queued while the edge is
+        stopped and then delivered. So the drain measured is the second of
+        an edge and a router, which meets them in their steady state: the
+        edge's replay tail full (it then reuses the memory of the records it
+        pushes out), librdkafka's queue, the link's and the sessions' queues
+        and both heaps grown. A first drain of fresh processes faults that
+        memory in: about 130 MiB in the edge during a 4 KiB drain (its 64
+        MiB tail and librdkafka's 64 MiB queue; nearly one page fault per
+        4 KiB record, a third of its CPU) and 40-80 MiB in the router, a
+        cost a process pays once in its life. --cold-drain measures that
+        first drain. Returns the records sent (0 with --cold-drain)."""
+        if self.args.cold_drain:
+            return 0
+        m0 = msum(metrics(router.admin), "kws_router_messages_total", direction="to_client")
+        os.kill(edge.pid, signal.SIGSTOP)
+        try:
+            pw = self.produce("produce-" + wtag, topic, 0, size, wtag, n, count=per)
+            if not pw.wait(180):
+                pw.stop(signal.SIGTERM, 40)
+        finally:
+            os.kill(edge.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 120
+        got = 0
+        while time.monotonic() < deadline:
+            got = msum(metrics(router.admin), "kws_router_messages_total",
+                       direction="to_client") - m0
+            if got >= per * n:
+                break
+            time.sleep(0.1)
+        say("  warm-up: the same backlog drained once before (%d records), %d delivered"
+            % (per * n, got))
+        return per * n
+
     def drain(self, size, trial=0):
         """Saturates the consumer side: a backlog of records for 1000 live
         sessions is written while the edge is stopped (SIGSTOP), then the
@@ -1319,6 +1379,8 @@ class Bench:
                            "--report", rep])
         lg.wait_for(r"clients connected in", 60)
         self.wait_sessions_live(router, n, 30)
+        warm = self.warm_up(router, edge, topic, size, n, M,
+                            "warm-%d-%d-%s" % (size, trial, self.nonce))
         time.sleep(0.5)
         os.kill(edge.pid, signal.SIGSTOP)
         try:
@@ -1345,6 +1407,8 @@ class Bench:
             c0["broker"] = sum(cpu_s(p) for p in kpids)
             c0["loadgen"] = cpu_s(lg.pid)
             th0 = {k: thread_cpu(p) for k, p in pids.items()}
+            f0 = {k: minflt(p) for k, p in pids.items()}
+            rss0 = {k: rss_kb(p) for k, p in pids.items()}
             m0 = metrics(router.admin)
             t0 = time.monotonic()
         finally:
@@ -1369,6 +1433,8 @@ class Bench:
         m1 = metrics(router.admin)
         c1 = c_last or sample()
         th1 = {k: thread_cpu(p) for k, p in pids.items()}
+        f1 = {k: minflt(p) for k, p in pids.items()}
+        rss1 = {k: rss_kb(p) for k, p in pids.items()}
         for pp in prof:
             pp.send_signal(signal.SIGINT)
             pp.wait(30)
@@ -1381,7 +1447,8 @@ class Bench:
         recs = r["records"]
         row = {"system": "e2e-drain", "size": size, "expected": N, "records": recs,
                "lost": r["lost"], "lat": r["latency_ms"], "delivered_per_s": recs / span,
-               "seconds": span, "producer_per_s": produced, "load": loadavg()}
+               "seconds": span, "producer_per_s": produced, "load": loadavg(),
+               "warm_up_records": warm}
         cpu = {k: c1[k] - c0[k] for k in c0}
         row["cpu_s"] = cpu
         row["cpu_s_per_M"] = {k: v / max(1, recs) * 1e6 for k, v in cpu.items()}
@@ -1389,6 +1456,10 @@ class Bench:
         row["cpu_util"] = {k: v / span for k, v in cpu.items()}
         row["threads"] = {k: {t: th1[k].get(t, 0) - th0[k].get(t, 0) for t in th1[k]}
                           for k in th1}
+        # Pages faulted in (fresh memory, zeroed by the kernel) per record.
+        row["faults_per_record"] = {k: (f1[k] - f0[k]) / max(1, recs) for k in f0}
+        row["rss_growth_mib"] = {k: (rss1[k] - rss0[k]) / 1024.0 for k in rss0}
+        say("  RSS growth over the drain (MiB): %s" % row["rss_growth_mib"])
         dl = msum(m1, "kws_router_link_messages_total") - msum(m0, "kws_router_link_messages_total")
         row["window"] = {"messages": recs, "nng_messages": dl, "seconds": span}
         row["syscalls"] = {k: v for k, v in scr.items() if v}
@@ -1397,45 +1468,88 @@ class Bench:
         busiest = max(row["cpu_util"].items(), key=lambda kv: kv[1])
         row["bottleneck"] = busiest[0]
         say("  e2e drain: %d of %d records in %.2f s = %.0f/s; CPU busy: %s; router %.1f "
-            "cpu-s/M %.2f syscalls/msg, edge %.1f cpu-s/M %.2f syscalls/msg"
+            "cpu-s/M %.2f syscalls/msg %.2f faults/msg, edge %.1f cpu-s/M %.2f syscalls/msg "
+            "%.2f faults/msg"
             % (recs, N, span, row["delivered_per_s"],
                ", ".join("%s %.0f%%" % (k, 100 * v) for k, v in row["cpu_util"].items()),
                row["cpu_s_per_M"]["router"], row["syscalls_per_msg"].get("router") or 0,
-               row["cpu_s_per_M"]["edge"], row["syscalls_per_msg"].get("edge") or 0))
+               row["faults_per_record"]["router"],
+               row["cpu_s_per_M"]["edge"], row["syscalls_per_msg"].get("edge") or 0,
+               row["faults_per_record"]["edge"]))
         router.stop(signal.SIGINT)
         if router.alive():
             router.stop(signal.SIGINT)
         edge.stop()
 
-        # The Kafka floor: the same backlog, read from the start, its whole
-        # life under the syscall counter (start-up included: a few thousand).
+        # The Kafka floor. Cold: the same backlog, read from the start. Warm:
+        # as the edge, on its own topic: the warm-up backlog read first, then
+        # the process stopped while the measured backlog is written, and
+        # timed from SIGCONT. Its whole life is under the syscall counter
+        # (start-up included: a few thousand).
         krep = os.path.join(self.work, "kf-%s.json" % tag)
         ksc = SyscallCounter(self, 0, self.sc_tool)
-        args = [self.bin["kfloor"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
+        ktopic = topic + "-kf" if warm else topic
+        args = [self.bin["kfloor"], "--bootstrap", self.kafka.bootstrap, "--topic", ktopic,
                 "--group", "kf-" + tag, "--tag", tag, "--from", "earliest", "--expect", N,
                 "--idle-s", 10, "--max-s", 120, "--report", krep]
+        if warm:
+            args += ["--note-other", warm]
         for kv in FAST_GROUP:
             args += ["--kafka-prop", kv]
         kf = Proc(self, "kfloor-" + tag, ksc.wrap([str(a) for a in args]))
+        t_cont = None
+        kb0 = sum(cpu_s(p) for p in self.kafka_pids())
+        if warm:
+            kf.wait_for(r"^ASSIGNED %d " % PARTITIONS, 60)
+            wtag = "warm-kf-%d-%d-%s" % (size, trial, self.nonce)
+            pw = self.produce("produce-" + wtag, ktopic, 0, size, wtag, n, count=M)
+            if not pw.wait(180):
+                pw.stop(signal.SIGTERM, 40)
+            kf.wait_for(r"^OTHER %d " % warm, 120)
+            kpid = self.wrapped_pid(kf.pid, "kfloor")
+            os.kill(kpid, signal.SIGSTOP)
+            try:
+                pk = self.produce("produce-kf-" + tag, ktopic, 0, size, tag, n, count=M)
+                if not pk.wait(180):
+                    pk.stop(signal.SIGTERM, 40)
+                kb0 = sum(cpu_s(p) for p in self.kafka_pids())
+                t_cont = time.monotonic()
+            finally:
+                os.kill(kpid, signal.SIGCONT)
         if not kf.wait(150):
             kf.stop(signal.SIGTERM, 20)
+        kbroker = sum(cpu_s(p) for p in self.kafka_pids()) - kb0
         kscr = ksc.parse()
         kr = json.load(open(krep))
         m = re.search(r"^ASSIGNED %d (\d+)" % PARTITIONS, kf.text(), re.M)
         t_assigned = int(m.group(1)) / 1000.0 if m else kr["first_mono_ms"] / 1000.0
+        if t_cont is not None:
+            t_assigned = t_cont
         kspan = max(0.001, kr["last_mono_ms"] / 1000.0 - t_assigned)
         kcpu = kr["utime_s"] + kr["stime_s"]
         krow = {"system": "kfloor-drain", "size": size, "expected": N, "records": kr["tagged"],
                 "delivered_per_s": kr["tagged"] / kspan, "seconds": kspan,
+                "warm_up_records": kr.get("other", 0),
                 "cpu_s": {"kfloor": kcpu},
-                "cpu_s_per_M": {"kfloor": kcpu / max(1, kr["tagged"]) * 1e6},
+                # (its CPU is its whole life's: per record read, warm-up included)
+                "cpu_s_per_M": {"kfloor": kcpu / max(1, kr["tagged"] + kr.get("other", 0)) * 1e6,
+                                "broker": kbroker / max(1, kr["tagged"]) * 1e6},
                 "cpu_util": {"kfloor": min(kcpu, kspan * 2) / kspan},
                 "syscalls": {"kfloor": kscr} if kscr else {},
-                "syscalls_per_msg": {"kfloor": kscr["total"] / max(1, kr["tagged"])}
+                "syscalls_per_msg": {"kfloor": kscr["total"] / max(1, kr["tagged"] + kr.get("other", 0))}
                 if kscr else {}, "ok": kr["tagged"] == N}
-        say("  kfloor drain: %d of %d records in %.2f s = %.0f/s, %.1f cpu-s/M, %.2f syscalls/msg"
+        say("  kfloor drain: %d of %d records in %.2f s = %.0f/s, %.1f cpu-s/M (broker %.1f), "
+            "%.2f syscalls/msg"
             % (kr["tagged"], N, kspan, krow["delivered_per_s"], krow["cpu_s_per_M"]["kfloor"],
-               krow["syscalls_per_msg"].get("kfloor") or 0))
+               krow["cpu_s_per_M"]["broker"], krow["syscalls_per_msg"].get("kfloor") or 0))
+        # What the machine's cores allow: CPU of every process per record,
+        # pipeline (router, edge, broker, loadgen) against floor (kfloor,
+        # broker). On cores that are all busy the rates follow these sums.
+        e_us, k_us = sum(row["cpu_s_per_M"].values()), sum(krow["cpu_s_per_M"].values())
+        row["cpu_us_per_record_all"], krow["cpu_us_per_record_all"] = e_us, k_us
+        say("  CPU per record, all processes: pipeline %.1f us, floor %.1f us (%.2fx); "
+            "rates %.2fx" % (e_us, k_us, k_us / max(0.001, e_us),
+                             row["delivered_per_s"] / max(1, krow["delivered_per_s"])))
         return {"e2e": row, "kfloor": krow}
 
     # d. an edge joins
@@ -1885,6 +1999,11 @@ def main():
                     help="records per client in section c's drains, e.g. '4096:48' (default: "
                          "the profile's; at 12 the 4 KiB drain lasts about 0.15 s, where 10 ms "
                          "CPU ticks and the edge waking from SIGSTOP weigh)")
+    ap.add_argument("--cold-drain", action="store_true",
+                    help="section c's drains are the first of fresh processes (default: the "
+                         "same backlog is drained once before the measured drain, and kfloor "
+                         "reads it first too; the cold drain adds the first touch of the "
+                         "processes' buffers)")
     ap.add_argument("--drains-only", action="store_true",
                     help="section c runs only its drains (each size, P trials): the A/B of "
                          "issue 13 item 5 in a few minutes; with --only c")
