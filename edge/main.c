@@ -36,7 +36,7 @@ int main(int argc, char **argv)
 		  "Name shown to routers and operators; empty: host:pid." },
 		{ "kafka-prop", "EDGE_KAFKA_PROPS", CONF_LIST, &cfg.kafka_props, NULL,
 		  "A librdkafka property key=value for the consumer and producer (e.g. security.protocol=SASL_SSL)." },
-		{ "batch-bytes", "EDGE_BATCH_BYTES", CONF_SIZE, &cfg.batch_bytes, "64KiB",
+		{ "batch-bytes", "EDGE_BATCH_BYTES", CONF_SIZE, &cfg.batch_bytes, "256KiB",
 		  "Largest DELIVER message to a router before it is sent.", 0, 1024, 8L << 20 },
 		{ "tail-bytes", "EDGE_TAIL_BYTES", CONF_SIZE, &cfg.tail_bytes, "64MiB",
 		  "Recent records kept in memory (all partitions) to replay positions without reading Kafka again.",
