@@ -562,15 +562,15 @@ class Bench:
     def wrapped_pid(self, pid, comm):
         """pid, or its descendant named comm when it runs under a wrapper
         (perf stat, strace)."""
-        todo = [pid]
-        while todo:
-            p = todo.pop(0)
+        pending = [pid]
+        while pending:
+            p = pending.pop(0)
             try:
                 if open("/proc/%d/comm" % p).read().strip() == comm:
                     return p
                 for t in os.listdir("/proc/%d/task" % p):
                     with open("/proc/%d/task/%s/children" % (p, t)) as f:
-                        todo += [int(x) for x in f.read().split()]
+                        pending += [int(x) for x in f.read().split()]
             except OSError:
                 continue
         return pid
