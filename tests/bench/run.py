@@ -542,6 +542,14 @@ class Bench:
         args += ["--forever"] if forever else ["--count", count]
         return Proc(self, name, args, self.tool_env)
 
+    def produce_backlog(self, name, topic, size, tag, clients, count):
+        """Writes count records per client as fast as the producer goes and
+        waits for it (stopped after 180 s)."""
+        pr = self.produce(name, topic, 0, size, tag, clients, count=count)
+        if not pr.wait(180):
+            pr.stop(signal.SIGTERM, 40)
+        return pr
+
     def kfloor(self, name, topic, group, tag, extra=()):
         args = [self.bin["kfloor"], "--bootstrap", self.kafka.bootstrap, "--topic", topic,
                 "--group", group, "--tag", tag] + list(extra)
@@ -1336,9 +1344,7 @@ class Bench:
         m0 = msum(metrics(router.admin), "kws_router_messages_total", direction="to_client")
         os.kill(edge.pid, signal.SIGSTOP)
         try:
-            pw = self.produce("produce-" + wtag, topic, 0, size, wtag, n, count=per)
-            if not pw.wait(180):
-                pw.stop(signal.SIGTERM, 40)
+            self.produce_backlog("produce-" + wtag, topic, size, wtag, n, count=per)
         finally:
             os.kill(edge.pid, signal.SIGCONT)
         deadline = time.monotonic() + 120
@@ -1384,9 +1390,7 @@ class Bench:
         time.sleep(0.5)
         os.kill(edge.pid, signal.SIGSTOP)
         try:
-            pr = self.produce("produce-" + tag, topic, 0, size, tag, n, count=M)
-            if not pr.wait(180):
-                pr.stop(signal.SIGTERM, 40)
+            pr = self.produce_backlog("produce-" + tag, topic, size, tag, n, count=M)
             produced = self.producer_rate(pr, 0)
             kpids = self.kafka_pids()
             pids = {"router": router.pid, "edge": edge.pid}
@@ -1502,16 +1506,12 @@ class Bench:
         if warm:
             kf.wait_for(r"^ASSIGNED %d " % PARTITIONS, 60)
             wtag = "warm-kf-%d-%d-%s" % (size, trial, self.nonce)
-            pw = self.produce("produce-" + wtag, ktopic, 0, size, wtag, n, count=M)
-            if not pw.wait(180):
-                pw.stop(signal.SIGTERM, 40)
+            self.produce_backlog("produce-" + wtag, ktopic, size, wtag, n, count=M)
             kf.wait_for(r"^OTHER %d " % warm, 120)
             kpid = self.wrapped_pid(kf.pid, "kfloor")
             os.kill(kpid, signal.SIGSTOP)
             try:
-                pk = self.produce("produce-kf-" + tag, ktopic, 0, size, tag, n, count=M)
-                if not pk.wait(180):
-                    pk.stop(signal.SIGTERM, 40)
+                self.produce_backlog("produce-kf-" + tag, ktopic, size, tag, n, count=M)
                 kb0 = sum(cpu_s(p) for p in self.kafka_pids())
                 t_cont = time.monotonic()
             finally:
