@@ -15,7 +15,7 @@
 /* Each record's value gets one reference-counted buffer that every session
  * of the key queues and ws.c writes from (recbuf.h): a value of
  * RECBUF_REF_MIN bytes or more points into the link message itself, which
- * the router then keeps (chan_keep) for as long as recbuf.h's rule says;
+ * the router then keeps (loopchan_keep) for as long as recbuf.h's rule says;
  * a shorter one is copied. */
 static void on_deliver(struct router *r, struct link *l, const struct wire_msg *m, const void *buf,
 		       size_t len)
@@ -79,8 +79,9 @@ static void on_deliver(struct router *r, struct link *l, const struct wire_msg *
 		recbuf_unref(body);
 	}
 	if (frame) {
-		void *kept = chan_keep(l->ch);
-		recbuf_frame_close(frame, kept, kept ? chan_kept_size(kept) : 0, chan_kept_free);
+		void *kept = loopchan_keep(l->conn);
+		recbuf_frame_close(frame, kept, kept ? loopchan_kept_size(kept) : 0,
+				   loopchan_kept_free);
 	}
 }
 
@@ -163,7 +164,7 @@ static void on_edge_hello(struct router *r, struct link *l, const struct wire_ed
 }
 
 /* An application message from the edge, in numbering, decoded from
- * buf[0..len) (the link's last chan_recv). */
+ * buf[0..len) (the link's last loopchan_recv). */
 static void on_app_msg(struct router *r, struct link *l, const struct wire_msg *m, const void *buf,
 		       size_t len)
 {
@@ -252,8 +253,8 @@ static int add_link(struct router *r, const char *url, bool from_dns)
 			abort(); /* links and routes are indexed alike */
 	}
 	char err[256];
-	if (link_open(&r->links[i], i, url, r->cfg->router_id, &r->secret, edges_wake, r, err,
-		      sizeof err) < 0) {
+	if (link_open(&r->links[i], &r->loop, i, url, r->cfg->router_id, &r->secret, edges_wake, r,
+		      err, sizeof err) < 0) {
 		log_error("edge %s", err);
 		link_close(&r->links[i]);
 		r->links[i].retired = true;
@@ -316,10 +317,10 @@ void edges_tick(struct router *r, int64_t now_ms)
 {
 	for (int i = 0; linkauth_enabled(&r->secret) && i < r->nlinks; i++) {
 		struct link *l = &r->links[i];
-		if (!l->retired && l->ch && !l->peer.have_nonce &&
+		if (!l->retired && l->connected && !l->peer.have_nonce &&
 		    now_ms - l->connected_ms > 10000) {
 			log_error("edge %s sent no CHALLENGE within 10 s: hanging up", l->url);
-			chan_close(l->ch);
+			loopchan_close(l->conn);
 			l->connected_ms = now_ms;
 		}
 	}

@@ -1,9 +1,8 @@
 /*
- * link: the router's connection to one edge: a chan (framed messages over a
- * TCP stream) that a chan_dialer re-establishes whenever it ends, and the
- * link's protocol state (common/peer.h: numbering, handshake, error policy).
- * nng signals news on its own threads through the wake callback; everything
- * else runs on the router's loop.
+ * link: the router's connection to one edge: a loopchan (framed messages
+ * over TCP, read and written on the router's loop, dialed again whenever
+ * the connection ends) and the link's protocol state (common/peer.h:
+ * numbering, handshake, error policy). Everything runs on the router's loop.
  */
 #ifndef KWS_LINK_H
 #define KWS_LINK_H
@@ -11,8 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "chan.h"
 #include "linkauth.h"
+#include "loopchan.h"
 #include "peer.h"
 
 /* Bounds of one link (PROTOCOL.md, "Transport"). */
@@ -21,26 +20,24 @@
 struct link {
 	int index;
 	char *url;
-	struct chan_dialer *dialer;
-	struct chan *ch;  /* NULL while disconnected */
-	struct peer peer; /* the protocol: state (PEER_UP: subscriptions may be
-			   * sent), edge id, error counts; send with peer_send */
-	bool upstream;    /* the edge accepts UP (from its EDGE_HELLO) */
-	bool retired;     /* its edge vanished from DNS: the slot is free */
-	bool from_dns;    /* found by --edges-dns (else from --edges) */
+	struct loopchan *conn; /* dials, and redials after every end */
+	bool connected;        /* a connection is attached to the peer */
+	struct peer peer;      /* the protocol: state (PEER_UP: subscriptions may
+				* be sent), edge id, error counts; peer_send */
+	bool upstream;         /* the edge accepts UP (from its EDGE_HELLO) */
+	bool retired;          /* its edge vanished from DNS: the slot is free */
+	bool from_dns;         /* found by --edges-dns (else from --edges) */
 	int64_t connected_ms;
-	chan_wake_fn wake;
-	void *wake_arg;
 	/* counters */
 	uint64_t connects, received;
 };
 
-/* Starts dialing url in the background; wake(arg) is called from nng's
- * threads when the link has news. router_id and secret are borrowed (they
- * go into every HELLO) and must outlive the link. 0, or -1 with a message
- * in err. */
-int link_open(struct link *l, int index, const char *url, const char *router_id,
-	      const struct linkauth_secret *secret, chan_wake_fn wake, void *arg, char *err,
+/* Starts dialing url on loop; news(arg) is called on the loop when the link
+ * has news. router_id and secret are borrowed (they go into every HELLO) and
+ * must outlive the link. 0, or -1 with a message in err. The link may be
+ * moved (the router's array of links grows) between calls. */
+int link_open(struct link *l, uv_loop_t *loop, int index, const char *url, const char *router_id,
+	      const struct linkauth_secret *secret, loopchan_news_fn news, void *arg, char *err,
 	      size_t errlen);
 void link_close(struct link *l);
 
