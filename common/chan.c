@@ -30,15 +30,6 @@
 #define CHAN_ZC_MIN (8 * 1024)
 #define CHAN_IOV 8
 #define CHAN_WRITE_MAX (256 * 1024)
-/* The dialer's back-off doubles from CHAN_REDIAL_MIN_MS up to this. A router
- * lists an edge before it is up (a scale-up, a restart): the partitions the
- * group gives that edge wait for the router's next attempt, so a long
- * back-off is paid by their clients (2 s made moved partitions pause up to
- * 0.7 s longer than a bare consumer's handover, tests/bench README "Latency
- * at load"). An attempt at an address with nothing listening costs one
- * refused SYN. */
-#define CHAN_REDIAL_MIN_MS 100
-#define CHAN_REDIAL_MAX_MS 500
 
 struct chan_msg {
 	struct chan_msg *next;
@@ -524,109 +515,6 @@ void chan_get_stats(struct chan *c, struct chan_stats *st)
 	*st = c->st;
 	st->queued_bytes = c->out_bytes + tx_pending(c);
 	pthread_mutex_unlock(&c->mu);
-}
-
-/* ---- dialer ---------------------------------------------------------------- */
-
-struct chan_dialer {
-	nng_stream_dialer *d;
-	nng_aio *dial_aio, *sleep_aio;
-	pthread_mutex_t mu;
-	nng_stream *ready;
-	nng_duration backoff;
-	bool closing;
-	chan_wake_fn wake;
-	void *arg;
-};
-
-static void dial_done(void *arg)
-{
-	struct chan_dialer *d = arg;
-	int rv = nng_aio_result(d->dial_aio);
-	if (rv == 0) {
-		pthread_mutex_lock(&d->mu);
-		d->ready = nng_aio_get_output(d->dial_aio, 0);
-		d->backoff = CHAN_REDIAL_MIN_MS;
-		pthread_mutex_unlock(&d->mu);
-		d->wake(d->arg);
-		return;
-	}
-	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-		return;
-	pthread_mutex_lock(&d->mu);
-	nng_duration wait = d->backoff;
-	d->backoff = d->backoff * 2 > CHAN_REDIAL_MAX_MS ? CHAN_REDIAL_MAX_MS : d->backoff * 2;
-	bool closing = d->closing;
-	pthread_mutex_unlock(&d->mu);
-	if (!closing)
-		nng_sleep_aio(wait, d->sleep_aio);
-}
-
-static void sleep_done(void *arg)
-{
-	struct chan_dialer *d = arg;
-	if (nng_aio_result(d->sleep_aio) == 0)
-		nng_stream_dialer_dial(d->d, d->dial_aio);
-}
-
-struct chan_dialer *chan_dialer_new(const char *url, chan_wake_fn wake, void *arg, char *err,
-				    size_t errlen)
-{
-	struct chan_dialer *d = xcalloc(1, sizeof *d);
-	int rv;
-	d->wake = wake;
-	d->arg = arg;
-	d->backoff = CHAN_REDIAL_MIN_MS;
-	pthread_mutex_init(&d->mu, NULL);
-	if ((rv = nng_stream_dialer_alloc(&d->d, url)) != 0) {
-		snprintf(err, errlen, "%s: %s", url, nng_strerror(rv));
-		pthread_mutex_destroy(&d->mu);
-		free(d);
-		return NULL;
-	}
-	if (nng_aio_alloc(&d->dial_aio, dial_done, d) != 0 ||
-	    nng_aio_alloc(&d->sleep_aio, sleep_done, d) != 0) {
-		fprintf(stderr, "fatal: nng_aio_alloc failed\n");
-		abort();
-	}
-	nng_stream_dialer_dial(d->d, d->dial_aio);
-	return d;
-}
-
-void chan_dialer_free(struct chan_dialer *d)
-{
-	if (!d)
-		return;
-	pthread_mutex_lock(&d->mu);
-	d->closing = true;
-	pthread_mutex_unlock(&d->mu);
-	nng_stream_dialer_close(d->d);
-	nng_aio_stop(d->sleep_aio);
-	nng_aio_stop(d->dial_aio);
-	nng_aio_free(d->sleep_aio);
-	nng_aio_free(d->dial_aio);
-	if (d->ready)
-		nng_stream_free(d->ready);
-	nng_stream_dialer_free(d->d);
-	pthread_mutex_destroy(&d->mu);
-	free(d);
-}
-
-nng_stream *chan_dialer_take(struct chan_dialer *d)
-{
-	pthread_mutex_lock(&d->mu);
-	nng_stream *s = d->ready;
-	d->ready = NULL;
-	pthread_mutex_unlock(&d->mu);
-	return s;
-}
-
-void chan_dialer_redial(struct chan_dialer *d)
-{
-	pthread_mutex_lock(&d->mu);
-	nng_duration wait = d->backoff;
-	pthread_mutex_unlock(&d->mu);
-	nng_sleep_aio(wait, d->sleep_aio);
 }
 
 /* ---- listener -------------------------------------------------------------- */

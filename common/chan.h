@@ -13,8 +13,9 @@
  * pattern that addresses one peer among many) silently drops a message
  * whenever more than two are queued for one pipe; see PROTOCOL.md.
  *
- * chan_dialer and chan_listener produce the streams: the router dials each
- * edge (redialing with back-off), the edge accepts routers.
+ * chan_listener produces the streams: the edge accepts routers. The
+ * router's end of a link is router/loopchan.c, the same framing on the
+ * router's libuv loop (which saves each message two thread hand-overs).
  */
 #ifndef KWS_CHAN_H
 #define KWS_CHAN_H
@@ -88,17 +89,6 @@ const char *chan_error(struct chan *c);
 /* The peer's address as text, e.g. "127.0.0.1:51234". */
 const char *chan_peer(const struct chan *c);
 void chan_get_stats(struct chan *c, struct chan_stats *st);
-
-/* Dials url (tcp://host:port; the host is resolved at every attempt) in the
- * background until connected, with back-off from 100 ms to 500 ms. */
-struct chan_dialer;
-struct chan_dialer *chan_dialer_new(const char *url, chan_wake_fn wake, void *arg, char *err,
-				    size_t errlen);
-void chan_dialer_free(struct chan_dialer *d);
-/* The connected stream, once (then NULL until chan_dialer_redial). */
-nng_stream *chan_dialer_take(struct chan_dialer *d);
-/* Starts dialing again (after the stream's channel ended). */
-void chan_dialer_redial(struct chan_dialer *d);
 
 /* Listens on url and accepts connections in the background. */
 struct chan_listener;

@@ -20,9 +20,14 @@
  * message past WRITE_MAX bytes; the next goes when it is done. */
 #define WRITE_IOV 64
 #define WRITE_MAX (256 * 1024)
-/* Dialing: the back-off of chan_dialer (chan.c says why it is short), and a
- * bound on one attempt: an address that drops SYNs would otherwise hold the
- * link for the kernel's two minutes of retries. */
+/* Dialing: the back-off doubles from REDIAL_MIN_MS up to REDIAL_MAX_MS. A
+ * router lists an edge before it is up (a scale-up, a restart): the
+ * partitions the group gives that edge wait for the router's next attempt,
+ * so a long back-off is paid by their clients (2 s made moved partitions
+ * pause up to 0.7 s longer than a bare consumer's handover, tests/bench
+ * README "Latency at load"). An attempt at an address with nothing listening
+ * costs one refused SYN. One attempt is bounded: an address that drops SYNs
+ * would otherwise hold the link for the kernel's two minutes of retries. */
 #define REDIAL_MIN_MS 100
 #define REDIAL_MAX_MS 500
 #define CONNECT_TIMEOUT_MS 5000

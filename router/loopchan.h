@@ -3,8 +3,8 @@
  * libuv loop. It speaks the wire of common/chan.h (each frame a 4-byte
  * big-endian length and that many bytes, in order, none dropped while the
  * connection lives), dials tcp://HOST:PORT (resolved at every attempt),
- * and dials again with the same back-off as chan_dialer whenever the owner
- * asks after a connection ended.
+ * and dials again with back-off whenever the owner asks after a connection
+ * ended.
  *
  * Why not chan (nng) on this side: nng 1.5.2 completes every stream read on
  * its own threads. Its poller thread reads the socket, its task thread runs

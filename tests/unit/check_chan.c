@@ -1,10 +1,10 @@
 /* Unit tests for common/chan.c: framed messages over nng byte streams, with
- * a listener and a dialer on loopback in this process. What the router and
- * the edge rely on: every message arrives whole and in order, both ways; the
- * size and queue limits close the connection with a reason; a peer that
- * sends a bad or oversized frame header is cut off; what arrived before the
- * end is still delivered; a dialer connects once the listener is there and
- * connects again after the connection ended. */
+ * a listener and a dialer on loopback in this process. What the edge relies
+ * on: every message arrives whole and in order, both ways; the size and
+ * queue limits close the connection with a reason; a peer that sends a bad
+ * or oversized frame header is cut off; what arrived before the end is still
+ * delivered; one listener accepts many routers. (The router's end of a link
+ * is router/loopchan.c: tests/unit/check_loopchan.c.) */
 #include "chan.h"
 
 #include <arpa/inet.h>
@@ -97,16 +97,22 @@ static int recv_wait(struct chan *c, struct waker *w, const void **buf, size_t *
 	}
 }
 
-static nng_stream *take_dialed(struct chan_dialer *d, struct waker *w)
+/* Dials url once, as the router's end would (router/loopchan.c; here with
+ * nng's own dialer): the connected stream. */
+static nng_stream *dial_stream(const char *url)
 {
-	long long deadline = now_ms() + WAIT_MS;
-	for (;;) {
-		unsigned seen = wakes(w);
-		nng_stream *s = chan_dialer_take(d);
-		if (s || now_ms() >= deadline)
-			return s;
-		wait_wake(w, seen, deadline);
-	}
+	nng_stream_dialer *d;
+	nng_aio *aio;
+	ck_assert_int_eq(nng_stream_dialer_alloc(&d, url), 0);
+	ck_assert_int_eq(nng_aio_alloc(&aio, NULL, NULL), 0);
+	nng_aio_set_timeout(aio, WAIT_MS);
+	nng_stream_dialer_dial(d, aio);
+	nng_aio_wait(aio);
+	ck_assert_int_eq(nng_aio_result(aio), 0);
+	nng_stream *s = nng_aio_get_output(aio, 0);
+	nng_aio_free(aio);
+	nng_stream_dialer_free(d);
+	return s;
 }
 
 static nng_stream *take_accepted(struct chan_listener *l, struct waker *w)
@@ -138,9 +144,8 @@ static int free_port(void)
 struct pair {
 	char url[64];
 	int port;
-	struct waker wl, wd, wa, wb;
+	struct waker wl, wa, wb;
 	struct chan_listener *l;
-	struct chan_dialer *d;
 	struct chan *a, *b;
 };
 
@@ -156,11 +161,8 @@ static void pair_listen(struct pair *p)
 static void pair_open(struct pair *p, size_t a_max_msg, size_t a_queue, size_t b_max_msg,
 		      size_t b_queue)
 {
-	char err[256] = "";
 	pair_listen(p);
-	p->d = chan_dialer_new(p->url, on_wake, &p->wd, err, sizeof err);
-	ck_assert_msg(p->d != NULL, "dial: %s", err);
-	nng_stream *sa = take_dialed(p->d, &p->wd);
+	nng_stream *sa = dial_stream(p->url);
 	nng_stream *sb = take_accepted(p->l, &p->wl);
 	ck_assert_ptr_nonnull(sa);
 	ck_assert_ptr_nonnull(sb);
@@ -174,7 +176,6 @@ static void setup(void)
 	P.port = free_port();
 	snprintf(P.url, sizeof P.url, "tcp://127.0.0.1:%d", P.port);
 	waker_init(&P.wl);
-	waker_init(&P.wd);
 	waker_init(&P.wa);
 	waker_init(&P.wb);
 }
@@ -183,10 +184,8 @@ static void teardown(void)
 {
 	chan_free(P.a);
 	chan_free(P.b);
-	chan_dialer_free(P.d);
 	chan_listener_free(P.l);
 	waker_destroy(&P.wl);
-	waker_destroy(&P.wd);
 	waker_destroy(&P.wa);
 	waker_destroy(&P.wb);
 }
@@ -632,71 +631,15 @@ START_TEST(test_receive_pauses_for_slow_owner)
 }
 END_TEST
 
-static void exchange(struct chan *from, struct chan *to, struct waker *w, const char *text)
-{
-	ck_assert_int_eq(chan_send(from, text, strlen(text)), 0);
-	const void *m;
-	size_t len;
-	ck_assert_int_eq(recv_wait(to, w, &m, &len), 1);
-	ck_assert_uint_eq(len, strlen(text));
-	ck_assert_mem_eq(m, text, len);
-}
-
-START_TEST(test_dial_before_listen_and_redial)
-{
-	char err[256] = "";
-	/* Nobody listens yet: the dialer keeps trying in the background. */
-	P.d = chan_dialer_new(P.url, on_wake, &P.wd, err, sizeof err);
-	ck_assert_msg(P.d != NULL, "dial: %s", err);
-	usleep(300000);
-	ck_assert_ptr_null(chan_dialer_take(P.d));
-	/* The edge comes up: the router's dialer connects. */
-	pair_listen(&P);
-	nng_stream *sa = take_dialed(P.d, &P.wd);
-	ck_assert_ptr_nonnull(sa);
-	ck_assert_ptr_null(chan_dialer_take(P.d)); /* handed over once */
-	P.a = chan_new(sa, 1000, 1 << 20, on_wake, &P.wa);
-	P.b = chan_new(take_accepted(P.l, &P.wl), 1000, 1 << 20, on_wake, &P.wb);
-	exchange(P.a, P.b, &P.wb, "first");
-	exchange(P.b, P.a, &P.wa, "first back");
-
-	/* The edge goes away (process restart): the router sees the end. */
-	chan_free(P.b);
-	P.b = NULL;
-	chan_listener_free(P.l);
-	P.l = NULL;
-	const void *m;
-	size_t len;
-	ck_assert_int_eq(recv_wait(P.a, &P.wa, &m, &len), -1);
-	chan_free(P.a);
-	P.a = NULL;
-	chan_dialer_redial(P.d);
-	usleep(300000);
-	ck_assert_ptr_null(chan_dialer_take(P.d));
-	/* It comes back on the same address: a new connection, working. */
-	pair_listen(&P);
-	sa = take_dialed(P.d, &P.wd);
-	ck_assert_ptr_nonnull(sa);
-	P.a = chan_new(sa, 1000, 1 << 20, on_wake, &P.wa);
-	P.b = chan_new(take_accepted(P.l, &P.wl), 1000, 1 << 20, on_wake, &P.wb);
-	exchange(P.a, P.b, &P.wb, "second");
-	exchange(P.b, P.a, &P.wa, "second back");
-}
-END_TEST
-
 START_TEST(test_listener_accepts_many)
 {
 	enum { N = 3 };
-	char err[256] = "";
 	pair_listen(&P);
 	struct waker wd[N];
-	struct chan_dialer *d[N];
 	struct chan *c[N], *s[N];
 	for (int i = 0; i < N; i++) {
 		waker_init(&wd[i]);
-		d[i] = chan_dialer_new(P.url, on_wake, &wd[i], err, sizeof err);
-		ck_assert_ptr_nonnull(d[i]);
-		c[i] = chan_new(take_dialed(d[i], &wd[i]), 100, 1 << 20, on_wake, &wd[i]);
+		c[i] = chan_new(dial_stream(P.url), 100, 1 << 20, on_wake, &wd[i]);
 	}
 	for (int i = 0; i < N; i++) {
 		nng_stream *st = take_accepted(P.l, &P.wl);
@@ -722,7 +665,6 @@ START_TEST(test_listener_accepts_many)
 	for (int i = 0; i < N; i++) {
 		chan_free(c[i]);
 		chan_free(s[i]);
-		chan_dialer_free(d[i]);
 		waker_destroy(&wd[i]);
 	}
 }
@@ -731,10 +673,7 @@ END_TEST
 START_TEST(test_bad_urls)
 {
 	char err[256] = "";
-	/* What --edges 127.0.0.1:7101 and --listen 7100 hit. */
-	ck_assert_ptr_null(chan_dialer_new("127.0.0.1:7101", on_wake, &P.wd, err, sizeof err));
-	ck_assert_msg(strstr(err, "127.0.0.1:7101"), "error: %s", err);
-	err[0] = '\0';
+	/* What --listen 7100 hits. */
 	ck_assert_ptr_null(chan_listener_new("7100", on_wake, &P.wl, err, sizeof err));
 	ck_assert_msg(strstr(err, "cannot listen on 7100"), "error: %s", err);
 	/* A port already taken. */
@@ -744,7 +683,6 @@ START_TEST(test_bad_urls)
 	ck_assert_msg(strstr(err, "cannot listen on") && strstr(err, P.url), "error: %s", err);
 	/* Freeing nothing is allowed. */
 	chan_free(NULL);
-	chan_dialer_free(NULL);
 	chan_listener_free(NULL);
 }
 END_TEST
@@ -770,7 +708,6 @@ static Suite *chan_suite(void)
 	tcase_add_test(tc, test_frames_split_and_joined);
 	tcase_add_test(tc, test_delivered_before_end);
 	tcase_add_test(tc, test_receive_pauses_for_slow_owner);
-	tcase_add_test(tc, test_dial_before_listen_and_redial);
 	tcase_add_test(tc, test_listener_accepts_many);
 	tcase_add_test(tc, test_bad_urls);
 	suite_add_tcase(s, tc);
