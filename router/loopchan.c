@@ -467,6 +467,24 @@ static void on_connected(uv_connect_t *req, int status)
 	tell(c);
 }
 
+/* Starts one attempt at addr. */
+static void connect_to(struct loopchan *c, const struct sockaddr *addr)
+{
+	struct conn *k = xcalloc(1, sizeof *k);
+	uv_tcp_init(c->loop, &k->tcp);
+	k->tcp.data = k;
+	k->owner = c;
+	c->conn = k;
+	c->state = LC_CONNECTING;
+	c->st.attempts++;
+	int rc = uv_tcp_connect(&k->creq, &k->tcp, addr, on_connected);
+	if (rc < 0) {
+		retry_later(c, uv_strerror(rc));
+		return;
+	}
+	uv_timer_start(&c->timer, on_timer, CONNECT_TIMEOUT_MS, 0);
+}
+
 /* IPv4 first: an edge listens on tcp://0.0.0.0 by default, and "localhost"
  * resolves to ::1 as well. */
 static const struct addrinfo *pick(const struct addrinfo *res)
@@ -499,24 +517,27 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		retry_later(c, why);
 		return;
 	}
-	struct conn *k = xcalloc(1, sizeof *k);
-	uv_tcp_init(c->loop, &k->tcp);
-	k->tcp.data = k;
-	k->owner = c;
-	c->conn = k;
-	c->state = LC_CONNECTING;
-	c->st.attempts++;
-	int rc = uv_tcp_connect(&k->creq, &k->tcp, a->ai_addr, on_connected);
+	connect_to(c, a->ai_addr);
 	uv_freeaddrinfo(res);
-	if (rc < 0) {
-		retry_later(c, uv_strerror(rc));
-		return;
-	}
-	uv_timer_start(&c->timer, on_timer, CONNECT_TIMEOUT_MS, 0);
 }
 
+/* An address needs no lookup (--edges-dns hands the router addresses): a
+ * lookup runs on libuv's thread pool, and one stuck on a DNS server that
+ * does not answer would hold the router's stop until the resolver's
+ * timeouts. */
 static void dial(struct loopchan *c)
 {
+	struct sockaddr_in6 sa6;
+	struct sockaddr_in sa4;
+	int port = atoi(c->port);
+	if (c->family != AF_INET6 && uv_ip4_addr(c->host, port, &sa4) == 0) {
+		connect_to(c, (const struct sockaddr *)&sa4);
+		return;
+	}
+	if (c->family != AF_INET && uv_ip6_addr(c->host, port, &sa6) == 0) {
+		connect_to(c, (const struct sockaddr *)&sa6);
+		return;
+	}
 	struct lookup *q = xcalloc(1, sizeof *q);
 	q->owner = c;
 	q->req.data = q;

@@ -511,6 +511,36 @@ START_TEST(test_send_limits)
 }
 END_TEST
 
+START_TEST(test_connect_times_out)
+{
+	/* An edge whose accept queue is full drops the router's SYNs (as an
+	 * address that is gone would): the attempt gives up after its bound
+	 * and tries again, instead of waiting out the kernel's two minutes. */
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	int fill[4];
+	for (int i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
+	}
+	usleep(100000);
+	A = dial(1000, 1 << 20);
+	pump_for(5600);
+	ck_assert(!loopchan_connected(A));
+	ck_assert_str_eq(loopchan_error(A), "connect timed out");
+	struct loopchan_stats st;
+	loopchan_get_stats(A, &st);
+	ck_assert_uint_eq(st.attempts, 2); /* the second began 100 ms later */
+	for (int i = 0; i < 4; i++)
+		close(fill[i]);
+	close(lfd);
+}
+END_TEST
+
 START_TEST(test_close_here)
 {
 	connect_pair(1000, 1 << 20);
@@ -559,8 +589,15 @@ END_TEST
 
 START_TEST(test_free_in_every_state)
 {
-	/* Looking the name up, sleeping between attempts, open with frames
-	 * queued each way: teardown's loop check says nothing was left. */
+	/* Looking a name up, connecting to an address, sleeping between
+	 * attempts, open with frames queued each way: teardown's loop check
+	 * says nothing was left. */
+	char ip_url[64];
+	snprintf(ip_url, sizeof ip_url, "%s", url);
+	snprintf(url, sizeof url, "tcp://localhost:%d", port);
+	A = dial(1000, 1 << 20);
+	loopchan_free(A);
+	snprintf(url, sizeof url, "%s", ip_url);
 	A = dial(1000, 1 << 20);
 	loopchan_free(A);
 	A = dial(1000, 1 << 20);
@@ -594,6 +631,7 @@ static Suite *loopchan_suite(void)
 	tcase_add_test(tc, test_frames_split_and_joined);
 	tcase_add_test(tc, test_send_limits);
 	tcase_add_test(tc, test_close_here);
+	tcase_add_test(tc, test_connect_times_out);
 	tcase_add_test(tc, test_urls);
 	tcase_add_test(tc, test_free_in_every_state);
 	suite_add_tcase(s, tc);
