@@ -80,6 +80,8 @@ struct chan {
 	struct chan_msg *tmsg[CHAN_IOV];
 	unsigned tn, ti;
 	bool tx_busy;
+	bool below_set; /* chan_wake_below: wake once queued <= below */
+	size_t below;
 
 	bool closed;
 	char error[96];
@@ -297,6 +299,10 @@ static void tx_done(void *arg)
 		send = true;
 	else
 		c->tx_busy = false;
+	if (c->below_set && c->out_bytes + tx_pending(c) <= c->below) {
+		c->below_set = false;
+		wake = true;
+	}
 out_unlock:
 	pthread_mutex_unlock(&c->mu);
 	if (wake)
@@ -494,6 +500,17 @@ size_t chan_kept_size(const void *kept)
 void chan_kept_free(void *kept)
 {
 	free(kept); /* a received message: its bytes are inline */
+}
+
+void chan_wake_below(struct chan *c, size_t mark)
+{
+	pthread_mutex_lock(&c->mu);
+	bool now = c->closed || c->out_bytes + tx_pending(c) <= mark;
+	c->below_set = !now;
+	c->below = mark;
+	pthread_mutex_unlock(&c->mu);
+	if (now)
+		c->wake(c->arg);
 }
 
 const char *chan_error(struct chan *c)

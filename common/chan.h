@@ -65,6 +65,12 @@ int chan_send(struct chan *c, const void *buf, size_t len);
  * is freed once written, or with the channel); on -1 the caller still does. */
 int chan_send_take(struct chan *c, void *buf, size_t len);
 
+/* Calls the wake callback once the bytes queued to send have fallen to mark
+ * or below (at once if they already have). One mark at a time; a new call
+ * replaces it. The edge holds Kafka's records back while a router's queue is
+ * deep and goes on when this wakes it (edge/routers.h, routers_backlogged). */
+void chan_wake_below(struct chan *c, size_t mark);
+
 /* Takes the next received message: returns 1 with *buf and *len set (valid
  * until the next chan_recv or chan_free on this channel), 0 if none is
  * waiting, -1 if the connection has ended and everything was taken. After a

@@ -45,6 +45,9 @@ struct consumer {
 	uint64_t records;
 	struct staged staged[STAGED_MAX];
 	uint32_t nstaged;
+	int64_t held_since; /* records held back for a router since (ms), 0: not */
+	uint64_t holds;
+	bool hold_warned;
 };
 
 /* The batches went to the links: marks the sampled records in them. */
@@ -360,6 +363,38 @@ static void drain_fd(int fd)
 		;
 }
 
+/* The longest the edge holds Kafka's records back for a slow router: then
+ * it consumes on, and a router whose queue then fills is disconnected (it
+ * resyncs), so one router that stopped reading cannot stall the others or
+ * the group (the rebalance callbacks come through the same queue). */
+#define HOLD_MAX_MS 1000
+
+/* Whether to take no records now: a router's link is backlogged
+ * (routers_backlogged; its wake ends the hold), for at most HOLD_MAX_MS. */
+static bool held(struct consumer *c)
+{
+	if (!routers_backlogged(c->routers)) {
+		c->held_since = 0;
+		c->hold_warned = false;
+		return false;
+	}
+	int64_t now = now_mono_ms();
+	if (!c->held_since) {
+		c->held_since = now;
+		c->holds++;
+	}
+	if (now - c->held_since < HOLD_MAX_MS)
+		return true;
+	if (!c->hold_warned) {
+		c->hold_warned = true;
+		log_warn(
+			"consumer: a router has read nothing for %d ms of a deep queue: consuming on; "
+			"it is disconnected if its queue fills",
+			HOLD_MAX_MS);
+	}
+	return false;
+}
+
 void consumer_poll(struct consumer *c)
 {
 	drain_fd(c->fd[0]);
@@ -370,7 +405,10 @@ void consumer_poll(struct consumer *c)
 	}
 	rd_kafka_message_t *msgs[512];
 	ssize_t n;
+	bool hold = false;
 	do {
+		if ((hold = held(c)))
+			break;
 		refill_seen(&c->refill, (int64_t)rd_kafka_queue_length(c->cq), 512);
 		n = rd_kafka_consume_batch_queue(c->cq, 0, msgs, 512);
 		int64_t now = n ? now_mono_ms() : 0;
@@ -387,7 +425,8 @@ void consumer_poll(struct consumer *c)
 	if (c->kick_pending && !c->closing && !c->draining)
 		kick_unmoved(c);
 	routers_flush(c->routers);
-	refill_if_starved(c);
+	if (!hold) /* a held queue is not a starved fetcher */
+		refill_if_starved(c);
 	staged_sent(c);
 	store_offsets(c);
 	consumer_sync_metadata(c);

@@ -21,6 +21,12 @@
 #define ROUTERS_MAX_PREAUTH 64
 /* Links in all; routers are a few tens at most. */
 #define ROUTERS_MAX_LINKS 1024
+/* A router link's send queue is deep from ROUTERS_DEEP_HIGH bytes until it is
+ * back to ROUTERS_DEEP_LOW (routers_backlogged): a quarter of the bound, well
+ * before the queue is full and the link closed; the low mark leaves the
+ * router a few batches to read while the edge takes more from Kafka. */
+#define ROUTERS_DEEP_HIGH (ROUTERS_MAX_QUEUE / 4)
+#define ROUTERS_DEEP_LOW (ROUTERS_MAX_QUEUE / 16)
 
 /* One connected router: a chan over the TCP connection it dialed, and the
  * protocol's state on it (common/peer.h). */
@@ -29,6 +35,7 @@ struct router_link {
 	struct chan *ch;
 	int64_t accepted_ms; /* when it connected: HELLO is due before the deadline */
 	struct peer peer;    /* peer.hellos: it said HELLO on this connection */
+	bool deep;           /* its send queue passed ROUTERS_DEEP_HIGH (routers_backlogged) */
 };
 
 struct routers {
@@ -262,6 +269,25 @@ void routers_poll(struct routers *r)
 		i++;
 	}
 	routers_flush(r);
+}
+
+bool routers_backlogged(struct routers *r)
+{
+	bool any = false;
+	for (size_t i = 0; i < r->nlinks; i++) {
+		struct router_link *l = r->links[i];
+		struct chan_stats st;
+		chan_get_stats(l->ch, &st);
+		if (!l->deep && st.queued_bytes > ROUTERS_DEEP_HIGH) {
+			l->deep = true;
+			r->st.deep++;
+			chan_wake_below(l->ch, ROUTERS_DEEP_LOW);
+		} else if (l->deep && st.queued_bytes <= ROUTERS_DEEP_LOW) {
+			l->deep = false;
+		}
+		any = any || l->deep;
+	}
+	return any;
 }
 
 void routers_tick(struct routers *r)

@@ -67,6 +67,14 @@ int routers_deliver(struct routers *r, uint32_t link, const struct wire_record *
 /* Sends every open batch. */
 void routers_flush(struct routers *r);
 
+/* True while a router's link has a deep send queue (a quarter of its
+ * bound, until it is back to a sixteenth): the router reads slower than
+ * Kafka is read (a backlog drains), and the edge takes no more records until
+ * it catches up (consumer.c). Without that the queue would fill and the link
+ * close, and the router resync and replay from Kafka. The link's wake
+ * callback fires when it is back to the low mark. */
+bool routers_backlogged(struct routers *r);
+
 /* Answers a SUB (after the records already batched for that link). */
 void routers_sub_ack(struct routers *r, uint32_t link, uint64_t sid, uint32_t status, int64_t start,
 		     bool complete);
@@ -84,6 +92,7 @@ struct routers_stats {
 	uint64_t hello_timeouts; /* links closed for saying no HELLO in time */
 	uint64_t refused;        /* connections refused: too many links */
 	uint64_t preauth_closed; /* links that ended before HELLO, for any reason */
+	uint64_t deep;           /* times a link's send queue became deep */
 };
 void routers_get_stats(const struct routers *r, struct routers_stats *st);
 

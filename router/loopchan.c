@@ -4,10 +4,12 @@
 #include "loopchan.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -245,6 +247,24 @@ static bool cut_spill(struct loopchan *c)
 	return true;
 }
 
+/* Takes n bytes a read put where on_alloc said. false if the connection
+ * ended (a bad header). */
+static bool took(struct loopchan *c, const char *base, size_t n)
+{
+	c->st.rx_bytes += n;
+	c->st.rx_reads++;
+	if (c->cur && base == c->cur->data + c->cur_have) {
+		c->cur_have += n;
+		if (c->cur_have == c->cur->len) {
+			queue_in(c, c->cur);
+			c->cur = NULL;
+		}
+		return true;
+	}
+	c->spill_len += n;
+	return cut_spill(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *k = s->data;
@@ -255,19 +275,30 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		end_conn(c, nread == UV_EOF ? "closed by the edge" : uv_strerror((int)nread));
 		return;
 	}
-	c->st.rx_bytes += (uint64_t)nread;
-	c->st.rx_reads++;
 	uint64_t before = c->st.rx_msgs;
-	if (c->cur && buf->base == c->cur->data + c->cur_have) {
-		c->cur_have += (size_t)nread;
-		if (c->cur_have == c->cur->len) {
-			queue_in(c, c->cur);
-			c->cur = NULL;
-		}
-	} else {
-		c->spill_len += (size_t)nread;
-		if (!cut_spill(c))
+	if (!took(c, buf->base, (size_t)nread))
+		return;
+	/* Empties the socket while the owner's queue has room: libuv stops after
+	 * 32 reads (4-8 MiB of DELIVER batches), and what stays in the kernel
+	 * counts against the edge's send queue, which closes the link when full
+	 * (a backlog drains faster than the router delivers; PROTOCOL.md,
+	 * "Transport"). The owner's queue is the link's buffer, as on the edge. */
+	uv_os_fd_t fd;
+	while ((size_t)nread == buf->len && c->inq_bytes <= c->max_queue &&
+	       uv_fileno((uv_handle_t *)s, &fd) == 0) {
+		uv_buf_t b;
+		on_alloc((uv_handle_t *)s, 0, &b);
+		ssize_t n = read(fd, b.base, b.len);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (n <= 0) {
+			end_conn(c, n == 0 ? "closed by the edge" : strerror(errno));
 			return;
+		}
+		if (!took(c, b.base, (size_t)n))
+			return;
+		if ((size_t)n < b.len)
+			break; /* the socket is empty */
 	}
 	if (c->inq_bytes > c->max_queue) {
 		uv_read_stop(s); /* loopchan_recv starts it again */

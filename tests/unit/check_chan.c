@@ -473,6 +473,41 @@ START_TEST(test_send_queue_bound)
 }
 END_TEST
 
+START_TEST(test_wake_below)
+{
+	/* b's owner reads nothing: a's queue stays deep. chan_wake_below wakes
+	 * a's owner only once the queue is back to the mark, after b took. */
+	enum { N = 200, LEN = 64 * 1024, MARK = 1 << 20 };
+	pair_open(&P, 1 << 20, 64 << 20, 1 << 20, 256 * 1024);
+	static char buf[LEN];
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(chan_send(P.a, buf, LEN), 0);
+	usleep(200000);
+	struct chan_stats st;
+	chan_get_stats(P.a, &st);
+	ck_assert_uint_gt(st.queued_bytes, 2 * MARK); /* the kernel took some, not all */
+	unsigned seen = wakes(&P.wa);
+	chan_wake_below(P.a, MARK);
+	usleep(200000);
+	ck_assert_uint_eq(wakes(&P.wa), seen); /* still deep: no wake */
+	for (int i = 0; i < N; i++) {
+		const void *m;
+		size_t len;
+		ck_assert_int_eq(recv_wait(P.b, &P.wb, &m, &len), 1);
+		if (wakes(&P.wa) != seen) {
+			/* Woken: the queue has fallen to the mark by now. */
+			chan_get_stats(P.a, &st);
+			ck_assert_uint_le(st.queued_bytes, MARK);
+		}
+	}
+	wait_wake(&P.wa, seen, now_ms() + WAIT_MS);
+	ck_assert_uint_eq(wakes(&P.wa), seen + 1); /* once */
+	/* Already below: at once. */
+	chan_wake_below(P.a, MARK);
+	ck_assert_uint_eq(wakes(&P.wa), seen + 2);
+}
+END_TEST
+
 START_TEST(test_close_here)
 {
 	pair_open(&P, 1000, 1 << 20, 1000, 1 << 20);
@@ -701,6 +736,7 @@ static Suite *chan_suite(void)
 	tcase_add_test(tc, test_send_over_size_limit);
 	tcase_add_test(tc, test_send_empty);
 	tcase_add_test(tc, test_send_queue_bound);
+	tcase_add_test(tc, test_wake_below);
 	tcase_add_test(tc, test_close_here);
 	tcase_add_test(tc, test_oversized_header);
 	tcase_add_test(tc, test_huge_header);
