@@ -55,7 +55,7 @@ TARGETS = {
     "e2e_ratio": 0.5,          # end-to-end throughput >= 0.5x Kafka floor
     "ws_ratio": 0.8,           # WebSocket leg >= 0.8x WebSocket floor
     "syscalls": 1.2,           # <= 1.2 syscalls per delivered message at saturation
-    "hop_p99_ms": 1.0,         # router+nng hop <= 1 ms at p99
+    "hop_p99_ms": 1.0,         # router+link hop <= 1 ms at p99
     "hop_p999_ms": 5.0,        # ... and <= 5 ms at p99.9
 }
 # A step of the rate ladder is "sustained" when everything arrived, p99 stayed
