@@ -100,6 +100,12 @@ static void collect(void *arg, struct metrics_writer *w)
 	metrics_write_sample(w, (double)rs.hello_timeouts, "kind", "hello_timeout");
 	metrics_write_sample(w, (double)rs.refused, "kind", "refused_too_many");
 	metrics_write_sample(w, (double)rs.preauth_closed, "kind", "closed_before_hello");
+	metrics_write_family(
+		w, "kws_edge_link_backlogged_total",
+		"Times a router link's send queue passed 16 MiB: the edge held Kafka's "
+		"records back until it was down to 4 MiB",
+		METRICS_COUNTER);
+	metrics_write_sample(w, (double)rs.deep);
 	metrics_write_family(w, "kws_edge_routers_unauthenticated",
 			     "Router links that have not said HELLO yet", METRICS_GAUGE);
 	metrics_write_sample(w, (double)rs.preauth);
