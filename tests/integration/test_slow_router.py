@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""A router that falls behind a backlog is braked, not disconnected.
+
+A backlog of 4 KiB records drains from Kafka faster than a router can write
+it to its clients. The link's send queue on the edge is bounded (64 MiB);
+when it filled, the edge closed the link, and the router resynced and had
+the rest replayed from Kafka: in the bench's 4 KiB drains three link closes
+a drain and half the rate. Now the edge takes no more records from Kafka
+while a router's queue is past 16 MiB, until it is back to 4 MiB, for at
+most 1 s at a time (edge/routers.h, routers_backlogged).
+
+Here the edge is stopped while 120 MB of records (30,000 of 4 KiB, for 20
+clients) go into Kafka; it resumes, and the router is stopped (SIGSTOP) for
+0.6 s right after, so that the edge meets a router reading nothing. The
+kernel's socket buffers take some tens of MB and the edge's queue the rest:
+without the brake the queue fills in that time and the link closes. The
+clients must get their records once and in order, the link must stay up
+(the edge's kws_edge_link_errors_total{kind="send_refused"} stays 0 and the
+router logs no ended connection) and the edge must have held back at least
+once (kws_edge_link_backlogged_total)."""
+
+import asyncio
+import os
+import signal
+import sys
+import time
+
+import harness as h
+
+PARTITIONS = 4
+CLIENTS = [f"slow-router-{i}" for i in range(20)]
+PER_KEY = 1500  # 30,000 records of 4 KiB: 123 MB
+SIZE = 4096
+ROUTER_STOP_S = 0.6  # under the edge's 1 s hold bound
+
+
+async def run(env):
+    env.start_kafka({"deliveries": PARTITIONS})
+    edge = env.start_edge("edge-1", fast_group=False,
+                          extra=["--kafka-prop", "session.timeout.ms=60000",
+                                 "--kafka-prop", "heartbeat.interval.ms=1000"])
+    router = env.start_router("router-1", [edge])
+    h.wait_all_owned(router, 90)
+
+    clients = [h.Collector(router.ws_url, k, framed=True) for k in CLIENTS]
+    for c in clients:
+        await c.connect()
+    await h.warm_up(env, clients)
+
+    def edge_metric(name, **labels):
+        status, text = h.admin_request(edge.admin_port, "/metrics")
+        return h.metric_total(text, name, **labels) or 0
+
+    os.kill(edge.p.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        env.produce("deliveries", CLIENTS, PER_KEY, tag="backlog", extra=["--size", str(SIZE)])
+        h.log(f"produced {len(CLIENTS) * PER_KEY} records of {SIZE} B in "
+              f"{time.monotonic() - t0:.1f}s with the edge stopped")
+    finally:
+        os.kill(edge.p.pid, signal.SIGCONT)
+    # The router stops reading while the edge pours the backlog out.
+    await asyncio.sleep(0.05)
+    os.kill(router.p.pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(ROUTER_STOP_S)
+    finally:
+        os.kill(router.p.pid, signal.SIGCONT)
+    t1 = time.monotonic()
+    await h.wait_until(lambda: all(len(c.records("backlog")) >= PER_KEY for c in clients),
+                       180, "the clients' backlog")
+    took = time.monotonic() - t1
+    await asyncio.sleep(0.3)  # let any duplicate show up
+
+    lost, dup, reordered, foreign = h.check_streams(clients, PER_KEY, "backlog")
+    held = edge_metric("kws_edge_link_backlogged_total")
+    refused = edge_metric("kws_edge_link_errors_total", kind="send_refused")
+    ended = router.text().count("connection ended")
+    h.log(f"slow router: the clients got their {PER_KEY} records each {took:.2f}s after the "
+          f"router resumed; lost {lost}, duplicated {dup}, reordered {reordered}, "
+          f"foreign {foreign}; the edge held Kafka's records back {held:.0f} times, refused "
+          f"{refused:.0f} sends; the router's link ended {ended} times")
+    assert (lost, dup, reordered, foreign) == (0, 0, 0, 0)
+    assert ended == 0 and refused == 0, \
+        f"the edge closed the router's link ({ended} ends, {refused} sends refused)"
+    assert held >= 1, "the edge never held back: the router was never behind"
+    for c in clients:
+        await c.close()
+    assert edge.alive() and router.alive()
+
+
+def main():
+    with h.Env("slow_router") as env:
+        asyncio.run(run(env))
+    print("PASS")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
