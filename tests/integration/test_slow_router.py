@@ -83,7 +83,10 @@ async def run(env):
     assert (lost, dup, reordered, foreign) == (0, 0, 0, 0)
     assert ended == 0 and refused == 0, \
         f"the edge closed the router's link ({ended} ends, {refused} sends refused)"
-    assert held >= 1, "the edge never held back: the router was never behind"
+    # Whether the edge gets that far ahead depends on its speed: a sanitizer
+    # build's edge may not fill the socket buffers within the router's stop.
+    if os.environ.get("KWS_SANITIZED") != "1":
+        assert held >= 1, "the edge never held back: the router was never behind"
     for c in clients:
         await c.close()
     assert edge.alive() and router.alive()
