@@ -8,9 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame.h"
 #include "util.h"
 
-/* Receiving: a frame is read straight into its own allocation (a chan_msg
+/* Receiving: a frame is read straight into its own allocation (a struct frame
  * of its exact length), which the owner may keep (chan_keep) instead of
  * copying out of it. What a read brings past the frame being filled lands in
  * a spill buffer, from which the next frames' headers and beginnings are
@@ -31,22 +32,6 @@
 #define CHAN_IOV 8
 #define CHAN_WRITE_MAX (256 * 1024)
 
-struct chan_msg {
-	struct chan_msg *next;
-	uint32_t len;
-	char *body;  /* send queue: the len bytes; data + 4, or taken (chan_send_take) */
-	char data[]; /* received: the frame's bytes; send queue: the 4-byte
-		      * header, then the bytes unless they were taken */
-};
-
-/* Frees a message of the send queue, and its body if it was taken. */
-static void msg_free(struct chan_msg *m)
-{
-	if (m && m->body != m->data + 4)
-		free(m->body);
-	free(m);
-}
-
 struct chan {
 	nng_stream *s;
 	nng_aio *rx_aio, *tx_aio;
@@ -57,27 +42,22 @@ struct chan {
 	void *arg;
 	char peer[64];
 
-	/* receive side: rbuf (the spill), cur and cur_have are touched only by
-	 * the rx callback (and by chan_recv when it restarts reading, when no
-	 * read is pending). Between reads either cur is being filled and rbuf is
-	 * empty, or cur is NULL and rbuf holds less than a header. */
-	char *rbuf;
-	size_t rlen;
-	struct chan_msg *cur; /* the frame being read, cur_have bytes of it in */
-	size_t cur_have;
-	struct chan_msg *inq, **inq_tail;
+	/* receive side: rd is touched only by the rx callback (and by
+	 * chan_recv when it restarts reading, when no read is pending) */
+	struct frame_reader rd;
+	struct frame *inq, **inq_tail;
 	size_t inq_bytes;
 	bool rx_paused;
 	bool signalled; /* woke the owner; cleared when chan_recv finds none */
-	struct chan_msg *taken;
+	struct frame *taken;
 
 	/* send side: the write under way sends tiov[ti..tn); tmsg[i] is the
 	 * message entry i is written from (freed once written), NULL for tbuf */
-	struct chan_msg *outq, **outq_tail;
+	struct frame *outq, **outq_tail;
 	size_t out_bytes;
 	char *tbuf;
 	nng_iov tiov[CHAN_IOV];
-	struct chan_msg *tmsg[CHAN_IOV];
+	struct frame *tmsg[CHAN_IOV];
 	unsigned tn, ti;
 	bool tx_busy;
 	bool below_set; /* chan_wake_below: wake once queued <= below */
@@ -102,21 +82,22 @@ static void start_read(struct chan *c)
 {
 	nng_iov iov[2];
 	unsigned n = 0;
-	if (c->cur) {
-		iov[n++] = (nng_iov){ .iov_buf = c->cur->data + c->cur_have,
-				      .iov_len = c->cur->len - c->cur_have };
-		iov[n++] = (nng_iov){ .iov_buf = c->rbuf, .iov_len = CHAN_READ_TAIL };
+	if (c->rd.cur) {
+		iov[n++] = (nng_iov){ .iov_buf = c->rd.cur->data + c->rd.cur_have,
+				      .iov_len = c->rd.cur->len - c->rd.cur_have };
+		iov[n++] = (nng_iov){ .iov_buf = c->rd.spill, .iov_len = CHAN_READ_TAIL };
 	} else {
-		iov[n++] = (nng_iov){ .iov_buf = c->rbuf + c->rlen,
-				      .iov_len = CHAN_READ_CHUNK - c->rlen };
+		iov[n++] = (nng_iov){ .iov_buf = c->rd.spill + c->rd.spill_len,
+				      .iov_len = CHAN_READ_CHUNK - c->rd.spill_len };
 	}
 	nng_aio_set_iov(c->rx_aio, n, iov);
 	nng_stream_recv(c->s, c->rx_aio);
 }
 
 /* Queues a whole received frame for the owner. Locked. */
-static void queue_in(struct chan *c, struct chan_msg *m)
+static void queue_in(void *arg, struct frame *m)
 {
+	struct chan *c = arg;
 	*c->inq_tail = m;
 	c->inq_tail = &m->next;
 	c->inq_bytes += m->len;
@@ -136,48 +117,22 @@ static void rx_done(void *arg)
 		goto out_wake;
 	}
 	size_t got = nng_aio_count(c->rx_aio);
+	uint64_t before = c->st.rx_msgs;
 	c->st.rx_bytes += got;
-	if (c->cur) {
-		size_t want = c->cur->len - c->cur_have;
+	if (c->rd.cur) {
+		size_t want = c->rd.cur->len - c->rd.cur_have;
 		size_t k = got < want ? got : want;
-		c->cur_have += k;
+		frame_read_cur(&c->rd, k, queue_in, c);
 		got -= k;
-		if (c->cur_have == c->cur->len) {
-			queue_in(c, c->cur);
-			c->cur = NULL;
-			wake = true;
-		}
 	}
-	c->rlen += got; /* the bytes past the frame went to the spill */
-	size_t off = 0;
-	while (c->rlen - off >= 4) {
-		uint32_t n;
-		memcpy(&n, c->rbuf + off, 4);
-		n = ntohl(n);
-		if (n == 0 || n > c->recv_max) {
-			set_closed(c, n ? "frame over the size limit" : "empty frame");
-			more = false;
-			goto out_wake;
-		}
-		struct chan_msg *m = xmalloc(sizeof *m + n);
-		m->next = NULL;
-		m->len = n;
-		m->body = NULL;
-		size_t have = c->rlen - off - 4;
-		if (have > n)
-			have = n;
-		memcpy(m->data, c->rbuf + off + 4, have);
-		off += 4 + have;
-		if (have < n) { /* the rest is read straight into it */
-			c->cur = m;
-			c->cur_have = have;
-			break;
-		}
-		queue_in(c, m);
-		wake = true;
+	/* the bytes past the frame went to the spill */
+	const char *bad = frame_read_spill(&c->rd, got, c->recv_max, queue_in, c);
+	wake = c->st.rx_msgs != before;
+	if (bad) {
+		set_closed(c, bad);
+		more = false;
+		goto out_wake;
 	}
-	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-	c->rlen -= off;
 	if (c->inq_bytes > c->max_queue) {
 		c->rx_paused = true; /* the owner restarts reading in chan_recv */
 		more = false;
@@ -198,7 +153,7 @@ out_wake:
 
 /* Adds p[0..len) to the write being made, as its own entry, or extending
  * the last one when p follows it in memory (a run in tbuf). Locked. */
-static void tx_add(struct chan *c, char *p, size_t len, struct chan_msg *owner)
+static void tx_add(struct chan *c, char *p, size_t len, struct frame *owner)
 {
 	nng_iov *last = c->tn ? &c->tiov[c->tn - 1] : NULL;
 	if (last && !owner && !c->tmsg[c->tn - 1] && (char *)last->iov_buf + last->iov_len == p) {
@@ -219,7 +174,7 @@ static bool fill_tx(struct chan *c)
 	size_t tlen = 0, total = 0;
 	c->tn = c->ti = 0;
 	while (c->outq && total < CHAN_WRITE_MAX) {
-		struct chan_msg *m = c->outq;
+		struct frame *m = c->outq;
 		size_t need = 4 + (size_t)m->len;
 		bool own = need >= CHAN_ZC_MIN, taken = m->body != m->data + 4;
 		if (own ? c->tn + (taken ? 2 : 1) > CHAN_IOV
@@ -243,7 +198,7 @@ static bool fill_tx(struct chan *c)
 			c->tbuf = xmalloc(CHAN_WRITE_CHUNK);
 		memcpy(c->tbuf + tlen, m->data, 4);
 		memcpy(c->tbuf + tlen + 4, m->body, m->len);
-		msg_free(m);
+		frame_free(m);
 		tx_add(c, c->tbuf + tlen, need, NULL);
 		tlen += need;
 	}
@@ -290,7 +245,7 @@ static void tx_done(void *arg)
 			break;
 		}
 		n -= v->iov_len;
-		msg_free(c->tmsg[c->ti]);
+		frame_free(c->tmsg[c->ti]);
 		c->tmsg[c->ti++] = NULL;
 	}
 	if (c->ti < c->tn)
@@ -335,7 +290,7 @@ struct chan *chan_new_limited(nng_stream *s, size_t max_msg, size_t recv_max, si
 	c->arg = arg;
 	c->inq_tail = &c->inq;
 	c->outq_tail = &c->outq;
-	c->rbuf = xmalloc(CHAN_READ_CHUNK);
+	c->rd.spill = xmalloc(CHAN_READ_CHUNK);
 	pthread_mutex_init(&c->mu, NULL);
 	/* nng's TCP streams leave Nagle's algorithm on; with delayed ACKs that
 	 * holds small messages back ~40 ms. Writes are already batched here. */
@@ -364,15 +319,6 @@ void chan_close(struct chan *c)
 	nng_stream_close(c->s);
 }
 
-static void free_list(struct chan_msg *m)
-{
-	while (m) {
-		struct chan_msg *next = m->next;
-		msg_free(m);
-		m = next;
-	}
-}
-
 void chan_free(struct chan *c)
 {
 	if (!c)
@@ -383,13 +329,13 @@ void chan_free(struct chan *c)
 	nng_aio_free(c->rx_aio);
 	nng_aio_free(c->tx_aio);
 	nng_stream_free(c->s);
-	free_list(c->inq);
-	free_list(c->outq);
+	frame_list_free(c->inq);
+	frame_list_free(c->outq);
 	for (unsigned i = c->ti; i < c->tn; i++)
-		msg_free(c->tmsg[i]);
-	free(c->cur);
+		frame_free(c->tmsg[i]);
+	free(c->rd.cur);
 	free(c->taken);
-	free(c->rbuf);
+	free(c->rd.spill);
 	free(c->tbuf);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -403,25 +349,15 @@ static int send_msg(struct chan *c, const void *buf, size_t len, void *take)
 	pthread_mutex_lock(&c->mu);
 	if (c->closed)
 		goto out_fail;
-	if (len == 0 || len > c->max_msg || c->out_bytes + 4 + len > c->max_queue) {
-		set_closed(c, len == 0           ? "empty message (the wire has no empty frames)"
-			      : len > c->max_msg ? "message over the size limit"
-						 : "send queue full: the peer is too slow");
+	const char *refused = frame_refusal(len, c->max_msg, c->out_bytes, c->max_queue,
+					    "send queue full: the peer is too slow");
+	if (refused) {
+		set_closed(c, refused);
 		pthread_mutex_unlock(&c->mu);
 		nng_stream_close(c->s);
 		return -1;
 	}
-	struct chan_msg *m = xmalloc(sizeof *m + 4 + (take ? 0 : len));
-	m->next = NULL;
-	m->len = (uint32_t)len;
-	uint32_t n = htonl((uint32_t)len);
-	memcpy(m->data, &n, 4);
-	if (take) {
-		m->body = take;
-	} else {
-		m->body = m->data + 4;
-		memcpy(m->body, buf, len);
-	}
+	struct frame *m = frame_out(buf, len, take);
 	*c->outq_tail = m;
 	c->outq_tail = &m->next;
 	c->out_bytes += 4 + len;
@@ -456,7 +392,7 @@ int chan_recv(struct chan *c, const void **buf, size_t *len)
 	free(c->taken);
 	c->taken = NULL;
 	pthread_mutex_lock(&c->mu);
-	struct chan_msg *m = c->inq;
+	struct frame *m = c->inq;
 	if (m) {
 		c->inq = m->next;
 		if (!c->inq)
@@ -489,12 +425,12 @@ void *chan_keep(struct chan *c)
 
 const void *chan_kept_data(const void *kept)
 {
-	return ((const struct chan_msg *)kept)->data;
+	return ((const struct frame *)kept)->data;
 }
 
 size_t chan_kept_size(const void *kept)
 {
-	return sizeof(struct chan_msg) + ((const struct chan_msg *)kept)->len;
+	return sizeof(struct frame) + ((const struct frame *)kept)->len;
 }
 
 void chan_kept_free(void *kept)

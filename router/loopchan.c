@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "util.h"
 
 /* Receiving, as chan.c does it: a frame is read into its own allocation of
@@ -36,30 +37,6 @@
 /* The longest host name (DNS allows 253). */
 #define HOST_MAX 256
 
-struct lc_msg {
-	struct lc_msg *next;
-	uint32_t len;
-	char *body;  /* to send: the len bytes, data + 4 or taken */
-	char data[]; /* received: the frame; to send: the header, then the
-		      * bytes unless taken */
-};
-
-static void msg_free(struct lc_msg *m)
-{
-	if (m && m->body && m->body != m->data + 4)
-		free(m->body);
-	free(m);
-}
-
-static void list_free(struct lc_msg *m)
-{
-	while (m) {
-		struct lc_msg *next = m->next;
-		msg_free(m);
-		m = next;
-	}
-}
-
 /* One TCP connection. Lives until libuv's close callback, which comes after
  * the callbacks of its pending connect and write (with UV_ECANCELED). */
 struct conn {
@@ -68,7 +45,7 @@ struct conn {
 	uv_write_t wreq;
 	struct loopchan *owner; /* NULL once the connection ended or the
 				 * channel was freed */
-	struct lc_msg *writing; /* the messages of the write under way */
+	struct frame *writing;  /* the messages of the write under way */
 };
 
 /* A name lookup under way in libuv's thread pool; it may finish after the
@@ -103,18 +80,14 @@ struct loopchan {
 	char peer[64];
 	char error[HOST_MAX + 96]; /* the host and why */
 
-	/* receive side: between reads either cur is being filled and the spill
-	 * is empty, or cur is NULL and the spill holds less than a frame */
-	char *spill;
-	size_t spill_len;
-	struct lc_msg *cur;
-	size_t cur_have;
-	struct lc_msg *inq, **inq_tail, *taken;
+	/* receive side */
+	struct frame_reader rd;
+	struct frame *inq, **inq_tail, *taken;
 	size_t inq_bytes;
 	bool rx_paused;
 
 	/* send side */
-	struct lc_msg *outq, **outq_tail;
+	struct frame *outq, **outq_tail;
 	size_t out_bytes;
 	bool tx_busy;
 
@@ -135,7 +108,7 @@ static void tell(struct loopchan *c)
 static void conn_closed(uv_handle_t *h)
 {
 	struct conn *k = h->data;
-	list_free(k->writing);
+	frame_list_free(k->writing);
 	free(k);
 }
 
@@ -166,10 +139,10 @@ static void end_conn(struct loopchan *c, const char *why)
 	set_error(c, why);
 	drop_conn(c);
 	c->state = LC_ENDED;
-	free(c->cur);
-	c->cur = NULL;
-	c->spill_len = 0;
-	list_free(c->outq);
+	free(c->rd.cur);
+	c->rd.cur = NULL;
+	c->rd.spill_len = 0;
+	frame_list_free(c->outq);
 	c->outq = NULL;
 	c->outq_tail = &c->outq;
 	c->out_bytes = 0;
@@ -189,8 +162,9 @@ static void retry_later(struct loopchan *c, const char *why)
 
 /* ---- receiving ---- */
 
-static void queue_in(struct loopchan *c, struct lc_msg *m)
+static void queue_in(void *arg, struct frame *m)
 {
+	struct loopchan *c = arg;
 	m->next = NULL;
 	*c->inq_tail = m;
 	c->inq_tail = &m->next;
@@ -207,44 +181,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		*buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
 		return;
 	}
-	if (c->cur)
-		*buf = uv_buf_init(c->cur->data + c->cur_have,
-				   (unsigned)(c->cur->len - c->cur_have));
+	struct frame_reader *r = &c->rd;
+	if (r->cur)
+		*buf = uv_buf_init(r->cur->data + r->cur_have,
+				   (unsigned)(r->cur->len - r->cur_have));
 	else
-		*buf = uv_buf_init(c->spill + c->spill_len, (unsigned)(READ_CHUNK - c->spill_len));
-}
-
-/* Cuts the spill into frames; a frame it holds only the start of becomes
- * cur. false if a header is out of bounds (the connection has ended). */
-static bool cut_spill(struct loopchan *c)
-{
-	size_t off = 0;
-	while (c->spill_len - off >= 4) {
-		uint32_t n;
-		memcpy(&n, c->spill + off, 4);
-		n = ntohl(n);
-		if (n == 0 || n > c->max_msg) {
-			end_conn(c, n ? "frame over the size limit" : "empty frame");
-			return false;
-		}
-		struct lc_msg *m = xmalloc(sizeof *m + n);
-		m->len = n;
-		m->body = NULL;
-		size_t have = c->spill_len - off - 4;
-		if (have > n)
-			have = n;
-		memcpy(m->data, c->spill + off + 4, have);
-		off += 4 + have;
-		if (have < n) { /* the rest is read straight into it */
-			c->cur = m;
-			c->cur_have = have;
-			break;
-		}
-		queue_in(c, m);
-	}
-	memmove(c->spill, c->spill + off, c->spill_len - off);
-	c->spill_len -= off;
-	return true;
+		*buf = uv_buf_init(r->spill + r->spill_len, (unsigned)(READ_CHUNK - r->spill_len));
 }
 
 /* Takes n bytes a read put where on_alloc said. false if the connection
@@ -253,16 +195,14 @@ static bool took(struct loopchan *c, const char *base, size_t n)
 {
 	c->st.rx_bytes += n;
 	c->st.rx_reads++;
-	if (c->cur && base == c->cur->data + c->cur_have) {
-		c->cur_have += n;
-		if (c->cur_have == c->cur->len) {
-			queue_in(c, c->cur);
-			c->cur = NULL;
-		}
+	if (c->rd.cur && base == c->rd.cur->data + c->rd.cur_have) {
+		frame_read_cur(&c->rd, n, queue_in, c);
 		return true;
 	}
-	c->spill_len += n;
-	return cut_spill(c);
+	const char *bad = frame_read_spill(&c->rd, n, c->max_msg, queue_in, c);
+	if (bad)
+		end_conn(c, bad);
+	return !bad;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -312,7 +252,7 @@ int loopchan_recv(struct loopchan *c, const void **buf, size_t *len)
 {
 	free(c->taken);
 	c->taken = NULL;
-	struct lc_msg *m = c->inq;
+	struct frame *m = c->inq;
 	if (!m) {
 		c->signalled = false;
 		return c->state == LC_ENDED ? -1 : 0;
@@ -341,7 +281,7 @@ void *loopchan_keep(struct loopchan *c)
 
 size_t loopchan_kept_size(const void *kept)
 {
-	return sizeof(struct lc_msg) + ((const struct lc_msg *)kept)->len;
+	return sizeof(struct frame) + ((const struct frame *)kept)->len;
 }
 
 void loopchan_kept_free(void *kept)
@@ -359,9 +299,9 @@ static void start_write(struct loopchan *c)
 	uv_buf_t bufs[WRITE_IOV];
 	unsigned n = 0;
 	size_t total = 0;
-	struct lc_msg **tail = &c->conn->writing;
+	struct frame **tail = &c->conn->writing;
 	while (c->outq && n + 2 <= WRITE_IOV && total < WRITE_MAX) {
-		struct lc_msg *m = c->outq;
+		struct frame *m = c->outq;
 		c->outq = m->next;
 		size_t need = 4 + (size_t)m->len;
 		c->out_bytes -= need;
@@ -392,7 +332,7 @@ static void start_write(struct loopchan *c)
 static void on_written(uv_write_t *req, int status)
 {
 	struct conn *k = req->data;
-	list_free(k->writing);
+	frame_list_free(k->writing);
 	k->writing = NULL;
 	struct loopchan *c = k->owner;
 	if (!c)
@@ -408,23 +348,13 @@ static int send_msg(struct loopchan *c, const void *buf, size_t len, void *take)
 {
 	if (c->state != LC_OPEN)
 		return -1;
-	if (len == 0 || len > c->max_msg || c->out_bytes + 4 + len > c->max_queue) {
-		end_conn(c, len == 0           ? "empty message (the wire has no empty frames)"
-			    : len > c->max_msg ? "message over the size limit"
-					       : "send queue full: the edge is too slow");
+	const char *refused = frame_refusal(len, c->max_msg, c->out_bytes, c->max_queue,
+					    "send queue full: the edge is too slow");
+	if (refused) {
+		end_conn(c, refused);
 		return -1;
 	}
-	struct lc_msg *m = xmalloc(sizeof *m + 4 + (take ? 0 : len));
-	m->next = NULL;
-	m->len = (uint32_t)len;
-	uint32_t n = htonl((uint32_t)len);
-	memcpy(m->data, &n, 4);
-	if (take) {
-		m->body = take;
-	} else {
-		m->body = m->data + 4;
-		memcpy(m->body, buf, len);
-	}
+	struct frame *m = frame_out(buf, len, take);
 	*c->outq_tail = m;
 	c->outq_tail = &m->next;
 	c->out_bytes += 4 + len;
@@ -647,7 +577,7 @@ struct loopchan *loopchan_new(uv_loop_t *loop, const char *url, size_t max_msg, 
 	c->backoff_ms = REDIAL_MIN_MS;
 	c->inq_tail = &c->inq;
 	c->outq_tail = &c->outq;
-	c->spill = xmalloc(READ_CHUNK);
+	c->rd.spill = xmalloc(READ_CHUNK);
 	snprintf(c->peer, sizeof c->peer, "?");
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
@@ -669,11 +599,11 @@ void loopchan_free(struct loopchan *c)
 		uv_cancel((uv_req_t *)&c->lookup->req);
 	}
 	drop_conn(c);
-	list_free(c->inq);
-	list_free(c->outq);
-	free(c->cur);
+	frame_list_free(c->inq);
+	frame_list_free(c->outq);
+	free(c->rd.cur);
 	free(c->taken);
-	free(c->spill);
+	free(c->rd.spill);
 	uv_close((uv_handle_t *)&c->timer, chan_closed);
 }
 
