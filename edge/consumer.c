@@ -46,7 +46,6 @@ struct consumer {
 	struct staged staged[STAGED_MAX];
 	uint32_t nstaged;
 	int64_t held_since; /* records held back for a router since (ms), 0: not */
-	uint64_t holds;
 	bool hold_warned;
 };
 
@@ -379,17 +378,15 @@ static bool held(struct consumer *c)
 		return false;
 	}
 	int64_t now = now_mono_ms();
-	if (!c->held_since) {
+	if (!c->held_since)
 		c->held_since = now;
-		c->holds++;
-	}
 	if (now - c->held_since < HOLD_MAX_MS)
 		return true;
 	if (!c->hold_warned) {
 		c->hold_warned = true;
 		log_warn(
-			"consumer: a router has read nothing for %d ms of a deep queue: consuming on; "
-			"it is disconnected if its queue fills",
+			"consumer: a router's link has had over 16 MiB queued for %d ms: consuming "
+			"on; the link is closed if its queue fills",
 			HOLD_MAX_MS);
 	}
 	return false;
