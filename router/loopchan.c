@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "resolve.h"
 #include "util.h"
 
 /* Receiving, as chan.c does it: a frame is read into its own allocation of
@@ -67,7 +68,6 @@ struct loopchan {
 	uv_loop_t *loop;
 	uv_timer_t timer; /* back-off and connect bound; its close frees c */
 	char host[HOST_MAX], port[16];
-	int family; /* AF_UNSPEC, or AF_INET / AF_INET6 from tcp4:// / tcp6:// */
 	size_t max_msg, max_queue;
 	loopchan_news_fn news;
 	void *arg;
@@ -491,18 +491,18 @@ static void dial(struct loopchan *c)
 	struct sockaddr_in6 sa6;
 	struct sockaddr_in sa4;
 	int port = atoi(c->port);
-	if (c->family != AF_INET6 && uv_ip4_addr(c->host, port, &sa4) == 0) {
+	if (uv_ip4_addr(c->host, port, &sa4) == 0) {
 		connect_to(c, (const struct sockaddr *)&sa4);
 		return;
 	}
-	if (c->family != AF_INET && uv_ip6_addr(c->host, port, &sa6) == 0) {
+	if (uv_ip6_addr(c->host, port, &sa6) == 0) {
 		connect_to(c, (const struct sockaddr *)&sa6);
 		return;
 	}
 	struct lookup *q = xcalloc(1, sizeof *q);
 	q->owner = c;
 	q->req.data = q;
-	struct addrinfo hints = { .ai_family = c->family, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	c->state = LC_RESOLVING;
 	c->lookup = q;
 	int rc = uv_getaddrinfo(c->loop, &q->req, on_resolved, c->host, c->port, &hints);
@@ -521,42 +521,28 @@ void loopchan_redial(struct loopchan *c)
 	uv_timer_start(&c->timer, on_timer, c->backoff_ms, 0);
 }
 
-/* Splits tcp://HOST:PORT (tcp4://, tcp6://; HOST may be [v6]). */
+/* Splits tcp://HOST:PORT (HOST may be [v6]); --edges was checked to be of
+ * that form (common/conf.c), DNS discovery makes it so. */
 static int parse_url(struct loopchan *c, const char *url)
 {
-	const char *hp;
-	if (strncmp(url, "tcp://", 6) == 0) {
-		hp = url + 6;
-		c->family = AF_UNSPEC;
-	} else if (strncmp(url, "tcp4://", 7) == 0) {
-		hp = url + 7;
-		c->family = AF_INET;
-	} else if (strncmp(url, "tcp6://", 7) == 0) {
-		hp = url + 7;
-		c->family = AF_INET6;
-	} else {
+	char host[HOST_MAX + 2];
+	if (strncmp(url, "tcp://", 6) != 0 ||
+	    resolver_split(url + 6, host, sizeof host, c->port, sizeof c->port) < 0)
 		return -1;
-	}
-	const char *colon = strrchr(hp, ':');
-	if (!colon || colon == hp || !colon[1] || strlen(colon + 1) >= sizeof c->port)
-		return -1;
-	for (const char *p = colon + 1; *p; p++)
-		if (*p < '0' || *p > '9')
-			return -1;
-	long port = strtol(colon + 1, NULL, 10);
+	long port = strtol(c->port, NULL, 10);
 	if (port < 1 || port > 65535)
 		return -1;
-	const char *h = hp, *he = colon;
-	if (*h == '[') {
-		if (he[-1] != ']' || he - h < 3)
+	size_t n = strlen(host);
+	if (host[0] == '[') { /* [v6] */
+		if (n < 3 || host[n - 1] != ']')
 			return -1;
-		h++;
-		he--;
+		host[n - 1] = '\0';
+		memmove(host, host + 1, n - 1);
+		n -= 2;
 	}
-	if ((size_t)(he - h) >= sizeof c->host)
+	if (n >= sizeof c->host)
 		return -1;
-	snprintf(c->host, sizeof c->host, "%.*s", (int)(he - h), h);
-	snprintf(c->port, sizeof c->port, "%s", colon + 1);
+	memcpy(c->host, host, n + 1);
 	return 0;
 }
 
