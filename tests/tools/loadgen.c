@@ -33,6 +33,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "stages.h"
 #include "util.h"
@@ -337,6 +338,7 @@ struct options {
 	bool resume;
 	char *headers; /* extra "Name: value\r\n" lines */
 	size_t headers_len;
+	bool deflate; /* offer permessage-deflate, as browsers do */
 };
 
 /* ---- per client state ---- */
@@ -366,6 +368,8 @@ enum {
 	F_DISCONNECTED = 1 << 11, /* closed by --disconnect; reconnects at due */
 	F_COMPLETE = 1 << 12,     /* has every seq below --expect-per-client */
 	F_BAD_ORDER = 1 << 13,    /* a kws.v1 error of this connection was counted */
+	F_PMD = 1 << 14,          /* permessage-deflate was agreed on this connection */
+	F_FRAG_Z = 1 << 15,       /* the fragmented message is compressed */
 };
 
 enum { ST_LIVE, ST_COMPLETE, ST_INCOMPLETE, ST_UNKNOWN, NSTATES };
@@ -396,6 +400,8 @@ struct client {
 	uint32_t rlen;
 	uint32_t flen; /* frag: the fragments received so far */
 	char *frag;
+	z_stream *z; /* permessage-deflate's inflater, from the first compressed message */
+	uint8_t zbits; /* its window: the server's server_max_window_bits, else 15 */
 	uint64_t next; /* highest seq received + 1 */
 	uint64_t min_seq;
 	uint64_t have;     /* distinct seqs below --expect-per-client */
@@ -424,6 +430,8 @@ struct loadgen {
 	uint32_t open, ever_open, complete;
 	uint64_t messages, records, other, unparsed, foreign, dups, reorders;
 	uint64_t proto_errors, reconnects, presented, refused;
+	uint64_t deflated; /* messages that came compressed */
+	uint32_t pmd_open; /* connections that agreed permessage-deflate */
 	uint64_t close_timeouts, disc_skipped, state_changes;
 	uint64_t states[NSTATES], resumed[NSTATES];
 	unsigned logged_unparsed, logged_proto;
@@ -432,6 +440,8 @@ struct loadgen {
 	struct hist lat;
 	FILE *report;
 	char *rd; /* the shared read buffer */
+	char *zout; /* a compressed message inflated */
+	size_t zcap;
 };
 
 static struct loadgen L;
@@ -445,7 +455,7 @@ static void usage(FILE *f)
 	      "               [--duration-s S | --until-idle-s S] [--expect-per-client M]\n"
 	      "               [--tag TAG] [--report FILE.json] [--stall ID,ID...]\n"
 	      "               [--disconnect ID:AT_S:FOR_S]... [--resume]\n"
-	      "               [--header NAME:VALUE]... [--progress-s P]\n"
+	      "               [--header NAME:VALUE]... [--progress-s P] [--deflate]\n"
 	      "\n"
 	      "Opens N WebSocket clients with ids PREFIX<K> .. PREFIX<K+N-1> (header\n"
 	      "X-Client-Id), round-robin over the --url list, on one epoll loop, and\n"
@@ -493,6 +503,11 @@ static void usage(FILE *f)
 	      "  --resume             after any close or reset, reconnect after 200 ms to\n"
 	      "                       the next URL, presenting X-Kws-Position (kws.v1)\n"
 	      "  --header NAME:VALUE  an extra handshake header; may be repeated\n"
+	      "  --deflate            offer permessage-deflate (RFC 7692) as browsers do\n"
+	      "                       (\"permessage-deflate; client_max_window_bits\") and\n"
+	      "                       inflate the compressed messages; what is sent stays\n"
+	      "                       uncompressed. Without it an agreed extension is a\n"
+	      "                       handshake failure (bad-extension)\n"
 	      "  --progress-s P       a progress line on stderr every P seconds (default 5;\n"
 	      "                       0: none)\n"
 	      "  --help               this text\n"
@@ -682,6 +697,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		O_RESUME,
 		O_HEADER,
 		O_PROGRESS,
+		O_DEFLATE,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -703,6 +719,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "resume", no_argument, NULL, O_RESUME },
 		{ "header", required_argument, NULL, O_HEADER },
 		{ "progress-s", required_argument, NULL, O_PROGRESS },
+		{ "deflate", no_argument, NULL, O_DEFLATE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -821,6 +838,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case O_RESUME:
 			o->resume = true;
+			break;
+		case O_DEFLATE:
+			o->deflate = true;
 			break;
 		case O_HEADER:
 			add_header(o, optarg);
@@ -998,12 +1018,19 @@ static void conn_end(struct client *c)
 	free(c->rbuf);
 	free(c->frag);
 	c->wbuf = c->rbuf = c->frag = NULL;
+	if (c->z) {
+		inflateEnd(c->z);
+		free(c->z);
+		c->z = NULL;
+	}
+	if (c->flags & F_PMD)
+		L.pmd_open--;
 	c->wlen = c->woff = c->rlen = c->flen = 0;
 	/* A stalled client reads normally on its next connection. */
 	if (c->flags & F_STALLED)
 		c->flags &= ~(uint32_t)(F_STALL | F_STALLED);
 	c->flags &= ~(uint32_t)(F_KWS | F_PRESENTED | F_GOT_STATE | F_CLOSE_SENT | F_FRAG |
-				F_BAD_ORDER);
+				F_BAD_ORDER | F_PMD | F_FRAG_Z);
 	c->state = C_IDLE;
 	c->due = 0;
 	if (L.phase >= P_CLOSING)
@@ -1173,11 +1200,15 @@ static void send_request(struct client *c)
 		     "Connection: Upgrade\r\n"
 		     "Sec-WebSocket-Key: %s\r\n"
 		     "Sec-WebSocket-Version: 13\r\n"
-		     "%s"
+		     "%s%s"
 		     "X-Client-Id: %s\r\n"
 		     "%s%.*s\r\n",
 		     u->path, u->hostport, key,
-		     L.o.kws ? "Sec-WebSocket-Protocol: " SUBPROTOCOL "\r\n" : "", id, pos,
+		     L.o.kws ? "Sec-WebSocket-Protocol: " SUBPROTOCOL "\r\n" : "",
+		     L.o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+				   "client_max_window_bits\r\n"
+				 : "",
+		     id, pos,
 		     (int)L.o.headers_len, L.o.headers ? L.o.headers : "");
 	c->state = C_HANDSHAKE;
 	if (conn_send(c, req, (size_t)n) < 0) {
@@ -1730,8 +1761,8 @@ static enum act consume_response(struct client *c, char *p, size_t len, size_t *
 {
 	char *end = memmem(p, len, "\r\n\r\n", 4), *line, key[25], accept[29];
 	bool upgrade = false, connection = false, accept_ok = false;
-	const char *proto = NULL;
-	size_t proto_len = 0, hlen;
+	const char *proto = NULL, *ext = NULL;
+	size_t proto_len = 0, ext_len = 0, hlen;
 	int status = -1;
 
 	*used = 0;
@@ -1793,6 +1824,9 @@ static enum act consume_response(struct client *c, char *p, size_t len, size_t *
 		else if (IS("Sec-WebSocket-Protocol")) {
 			proto = v;
 			proto_len = vlen;
+		} else if (IS("Sec-WebSocket-Extensions")) {
+			ext = v;
+			ext_len = vlen;
 		}
 #undef IS
 	}
@@ -1804,6 +1838,26 @@ static enum act consume_response(struct client *c, char *p, size_t len, size_t *
 	if (!accept_ok) {
 		hs_fail(c, "bad-accept", "wrong Sec-WebSocket-Accept", 26);
 		return ACT_END;
+	}
+	if (ext) {
+		/* One extension, the one offered. Of its parameters only the
+		 * server's window matters here: the inflater needs no larger
+		 * one (a browser keeps 32 KiB whatever the server says). */
+		size_t tl = strcspn(ext, ";, \t");
+		const char *w = memmem(ext, ext_len, "server_max_window_bits=", 23);
+		if (!L.o.deflate || tl > ext_len || tl != 18 || memcmp(ext, "permessage-deflate", 18) ||
+		    memchr(ext, ',', ext_len)) {
+			hs_fail(c, "bad-extension", ext, ext_len);
+			return ACT_END;
+		}
+		c->zbits = 15;
+		if (w && w + 25 <= ext + ext_len && w[23] >= '0' && w[23] <= '9') {
+			int bits = atoi(w + 23);
+			if (bits >= 9 && bits <= 15)
+				c->zbits = (uint8_t)bits;
+		}
+		c->flags |= F_PMD;
+		L.pmd_open++;
 	}
 	if (proto) {
 		if (!L.o.kws || proto_len != sizeof SUBPROTOCOL - 1 ||
@@ -1850,6 +1904,56 @@ static void frag_append(struct client *c, const char *p, size_t n)
 	c->flen += (uint32_t)n;
 }
 
+/* A compressed message (RFC 7692 7.2.2): its payload and the 4 bytes the
+ * sender took off, inflated into L.zout, then handled as any message. The
+ * inflater keeps its window across messages (the server may take its
+ * context over); 0, or -1 after a protocol error. */
+static int on_compressed(struct client *c, const char *p, size_t n)
+{
+	static const unsigned char tail[4] = { 0x00, 0x00, 0xff, 0xff };
+	size_t out = 0;
+
+	if (!c->z) {
+		c->z = xmalloc(sizeof *c->z);
+		memset(c->z, 0, sizeof *c->z);
+		if (inflateInit2(c->z, -(int)c->zbits) != Z_OK) {
+			log_error("inflateInit2 failed");
+			exit(1);
+		}
+	}
+	for (int part = 0; part < 2; part++) {
+		c->z->next_in = part ? (Bytef *)tail : (Bytef *)p;
+		c->z->avail_in = part ? 4 : (uInt)n;
+		do {
+			if (out == L.zcap) {
+				if (L.zcap > MAX_MESSAGE_BYTES) {
+					proto_error(c, "compressed message over %u bytes inflated",
+						    MAX_MESSAGE_BYTES);
+					return -1;
+				}
+				L.zcap = L.zcap ? L.zcap * 2 : 64 * 1024;
+				L.zout = xrealloc(L.zout, L.zcap);
+			}
+			c->z->next_out = (Bytef *)L.zout + out;
+			c->z->avail_out = (uInt)(L.zcap - out);
+			int rc = inflate(c->z, Z_SYNC_FLUSH);
+			out = L.zcap - c->z->avail_out;
+			if (rc == Z_STREAM_END) /* a final block: the next message starts anew */
+				inflateReset(c->z);
+			else if (rc == Z_BUF_ERROR && c->z->avail_out)
+				break; /* no progress possible: the input is all taken */
+			else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+				proto_error(c, "compressed message does not inflate: %s",
+					    c->z->msg ? c->z->msg : "zlib error");
+				return -1;
+			}
+		} while (c->z->avail_in || !c->z->avail_out);
+	}
+	L.deflated++;
+	on_message(c, L.zout, out);
+	return 0;
+}
+
 /* Handles the complete frames at p; *used is what they took. */
 static enum act consume_frames(struct client *c, char *p, size_t len, size_t *used)
 {
@@ -1877,8 +1981,13 @@ static enum act consume_frames(struct client *c, char *p, size_t len, size_t *us
 				plen = plen << 8 | (uint8_t)p[off + 2 + i];
 			hl = 10;
 		}
-		if (b0 & 0x70) {
+		bool rsv1 = b0 & 0x40;
+		if ((b0 & 0x30) || (rsv1 && !(c->flags & F_PMD))) {
 			proto_error(c, "frame with reserved bits set (no extension was agreed)");
+			return ACT_END;
+		}
+		if (rsv1 && (op & 0x8 || op == 0x0)) {
+			proto_error(c, "RSV1 on a control or continuation frame");
 			return ACT_END;
 		}
 		if (masked) {
@@ -1929,9 +2038,12 @@ static enum act consume_frames(struct client *c, char *p, size_t len, size_t *us
 				return ACT_END;
 			}
 			if (fin) {
-				on_message(c, pl, (size_t)plen);
+				if (rsv1 ? on_compressed(c, pl, (size_t)plen) < 0 : 0)
+					return ACT_END;
+				if (!rsv1)
+					on_message(c, pl, (size_t)plen);
 			} else {
-				c->flags |= F_FRAG;
+				c->flags |= F_FRAG | (rsv1 ? F_FRAG_Z : 0);
 				c->fop = (uint8_t)op;
 				frag_append(c, pl, (size_t)plen);
 			}
@@ -1942,8 +2054,12 @@ static enum act consume_frames(struct client *c, char *p, size_t len, size_t *us
 			}
 			frag_append(c, pl, (size_t)plen);
 			if (fin) {
-				c->flags &= ~(uint32_t)F_FRAG;
-				on_message(c, c->frag, c->flen);
+				bool z = c->flags & F_FRAG_Z;
+				c->flags &= ~(uint32_t)(F_FRAG | F_FRAG_Z);
+				if (z ? on_compressed(c, c->frag, c->flen) < 0 : 0)
+					return ACT_END;
+				if (!z)
+					on_message(c, c->frag, c->flen);
 				free(c->frag);
 				c->frag = NULL;
 				c->flen = 0;
@@ -2450,6 +2566,8 @@ static void summary(const struct results *r)
 	printf(" unparsed %" PRIu64 " protocol_errors %" PRIu64, L.unparsed, L.proto_errors);
 	if (L.o.kws)
 		printf(" subprotocol_refused %" PRIu64, L.refused);
+	if (L.o.deflate)
+		printf(" deflated %" PRIu64, L.deflated);
 	printf(" handshake_failures ");
 	print_tally_brief(stdout, &L.hs_fail);
 	if (L.o.expect)
@@ -2523,6 +2641,8 @@ static int write_report(const struct results *r, long rss_kb)
 			L.complete);
 	else
 		fputs("null,\n  \"complete_clients\": null", f);
+	fprintf(f, ",\n  \"deflate_offered\": %s,\n  \"deflated\": %" PRIu64,
+		L.o.deflate ? "true" : "false", L.deflated);
 	fprintf(f,
 		",\n  \"connect_ms\": %" PRId64 ",\n  \"run_ms\": %" PRId64
 		",\n  \"messages\": %" PRIu64 ",\n  \"records\": %" PRIu64 ",\n  \"lost\": %" PRIu64
