@@ -14,6 +14,7 @@
 #include "edges.h"
 #include "handshake.h"
 #include "pins.h"
+#include "pmdz.h"
 #include "router_int.h"
 #include "stages.h"
 #include "tls.h"
@@ -355,6 +356,72 @@ static int write_lws_batch(struct router *r, struct lws *wsi, struct session *s,
 	return n < (int)len ? -1 : 0;
 }
 
+/* What one message of len bytes may take in a batch once compressed: zlib's
+ * deflateBound for a window or memLevel other than its defaults, and the
+ * flushes of its two pieces (head, value), and the frame's header. */
+static size_t deflated_bound(size_t len)
+{
+	return len + ((len + 7) >> 3) + ((len + 63) >> 6) + 5 + 2 * 16 + WSFRAME_MAX_HEADER;
+}
+
+/* m as one compressed frame (RSV1, RFC 7692 6) at out, which has room for
+ * deflated_bound(m->len): its head and value go through the session's
+ * compressor (c->dz, the one lws's extension calls use: both keep one
+ * context in message order). Returns the frame's bytes, 0 if zlib failed. */
+static size_t deflate_frame(struct router *r, struct conn *c, struct outmsg *m,
+			    unsigned char *out)
+{
+	unsigned char *z = out + WSFRAME_MAX_HEADER;
+	size_t zlen = 0;
+	const unsigned char *piece[2] = { m->head, m->body ? m->body->data : NULL };
+	size_t plen[2] = { m->hlen, m->body ? m->body->len : 0 };
+	for (int i = 0; i < 2; i++) {
+		bool fin = i == 1;
+		if (!plen[i] && !fin)
+			continue;
+		unsigned char *o;
+		size_t n;
+		if (pmdz_deflate(c->dz, piece[i], plen[i], fin, &o, &n) < 0)
+			return 0;
+		memcpy(z + zlen, o, n);
+		zlen += n;
+	}
+	size_t h = wsframe_header(out, message_opcode(r, m), zlen);
+	out[0] |= 0x40; /* RSV1: compressed */
+	memmove(out + h, z, zlen);
+	return h + zlen;
+}
+
+/* A session with permessage-deflate: its oldest messages compressed here
+ * and framed into one lws_write of up to WS_WRITE_BATCH_BYTES. LWS_WRITE_RAW
+ * does not go through lws's extension, so lws sends the frames as they are.
+ * One lws_write per message cost the router a send() and the client a
+ * wake-up per message: with deflate the router was about 11 us a 100-byte
+ * message (tests/bench/README.md, "Workers"). A message longer than a
+ * quarter of a batch goes through write_lws, alone. Returns 0, or -1 if the
+ * connection failed. */
+static int write_deflate_batch(struct router *r, struct lws *wsi, struct conn *c,
+			       struct session *s, int64_t now_wall)
+{
+	struct outmsg *m = sessions_peek(s);
+	if (!c->dz || m->len > WS_WRITE_BATCH_BYTES / 4)
+		return write_lws(r, wsi, s, now_wall);
+	size_t len = 0;
+	unsigned char *out = r->wbuf + LWS_PRE;
+	while ((m = sessions_peek(s)) && m->len <= WS_WRITE_BATCH_BYTES / 4 &&
+	       len + deflated_bound(m->len) <= WS_WRITE_BATCH_BYTES) {
+		size_t n = deflate_frame(r, c, m, out + len);
+		if (!n) {
+			log_error("permessage-deflate: compressing a message failed");
+			return -1;
+		}
+		len += n;
+		message_done(r, s, now_wall);
+	}
+	int n = lws_write(wsi, out, len, LWS_WRITE_RAW);
+	return n < (int)len ? -1 : 0;
+}
+
 /* The pieces of one writev (write_batch). */
 struct batch {
 	struct iovec iov[WS_IOV_MAX];
@@ -523,10 +590,11 @@ static int write_queue(struct router *r, struct lws *wsi, struct conn *c)
 	int64_t now_wall = now_wall_ms();
 	for (int i = 0; i < WRITES_PER_CALLBACK && sessions_peek(s); i++) {
 		if (c->deflate) {
-			/* One compressed message per lws_write (deflate.c
-			 * compresses all of it at once: nothing is left for a
-			 * later callback), while the socket takes them. */
-			int rc = write_lws(r, wsi, s, now_wall);
+			/* Compressed messages batched per lws_write, or a long
+			 * one alone (deflate.c compresses all of it at once:
+			 * nothing is left for a later callback), while the
+			 * socket takes them. */
+			int rc = write_deflate_batch(r, wsi, c, s, now_wall);
 			deflate_trim(c);
 			if (rc < 0)
 				return -1;

@@ -49,6 +49,13 @@ partition of a client's key.
                     out of step once lws stopped inside the frame, took the
                     client's Close for an unmasked frame and closed with 1002
                     about one run in three.
+  11 deflate-burst: 400 small compressed messages sent back to back (and a
+                    20 KiB one and an empty one among them) come back in
+                    order and inflate right, with the router's context kept
+                    and with server_no_context_takeover. The router writes a
+                    session's queued small messages compressed into one
+                    write (router/ws.c, write_deflate_batch) and a long one
+                    through lws's extension, with one compressor for both.
 Every answer must come within ANSWER_S.
 """
 
@@ -533,6 +540,60 @@ def test_deflate_large(port, results):
                     "4 MiB inflated: 1009"))
 
 
+def test_deflate_burst(port, results):
+    """11: a burst of small compressed messages (batched by the router) and
+    a long one among them, echoed in order, with and without the router's
+    context kept."""
+    import zlib
+    msgs = []
+    for i in range(400):
+        if i == 150:
+            msgs.append(json_blob(20000, 3))      # over a quarter of a batch: alone
+        elif i == 250:
+            msgs.append(b"")
+        else:
+            msgs.append(b'{"event":"order-updated","seq":%d,"pad":"%s"}' % (i, b"x" * (i % 97)))
+    failures = []
+    for cid, offer, fresh in (
+            ("deflate-burst", "permessage-deflate; client_max_window_bits", False),
+            ("deflate-burst-nct",
+             "permessage-deflate; server_no_context_takeover; client_max_window_bits", True)):
+        c = Raw(port, cid, ["Sec-WebSocket-Extensions: " + offer])
+        answer = extensions_answer(c.head)
+        assert answer, f"{cid}: not negotiated: {c.head!r}"
+        # The client compresses within the window the router answered.
+        bits = [int(p.split("=")[1]) for p in answer.replace(" ", "").split(";")
+                if p.startswith("client_max_window_bits=")]
+        co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -(bits or [15])[0])
+        out = b""
+        for m in msgs:
+            body = co.compress(m) + co.flush(zlib.Z_SYNC_FLUSH)
+            out += frame(OP_BIN, body[:-4], rsv=4)
+        c.send(out)
+        c.read_until(lambda x: len(x.messages()) >= len(msgs), 3 * ANSWER_S)
+        got = c.messages()
+        if len(got) < len(msgs):
+            failures.append(f"{cid}: {len(got)} echoes of {len(msgs)} (close {c.close_code()}, "
+                            f"hung up: {c.eof_at is not None}, frames {len(c.frames)})")
+            c.shut()
+            continue
+        do, plain = zlib.decompressobj(wbits=-15), []
+        for op, p, rsv1 in got[:len(msgs)]:
+            if not rsv1:
+                failures.append(f"{cid}: echo {len(plain)} not compressed")
+                break
+            if fresh:
+                do = zlib.decompressobj(wbits=-15)
+            plain.append(do.decompress(p + b"\x00\x00\xff\xff"))
+        bad = [i for i, (g, m) in enumerate(zip(plain, msgs)) if g != m]
+        if bad or len(plain) != len(msgs):
+            failures.append(f"{cid}: echoes {bad[:10]} differ")
+        c.shut()
+    assert not failures, "; ".join(failures)
+    results.append(("11 deflate-burst", f"{len(msgs)} messages sent back to back echoed right "
+                    "and in order, context kept and server_no_context_takeover"))
+
+
 def test_utf8_chops(port, results):
     """10: invalid UTF-8 in the middle of a chopped frame: 1007, and only that."""
     p1 = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"
@@ -577,6 +638,7 @@ CHECKS = [
     ("binary", test_close_1_byte), ("binary", test_pings), ("text", test_text_not_utf8),
     ("deflate", test_deflate), ("deflate", test_deflate_params),
     ("deflate", test_deflate_large), ("binary", test_utf8_chops),
+    ("deflate", test_deflate_burst),
 ]
 
 
