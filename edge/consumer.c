@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "brake.h"
 #include "kconf.h"
 #include "refill.h"
 #include "stages.h"
@@ -45,8 +46,8 @@ struct consumer {
 	uint64_t records;
 	struct staged staged[STAGED_MAX];
 	uint32_t nstaged;
-	int64_t held_since; /* records held back for a router since (ms), 0: not */
-	bool hold_warned;
+	struct brake brake;     /* held back for a slow router (brake.h) */
+	enum brake_verdict warned; /* the release last logged, BRAKE_OFF: none */
 };
 
 /* The batches went to the links: marks the sampled records in them. */
@@ -362,32 +363,30 @@ static void drain_fd(int fd)
 		;
 }
 
-/* The longest the edge holds Kafka's records back for a slow router: then
- * it consumes on, and a router whose queue then fills is disconnected (it
- * resyncs), so one router that stopped reading cannot stall the others or
- * the group (the rebalance callbacks come through the same queue). */
-#define HOLD_MAX_MS 1000
-
-/* Whether to take no records now: a router's link is backlogged
- * (routers_backlogged; its wake ends the hold), for at most HOLD_MAX_MS. */
+/* Whether to take no records now: a router's link is backlogged and its
+ * router reads (brake.h). */
 static bool held(struct consumer *c)
 {
-	if (!routers_backlogged(c->routers)) {
-		c->held_since = 0;
-		c->hold_warned = false;
-		return false;
+	uint64_t tx;
+	bool deep = routers_backlogged(c->routers, &tx);
+	enum brake_verdict v = brake_check(&c->brake, deep, tx, now_mono_ms());
+	if (v == BRAKE_HOLD || v == BRAKE_OFF) {
+		if (v == BRAKE_OFF)
+			c->warned = BRAKE_OFF;
+		return v == BRAKE_HOLD;
 	}
-	int64_t now = now_mono_ms();
-	if (!c->held_since)
-		c->held_since = now;
-	if (now - c->held_since < HOLD_MAX_MS)
-		return true;
-	if (!c->hold_warned) {
-		c->hold_warned = true;
-		log_warn(
-			"consumer: a router's link has had over 16 MiB queued for %d ms: consuming "
-			"on; the link is closed if its queue fills",
-			HOLD_MAX_MS);
+	if (c->warned != v) {
+		c->warned = v;
+		if (v == BRAKE_STALLED)
+			log_warn("consumer: a router's link has had over 16 MiB queued and took "
+				 "nothing for %d ms: consuming on (held again if it reads); the link "
+				 "is closed if its queue fills",
+				 BRAKE_STALL_MS);
+		else
+			log_warn("consumer: a router's link has had over 16 MiB queued for %d ms: "
+				 "consuming on (rebalances wait behind a hold); the link is closed if "
+				 "its queue fills",
+				 BRAKE_MAX_MS);
 	}
 	return false;
 }

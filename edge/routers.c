@@ -271,9 +271,10 @@ void routers_poll(struct routers *r)
 	routers_flush(r);
 }
 
-bool routers_backlogged(struct routers *r)
+bool routers_backlogged(struct routers *r, uint64_t *deep_tx)
 {
 	bool any = false;
+	*deep_tx = 0;
 	for (size_t i = 0; i < r->nlinks; i++) {
 		struct router_link *l = r->links[i];
 		struct chan_stats st;
@@ -285,6 +286,8 @@ bool routers_backlogged(struct routers *r)
 		} else if (l->deep && st.queued_bytes <= ROUTERS_DEEP_LOW) {
 			l->deep = false;
 		}
+		if (l->deep)
+			*deep_tx += st.tx_bytes;
 		any = any || l->deep;
 	}
 	return any;

@@ -72,8 +72,10 @@ void routers_flush(struct routers *r);
  * Kafka is read (a backlog drains), and the edge takes no more records until
  * it catches up (consumer.c). Without that the queue would fill and the link
  * close, and the router resync and replay from Kafka. The link's wake
- * callback fires when it is back to the low mark. */
-bool routers_backlogged(struct routers *r);
+ * callback fires when it is back to the low mark. *deep_tx is the sum of the
+ * bytes the deep links have written in their lives: while it grows, their
+ * routers are reading. */
+bool routers_backlogged(struct routers *r, uint64_t *deep_tx);
 
 /* Answers a SUB (after the records already batched for that link). */
 void routers_sub_ack(struct routers *r, uint32_t link, uint64_t sid, uint32_t status, int64_t start,

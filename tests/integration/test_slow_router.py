@@ -6,8 +6,9 @@ it to its clients. The link's send queue on the edge is bounded (64 MiB);
 when it filled, the edge closed the link, and the router resynced and had
 the rest replayed from Kafka: in the bench's 4 KiB drains three link closes
 a drain and half the rate. Now the edge takes no more records from Kafka
-while a router's queue is past 16 MiB, until it is back to 4 MiB, for at
-most 1 s at a time (edge/routers.h, routers_backlogged).
+while a router's queue is past 16 MiB, until it is back to 4 MiB, while the
+router reads (edge/brake.h; a router that reads nothing for 1 s is
+released: tests/integration/test_slow_link.py has one that reads slowly).
 
 Here the edge is stopped while 120 MB of records (30,000 of 4 KiB, for 20
 clients) go into Kafka; it resumes, and the router is stopped (SIGSTOP) for
@@ -31,7 +32,7 @@ PARTITIONS = 4
 CLIENTS = [f"slow-router-{i}" for i in range(20)]
 PER_KEY = 1500  # 30,000 records of 4 KiB: 123 MB
 SIZE = 4096
-ROUTER_STOP_S = 0.6  # under the edge's 1 s hold bound
+ROUTER_STOP_S = 0.6  # under the edge's 1 s stall bound (edge/brake.h)
 
 
 async def run(env):

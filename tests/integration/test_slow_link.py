@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""A router that reads slower than Kafka, but reads, paces the edge.
+
+The router's link to the edge runs through a proxy that passes the edge's
+bytes on at RATE (8 MB/s): a router busy compressing for many sessions, or
+one behind a slow network. A backlog of 123 MB of 4 KiB records (20 clients,
+1,500 each) drains through it. The edge holds Kafka's records back while
+the link's send queue is past 16 MiB and the link takes bytes
+(edge/brake.h), so the backlog waits in Kafka: the link stays up (one
+connection through the proxy, no ended connection in the router's log, no
+send refused by the edge), and the clients get every record once and in
+order.
+
+Until 2026-12-05 a hold lasted at most 1 s. Draining 12 MiB (from the high
+mark to the low one) at 8 MB/s takes 1.6 s, so the edge consumed on, filled
+the link's 64 MiB queue and closed the link; the router resynced through
+the proxy and had the rest replayed from Kafka. That build fails here:
+"8 ends, 203 sends refused, 9 connections"."""
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+import harness as h
+
+PARTITIONS = 4
+CLIENTS = [f"slow-link-{i}" for i in range(20)]
+PER_KEY = 1500  # 30,000 records of 4 KiB: 123 MB
+SIZE = 4096
+RATE = 8e6  # bytes a second from the edge to the router
+
+
+class SlowProxy:
+    """Forwards TCP connections to the edge: the edge's bytes at RATE, the
+    router's at once. Counts the connections the router made through it."""
+
+    def __init__(self, edge_port):
+        self.edge_port = edge_port
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(8)
+        self.url = f"tcp://127.0.0.1:{self.ls.getsockname()[1]}"
+        self.connections = 0
+        self.passed = 0  # bytes from the edge to the router
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                down, _ = self.ls.accept()
+            except OSError:
+                return
+            up = socket.socket()
+            # A small receive buffer: the edge's bytes wait on the edge.
+            up.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            try:
+                up.connect(("127.0.0.1", self.edge_port))
+            except OSError:
+                down.close()
+                continue
+            self.connections += 1
+            threading.Thread(target=self._pipe, args=(up, down, RATE), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(down, up, None), daemon=True).start()
+
+    def _pipe(self, src, dst, rate):
+        t0, sent = time.monotonic(), 0
+        try:
+            while True:
+                b = src.recv(65536)
+                if not b:
+                    break
+                dst.sendall(b)
+                if rate:
+                    sent += len(b)
+                    self.passed += len(b)
+                    ahead = sent / rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.ls.close()
+
+
+async def run(env):
+    env.start_kafka({"deliveries": PARTITIONS})
+    edge = env.start_edge("edge-1", fast_group=False,
+                          extra=["--kafka-prop", "session.timeout.ms=60000",
+                                 "--kafka-prop", "heartbeat.interval.ms=1000"])
+    proxy = SlowProxy(int(edge.url.rsplit(":", 1)[1]))
+    router = env.start_router("router-1", [proxy])
+    h.wait_all_owned(router, 90)
+
+    clients = [h.Collector(router.ws_url, k, framed=True) for k in CLIENTS]
+    for c in clients:
+        await c.connect()
+    await h.warm_up(env, clients)
+
+    def edge_metric(name, **labels):
+        status, text = h.admin_request(edge.admin_port, "/metrics")
+        return h.metric_total(text, name, **labels) or 0
+
+    os.kill(edge.p.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        env.produce("deliveries", CLIENTS, PER_KEY, tag="backlog", extra=["--size", str(SIZE)])
+        h.log(f"produced {len(CLIENTS) * PER_KEY} records of {SIZE} B in "
+              f"{time.monotonic() - t0:.1f}s with the edge stopped")
+    finally:
+        os.kill(edge.p.pid, signal.SIGCONT)
+    t1 = time.monotonic()
+    await h.wait_until(lambda: all(len(c.records("backlog")) >= PER_KEY for c in clients),
+                       180, "the clients' backlog")
+    took = time.monotonic() - t1
+    await asyncio.sleep(0.3)  # let any duplicate show up
+
+    lost, dup, reordered, foreign = h.check_streams(clients, PER_KEY, "backlog")
+    held = edge_metric("kws_edge_link_backlogged_total")
+    refused = edge_metric("kws_edge_link_errors_total", kind="send_refused")
+    ended = router.text().count("connection ended")
+    h.log(f"slow link: {proxy.passed / 1e6:.0f} MB passed at {RATE / 1e6:.0f} MB/s; the clients "
+          f"got their {PER_KEY} records each in {took:.1f}s; lost {lost}, duplicated {dup}, "
+          f"reordered {reordered}, foreign {foreign}; the edge held Kafka's records back "
+          f"{held:.0f} times, refused {refused:.0f} sends; {proxy.connections} connections "
+          f"through the proxy, the router's link ended {ended} times")
+    assert (lost, dup, reordered, foreign) == (0, 0, 0, 0)
+    assert held >= 1, "the edge never held back: the link was never behind"
+    assert ended == 0 and refused == 0 and proxy.connections == 1, \
+        f"the edge closed the slow router's link ({ended} ends, {refused:.0f} sends refused, " \
+        f"{proxy.connections} connections)"
+    for c in clients:
+        await c.close()
+    assert edge.alive() and router.alive()
+    proxy.close()
+
+
+def main():
+    with h.Env("slow_link") as env:
+        asyncio.run(run(env))
+    print("PASS")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
