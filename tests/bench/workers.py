@@ -3,6 +3,8 @@
 tests/bench/README.md, "Workers".
 
     tests/bench/workers.py [--build build] [--idle 3:50000] [--tput-trials 2]
+                           [--keys K] [--fan F] [--per-key N] [--size B]
+                           [--deflate on|no-context-takeover]
 
 On librdkafka's mock cluster (tests/tools/kafka-mock), with one edge:
 
@@ -12,10 +14,18 @@ On librdkafka's mock cluster (tests/tools/kafka-mock), with one edge:
          the RSS growth per session summed over the supervisor and workers,
          and the sessions and open files of each worker.
   tput:  delivered messages a second when the router is the bottleneck
-         (every record of 500 keys goes to 4 sessions of its key, one per
+         (every record of 1,000 keys goes to 8 sessions of its key, one per
          client process; a burst of records produced as fast as the mock
          cluster takes them), --workers 1 and --workers 2 in turn in the same
-         run, with the CPU seconds of every process in the window.
+         run, with the CPU seconds of every process in the window. With
+         --deflate the router compresses (permessage-deflate, offered by
+         every client as browsers offer it) each message once per session,
+         and the clients inflate them.
+
+The mock cluster keeps about 5 MiB per partition (12 here): a burst larger
+than that loses its oldest records if the edge falls that far behind (as it
+does when it holds Kafka back for a router slower than the producer), so
+--keys, --per-key and --size are refused beyond 4 MiB a partition.
 
 Every figure is a ratio of runs in the same script; the machine is shared,
 so the load average is printed with each.
@@ -159,13 +169,13 @@ class Bench:
         e.url = f"tcp://127.0.0.1:{port}"
         return e
 
-    def router(self, name, edge, workers, max_conn):
+    def router(self, name, edge, workers, max_conn, extra=()):
         port, admin = free_port(), free_port()
         r = self.spawn(name, [self.bin["router"], "--listen", f"127.0.0.1:{port}",
                               "--router-id", name, "--admin-listen", f"127.0.0.1:{admin}",
                               "--edges", edge.url, "--workers", workers,
                               "--handshakes-per-ip", 1000000, "--max-connections", max_conn,
-                              "--drain-timeout-ms", 1000])
+                              "--drain-timeout-ms", 1000] + list(extra))
         r.port, r.admin, r.workers = port, admin, workers
         r.ws_url = f"ws://127.0.0.1:{port}/ws"
         deadline = time.monotonic() + 60
@@ -233,15 +243,17 @@ class Bench:
         return row
 
     # ---- throughput ----
-    def tput(self, edge, workers, keys, fan, per_key, trial):
-        r = self.router(f"router-tput-{workers}-{trial}", edge, workers, 20000)
+    def tput(self, edge, workers, keys, fan, per_key, trial, size=100, deflate=None):
+        r = self.router(f"router-tput-{workers}-{trial}", edge, workers, 20000,
+                        ["--deflate", deflate] if deflate else [])
         ids_from = trial * 100000 + workers * 10000  # fresh keys: no old records
         prefix = f"t{trial}w{workers}-"
         lgs = [self.spawn(f"lg-tput-{workers}-{trial}-{j}", [
             self.bin["loadgen"], "--url", r.ws_url, "--clients", keys, "--ids-from", 0,
             "--prefix", prefix, "--source-addrs", 4, "--connect-rate", 5000,
             "--progress-s", 0, "--expect-per-client", per_key, "--until-idle-s", 5,
-            "--report", os.path.join(self.work, f"lg-{workers}-{trial}-{j}.json")])
+            "--report", os.path.join(self.work, f"lg-{workers}-{trial}-{j}.json")]
+            + (["--deflate"] if deflate else []))
             for j in range(fan)]
         deadline = time.monotonic() + 60
         while self.live(r) < keys * fan:
@@ -255,7 +267,7 @@ class Bench:
         c0 = {k: sum(cpu_s(p) for p in v) for k, v in procs.items()}
         pr = self.spawn(f"produce-{workers}-{trial}", [
             self.bin["produce"], "--bootstrap", self.bootstrap, "--topic", "tput", "--clients",
-            keys, "--prefix", prefix, "--count", per_key, "--size", 100, "--rate", 0])
+            keys, "--prefix", prefix, "--count", per_key, "--size", size, "--rate", 0])
         t_start = time.monotonic()
         procs["producer"] = [pr.pid]
         c0["producer"] = 0.0
@@ -275,7 +287,7 @@ class Bench:
                     seen[p] = max(seen.get(p, 0.0), cpu_s(p))
             time.sleep(0.02)
         delivered = metrics(r.admin)['kws_router_messages_total{direction="to_client"}'] - m0
-        lost = dup = got = 0
+        lost = dup = got = deflated = 0
         for j, lg in enumerate(lgs):
             lg.stop(5)
             try:
@@ -284,6 +296,7 @@ class Bench:
                 lost += rep.get("lost", 0)
                 dup += rep.get("duplicated", 0)
                 got += rep.get("records", 0)
+                deflated += rep.get("deflated", 0)
             except (OSError, ValueError):
                 pass
         secs = max(ends.values()) - t_start if ends else float("nan")
@@ -293,9 +306,11 @@ class Bench:
         r.stop(30)
         row = {"workers": workers, "trial": trial, "delivered": int(delivered), "received": got,
                "want": want, "seconds": round(secs, 2), "msgs_per_s": round(rate),
-               "cpu_s": cpu, "lost": lost, "duplicated": dup, "load": round(loadavg(), 2)}
+               "cpu_s": cpu, "lost": lost, "duplicated": dup, "deflated": deflated,
+               "load": round(loadavg(), 2)}
         say(f"  --workers {workers} (trial {trial}): {got} of {want} messages received in "
-            f"{secs:.2f}s = {rate:,.0f}/s; lost {lost}, duplicated {dup}; CPU s " +
+            f"{secs:.2f}s = {rate:,.0f}/s; lost {lost}, duplicated {dup}" +
+            (f", {deflated} came compressed" if deflate else "") + "; CPU s " +
             ", ".join(f"{k} {v}" for k, v in cpu.items()) + f"; load {loadavg():.2f}")
         return row
 
@@ -307,14 +322,22 @@ def main():
     ap.add_argument("--idle", default="3:50000",
                     help="W:N[,W:N...]: N idle sessions with --workers W ('' skips)")
     ap.add_argument("--tput-trials", type=int, default=2, help="0 skips")
-    ap.add_argument("--keys", type=int, default=500)
-    ap.add_argument("--fan", type=int, default=4)
-    ap.add_argument("--per-key", type=int, default=1000)
+    ap.add_argument("--keys", type=int, default=1000)
+    ap.add_argument("--fan", type=int, default=8, help="sessions of each key (client processes)")
+    ap.add_argument("--per-key", type=int, default=200)
+    ap.add_argument("--size", type=int, default=100, help="bytes of each record's value")
+    ap.add_argument("--deflate", choices=("on", "no-context-takeover"),
+                    help="the router runs with --deflate MODE and every client offers "
+                         "permessage-deflate as browsers do: each record is compressed once "
+                         "per session, so the router is the bottleneck")
     ap.add_argument("--out", default="", help="write the results as JSON here")
     a = ap.parse_args()
+    per_partition = a.keys * a.per_key * (a.size + 100) / 12
+    if a.tput_trials and per_partition > 4 * 1024 * 1024:
+        ap.error(f"{per_partition / 2**20:.1f} MiB a partition: the mock cluster keeps about 5")
     b = Bench(os.path.abspath(a.build))
     res = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpus": os.cpu_count(),
-           "idle": [], "tput": []}
+           "args": vars(a), "idle": [], "tput": []}
     try:
         b.start()
         for spec in [s for s in a.idle.split(",") if s]:
@@ -322,11 +345,17 @@ def main():
             res["idle"].append(b.idle(w, n))
         if a.tput_trials:
             say(f"== throughput: {a.keys} keys x {a.fan} sessions each, {a.per_key} records "
-                f"a key of 100 B (load {loadavg():.2f})")
+                f"a key of {a.size} B" +
+                (f", permessage-deflate (--deflate {a.deflate})" if a.deflate else "") +
+                f" (load {loadavg():.2f})")
             e = b.edge("tput")
             for t in range(a.tput_trials):
                 for w in (1, 2):
-                    res["tput"].append(b.tput(e, w, a.keys, a.fan, a.per_key, t))
+                    row = b.tput(e, w, a.keys, a.fan, a.per_key, t, a.size, a.deflate)
+                    if a.deflate and row["deflated"] < row["received"]:
+                        raise RuntimeError(f"only {row['deflated']} of {row['received']} "
+                                           "messages came compressed")
+                    res["tput"].append(row)
             one = [r["msgs_per_s"] for r in res["tput"] if r["workers"] == 1]
             two = [r["msgs_per_s"] for r in res["tput"] if r["workers"] == 2]
             res["ratio"] = round(max(two) / max(one), 2)
