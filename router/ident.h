@@ -41,7 +41,7 @@ enum ident_mode {
  * JSON member). The client id is the claim cfg.claim (default "sub"): a
  * non-empty JSON string of at most max_id_bytes bytes without control
  * characters (bytes below 0x20, and 0x7f). A token is at most
- * IDENT_MAX_TOKEN bytes (libjwt 1.10 decodes on the stack).
+ * IDENT_MAX_TOKEN bytes (token_verify copies it on the stack).
  *
  * Where the token comes from, the first present of:
  *  1. "Authorization: Bearer <token>" (scheme case-insensitive). A present

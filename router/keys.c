@@ -266,6 +266,7 @@ out_free:
 
 static void key_wipe(struct keys_key *k)
 {
+	EVP_PKEY_free(k->pk);
 	if (k->data) {
 		explicit_bzero(k->data, k->len);
 		free(k->data);
@@ -295,6 +296,19 @@ static int add_file(struct keys *ks, const char *path, char *err, size_t errlen)
 	if (r < 0) {
 		snprintf(err, errlen, "key file %s: %s", path, why);
 		goto out_wipe;
+	}
+	if (k.type != KEYS_HMAC) {
+		/* Parsed once here: OpenSSL 3's decoders take about 0.4 ms a
+		 * key, which a token's check paid each time when the PEM went
+		 * to libjwt (tests/bench/README.md, "Workers"). */
+		BIO *bio = BIO_new_mem_buf(k.data, (int)k.len);
+		k.pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+		BIO_free(bio);
+		if (!k.pk) {
+			snprintf(err, errlen, "key file %s: cannot read its public key", path);
+			r = -EINVAL;
+			goto out_wipe;
+		}
 	}
 	k.kid = dot && dot != base ? xstrndup(base, (size_t)(dot - base)) : xstrdup(base);
 	if (k.kid[0] == '\0') {

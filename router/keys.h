@@ -26,8 +26,9 @@ struct keys_key {
 	enum keys_type type;
 	char *kid;           /* the file name without its last extension */
 	char *file;          /* the path it was read from, for messages */
-	unsigned char *data; /* what libjwt verifies with: the secret, or the public key as PEM */
+	unsigned char *data; /* the HMAC secret, or the public key as PEM */
 	size_t len;
+	struct evp_pkey_st *pk; /* RSA and EC: the public key, parsed once (token.c) */
 };
 
 /* A set of keys; zero-initialised it is empty. The set owns every key and

@@ -1,12 +1,16 @@
 /* token: see token.h. The segments are decoded with libcrypto's base64
  * (after mapping the URL-safe alphabet) and parsed with jansson, refusing
- * repeated members; libjwt then checks the signature with the one key type
- * the token's algorithm allows. */
+ * repeated members; libcrypto then checks the signature with the one key
+ * type the token's algorithm allows, with the key parsed once (keys.c). */
 #include "token.h"
 
 #include <jansson.h>
-#include <jwt.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <strings.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +21,10 @@
 static const struct {
 	const char *name;
 	enum keys_type type;
-	jwt_alg_t alg;
 } algs[] = {
-	{ "HS256", KEYS_HMAC, JWT_ALG_HS256 },
-	{ "RS256", KEYS_RSA, JWT_ALG_RS256 },
-	{ "ES256", KEYS_EC, JWT_ALG_ES256 },
+	{ "HS256", KEYS_HMAC },
+	{ "RS256", KEYS_RSA },
+	{ "ES256", KEYS_EC },
 };
 #define NALGS (sizeof algs / sizeof algs[0])
 
@@ -133,6 +136,13 @@ static int parse_header(const char *s, size_t n, size_t *alg, char **kid, char *
 		snprintf(why, whylen, "token has critical header extensions");
 		goto out_put;
 	}
+	/* As libjwt 1.10, which checked the signatures before: a typ, when
+	 * it is a string, is "JWT" in any case. */
+	v = json_object_get(h, "typ");
+	if (json_is_string(v) && strcasecmp(json_string_value(v), "JWT") != 0) {
+		snprintf(why, whylen, "token typ is not JWT");
+		goto out_put;
+	}
 	*kid = NULL;
 	if ((v = json_object_get(h, "kid"))) {
 		if (!json_is_string(v)) {
@@ -149,46 +159,86 @@ out_put:
 
 /* ---- signature ------------------------------------------------------- */
 
-/* Checks tok's (NUL-terminated) signature with the keys its header allows. */
-static int check_signature(const struct keys *ks, const char *tok, size_t alg, const char *kid,
-			   char *why, size_t whylen)
+/* Whether sig[0..n) is k's signature (algorithm alg) of tbs[0..len). */
+static bool signature_ok(const struct keys_key *k, size_t alg, const char *tbs, size_t len,
+			 const unsigned char *sig, size_t n)
 {
-	jwt_t *jwt = NULL;
-	bool candidate = false;
+	if (algs[alg].type == KEYS_HMAC) {
+		unsigned char mac[EVP_MAX_MD_SIZE];
+		unsigned int maclen = 0;
+		return HMAC(EVP_sha256(), k->data, (int)k->len, (const unsigned char *)tbs, len, mac,
+			    &maclen) &&
+		       maclen == 32 && n == 32 && CRYPTO_memcmp(mac, sig, 32) == 0;
+	}
+	unsigned char *der = NULL;
+	int derlen = (int)n;
+	const unsigned char *check = sig;
+	if (algs[alg].type == KEYS_EC) {
+		/* JWS gives r and s as 32 bytes each (RFC 7518 3.4); libcrypto
+		 * verifies their DER form. */
+		if (n != 64)
+			return false;
+		ECDSA_SIG *es = ECDSA_SIG_new();
+		BIGNUM *r = BN_bin2bn(sig, 32, NULL), *sv = BN_bin2bn(sig + 32, 32, NULL);
+		if (!es || !r || !sv || ECDSA_SIG_set0(es, r, sv) != 1) {
+			BN_free(r);
+			BN_free(sv);
+			ECDSA_SIG_free(es);
+			return false;
+		}
+		derlen = i2d_ECDSA_SIG(es, &der);
+		ECDSA_SIG_free(es);
+		if (derlen <= 0)
+			return false;
+		check = der;
+	} else if (n != (size_t)EVP_PKEY_get_size(k->pk)) {
+		return false; /* RS256: as long as the modulus */
+	}
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k->pk) == 1 &&
+		  EVP_DigestVerify(ctx, check, (size_t)derlen, (const unsigned char *)tbs, len) == 1;
+	EVP_MD_CTX_free(ctx);
+	OPENSSL_free(der);
+	return ok;
+}
 
-	for (size_t i = 0; i < ks->n && !jwt; i++) {
+/* Checks the signature of tok (NUL-terminated; dots: its two dots) with the
+ * keys its header allows. */
+static int check_signature(const struct keys *ks, const char *tok, const size_t dots[2],
+			   size_t alg, const char *kid, char *why, size_t whylen)
+{
+	bool candidate = false, ok = false;
+	size_t n = 0;
+	unsigned char *sig = b64url_decode(tok + dots[1] + 1, strlen(tok + dots[1] + 1), &n);
+
+	for (size_t i = 0; i < ks->n && !ok; i++) {
 		const struct keys_key *k = &ks->v[i];
 
 		if (kid && strcmp(kid, k->kid) != 0)
 			continue;
 		if (k->type != algs[alg].type) {
 			if (kid) {
+				free(sig);
 				snprintf(why, whylen, "token algorithm does not match its key");
 				return TOKEN_EINVALID;
 			}
 			continue;
 		}
 		candidate = true;
-		/* The key is never NULL (libjwt would skip the check) and its
-		 * type is the token's algorithm (else an RSA public key could
-		 * serve as an HMAC secret). */
-		if (jwt_decode(&jwt, tok, k->data, (int)k->len) != 0) {
-			jwt = NULL;
-		} else if (jwt_get_alg(jwt) != algs[alg].alg) {
-			jwt_free(jwt);
-			jwt = NULL;
-		}
+		/* The key's type is the token's algorithm: an RSA public key
+		 * never serves as an HMAC secret. */
+		ok = sig && signature_ok(k, alg, tok, dots[1], sig, n);
 	}
+	free(sig);
 	if (!candidate) {
 		snprintf(why, whylen,
 			 kid ? "unknown token key id" : "no key for the token's algorithm");
 		return TOKEN_EINVALID;
 	}
-	if (!jwt) {
+	if (!ok) {
 		snprintf(why, whylen, "bad token signature");
 		return TOKEN_EINVALID;
 	}
-	jwt_free(jwt);
 	return 0;
 }
 
@@ -286,17 +336,17 @@ int token_verify(const struct keys *ks, const struct token_rules *rules, const c
 	}
 	if ((r = parse_header(tok, dots[0], &alg, &kid, why, whylen)) < 0)
 		return r;
-	/* The claims are read here, not from libjwt: libjwt 1.10 parses them
-	 * without JSON_REJECT_DUPLICATES, so of two "sub" the last would win
-	 * and nothing downstream could tell. These are the bytes the
-	 * signature covers. */
+	/* The claims are read strictly (libjwt 1.10, which checked the
+	 * signatures before, parsed them without JSON_REJECT_DUPLICATES, so
+	 * of two "sub" the last would win and nothing downstream could tell).
+	 * These are the bytes the signature covers. */
 	c = segment_object(tok + dots[0] + 1, dots[1] - dots[0] - 1, &dup);
 	if (!c) {
 		snprintf(why, whylen, dup ? "duplicate claim in token" : "malformed token claims");
 		r = TOKEN_EINVALID;
 		goto out;
 	}
-	if ((r = check_signature(ks, tok, alg, kid, why, whylen)) < 0)
+	if ((r = check_signature(ks, tok, dots, alg, kid, why, whylen)) < 0)
 		goto out;
 	if ((r = check_claims(rules, c, now_s, why, whylen)) < 0)
 		goto out;

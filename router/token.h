@@ -1,10 +1,12 @@
 /*
  * token: verifies a signed JSON Web Token (JWS compact serialization) with the
- * router's keys and checks its registered claims. libjwt (1.10) checks the
- * signature; which algorithm and which key are decided here first, from the
- * keys, and the token's JSON is read here, strictly. Pure: no I/O.
+ * router's keys and checks its registered claims. libcrypto checks the
+ * signature, with each key parsed once when it was loaded (keys.c); which
+ * algorithm and which key are decided here first, from the keys, and the
+ * token's JSON is read here, strictly. Pure: no I/O.
  *
- * (Named token, not jwt: <jwt.h> is libjwt's header and jwt_ its prefix.)
+ * (Named token, not jwt: <jwt.h> is libjwt's header and jwt_ its prefix;
+ * the tests sign with libjwt, an implementation independent of this one.)
  */
 #ifndef KWS_TOKEN_H
 #define KWS_TOKEN_H
@@ -16,7 +18,7 @@
 
 struct json_t; /* jansson's json_t */
 
-/* The longest token accepted (libjwt 1.10 decodes on the stack). */
+/* The longest token accepted (token_verify copies it on the stack). */
 #define TOKEN_MAX_BYTES 8192
 
 /* Errors of token_verify (negative). */
@@ -48,9 +50,11 @@ struct token_rules {
  * KEY: a token whose header "alg" is not the algorithm of the key it is
  * checked with is refused before any signature check (an HS256 token "signed"
  * with an RSA public key's PEM bytes as HMAC secret, the classic
- * key-confusion attack, never reaches libjwt with that key). "alg" is compared
- * exactly ("hs256" is refused); a header with "crit" is refused. libjwt also
- * refuses a header "typ" other than "JWT" (as a bad signature).
+ * key-confusion attack, is never checked with that key). "alg" is compared
+ * exactly ("hs256" is refused); a header with "crit" is refused, and one with
+ * a string "typ" other than "JWT" in any case (as libjwt 1.10 did, which
+ * checked the signatures until 2026-12-05). An ES256 signature is 64 bytes
+ * (r and s, RFC 7518 3.4), an RS256 one as long as the key's modulus.
  *
  * Key choice: a token whose header has "kid" is checked with that key only (an
  * unknown kid is refused); without "kid", with each key of the token's

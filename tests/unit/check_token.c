@@ -478,6 +478,46 @@ START_TEST(garbage_huge)
 }
 END_TEST
 
+/* ---- typ and signature lengths --------------------------------------- */
+
+/* libcrypto checks the signatures (token.c): what libjwt 1.10 refused
+ * before is still refused, and a signature of the wrong length for its
+ * algorithm never verifies. */
+START_TEST(typ_and_signature_lengths)
+{
+	char c[128];
+	snprintf(c, sizeof c, "{\"sub\":\"u\",\"exp\":%ld}", TJ_NOW + 300);
+	accepted(tj_sign_raw_hs256("verify/hs-a.secret", "{\"alg\":\"HS256\",\"kid\":\"hs-a\"}", c),
+		 "u");
+	accepted(tj_sign_raw_hs256("verify/hs-a.secret",
+				   "{\"alg\":\"HS256\",\"typ\":\"jwt\",\"kid\":\"hs-a\"}", c),
+		 "u");
+	refused(tj_sign_raw_hs256("verify/hs-a.secret",
+				  "{\"alg\":\"HS256\",\"typ\":\"at+jwt\",\"kid\":\"hs-a\"}", c),
+		TOKEN_EINVALID, "token typ is not JWT");
+	/* Signatures cut short or grown, each algorithm. */
+	static const char *const signers[] = { "hs-a", "rsa-a", "ec-a" };
+	for (size_t i = 0; i < 3; i++) {
+		char *t = tj_sign(signers[i], tj_claims("")), *grown;
+		if (asprintf(&grown, "%sAAAA", t) < 0)
+			abort();
+		refused(grown, TOKEN_EINVALID, "bad token signature");
+		t[strlen(t) - 4] = '\0';
+		refused(t, TOKEN_EINVALID, "bad token signature");
+	}
+	/* ES256 with r and s zero: 64 bytes of zeros. */
+	{
+		char *t = tj_sign("ec-a", tj_claims("")), *zero;
+		if (asprintf(&zero, "%.*s.%s", (int)(strrchr(t, '.') - t), t,
+			     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA") <
+		    0)
+			abort();
+		refused(zero, TOKEN_EINVALID, "bad token signature");
+		free(t);
+	}
+}
+END_TEST
+
 /* ---- repeated members (issue 14 item 6) ----------------------------- */
 
 START_TEST(duplicate_claims)
@@ -589,6 +629,7 @@ int main(void)
 	tcase_add_test(tc, garbage_truncated);
 	tcase_add_test(tc, garbage_tokens);
 	tcase_add_test(tc, garbage_huge);
+	tcase_add_test(tc, typ_and_signature_lengths);
 	tcase_add_test(tc, duplicate_claims);
 	tcase_add_test(tc, base64url_lengths);
 	suite_add_tcase(s, tc);
