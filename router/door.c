@@ -22,6 +22,7 @@
 
 /* How long accepts pause after accept() ran out of descriptors or memory. */
 #define DOOR_ACCEPT_BACKOFF_MS 100
+#define DOOR_ACCEPT_BACKLOG 4096
 
 /* A connection whose head is still arriving. */
 struct visitor {
@@ -296,7 +297,13 @@ struct door *door_start(const struct door_config *cfg, char *err, size_t errlen)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (fd >= 0 && cfg->reuseport)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+	/* The accept queue: a reconnect storm (a router restarted, thousands
+	 * of clients at once) arrives faster than the loop accepts between
+	 * handshakes, and a SYN the full queue drops costs its client a 1 s
+	 * retransmit (3 s, 7 s after that). Large as the door's waiting room;
+	 * the kernel caps it at net.core.somaxconn (4096 by default). */
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(fd, DOOR_ACCEPT_BACKLOG) < 0) {
 		snprintf(err, errlen, "cannot listen on %s:%ld: %s", host ? host : "*", cfg->port,
 			 strerror(errno));
 		if (fd >= 0)
