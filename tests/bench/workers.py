@@ -46,6 +46,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 PER_LOADGEN = 12500
+STORM_CLIENT_PROCESSES = 2
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -242,6 +243,64 @@ class Bench:
         e.stop(10)
         return row
 
+    # ---- a reconnect storm with tokens ----
+    def storm(self, edge, workers, n, trial):
+        """n clients with an ES256 token each connect at once (as after a
+        router restart): the router verifies every token, so it is the
+        bottleneck; the clients signed theirs before their clock starts."""
+        keys = os.path.join(ROOT, "tests", "unit", "keys")
+        r = self.router(f"router-storm-{workers}-{trial}", edge, workers, n + 1000,
+                        ["--auth", "jwt", "--jwt-keys", os.path.join(keys, "verify", "ec-a.pem"),
+                         "--handshakes-waiting-per-ip", 4096])
+        pids = self.pids(r)
+        c0 = sum(cpu_s(p) for p in pids)
+        per = -(-n // STORM_CLIENT_PROCESSES)
+        lgs = []
+        for i in range(0, n, per):
+            k = min(per, n - i)
+            lgs.append(self.spawn(f"lg-storm-{workers}-{trial}-{i}", [
+                self.bin["loadgen"], "--url", r.ws_url, "--clients", k, "--ids-from",
+                trial * 1000000 + workers * 100000 + i, "--prefix", "storm-", "--source-addrs",
+                16, "--connect-rate", 0, "--progress-s", 0, "--connect-timeout-s", 120,
+                "--duration-s", 600, "--jwt", "ES256:" + os.path.join(keys, "sign", "ec-a.pem") +
+                ":ec-a", "--report", os.path.join(self.work, f"storm-{workers}-{trial}-{i}.json")]))
+        # Each client process logs when all of its clients are connected
+        # (the router's admin endpoint may answer 503 "busy" meanwhile).
+        for lg in lgs:
+            lg.wait_for(r"(\d+) of \1 clients connected in \d+ ms", 180)
+        cpu = sum(cpu_s(p) for p in pids) - c0
+        deadline = time.monotonic() + 60
+        while True:  # every session subscribed at its edge
+            try:
+                live = self.live(r)
+            except OSError:  # 503 "busy": the loop did not answer in time
+                live = 0
+            if live >= n:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"storm: {live:.0f} of {n} sessions live")
+            time.sleep(0.2)
+        for lg in lgs:
+            lg.stop(20)
+        took, failures = [], {}
+        for i in range(0, n, per):
+            with open(os.path.join(self.work, f"storm-{workers}-{trial}-{i}.json")) as f:
+                rep = json.load(f)
+            took.append(rep["connect_ms"] / 1000)
+            for k, v in rep.get("handshake_failures", {}).items():
+                failures[k] = failures.get(k, 0) + v
+        r.stop(30)
+        secs = max(took)
+        row = {"workers": workers, "trial": trial, "sessions": n, "seconds": round(secs, 2),
+               "sessions_per_s": round(n / secs), "router_cpu_s": round(cpu, 2),
+               "router_cpu_us_per_session": round(cpu / n * 1e6), "retried": failures,
+               "load": round(loadavg(), 2)}
+        say(f"  --workers {workers} (trial {trial}): {n} sessions with ES256 tokens live in "
+            f"{secs:.2f}s = {n / secs:,.0f}/s; router CPU {cpu:.2f}s "
+            f"({cpu / n * 1e6:.0f} us a session); refused and retried {failures or 0}; "
+            f"load {loadavg():.2f}")
+        return row
+
     # ---- throughput ----
     def tput(self, edge, workers, keys, fan, per_key, trial, size=100, deflate=None):
         r = self.router(f"router-tput-{workers}-{trial}", edge, workers, 20000,
@@ -330,6 +389,10 @@ def main():
                     help="the router runs with --deflate MODE and every client offers "
                          "permessage-deflate as browsers do: each record is compressed once "
                          "per session, so the router is the bottleneck")
+    ap.add_argument("--storm", default="16000", metavar="N",
+                    help="N clients with ES256 tokens connecting at once, to --workers 1 and "
+                         "2 in turn ('' skips)")
+    ap.add_argument("--storm-trials", type=int, default=2)
     ap.add_argument("--out", default="", help="write the results as JSON here")
     a = ap.parse_args()
     per_partition = a.keys * a.per_key * (a.size + 100) / 12
@@ -337,12 +400,26 @@ def main():
         ap.error(f"{per_partition / 2**20:.1f} MiB a partition: the mock cluster keeps about 5")
     b = Bench(os.path.abspath(a.build))
     res = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpus": os.cpu_count(),
-           "args": vars(a), "idle": [], "tput": []}
+           "args": vars(a), "idle": [], "storm": [], "tput": []}
     try:
         b.start()
         for spec in [s for s in a.idle.split(",") if s]:
             w, n = (int(x) for x in spec.split(":"))
             res["idle"].append(b.idle(w, n))
+        if a.storm and a.storm_trials:
+            n = int(a.storm)
+            say(f"== reconnect storm: {n} clients with ES256 tokens at once "
+                f"(load {loadavg():.2f})")
+            e = b.edge("idle")
+            for t in range(a.storm_trials):
+                for w in (1, 2):
+                    res["storm"].append(b.storm(e, w, n, t))
+            one = [r["sessions_per_s"] for r in res["storm"] if r["workers"] == 1]
+            two = [r["sessions_per_s"] for r in res["storm"] if r["workers"] == 2]
+            res["storm_ratio"] = round(max(two) / max(one), 2)
+            say(f"  best of {a.storm_trials}: --workers 2 {max(two):,}/s vs --workers 1 "
+                f"{max(one):,}/s: {res['storm_ratio']}x")
+            e.stop(10)
         if a.tput_trials:
             say(f"== throughput: {a.keys} keys x {a.fan} sessions each, {a.per_key} records "
                 f"a key of {a.size} B" +
