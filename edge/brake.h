@@ -38,10 +38,10 @@ enum brake_verdict {
 };
 
 struct brake {
-	int64_t since;                /* the backlog began (ms), 0: none */
-	int64_t moved;                /* when the backlogged links last took bytes (ms) */
-	uint64_t tx;                  /* the bytes they had written then */
-	enum brake_verdict released;  /* why this backlog is not held, BRAKE_OFF: it is */
+	int64_t since;               /* the backlog began (ms), 0: none */
+	int64_t moved;               /* when the backlogged links last took bytes (ms) */
+	uint64_t tx;                 /* the bytes they had written then */
+	enum brake_verdict released; /* why this backlog is not held, BRAKE_OFF: it is */
 };
 
 /* What to do now: backlogged says whether a link is deep, tx the bytes the

@@ -46,7 +46,7 @@ struct consumer {
 	uint64_t records;
 	struct staged staged[STAGED_MAX];
 	uint32_t nstaged;
-	struct brake brake;     /* held back for a slow router (brake.h) */
+	struct brake brake;        /* held back for a slow router (brake.h) */
 	enum brake_verdict warned; /* the release last logged, BRAKE_OFF: none */
 };
 
@@ -378,15 +378,17 @@ static bool held(struct consumer *c)
 	if (c->warned != v) {
 		c->warned = v;
 		if (v == BRAKE_STALLED)
-			log_warn("consumer: a router's link has had over 16 MiB queued and took "
-				 "nothing for %d ms: consuming on (held again if it reads); the link "
-				 "is closed if its queue fills",
-				 BRAKE_STALL_MS);
+			log_warn(
+				"consumer: a router's link has had over 16 MiB queued and took "
+				"nothing for %d ms: consuming on (held again if it reads); the link "
+				"is closed if its queue fills",
+				BRAKE_STALL_MS);
 		else
-			log_warn("consumer: a router's link has had over 16 MiB queued for %d ms: "
-				 "consuming on (rebalances wait behind a hold); the link is closed if "
-				 "its queue fills",
-				 BRAKE_MAX_MS);
+			log_warn(
+				"consumer: a router's link has had over 16 MiB queued for %d ms: "
+				"consuming on (rebalances wait behind a hold); the link is closed if "
+				"its queue fills",
+				BRAKE_MAX_MS);
 	}
 	return false;
 }

@@ -166,8 +166,8 @@ static bool signature_ok(const struct keys_key *k, size_t alg, const char *tbs, 
 	if (algs[alg].type == KEYS_HMAC) {
 		unsigned char mac[EVP_MAX_MD_SIZE];
 		unsigned int maclen = 0;
-		return HMAC(EVP_sha256(), k->data, (int)k->len, (const unsigned char *)tbs, len, mac,
-			    &maclen) &&
+		return HMAC(EVP_sha256(), k->data, (int)k->len, (const unsigned char *)tbs, len,
+			    mac, &maclen) &&
 		       maclen == 32 && n == 32 && CRYPTO_memcmp(mac, sig, 32) == 0;
 	}
 	unsigned char *der = NULL;
@@ -195,8 +195,9 @@ static bool signature_ok(const struct keys_key *k, size_t alg, const char *tbs, 
 		return false; /* RS256: as long as the modulus */
 	}
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool ok = ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k->pk) == 1 &&
-		  EVP_DigestVerify(ctx, check, (size_t)derlen, (const unsigned char *)tbs, len) == 1;
+	bool ok =
+		ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k->pk) == 1 &&
+		EVP_DigestVerify(ctx, check, (size_t)derlen, (const unsigned char *)tbs, len) == 1;
 	EVP_MD_CTX_free(ctx);
 	OPENSSL_free(der);
 	return ok;
@@ -204,8 +205,8 @@ static bool signature_ok(const struct keys_key *k, size_t alg, const char *tbs, 
 
 /* Checks the signature of tok (NUL-terminated; dots: its two dots) with the
  * keys its header allows. */
-static int check_signature(const struct keys *ks, const char *tok, const size_t dots[2],
-			   size_t alg, const char *kid, char *why, size_t whylen)
+static int check_signature(const struct keys *ks, const char *tok, const size_t dots[2], size_t alg,
+			   const char *kid, char *why, size_t whylen)
 {
 	bool candidate = false, ok = false;
 	size_t n = 0;

@@ -368,8 +368,7 @@ static size_t deflated_bound(size_t len)
  * deflated_bound(m->len): its head and value go through the session's
  * compressor (c->dz, the one lws's extension calls use: both keep one
  * context in message order). Returns the frame's bytes, 0 if zlib failed. */
-static size_t deflate_frame(struct router *r, struct conn *c, struct outmsg *m,
-			    unsigned char *out)
+static size_t deflate_frame(struct router *r, struct conn *c, struct outmsg *m, unsigned char *out)
 {
 	unsigned char *z = out + WSFRAME_MAX_HEADER;
 	size_t zlen = 0;
@@ -400,8 +399,8 @@ static size_t deflate_frame(struct router *r, struct conn *c, struct outmsg *m,
  * message (tests/bench/README.md, "Workers"). A message longer than a
  * quarter of a batch goes through write_lws, alone. Returns 0, or -1 if the
  * connection failed. */
-static int write_deflate_batch(struct router *r, struct lws *wsi, struct conn *c,
-			       struct session *s, int64_t now_wall)
+static int write_deflate_batch(struct router *r, struct lws *wsi, struct conn *c, struct session *s,
+			       int64_t now_wall)
 {
 	struct outmsg *m = sessions_peek(s);
 	if (!c->dz || m->len > WS_WRITE_BATCH_BYTES / 4)

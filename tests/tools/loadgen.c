@@ -339,7 +339,7 @@ struct options {
 	bool resume;
 	char *headers; /* extra "Name: value\r\n" lines */
 	size_t headers_len;
-	bool deflate; /* offer permessage-deflate, as browsers do */
+	bool deflate;    /* offer permessage-deflate, as browsers do */
 	const char *jwt; /* ALG:KEYFILE[:KID]: sign a token per client */
 };
 
@@ -402,7 +402,7 @@ struct client {
 	uint32_t rlen;
 	uint32_t flen; /* frag: the fragments received so far */
 	char *frag;
-	z_stream *z; /* permessage-deflate's inflater, from the first compressed message */
+	z_stream *z;   /* permessage-deflate's inflater, from the first compressed message */
 	uint8_t zbits; /* its window: the server's server_max_window_bits, else 15 */
 	uint64_t next; /* highest seq received + 1 */
 	uint64_t min_seq;
@@ -441,7 +441,7 @@ struct loadgen {
 	struct tallies closes, hs_fail;
 	struct hist lat;
 	FILE *report;
-	char *rd; /* the shared read buffer */
+	char *rd;   /* the shared read buffer */
 	char *zout; /* a compressed message inflated */
 	size_t zcap;
 	char **jwts; /* --jwt: client i's token */
@@ -1223,8 +1223,8 @@ static void send_request(struct client *c)
 		     L.o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
 				   "client_max_window_bits\r\n"
 				 : "",
-		     id, tok ? "Authorization: Bearer " : "", tok ? tok : "", tok ? "\r\n" : "", pos,
-		     (int)L.o.headers_len, L.o.headers ? L.o.headers : "");
+		     id, tok ? "Authorization: Bearer " : "", tok ? tok : "", tok ? "\r\n" : "",
+		     pos, (int)L.o.headers_len, L.o.headers ? L.o.headers : "");
 	c->state = C_HANDSHAKE;
 	if (conn_send(c, req, (size_t)n) < 0) {
 		const char *e = strerror(errno);
@@ -1860,8 +1860,8 @@ static enum act consume_response(struct client *c, char *p, size_t len, size_t *
 		 * one (a browser keeps 32 KiB whatever the server says). */
 		size_t tl = strcspn(ext, ";, \t");
 		const char *w = memmem(ext, ext_len, "server_max_window_bits=", 23);
-		if (!L.o.deflate || tl > ext_len || tl != 18 || memcmp(ext, "permessage-deflate", 18) ||
-		    memchr(ext, ',', ext_len)) {
+		if (!L.o.deflate || tl > ext_len || tl != 18 ||
+		    memcmp(ext, "permessage-deflate", 18) || memchr(ext, ',', ext_len)) {
 			hs_fail(c, "bad-extension", ext, ext_len);
 			return ACT_END;
 		}
@@ -2811,9 +2811,9 @@ static void sign_tokens(const char *spec)
 		char id[ID_MAX];
 		jwt_t *j = NULL;
 		client_id(&L.c[i], id, sizeof id);
-		if (jwt_new(&j) || jwt_add_grant(j, "sub", id) || jwt_add_grant_int(j, "exp", exp) ||
-		    (kid && jwt_add_header(j, "kid", kid)) || jwt_set_alg(j, alg, key, (int)klen) ||
-		    !(L.jwts[i] = jwt_encode_str(j))) {
+		if (jwt_new(&j) || jwt_add_grant(j, "sub", id) ||
+		    jwt_add_grant_int(j, "exp", exp) || (kid && jwt_add_header(j, "kid", kid)) ||
+		    jwt_set_alg(j, alg, key, (int)klen) || !(L.jwts[i] = jwt_encode_str(j))) {
 			log_error("--jwt %s: cannot sign a token with that key", spec);
 			exit(1);
 		}

@@ -508,8 +508,9 @@ START_TEST(typ_and_signature_lengths)
 	/* ES256 with r and s zero: 64 bytes of zeros. */
 	{
 		char *t = tj_sign("ec-a", tj_claims("")), *zero;
-		if (asprintf(&zero, "%.*s.%s", (int)(strrchr(t, '.') - t), t,
-			     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA") <
+		if (asprintf(
+			    &zero, "%.*s.%s", (int)(strrchr(t, '.') - t), t,
+			    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA") <
 		    0)
 			abort();
 		refused(zero, TOKEN_EINVALID, "bad token signature");
