@@ -257,6 +257,26 @@ def metric_total(text, name, **labels):
     return total
 
 
+def edge_metric(edge, name, **labels):
+    """metric_total of the edge's /metrics, 0 when the series is absent."""
+    status, text = admin_request(edge.admin_port, "/metrics")
+    return metric_total(text, name, **labels) or 0
+
+
+def backlog_while_stopped(env, edge, keys, count, tag="backlog", extra=()):
+    """Produces count records a key to "deliveries" while the edge is
+    stopped (SIGSTOP), so that they wait in Kafka as a backlog; then lets
+    the edge go on."""
+    os.kill(edge.p.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        env.produce("deliveries", keys, count, tag=tag, extra=extra)
+        log(f"produced {len(keys) * count} records in {time.monotonic() - t0:.1f}s "
+            f"with the edge stopped")
+    finally:
+        os.kill(edge.p.pid, signal.SIGCONT)
+
+
 class Placeholder:
     """An edge that will start later: routers can be given its URL now."""
 

@@ -23,7 +23,6 @@ segments, which the clients would see as lost records)."""
 
 import asyncio
 import os
-import signal
 import sys
 import time
 
@@ -56,19 +55,8 @@ async def run(env):
     covered = {w.statuses[0][1] for w in watchers if w.statuses}
     assert covered == set(range(PARTITIONS)), f"the watchers cover partitions {covered}"
 
-    def edge_metric(name, **labels):
-        status, text = h.admin_request(edge.admin_port, "/metrics")
-        return h.metric_total(text, name, **labels) or 0
-
-    consumed_before = edge_metric("kws_edge_records_total")
-    os.kill(edge.p.pid, signal.SIGSTOP)
-    try:
-        t0 = time.monotonic()
-        env.produce("deliveries", KEYS, PER_KEY, tag="backlog")
-        h.log(f"produced {len(KEYS) * PER_KEY} records in {time.monotonic() - t0:.1f}s "
-              f"with the edge stopped")
-    finally:
-        os.kill(edge.p.pid, signal.SIGCONT)
+    consumed_before = h.edge_metric(edge, "kws_edge_records_total")
+    h.backlog_while_stopped(env, edge, KEYS, PER_KEY)
     t1 = time.monotonic()
     await h.wait_until(lambda: all(len(w.records("backlog")) >= PER_KEY for w in watchers),
                        120, "the clients' backlog")
@@ -87,9 +75,9 @@ async def run(env):
                 if line.startswith("kws_edge_consumer_lag{")]
         return lags and all(float(v) == 0 for v in lags)
     await h.wait_until(caught_up, 120, "the edge catching up with the backlog")
-    refills = edge_metric("kws_edge_fetch_refills_total", reason="full")
-    idle = edge_metric("kws_edge_fetch_refills_total", reason="idle")
-    consumed = edge_metric("kws_edge_records_total") - consumed_before
+    refills = h.edge_metric(edge, "kws_edge_fetch_refills_total", reason="full")
+    idle = h.edge_metric(edge, "kws_edge_fetch_refills_total", reason="idle")
+    consumed = h.edge_metric(edge, "kws_edge_records_total") - consumed_before
     h.log(f"backlog: the clients got their {PER_KEY} records each in {took:.2f}s; "
           f"lost {lost}, duplicated {dup}, reordered {reordered}, foreign {foreign}; "
           f"longest gap between two records of a client, by partition: "

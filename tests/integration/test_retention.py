@@ -21,7 +21,6 @@ once."""
 import asyncio
 import os
 import re
-import signal
 import sys
 import time
 
@@ -51,11 +50,7 @@ async def run(env):
     assert (kept.statuses[0][1], trimmed.statuses[0][1]) == (0, 1), \
         f"partitions {kept.statuses[0][1]}, {trimmed.statuses[0][1]}"
 
-    os.kill(edge.p.pid, signal.SIGSTOP)
-    try:
-        env.produce("deliveries", KEPT + TRIMMED, PER_KEY, tag="backlog")
-    finally:
-        os.kill(edge.p.pid, signal.SIGCONT)
+    h.backlog_while_stopped(env, edge, KEPT + TRIMMED, PER_KEY)
     t1 = time.monotonic()
     await h.wait_until(lambda: len(kept.records("backlog")) >= PER_KEY and
                        any(r["seq"] == PER_KEY - 1 for r in trimmed.records("backlog")),

@@ -48,18 +48,7 @@ async def run(env):
         await c.connect()
     await h.warm_up(env, clients)
 
-    def edge_metric(name, **labels):
-        status, text = h.admin_request(edge.admin_port, "/metrics")
-        return h.metric_total(text, name, **labels) or 0
-
-    os.kill(edge.p.pid, signal.SIGSTOP)
-    try:
-        t0 = time.monotonic()
-        env.produce("deliveries", CLIENTS, PER_KEY, tag="backlog", extra=["--size", str(SIZE)])
-        h.log(f"produced {len(CLIENTS) * PER_KEY} records of {SIZE} B in "
-              f"{time.monotonic() - t0:.1f}s with the edge stopped")
-    finally:
-        os.kill(edge.p.pid, signal.SIGCONT)
+    h.backlog_while_stopped(env, edge, CLIENTS, PER_KEY, extra=["--size", str(SIZE)])
     # The router stops reading while the edge pours the backlog out.
     await asyncio.sleep(0.05)
     os.kill(router.p.pid, signal.SIGSTOP)
@@ -74,8 +63,8 @@ async def run(env):
     await asyncio.sleep(0.3)  # let any duplicate show up
 
     lost, dup, reordered, foreign = h.check_streams(clients, PER_KEY, "backlog")
-    held = edge_metric("kws_edge_link_backlogged_total")
-    refused = edge_metric("kws_edge_link_errors_total", kind="send_refused")
+    held = h.edge_metric(edge, "kws_edge_link_backlogged_total")
+    refused = h.edge_metric(edge, "kws_edge_link_errors_total", kind="send_refused")
     ended = router.text().count("connection ended")
     h.log(f"slow router: the clients got their {PER_KEY} records each {took:.2f}s after the "
           f"router resumed; lost {lost}, duplicated {dup}, reordered {reordered}, "
