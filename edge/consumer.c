@@ -435,6 +435,11 @@ int consumer_fd(const struct consumer *c)
 	return c->fd[0];
 }
 
+bool consumer_holding(struct consumer *c)
+{
+	return held(c);
+}
+
 struct consumer *consumer_new(const struct edge_config *cfg, const char *client_id,
 			      struct subs *subs, struct routers *routers, struct watch *watch,
 			      consumer_revoke_fn on_revoke, void *arg)

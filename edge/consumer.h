@@ -56,6 +56,10 @@ bool consumer_sync_metadata(struct consumer *c);
 int consumer_subscribe(struct consumer *c);
 /* The fd that becomes readable when the consumer queue has news. */
 int consumer_fd(const struct consumer *c);
+/* Whether Kafka's records are held back now for a slow router (brake.h):
+ * replays from Kafka wait too, so that they do not fill the link the
+ * consumer spares. */
+bool consumer_holding(struct consumer *c);
 /* Serves the consumer queue: rebalances and records, then stores offsets.
  * Never waits for more. Call every loop turn. */
 void consumer_poll(struct consumer *c);

@@ -53,7 +53,7 @@ struct pending_sub {
 
 struct replay {
 	const struct edge_config *cfg;
-	const struct consumer *consumer;
+	struct consumer *consumer;
 	struct routers *routers;
 	struct subs *subs;
 	struct watch *watch;
@@ -90,7 +90,7 @@ static struct replay_part *part(struct replay *rp, uint32_t p)
 }
 
 struct replay *replay_new(const struct edge_config *cfg, const char *client_id,
-			  const struct consumer *consumer, struct routers *routers,
+			  struct consumer *consumer, struct routers *routers,
 			  struct subs *subs, struct watch *watch)
 {
 	char err[512];
@@ -432,8 +432,13 @@ void replay_poll(struct replay *rp)
 	while (read(rp->fd[0], buf, sizeof buf) > 0)
 		;
 	rd_kafka_message_t *msgs[256];
-	ssize_t n;
+	ssize_t n = 0;
 	do {
+		/* Not while a router's link is backlogged (brake.h): the
+		 * records wait in the replay consumer's queue, and librdkafka
+		 * stops fetching when that is full. */
+		if (consumer_holding(rp->consumer))
+			break;
 		n = rd_kafka_consume_batch_queue(rp->rq, 0, msgs, 256);
 		for (ssize_t i = 0; i < n; i++) {
 			on_replay_message(rp, msgs[i]);

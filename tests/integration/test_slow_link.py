@@ -15,7 +15,14 @@ Until 2026-12-05 a hold lasted at most 1 s. Draining 12 MiB (from the high
 mark to the low one) at 8 MB/s takes 1.6 s, so the edge consumed on, filled
 the link's 64 MiB queue and closed the link; the router resynced through
 the proxy and had the rest replayed from Kafka. That build fails here:
-"8 ends, 203 sends refused, 9 connections"."""
+"8 ends, 203 sends refused, 9 connections".
+
+Then the clients leave, 82 MB more go into Kafka for them, and they come
+back with their positions. The edge keeps only 1 MiB of recent records
+(--tail-bytes), so it replays their records from Kafka: the replay waits
+while the link is backlogged too (edge/replay.c, consumer_holding). Before,
+the replay consumer poured into the link at Kafka's speed, filled its queue
+and had the link closed: the same checks hold after the resume."""
 
 import asyncio
 import os
@@ -29,6 +36,7 @@ import harness as h
 PARTITIONS = 4
 CLIENTS = [f"slow-link-{i}" for i in range(20)]
 PER_KEY = 1500  # 30,000 records of 4 KiB: 123 MB
+RESUME_PER_KEY = 1000  # 20,000 records of 4 KiB: 82 MB, replayed from Kafka
 SIZE = 4096
 RATE = 8e6  # bytes a second from the edge to the router
 
@@ -98,7 +106,8 @@ async def run(env):
     env.start_kafka({"deliveries": PARTITIONS})
     edge = env.start_edge("edge-1", fast_group=False,
                           extra=["--kafka-prop", "session.timeout.ms=60000",
-                                 "--kafka-prop", "heartbeat.interval.ms=1000"])
+                                 "--kafka-prop", "heartbeat.interval.ms=1000",
+                                 "--tail-bytes", "1MiB"])
     proxy = SlowProxy(int(edge.url.rsplit(":", 1)[1]))
     router = env.start_router("router-1", [proxy])
     h.wait_all_owned(router, 90)
@@ -129,6 +138,34 @@ async def run(env):
     assert ended == 0 and refused == 0 and proxy.connections == 1, \
         f"the edge closed the slow router's link ({ended} ends, {refused:.0f} sends refused, " \
         f"{proxy.connections} connections)"
+
+    # The clients leave; their next records go into Kafka and past the
+    # edge's 1 MiB tail; they come back with their positions.
+    for c in clients:
+        await c.close()
+    env.produce("deliveries", CLIENTS, RESUME_PER_KEY, tag="resume",
+                extra=["--size", str(SIZE)])
+    replays = h.edge_metric(edge, "kws_edge_replays_total", source="kafka")
+    t2 = time.monotonic()
+    for c in clients:
+        await c.connect(resume=True)
+    await h.wait_until(lambda: all(len(c.records("resume")) >= RESUME_PER_KEY for c in clients),
+                       180, "the resumed clients' records")
+    took = time.monotonic() - t2
+    await asyncio.sleep(0.3)
+    lost, dup, reordered, foreign = h.check_streams(clients, RESUME_PER_KEY, "resume")
+    replays = h.edge_metric(edge, "kws_edge_replays_total", source="kafka") - replays
+    refused = h.edge_metric(edge, "kws_edge_link_errors_total", kind="send_refused")
+    ended = router.text().count("connection ended")
+    h.log(f"resume: the clients got their {RESUME_PER_KEY} records each in {took:.1f}s, "
+          f"{replays:.0f} replays from Kafka; lost {lost}, duplicated {dup}, reordered "
+          f"{reordered}, foreign {foreign}; refused {refused:.0f} sends; {proxy.connections} "
+          f"connections through the proxy, the router's link ended {ended} times")
+    assert (lost, dup, reordered, foreign) == (0, 0, 0, 0)
+    assert replays >= 1, "no replay from Kafka: the tail covered the positions"
+    assert ended == 0 and refused == 0 and proxy.connections == 1, \
+        f"the edge closed the slow router's link during the replay ({ended} ends, " \
+        f"{refused:.0f} sends refused, {proxy.connections} connections)"
     for c in clients:
         await c.close()
     assert edge.alive() and router.alive()
