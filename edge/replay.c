@@ -90,8 +90,8 @@ static struct replay_part *part(struct replay *rp, uint32_t p)
 }
 
 struct replay *replay_new(const struct edge_config *cfg, const char *client_id,
-			  struct consumer *consumer, struct routers *routers,
-			  struct subs *subs, struct watch *watch)
+			  struct consumer *consumer, struct routers *routers, struct subs *subs,
+			  struct watch *watch)
 {
 	char err[512];
 	struct replay *rp = xcalloc(1, sizeof *rp);

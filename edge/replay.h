@@ -24,8 +24,8 @@ struct replay;
 /* Creates the replay consumer. consumer, routers, subs and watch (Kafka's
  * watermarks) are borrowed. Returns NULL (logged) on a bad configuration. */
 struct replay *replay_new(const struct edge_config *cfg, const char *client_id,
-			  struct consumer *consumer, struct routers *routers,
-			  struct subs *subs, struct watch *watch);
+			  struct consumer *consumer, struct routers *routers, struct subs *subs,
+			  struct watch *watch);
 /* Stops every replay and frees everything. Accepts NULL. */
 void replay_free(struct replay *rp);
 
