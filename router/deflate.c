@@ -1,6 +1,7 @@
 /* deflate: see deflate.h. */
 #include "deflate.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +49,8 @@ enum {
 /* Our instance of the extension on one connection. */
 struct instance {
 	struct pmdz z;
-	bool rx_msg; /* inside a compressed message (its first frame had RSV1) */
+	bool rx_msg;    /* inside a compressed message (its first frame had RSV1) */
+	bool rx_failed; /* a message did not inflate: the rest is dropped, 1007 sent */
 	bool tx_out; /* the frame lws frames next carries our output: set RSV1 */
 };
 
@@ -114,6 +116,10 @@ static int payload_rx(struct lws *wsi, struct instance *inst,
 	size_t len = eb->eb_in.token && eb->eb_in.len > 0 ? (size_t)eb->eb_in.len : 0;
 	bool rsv1 = lws_get_reserved_bits(wsi) & RSV1;
 	bool fin = lws_is_final_fragment(wsi);
+	if (inst->rx_failed) {
+		ebufs_consumed(eb, len, (unsigned char *)"", 0);
+		return fin ? PMDR_EMPTY_FINAL : PMDR_EMPTY_NONFINAL;
+	}
 	if (!inst->rx_msg) {
 		if (!rsv1)
 			return PMDR_NOTHING_WE_SHOULD_DO; /* not compressed: as it is */
@@ -129,9 +135,19 @@ static int payload_rx(struct lws *wsi, struct instance *inst,
 	size_t n;
 	if (pmdz_inflate(&inst->z, (const unsigned char *)eb->eb_in.token, len, fin, &out, &n) <
 	    0) {
-		lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
-				 (unsigned char *)"bad compressed data", 19);
-		return PMDR_FAILED;
+		/* 1007 (RFC 7692 8.2.3.3 fails the connection), written by the
+		 * writeable callback as the router's other Closes are: failing
+		 * here (PMDR_FAILED) made lws hang up without a Close frame.
+		 * What the client sends until then is dropped, not delivered. */
+		struct conn *c = lws_wsi_user(wsi);
+		inst->rx_failed = true;
+		if (c && !c->close_code) {
+			c->close_code = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+			snprintf(c->close_reason, sizeof c->close_reason, "bad compressed data");
+			lws_callback_on_writable(wsi);
+		}
+		ebufs_consumed(eb, len, (unsigned char *)"", 0);
+		return fin ? PMDR_EMPTY_FINAL : PMDR_EMPTY_NONFINAL;
 	}
 	ebufs_consumed(eb, len, out, n);
 	if (fin)

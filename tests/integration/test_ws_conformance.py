@@ -56,6 +56,12 @@ partition of a client's key.
                     session's queued small messages compressed into one
                     write (router/ws.c, write_deflate_batch) and a long one
                     through lws's extension, with one compressor for both.
+  12 deflate-corrupt: a compressed message that does not inflate (bytes
+                    that are no deflate stream, then back-references past
+                    the 1 KiB window the router answered): Close 1007 with
+                    its reason, nothing echoed, the socket closed within
+                    CLOSE_S. The router failed inside lws's extension call
+                    and lws hung up without a Close frame.
 Every answer must come within ANSWER_S.
 """
 
@@ -594,6 +600,41 @@ def test_deflate_burst(port, results):
                     "and in order, context kept and server_no_context_takeover"))
 
 
+def test_deflate_corrupt(port, results):
+    """12: compressed bytes that do not inflate: 1007, nothing delivered."""
+    import zlib
+    failures = []
+    # A stored block that claims 5 bytes and holds 2, then garbage; and a
+    # stream compressed with a 32 KiB window where the router answered
+    # client_max_window_bits=10 (a distance too far back for its 1 KiB).
+    text = json_blob(8192, 5)
+    co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    far = (co.compress(text + text[:4096]) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    for cid, body in (("deflate-garbage", bytes([0xff, 0xff, 0xff, 0xff, 0x07, 0x00])),
+                      ("deflate-too-far", far)):
+        c = Raw(port, cid, ["Sec-WebSocket-Extensions: permessage-deflate; "
+                            "client_max_window_bits"])
+        c.send(frame(OP_BIN, body, rsv=4))
+        c.read_until(lambda x: x.close_frame() is not None, ANSWER_S)
+        code = c.close_code()
+        reason = c.close_frame()[0][2:] if c.close_frame() else b""
+        echoed = [m for m in c.messages()]
+        if code != 1007 or b"compressed" not in reason or echoed:
+            failures.append(f"{cid}: close {code} {reason!r}, {len(echoed)} echoed")
+        else:
+            try:
+                c.send(frame(OP_CLOSE, struct.pack("!H", 1007)))
+            except OSError:
+                pass  # already closed: fine
+            took = c.wait_closed(CLOSE_S) if c.eof_at is None else 0
+            if took is None:
+                failures.append(f"{cid}: the socket stayed open {CLOSE_S} s after the Close")
+        c.shut()
+    assert not failures, "; ".join(failures)
+    results.append(("12 deflate-corrupt", "garbage and a too-far back-reference: Close 1007 "
+                    "\"bad compressed data\", nothing echoed, socket closed"))
+
+
 def test_utf8_chops(port, results):
     """10: invalid UTF-8 in the middle of a chopped frame: 1007, and only that."""
     p1 = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"
@@ -638,7 +679,7 @@ CHECKS = [
     ("binary", test_close_1_byte), ("binary", test_pings), ("text", test_text_not_utf8),
     ("deflate", test_deflate), ("deflate", test_deflate_params),
     ("deflate", test_deflate_large), ("binary", test_utf8_chops),
-    ("deflate", test_deflate_burst),
+    ("deflate", test_deflate_burst), ("deflate", test_deflate_corrupt),
 ]
 
 
