@@ -51,7 +51,7 @@ struct instance {
 	struct pmdz z;
 	bool rx_msg;    /* inside a compressed message (its first frame had RSV1) */
 	bool rx_failed; /* a message did not inflate: the rest is dropped, 1007 sent */
-	bool tx_out; /* the frame lws frames next carries our output: set RSV1 */
+	bool tx_out;    /* the frame lws frames next carries our output: set RSV1 */
 };
 
 /* No options: lws would echo the client's value-less parameters itself
