@@ -12,6 +12,9 @@
 
 #include "util.h"
 
+/* How long resolver_stop waits for a lookup under way. */
+#define RESOLVER_STOP_MS 1000
+
 struct resolver {
 	char *host, *port;
 	int interval_ms;
@@ -94,6 +97,11 @@ static void *run(void *arg)
 		bool wake = false;
 		int rc = lookup(r, &v, &n);
 		pthread_mutex_lock(&r->mu);
+		if (r->stop) { /* stopped while the lookup ran: nobody to tell */
+			if (rc == 0)
+				free_list(v, n);
+			break;
+		}
 		if (rc == 0 && (!r->have_last || !same(v, n, r->last, r->nlast))) {
 			free_list(r->last, r->nlast);
 			r->last = xmalloc((n ? n : 1) * sizeof *r->last);
@@ -170,7 +178,23 @@ void resolver_stop(struct resolver *r)
 	r->stop = true;
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
-	pthread_join(r->thread, NULL);
+	/* A lookup stuck on a DNS server that does not answer (glibc: 5 s a
+	 * try, twice, per server) must not hold the process's stop: after
+	 * RESOLVER_STOP_MS the thread is left to finish on its own. It then
+	 * tells nobody (r->stop) and r is not freed (the process is exiting). */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += RESOLVER_STOP_MS / 1000;
+	ts.tv_nsec += (long)(RESOLVER_STOP_MS % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	if (pthread_timedjoin_np(r->thread, NULL, &ts) != 0) {
+		log_warn("resolving %s: a lookup is still running; not waiting for it", r->host);
+		pthread_detach(r->thread);
+		return;
+	}
 	free_list(r->ready, r->nready);
 	free_list(r->last, r->nlast);
 	pthread_mutex_destroy(&r->mu);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
@@ -180,7 +181,16 @@ static int loop_open(struct router *r)
  * loop until lws has closed its own handles (libuv closes asynchronously),
  * then closes the loop. Every thread that calls router_wake() must have
  * stopped. */
-static void loop_close(struct router *r)
+/* The longest the loop runs on at exit to finish closing (loop_close). */
+#define LOOP_CLOSE_MS 2000
+
+static void on_close_deadline(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+/* Closes the loop; false if a name lookup was left running (see below). */
+static bool loop_close(struct router *r)
 {
 	uv_close((uv_handle_t *)&r->wake, NULL);
 	uv_close((uv_handle_t *)&r->tick, NULL);
@@ -199,12 +209,27 @@ static void loop_close(struct router *r)
 	 * once the context is gone. */
 	if (r->ctx)
 		lws_context_destroy(r->ctx);
+	/* Bounded: an edge's name lookup stuck on a DNS server that does not
+	 * answer keeps the loop alive (libuv's thread pool cannot cancel a
+	 * getaddrinfo under way) and must not hold the stop. */
+	uv_timer_t deadline;
+	uv_timer_init(&r->loop, &deadline);
+	uv_timer_start(&deadline, on_close_deadline, LOOP_CLOSE_MS, 0);
+	uv_unref((uv_handle_t *)&deadline);
 	uv_run(&r->loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&deadline, NULL);
+	uv_run(&r->loop, UV_RUN_NOWAIT);
 	if (r->ctx)
 		lws_context_destroy(r->ctx);
 	int rc = uv_loop_close(&r->loop);
+	if (rc == UV_EBUSY) {
+		log_warn("event loop: an edge's name lookup is still running at exit; not waiting "
+			 "for it");
+		return false;
+	}
 	if (rc < 0)
 		log_warn("event loop: %s at exit", uv_strerror(rc));
+	return true;
 }
 
 static void lws_log(int level, const char *line)
@@ -289,7 +314,7 @@ int router_run(const struct router_config *cfg)
 {
 	struct router r = { .cfg = cfg };
 	int rc = 1;
-	bool loop_up = false;
+	bool loop_up = false, lookup_left = false;
 	sessions_init(&r.sessions);
 	routes_init(&r.routes, 0, cfg->handover_ms, pins_on_moved, &r);
 	admission_rate_init(&r.rate, cfg->handshakes_per_ip);
@@ -422,7 +447,7 @@ out:
 	admin_stop(r.admin);
 	r.admin = NULL;
 	if (loop_up)
-		loop_close(&r);
+		lookup_left = !loop_close(&r);
 	else if (r.ctx)
 		lws_context_destroy(r.ctx);
 	tls_server_free(r.tls); /* after the loop: connections are closed */
@@ -436,5 +461,11 @@ out:
 	admission_rate_free(&r.rate);
 	sessions_free(&r.sessions);
 	stages_close();
+	/* libuv joins its thread pool at exit (a destructor), and the
+	 * lookup left running would hold the exit until it returns. */
+	if (lookup_left) {
+		fflush(NULL);
+		_exit(rc);
+	}
 	return rc;
 }

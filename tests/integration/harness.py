@@ -192,7 +192,7 @@ class Env:
         p.wait_for(r"listening on", 30)
         return p
 
-    def start_router(self, name, edges, extra=()):
+    def start_router(self, name, edges, extra=(), env=None):
         port = free_port()
         args = [ROUTER, "--listen", f"127.0.0.1:{port}", "--router-id", name]
         for e in edges:
@@ -201,7 +201,7 @@ class Env:
         if "--admin-listen" not in extra:
             admin = free_port()
             args += ["--admin-listen", f"127.0.0.1:{admin}"]
-        p = self.spawn(name, args + list(extra))
+        p = self.spawn(name, args + list(extra), env)
         p.port = port
         p.admin_port = admin
         p.ws_url = f"ws://127.0.0.1:{port}/ws"
