@@ -632,6 +632,25 @@ def produced_between(clients, tag, t0_ms, t1_ms):
     return sum(1 for c in clients for r in c.records(tag) if t0_ms <= r.get("ts", 0) <= t1_ms)
 
 
+async def receive_all(clients, count, tag, timeout, what):
+    """Waits until every client has count records of tag, lets any
+    duplicate show up, and returns (the seconds that took, check_streams's
+    (lost, duplicated, reordered, foreign))."""
+    t0 = time.monotonic()
+    await wait_until(lambda: all(len(c.records(tag)) >= count for c in clients), timeout, what)
+    took = time.monotonic() - t0
+    await asyncio.sleep(0.3)
+    return took, check_streams(clients, count, tag)
+
+
+def link_trouble(edge, router):
+    """(times the edge held Kafka back for a router, sends it refused to a
+    router link, connections the router's log says ended)."""
+    return (edge_metric(edge, "kws_edge_link_backlogged_total"),
+            edge_metric(edge, "kws_edge_link_errors_total", kind="send_refused"),
+            router.text().count("connection ended"))
+
+
 def check_streams(clients, count, tag):
     """Per client: exactly seq 0..count-1 of its own key, in order, once
     (count: one number for all, or a dict by client id, as Stream.counts).

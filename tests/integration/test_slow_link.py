@@ -25,7 +25,6 @@ the replay consumer poured into the link at Kafka's speed, filled its queue
 and had the link closed: the same checks hold after the resume."""
 
 import asyncio
-import os
 import socket
 import sys
 import threading
@@ -118,16 +117,9 @@ async def run(env):
     await h.warm_up(env, clients)
 
     h.backlog_while_stopped(env, edge, CLIENTS, PER_KEY, extra=["--size", str(SIZE)])
-    t1 = time.monotonic()
-    await h.wait_until(lambda: all(len(c.records("backlog")) >= PER_KEY for c in clients),
-                       180, "the clients' backlog")
-    took = time.monotonic() - t1
-    await asyncio.sleep(0.3)  # let any duplicate show up
-
-    lost, dup, reordered, foreign = h.check_streams(clients, PER_KEY, "backlog")
-    held = h.edge_metric(edge, "kws_edge_link_backlogged_total")
-    refused = h.edge_metric(edge, "kws_edge_link_errors_total", kind="send_refused")
-    ended = router.text().count("connection ended")
+    took, (lost, dup, reordered, foreign) = await h.receive_all(
+        clients, PER_KEY, "backlog", 180, "the clients' backlog")
+    held, refused, ended = h.link_trouble(edge, router)
     h.log(f"slow link: {proxy.passed / 1e6:.0f} MB passed at {RATE / 1e6:.0f} MB/s; the clients "
           f"got their {PER_KEY} records each in {took:.1f}s; lost {lost}, duplicated {dup}, "
           f"reordered {reordered}, foreign {foreign}; the edge held Kafka's records back "
@@ -146,17 +138,12 @@ async def run(env):
     env.produce("deliveries", CLIENTS, RESUME_PER_KEY, tag="resume",
                 extra=["--size", str(SIZE)])
     replays = h.edge_metric(edge, "kws_edge_replays_total", source="kafka")
-    t2 = time.monotonic()
     for c in clients:
         await c.connect(resume=True)
-    await h.wait_until(lambda: all(len(c.records("resume")) >= RESUME_PER_KEY for c in clients),
-                       180, "the resumed clients' records")
-    took = time.monotonic() - t2
-    await asyncio.sleep(0.3)
-    lost, dup, reordered, foreign = h.check_streams(clients, RESUME_PER_KEY, "resume")
+    took, (lost, dup, reordered, foreign) = await h.receive_all(
+        clients, RESUME_PER_KEY, "resume", 180, "the resumed clients' records")
     replays = h.edge_metric(edge, "kws_edge_replays_total", source="kafka") - replays
-    refused = h.edge_metric(edge, "kws_edge_link_errors_total", kind="send_refused")
-    ended = router.text().count("connection ended")
+    held, refused, ended = h.link_trouble(edge, router)
     h.log(f"resume: the clients got their {RESUME_PER_KEY} records each in {took:.1f}s, "
           f"{replays:.0f} replays from Kafka; lost {lost}, duplicated {dup}, reordered "
           f"{reordered}, foreign {foreign}; refused {refused:.0f} sends; {proxy.connections} "

@@ -24,7 +24,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 
 import harness as h
 
@@ -56,16 +55,9 @@ async def run(env):
         await asyncio.sleep(ROUTER_STOP_S)
     finally:
         os.kill(router.p.pid, signal.SIGCONT)
-    t1 = time.monotonic()
-    await h.wait_until(lambda: all(len(c.records("backlog")) >= PER_KEY for c in clients),
-                       180, "the clients' backlog")
-    took = time.monotonic() - t1
-    await asyncio.sleep(0.3)  # let any duplicate show up
-
-    lost, dup, reordered, foreign = h.check_streams(clients, PER_KEY, "backlog")
-    held = h.edge_metric(edge, "kws_edge_link_backlogged_total")
-    refused = h.edge_metric(edge, "kws_edge_link_errors_total", kind="send_refused")
-    ended = router.text().count("connection ended")
+    took, (lost, dup, reordered, foreign) = await h.receive_all(
+        clients, PER_KEY, "backlog", 180, "the clients' backlog")
+    held, refused, ended = h.link_trouble(edge, router)
     h.log(f"slow router: the clients got their {PER_KEY} records each {took:.2f}s after the "
           f"router resumed; lost {lost}, duplicated {dup}, reordered {reordered}, "
           f"foreign {foreign}; the edge held Kafka's records back {held:.0f} times, refused "
