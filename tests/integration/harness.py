@@ -192,6 +192,14 @@ class Env:
         p.wait_for(r"listening on", 30)
         return p
 
+    def start_stoppable_edge(self, name, extra=()):
+        """An edge with the shipped group timeouts and a 60 s session
+        timeout, so that it stays in its group while a test stops it
+        (SIGSTOP) to pile up a backlog."""
+        return self.start_edge(name, fast_group=False,
+                               extra=["--kafka-prop", "session.timeout.ms=60000",
+                                      "--kafka-prop", "heartbeat.interval.ms=1000"] + list(extra))
+
     def start_router(self, name, edges, extra=(), env=None):
         port = free_port()
         args = [ROUTER, "--listen", f"127.0.0.1:{port}", "--router-id", name]
@@ -630,6 +638,15 @@ async def wait_produced_after(clients, tag, since_ms, timeout, what, count=1):
 def produced_between(clients, tag, t0_ms, t1_ms):
     """How many records of tag the clients got that were produced in [t0, t1]."""
     return sum(1 for c in clients for r in c.records(tag) if t0_ms <= r.get("ts", 0) <= t1_ms)
+
+
+async def framed_clients(env, url, keys):
+    """A kws.v1 client for each key, connected to url and warmed up."""
+    clients = [Collector(url, k, framed=True) for k in keys]
+    for c in clients:
+        await c.connect()
+    await warm_up(env, clients)
+    return clients
 
 
 async def receive_all(clients, count, tag, timeout, what):

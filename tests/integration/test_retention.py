@@ -36,10 +36,7 @@ RECORD_GAP_MAX_S = 0.5
 
 async def run(env):
     env.start_kafka({"deliveries": 2})
-    edge = env.start_edge("edge-1", fast_group=False,
-                          extra=["--kafka-prop", "queued.min.messages=5000",
-                                 "--kafka-prop", "session.timeout.ms=60000",
-                                 "--kafka-prop", "heartbeat.interval.ms=1000"])
+    edge = env.start_stoppable_edge("edge-1", ["--kafka-prop", "queued.min.messages=5000"])
     router = env.start_router("router-1", [edge])
     h.wait_all_owned(router, 90)
     kept = h.Collector(router.ws_url, KEPT[0], framed=True)

@@ -103,18 +103,12 @@ class SlowProxy:
 
 async def run(env):
     env.start_kafka({"deliveries": PARTITIONS})
-    edge = env.start_edge("edge-1", fast_group=False,
-                          extra=["--kafka-prop", "session.timeout.ms=60000",
-                                 "--kafka-prop", "heartbeat.interval.ms=1000",
-                                 "--tail-bytes", "1MiB"])
+    edge = env.start_stoppable_edge("edge-1", ["--tail-bytes", "1MiB"])
     proxy = SlowProxy(int(edge.url.rsplit(":", 1)[1]))
     router = env.start_router("router-1", [proxy])
     h.wait_all_owned(router, 90)
 
-    clients = [h.Collector(router.ws_url, k, framed=True) for k in CLIENTS]
-    for c in clients:
-        await c.connect()
-    await h.warm_up(env, clients)
+    clients = await h.framed_clients(env, router.ws_url, CLIENTS)
 
     h.backlog_while_stopped(env, edge, CLIENTS, PER_KEY, extra=["--size", str(SIZE)])
     took, (lost, dup, reordered, foreign) = await h.receive_all(
