@@ -202,6 +202,15 @@ def summary_rows(res):
                          f(dk.get("delivered_per_s"), "%.0f/s (kfloor)"), f(ratio, "%.2fx"),
                          "≥ %.1fx" % TARGETS["e2e_ratio"],
                          yes(ratio >= TARGETS["e2e_ratio"] if ratio else None)))
+            b = dr.get("bound")
+            if b:
+                rows.append(("… the most any edge-and-router design reaches on these cores: "
+                             "Kafka floor / (Kafka + link + WebSocket floors), CPU µs a record",
+                             "%.2fx reached" % b["reached"],
+                             "%.2fx (%.1f / (%.1f + %.1f + %.1f))"
+                             % (b["ratio"], b["kafka_us"], b["kafka_us"], b["link_us"],
+                                b["ws_us"]),
+                             "%.0f%% of the bound" % (100 * b["share"]), "(context)", ""))
         if de:
             ratio = de["delivered_per_s"] / wrate if wrate else None
             rows.append(("WebSocket leg, %s B (router delivered/s while draining; busiest: %s "
@@ -468,6 +477,17 @@ def section_throughput(res, add):
                     "busy the rates can only follow these sums."
                     % (dr["e2e"]["cpu_us_per_record_all"], dr["kfloor"]["cpu_us_per_record_all"],
                        dr["kfloor"]["cpu_us_per_record_all"] / dr["e2e"]["cpu_us_per_record_all"]))
+            b = dr.get("bound")
+            if b:
+                add("")
+                add("The floors of a drain: besides the Kafka floor's %.1f µs, every record "
+                    "crosses the edge → router link (linkfloor: the same framed records through "
+                    "one loopback TCP connection and nothing else, %.1f µs; runs %s) and the "
+                    "WebSocket leg (wsfloor batched and its clients, %.1f µs). So no design "
+                    "with the edge and the router in two processes drains faster than %.2fx "
+                    "the Kafka floor on these cores; this build reached %.2fx, %.0f%% of that."
+                    % (b["kafka_us"], b["link_us"], dr["link"].get("trials_us"), b["ws_us"],
+                       b["ratio"], b["reached"], 100 * b["share"]))
             add("")
             where_time_goes(dr["e2e"], S.get("wsfloor"), add, "while draining",
                             S.get("wsfloor_batch"))
