@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 SOURCE = os.environ.get("KWS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
@@ -666,6 +667,72 @@ def link_trouble(edge, router):
     return (edge_metric(edge, "kws_edge_link_backlogged_total"),
             edge_metric(edge, "kws_edge_link_errors_total", kind="send_refused"),
             router.text().count("connection ended"))
+
+
+class SlowProxy:
+    """Forwards TCP connections to the edge: the edge's bytes at rate bytes a
+    second, the router's at once (a router that reads slowly). Counts the
+    connections the router made through it. Give the router the proxy as
+    its edge (its url)."""
+
+    def __init__(self, edge_port, rate):
+        self.edge_port = edge_port
+        self.rate = rate
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(8)
+        self.url = f"tcp://127.0.0.1:{self.ls.getsockname()[1]}"
+        self.connections = 0
+        self.passed = 0  # bytes from the edge to the router
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                down, _ = self.ls.accept()
+            except OSError:
+                return
+            up = socket.socket()
+            # A small receive buffer: the edge's bytes wait on the edge.
+            up.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            try:
+                up.connect(("127.0.0.1", self.edge_port))
+            except OSError:
+                down.close()
+                continue
+            self.connections += 1
+            threading.Thread(target=self._pipe, args=(up, down, self.rate), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(down, up, None), daemon=True).start()
+
+    def _pipe(self, src, dst, rate):
+        t0, sent = time.monotonic(), 0
+        try:
+            while True:
+                b = src.recv(65536)
+                if not b:
+                    break
+                dst.sendall(b)
+                if rate:
+                    sent += len(b)
+                    self.passed += len(b)
+                    ahead = sent / rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+                    elif ahead < -0.1:  # idle: no credit for a burst later
+                        t0, sent = time.monotonic(), 0
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.ls.close()
 
 
 def check_streams(clients, count, tag):

@@ -25,10 +25,7 @@ the replay consumer poured into the link at Kafka's speed, filled its queue
 and had the link closed: the same checks hold after the resume."""
 
 import asyncio
-import socket
 import sys
-import threading
-import time
 
 import harness as h
 
@@ -40,71 +37,10 @@ SIZE = 4096
 RATE = 8e6  # bytes a second from the edge to the router
 
 
-class SlowProxy:
-    """Forwards TCP connections to the edge: the edge's bytes at RATE, the
-    router's at once. Counts the connections the router made through it."""
-
-    def __init__(self, edge_port):
-        self.edge_port = edge_port
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(8)
-        self.url = f"tcp://127.0.0.1:{self.ls.getsockname()[1]}"
-        self.connections = 0
-        self.passed = 0  # bytes from the edge to the router
-        self.stopping = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                down, _ = self.ls.accept()
-            except OSError:
-                return
-            up = socket.socket()
-            # A small receive buffer: the edge's bytes wait on the edge.
-            up.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            try:
-                up.connect(("127.0.0.1", self.edge_port))
-            except OSError:
-                down.close()
-                continue
-            self.connections += 1
-            threading.Thread(target=self._pipe, args=(up, down, RATE), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(down, up, None), daemon=True).start()
-
-    def _pipe(self, src, dst, rate):
-        t0, sent = time.monotonic(), 0
-        try:
-            while True:
-                b = src.recv(65536)
-                if not b:
-                    break
-                dst.sendall(b)
-                if rate:
-                    sent += len(b)
-                    self.passed += len(b)
-                    ahead = sent / rate - (time.monotonic() - t0)
-                    if ahead > 0:
-                        time.sleep(ahead)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.stopping = True
-        self.ls.close()
-
-
 async def run(env):
     env.start_kafka({"deliveries": PARTITIONS})
     edge = env.start_stoppable_edge("edge-1", ["--tail-bytes", "1MiB"])
-    proxy = SlowProxy(int(edge.url.rsplit(":", 1)[1]))
+    proxy = h.SlowProxy(int(edge.url.rsplit(":", 1)[1]), RATE)
     router = env.start_router("router-1", [proxy])
     h.wait_all_owned(router, 90)
 
