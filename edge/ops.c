@@ -74,6 +74,11 @@ static void collect(void *arg, struct metrics_writer *w)
 	metrics_write_family(w, "kws_edge_replay_timeouts_total", "Replays from Kafka abandoned",
 			     METRICS_COUNTER);
 	metrics_write_sample(w, (double)ps.timeouts);
+	metrics_write_family(w, "kws_edge_replay_tail_holds_total",
+			     "Times a replay from the tail held a router link's sessions back "
+			     "until its send queue was down to 4 MiB",
+			     METRICS_COUNTER);
+	metrics_write_sample(w, (double)ps.tail_holds);
 	metrics_write_family(w, "kws_edge_positions_beyond_end_total",
 			     "Subscriptions whose position was past the partition's end",
 			     METRICS_COUNTER);

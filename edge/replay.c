@@ -37,10 +37,19 @@ struct replay_job {
 	int64_t started_ms;
 };
 
+/* Router links a pass of the tail left behind, tracked per partition; a
+ * pass that meets more stops giving to any link (all wait for the next). */
+#define TAIL_HELD_MAX 32
+
 /* Replay state of one partition. */
 struct replay_part {
 	struct replay_job *job; /* a replay from Kafka in progress, or NULL */
 	int64_t tail_due;       /* lowest position owed from the tail, -1 none */
+	bool tail_new;          /* sessions joined SUB_TAIL since the last pass */
+	/* links the last pass left behind (deep send queues), held[0..nheld);
+	 * nheld > TAIL_HELD_MAX: more than that, every link was */
+	uint32_t held[TAIL_HELD_MAX];
+	uint32_t nheld;
 };
 
 /* A SUB waiting for the watch's answer (its sub is SUB_PENDING). */
@@ -218,17 +227,122 @@ static size_t move_subs(struct replay *rp, uint32_t p, uint8_t from_state, uint8
 	return n;
 }
 
-/* Replays the tail from offset `from` to the sessions in `state`, then
- * makes them live: from here on they get records as they are consumed. */
-static void finish_from_tail(struct replay *rp, uint32_t p, uint8_t state, int64_t from)
+static void replay_start(struct replay *rp, struct sub *x, int64_t from);
+
+static bool link_held(const struct replay_part *pt, uint32_t link)
 {
-	const struct tail *t = &consumer_part(rp->consumer, p)->tail;
-	for (size_t i = tail_find(t, from); i < t->count; i++) {
-		const struct tail_rec *r = tail_at(t, i);
-		offer(rp, p, state, r->offset, r->timestamp_ms, r->data, r->key_len,
-		      r->data + r->key_len, r->value_len, r->value_null);
+	if (pt->nheld > TAIL_HELD_MAX)
+		return true;
+	for (uint32_t i = 0; i < pt->nheld; i++)
+		if (pt->held[i] == link)
+			return true;
+	return false;
+}
+
+/* Hands a record of the tail to the sessions of its key in partition p that
+ * are in SUB_TAIL and owed it, except on links this pass holds back: a link
+ * whose send queue is deep (routers_link_deep) is held for the rest of the
+ * pass, so each of its sessions stops at a record and misses none. */
+static void offer_tail(struct replay *rp, uint32_t p, struct replay_part *pt,
+		       const struct tail_rec *tr)
+{
+	const struct subs_key *k = subs_lookup(rp->subs, tr->data, tr->key_len);
+	if (!k)
+		return;
+	struct wire_record r = {
+		.partition = p,
+		.offset = tr->offset,
+		.timestamp_ms = tr->timestamp_ms,
+		.value = { tr->data + tr->key_len, tr->value_len },
+		.value_null = tr->value_null,
+	};
+	for (uint32_t i = 0; i < k->n; i++) {
+		struct sub *x = k->v[i];
+		if (x->partition != p || x->replay != SUB_TAIL || tr->offset < x->replay_next ||
+		    link_held(pt, x->pipe))
+			continue;
+		if (routers_link_deep(rp->routers, x->pipe)) {
+			if (pt->nheld < TAIL_HELD_MAX)
+				pt->held[pt->nheld] = x->pipe;
+			pt->nheld++;
+			rp->st.tail_holds++;
+			continue;
+		}
+		if (routers_deliver(rp->routers, x->pipe, &r, &x->sid, 1) < 0)
+			continue;
+		x->replay_next = tr->offset + 1;
+		rp->st.records++;
 	}
-	move_subs(rp, p, state, SUB_LIVE);
+}
+
+/* Before a pass: sessions of partition p in SUB_TAIL that are owed records
+ * the tail no longer holds (it moved on while their link was held back) are
+ * replayed from Kafka instead. Returns the lowest position the others are
+ * owed, -1 if none is. */
+static int64_t tail_owed(struct replay *rp, uint32_t p, const struct tail *t)
+{
+	int64_t from = -1;
+	size_t b;
+	for (struct hnode *it = hmap_iter_first(&rp->subs->by_id, &b); it;
+	     it = hmap_iter_next(&rp->subs->by_id, it, &b)) {
+		struct sub *x = hmap_entry(it, struct sub, node);
+		if (x->partition != p || x->replay != SUB_TAIL)
+			continue;
+		if (!tail_covers(t, x->replay_next))
+			replay_start(rp, x, x->replay_next); /* from Kafka: not SUB_TAIL now */
+		else if (from < 0 || x->replay_next < from)
+			from = x->replay_next;
+	}
+	return from;
+}
+
+/*
+ * One pass of the tail for the sessions of partition p in SUB_TAIL, each
+ * from the position it is owed, in offset order; then they go live (from
+ * here on they get records as they are consumed), except those on links the
+ * pass held back. Those stay in SUB_TAIL, and another pass serves them once
+ * their link is back to its low mark (tail_pass_due). Sessions resuming at
+ * once (a router restarted, its clients came back) can be owed more than a
+ * link's send queue holds (64 MiB, and the tail alone is 64 MiB by
+ * default): given at once it filled the queue, and the edge closed the link.
+ */
+static void tail_pass(struct replay *rp, uint32_t p)
+{
+	struct replay_part *pt = part(rp, p);
+	const struct tail *t = &consumer_part(rp->consumer, p)->tail;
+	pt->tail_due = -1;
+	pt->tail_new = false;
+	pt->nheld = 0;
+	int64_t from = tail_owed(rp, p, t);
+	if (from < 0)
+		return;
+	for (size_t i = tail_find(t, from); i < t->count; i++)
+		offer_tail(rp, p, pt, tail_at(t, i));
+	size_t b;
+	for (struct hnode *it = hmap_iter_first(&rp->subs->by_id, &b); it;
+	     it = hmap_iter_next(&rp->subs->by_id, it, &b)) {
+		struct sub *x = hmap_entry(it, struct sub, node);
+		if (x->partition != p || x->replay != SUB_TAIL)
+			continue;
+		if (!link_held(pt, x->pipe))
+			x->replay = SUB_LIVE;
+		else if (pt->tail_due < 0 || x->replay_next < pt->tail_due)
+			pt->tail_due = x->replay_next;
+	}
+}
+
+/* Whether partition p's tail owes sessions a pass now: new ones came, or a
+ * link the last pass held back is no longer deep (or gone). */
+static bool tail_pass_due(struct replay *rp, const struct replay_part *pt)
+{
+	if (pt->tail_due < 0)
+		return false;
+	if (pt->tail_new || pt->nheld == 0 || pt->nheld > TAIL_HELD_MAX)
+		return true;
+	for (uint32_t i = 0; i < pt->nheld; i++)
+		if (!routers_link_deep(rp->routers, pt->held[i]))
+			return true;
+	return false;
 }
 
 /* Serves a subscription whose position `from` is behind the live point:
@@ -245,6 +359,7 @@ static void replay_start(struct replay *rp, struct sub *x, int64_t from)
 		x->replay = SUB_TAIL;
 		if (pt->tail_due < 0 || from < pt->tail_due)
 			pt->tail_due = from;
+		pt->tail_new = true;
 		rp->st.from_memory++;
 		return;
 	}
@@ -364,6 +479,8 @@ void replay_drop(struct replay *rp, uint32_t p)
 {
 	struct replay_part *pt = part(rp, p);
 	pt->tail_due = -1;
+	pt->tail_new = false;
+	pt->nheld = 0;
 	if (!pt->job)
 		return;
 	fetch_stop(rp, p);
@@ -371,8 +488,9 @@ void replay_drop(struct replay *rp, uint32_t p)
 	pt->job = NULL;
 }
 
-/* The job caught up with the tail (or gave up): its sessions get the rest
- * from the tail and go live; sessions waiting behind it start a new round. */
+/* The job caught up with the tail (or gave up): its sessions are owed the
+ * rest from the tail (a pass this turn, tail_pass), and sessions waiting
+ * behind it start a new round. */
 static void finish_job(struct replay *rp, struct replay_job *j, bool timed_out)
 {
 	const struct consumer_part *cp = consumer_part(rp->consumer, j->partition);
@@ -385,7 +503,25 @@ static void finish_job(struct replay *rp, struct replay_job *j, bool timed_out)
 			  j->partition, (long long)j->pos, (long long)cp->tail.cover_from);
 		from = cp->tail.cover_from;
 	}
-	finish_from_tail(rp, j->partition, SUB_JOB, from);
+	/* The job gave its sessions everything before `from` (or gave up on
+	 * it): each is owed from there on. */
+	size_t b;
+	for (struct hnode *it = hmap_iter_first(&rp->subs->by_id, &b); it;
+	     it = hmap_iter_next(&rp->subs->by_id, it, &b)) {
+		struct sub *x = hmap_entry(it, struct sub, node);
+		if (x->partition != j->partition || x->replay != SUB_JOB)
+			continue;
+		if (from < 0) { /* gave up, and the tail holds nothing */
+			x->replay = SUB_LIVE;
+			continue;
+		}
+		x->replay = SUB_TAIL;
+		if (x->replay_next < from)
+			x->replay_next = from;
+		if (pt->tail_due < 0 || x->replay_next < pt->tail_due)
+			pt->tail_due = x->replay_next;
+		pt->tail_new = true;
+	}
 	if (j->wait_from >= 0) {
 		move_subs(rp, j->partition, SUB_JOB_WAIT, SUB_JOB);
 		j->pos = j->wait_from;
@@ -457,11 +593,8 @@ void replay_poll(struct replay *rp)
 			finish_job(rp, j, false);
 		else if (j && now - j->started_ms > rp->cfg->replay_timeout_ms)
 			finish_job(rp, j, true);
-		if (pt->tail_due >= 0) {
-			int64_t from = pt->tail_due;
-			pt->tail_due = -1;
-			finish_from_tail(rp, p, SUB_TAIL, from);
-		}
+		if (tail_pass_due(rp, pt))
+			tail_pass(rp, p);
 	}
 }
 

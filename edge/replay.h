@@ -49,6 +49,7 @@ struct replay_stats {
 	uint64_t timeouts;                /* replays from Kafka abandoned */
 	uint64_t beyond_end;              /* positions past the partition's end */
 	uint64_t unanswered;              /* SUBs answered without watermarks */
+	uint64_t tail_holds; /* links a replay from the tail held back (deep send queue) */
 };
 void replay_get_stats(const struct replay *rp, struct replay_stats *st);
 /* True while a replay from Kafka of partition p runs. */

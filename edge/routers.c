@@ -271,26 +271,43 @@ void routers_poll(struct routers *r)
 	routers_flush(r);
 }
 
+/* Whether l's send queue is deep now (ROUTERS_DEEP_HIGH, until it is back to
+ * ROUTERS_DEEP_LOW; the loop is woken then); *tx_bytes what it has written
+ * in its life. */
+static bool link_deep(struct routers *r, struct router_link *l, uint64_t *tx_bytes)
+{
+	struct chan_stats st;
+	chan_get_stats(l->ch, &st);
+	if (!l->deep && st.queued_bytes > ROUTERS_DEEP_HIGH) {
+		l->deep = true;
+		r->st.deep++;
+		chan_wake_below(l->ch, ROUTERS_DEEP_LOW);
+	} else if (l->deep && st.queued_bytes <= ROUTERS_DEEP_LOW) {
+		l->deep = false;
+	}
+	*tx_bytes = st.tx_bytes;
+	return l->deep;
+}
+
 bool routers_backlogged(struct routers *r, uint64_t *deep_tx)
 {
 	bool any = false;
 	*deep_tx = 0;
 	for (size_t i = 0; i < r->nlinks; i++) {
-		struct router_link *l = r->links[i];
-		struct chan_stats st;
-		chan_get_stats(l->ch, &st);
-		if (!l->deep && st.queued_bytes > ROUTERS_DEEP_HIGH) {
-			l->deep = true;
-			r->st.deep++;
-			chan_wake_below(l->ch, ROUTERS_DEEP_LOW);
-		} else if (l->deep && st.queued_bytes <= ROUTERS_DEEP_LOW) {
-			l->deep = false;
+		uint64_t tx;
+		if (link_deep(r, r->links[i], &tx)) {
+			*deep_tx += tx;
+			any = true;
 		}
-		if (l->deep)
-			*deep_tx += st.tx_bytes;
-		any = any || l->deep;
 	}
 	return any;
+}
+
+bool routers_link_deep(struct routers *r, uint32_t link)
+{
+	struct router_link *l = find_link(r, link);
+	uint64_t tx;
+	return l && link_deep(r, l, &tx);
 }
 
 void routers_tick(struct routers *r)

@@ -76,6 +76,10 @@ void routers_flush(struct routers *r);
  * bytes the deep links have written in their lives: while it grows, their
  * routers are reading. */
 bool routers_backlogged(struct routers *r, uint64_t *deep_tx);
+/* The same for one link: true while its send queue is deep (false if the
+ * link is gone). A replay from the tail gives such a link nothing more
+ * until it is back to the low mark (replay.c). */
+bool routers_link_deep(struct routers *r, uint32_t link);
 
 /* Answers a SUB (after the records already batched for that link). */
 void routers_sub_ack(struct routers *r, uint32_t link, uint64_t sid, uint32_t status, int64_t start,
