@@ -875,15 +875,14 @@ class Bench:
                 S["wsfloor_batch"] = best_of([self.step_wsfloor(size, batch=65536)
                                               for _ in range(P["trials"])])
             if not self.args.ladder_only:
-                if not S.get("wsfloor_batch"):  # the WebSocket leg's floor, for the bound
-                    S["wsfloor_batch"] = self.step_wsfloor(size, batch=65536)
                 drains = [self.drain(size, i) for i in range(P["trials"])]
-                links = [d["link"] for d in drains if d.get("link")]
                 S["drain"] = {"e2e": best_of([d["e2e"] for d in drains]),
-                              "kfloor": best_of([d["kfloor"] for d in drains]),
-                              "link": min(links, key=lambda r: r["cpu_us_per_record"])
-                              if links else None}
-                S["drain"]["bound"] = floors_bound(S["drain"], S.get("wsfloor_batch"))
+                              "kfloor": best_of([d["kfloor"] for d in drains])}
+                for leg in ("link", "ws"):
+                    runs = [d[leg] for d in drains if d.get(leg)]
+                    S["drain"][leg] = min(runs, key=lambda r: r["cpu_us_per_record"]) \
+                        if runs else None
+                S["drain"]["bound"] = floors_bound(S["drain"])
                 b = S["drain"]["bound"]
                 if b:
                     say("  bound of the floors: %.2fx (Kafka %.1f + link %.1f + WebSocket %.1f "
@@ -1563,16 +1562,21 @@ class Bench:
         say("  CPU per record, all processes: pipeline %.1f us, floor %.1f us (%.2fx); "
             "rates %.2fx" % (e_us, k_us, k_us / max(0.001, e_us),
                              row["delivered_per_s"] / max(1, krow["delivered_per_s"])))
-        return {"e2e": row, "kfloor": krow, "link": self.link_floor(size, N)}
+        return {"e2e": row, "kfloor": krow,
+                "link": self.kernel_floor(size, N, 1, 256 * 1024, "link"),
+                "ws": self.kernel_floor(size, N, n, 64 * 1024, "WebSocket leg")}
 
-    def link_floor(self, size, n):
-        """The edge -> router hop's floor (linkfloor): the same n records of
-        size bytes, framed, through one loopback TCP connection and nothing
-        else; the least CPU of three runs (README, "The floors of a
+    def kernel_floor(self, size, n, conns, write_bytes, what):
+        """What the kernel costs to carry n records of size bytes over
+        conns loopback TCP connections, write_bytes a send (linkfloor): the
+        link's floor with one connection and the edge's 256 KiB writes, the
+        WebSocket leg's with a connection a client and the router's 64 KiB
+        batches. The least CPU of three runs (README, "The floors of a
         drain")."""
         runs = []
         for _ in range(3):
-            out = subprocess.run([self.bin["linkfloor"], "--size", str(size), "--count", str(n)],
+            out = subprocess.run([self.bin["linkfloor"], "--size", str(size), "--count", str(n),
+                                  "--conns", str(conns), "--write-bytes", str(write_bytes)],
                                  capture_output=True, text=True, timeout=120)
             if out.returncode == 0:
                 runs.append(json.loads(out.stdout))
@@ -1582,8 +1586,9 @@ class Bench:
             return None
         best = dict(min(runs, key=lambda r: r["cpu_us_per_record"]))
         best["trials_us"] = [round(r["cpu_us_per_record"], 2) for r in runs]
-        say("  link floor: %d records of %d B through one TCP connection, %.2f us of CPU a "
-            "record (runs %s)" % (n, size, best["cpu_us_per_record"], best["trials_us"]))
+        say("  %s floor: %d records of %d B through %d TCP connection(s), %d KiB a send, "
+            "%.2f us of CPU a record (runs %s)" % (what, n, size, conns, write_bytes // 1024,
+                                                   best["cpu_us_per_record"], best["trials_us"]))
         return best
 
     # d. an edge joins
@@ -1847,18 +1852,18 @@ def write_stages_md(res, path):
     say("wrote %s" % path)
 
 
-def floors_bound(drain, wsb):
+def floors_bound(drain):
     """The highest drain ratio any design with an edge and a router in two
     processes could reach on these cores (README, "The floors of a drain"):
-    it pays at least the Kafka floor (kfloor and the broker), the link's
-    floor (linkfloor) and the WebSocket floor (wsfloor batched and its
-    clients) for each record, where the floor pays the first alone. On
+    it pays at least the Kafka floor (kfloor and the broker) and what the
+    kernel costs to carry the bytes over the link and to the clients
+    (linkfloor), for each record, where the floor pays the first alone. On
     cores that are all busy the rates follow these sums."""
-    k, link, e = drain.get("kfloor"), drain.get("link"), drain.get("e2e")
-    if not (k and link and e and wsb and k.get("cpu_us_per_record_all")):
+    k, link, ws, e = drain.get("kfloor"), drain.get("link"), drain.get("ws"), drain.get("e2e")
+    if not (k and link and ws and e and k.get("cpu_us_per_record_all")):
         return None
-    k_us, l_us = k["cpu_us_per_record_all"], link["cpu_us_per_record"]
-    w_us = sum(wsb["cpu_s_per_M"].values())
+    k_us, l_us, w_us = (k["cpu_us_per_record_all"], link["cpu_us_per_record"],
+                        ws["cpu_us_per_record"])
     ratio = k_us / (k_us + l_us + w_us)
     reached = e["delivered_per_s"] / max(1, k["delivered_per_s"])
     return {"kafka_us": k_us, "link_us": l_us, "ws_us": w_us, "ratio": ratio,
