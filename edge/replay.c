@@ -211,19 +211,38 @@ static void offer(struct replay *rp, uint32_t p, uint8_t state, int64_t offset, 
 	}
 }
 
+/* A walk over the sessions of one partition in one replay state:
+ *	struct walk w = { 0 };
+ *	for (struct sub *x; (x = walk_next(rp, p, state, &w));)
+ * A session met may change state; none may be added or removed. */
+struct walk {
+	struct hnode *it;
+	size_t b;
+	bool started;
+};
+
+static struct sub *walk_next(struct replay *rp, uint32_t p, uint8_t state, struct walk *w)
+{
+	for (;;) {
+		w->it = w->started ? hmap_iter_next(&rp->subs->by_id, w->it, &w->b)
+				   : hmap_iter_first(&rp->subs->by_id, &w->b);
+		w->started = true;
+		if (!w->it)
+			return NULL;
+		struct sub *x = hmap_entry(w->it, struct sub, node);
+		if (x->partition == p && x->replay == state)
+			return x;
+	}
+}
+
 /* Sessions of partition p in state `from_state` move to `to_state`;
  * returns how many. */
 static size_t move_subs(struct replay *rp, uint32_t p, uint8_t from_state, uint8_t to_state)
 {
-	size_t n = 0, b;
-	for (struct hnode *it = hmap_iter_first(&rp->subs->by_id, &b); it;
-	     it = hmap_iter_next(&rp->subs->by_id, it, &b)) {
-		struct sub *x = hmap_entry(it, struct sub, node);
-		if (x->partition == p && x->replay == from_state) {
-			x->replay = to_state;
-			n++;
-		}
-	}
+	size_t n = 0;
+	struct walk w = { 0 };
+	for (struct sub *x; (x = walk_next(rp, p, from_state, &w)); n++)
+		x->replay = to_state;
 	return n;
 }
 
@@ -282,12 +301,8 @@ static void offer_tail(struct replay *rp, uint32_t p, struct replay_part *pt,
 static int64_t tail_owed(struct replay *rp, uint32_t p, const struct tail *t)
 {
 	int64_t from = -1;
-	size_t b;
-	for (struct hnode *it = hmap_iter_first(&rp->subs->by_id, &b); it;
-	     it = hmap_iter_next(&rp->subs->by_id, it, &b)) {
-		struct sub *x = hmap_entry(it, struct sub, node);
-		if (x->partition != p || x->replay != SUB_TAIL)
-			continue;
+	struct walk w = { 0 };
+	for (struct sub *x; (x = walk_next(rp, p, SUB_TAIL, &w));) {
 		if (!tail_covers(t, x->replay_next))
 			replay_start(rp, x, x->replay_next); /* from Kafka: not SUB_TAIL now */
 		else if (from < 0 || x->replay_next < from)
@@ -318,12 +333,8 @@ static void tail_pass(struct replay *rp, uint32_t p)
 		return;
 	for (size_t i = tail_find(t, from); i < t->count; i++)
 		offer_tail(rp, p, pt, tail_at(t, i));
-	size_t b;
-	for (struct hnode *it = hmap_iter_first(&rp->subs->by_id, &b); it;
-	     it = hmap_iter_next(&rp->subs->by_id, it, &b)) {
-		struct sub *x = hmap_entry(it, struct sub, node);
-		if (x->partition != p || x->replay != SUB_TAIL)
-			continue;
+	struct walk w = { 0 };
+	for (struct sub *x; (x = walk_next(rp, p, SUB_TAIL, &w));) {
 		if (!link_held(pt, x->pipe))
 			x->replay = SUB_LIVE;
 		else if (pt->tail_due < 0 || x->replay_next < pt->tail_due)
@@ -505,12 +516,8 @@ static void finish_job(struct replay *rp, struct replay_job *j, bool timed_out)
 	}
 	/* The job gave its sessions everything before `from` (or gave up on
 	 * it): each is owed from there on. */
-	size_t b;
-	for (struct hnode *it = hmap_iter_first(&rp->subs->by_id, &b); it;
-	     it = hmap_iter_next(&rp->subs->by_id, it, &b)) {
-		struct sub *x = hmap_entry(it, struct sub, node);
-		if (x->partition != j->partition || x->replay != SUB_JOB)
-			continue;
+	struct walk w = { 0 };
+	for (struct sub *x; (x = walk_next(rp, j->partition, SUB_JOB, &w));) {
 		if (from < 0) { /* gave up, and the tail holds nothing */
 			x->replay = SUB_LIVE;
 			continue;
