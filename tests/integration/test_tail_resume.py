@@ -2,7 +2,8 @@
 """Sessions that resume together from the edge's tail are paced, not cut off.
 
 20 keys with 4 kws.v1 sessions each (a user's tabs and devices) go away;
-300 records of 4 KiB a key go into Kafka meanwhile, and the edge keeps them
+300 records of 4 KiB a key go into Kafka meanwhile (80 on the mock
+cluster), and the edge keeps them
 in its tail (the shipped 64 MiB). The 80 sessions come back with their
 positions while the edge is stopped (SIGSTOP: a router restarted, its
 clients reconnected within a moment), so that the edge reads all 80 SUBs in
@@ -36,7 +37,11 @@ import harness as h
 PARTITIONS = 4
 KEYS = [f"tail-resume-{i}" for i in range(20)]
 FAN = 4  # sessions a key
-PER_KEY = 300  # 6,000 records of 4 KiB in the tail; 24,000 owed
+# 6,000 records of 4 KiB in the tail, 24,000 owed. librdkafka's mock cluster
+# keeps about 5 MiB a partition: there 1,600 in the tail and 6,400 owed (26
+# MB, past the 16 MiB mark but within the 64 MiB bound: the mock run shows
+# the pacing, under the sanitizers too; the real one that it is needed).
+PER_KEY = 300 if os.environ.get("KWS_KAFKA") == "real" else 80
 SIZE = 4096
 RATE = 16e6  # bytes a second from the edge to the router
 
