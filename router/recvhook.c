@@ -98,7 +98,10 @@ static ssize_t guard_take(struct recvhook *h, const void *buf, size_t got)
 	if (h->guard.failed)
 		return -1;
 	enum wsguard_verdict v;
+	uint64_t frames = h->guard.frames;
 	size_t take = wsguard_scan(&h->guard, buf, got, &v);
+	if (h->guard.frames != frames && h->on_frame)
+		h->on_frame(h->arg);
 	if (v == WSGUARD_UNMASKED && h->on_unmasked)
 		h->on_unmasked(h->arg);
 	return (ssize_t)take;

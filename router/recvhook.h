@@ -34,6 +34,11 @@ struct recvhook {
 	 * -1 (send() then fails with EAGAIN and lws keeps its bytes for the
 	 * next POLLOUT). */
 	int (*before_send)(void *arg);
+	/* Optional (set after recvhook_watch): called with arg when recv()
+	 * lets lws read the end of one or more of the client's frames: the
+	 * client is alive (any frame, an empty Pong too, which lws 4.1.6
+	 * reports to no callback). */
+	void (*on_frame)(void *arg);
 	void *arg;
 	int fd;
 };

@@ -157,6 +157,18 @@ static void ka_touch(struct router *r, struct conn *c)
 	list_append(&r->ka_idle, c);
 }
 
+/* recvhook's on_frame: a whole frame came from the client. The keepalive
+ * counts it here, where lws 4.1.6 would not report it: the answer to the
+ * router's empty Ping is an empty Pong, which lws passes to no callback
+ * (ops-ws.c: "PONG && !len: already_done"), so every idle client used to
+ * be hung up after two intervals. */
+static void client_frame_seen(void *arg)
+{
+	struct conn *c = arg;
+	if (c->wsi)
+		ka_touch(router_of(c->wsi), c);
+}
+
 void ws_keepalive_tick(struct router *r, int64_t now_ms)
 {
 	int64_t iv = r->cfg->ping_interval_s * 1000;
@@ -746,6 +758,7 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		c->direct =
 			recvhook_watch(&c->rxh, lws_get_socket_fd(wsi), client_unmasked, c) == 0;
 		c->rxh.before_send = ws_before_lws_send;
+		c->rxh.on_frame = client_frame_seen;
 		/* Not direct: with permessage-deflate (lws compresses), and
 		 * on TLS, where a write SSL_write could not finish must be
 		 * retried with the same bytes (OpenSSL), which a queue that a

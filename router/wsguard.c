@@ -35,7 +35,10 @@ size_t wsguard_scan(struct wsguard *g, const uint8_t *p, size_t len, enum wsguar
 			uint64_t k = len - i < g->left ? len - i : g->left;
 			g->left -= k;
 			i += (size_t)k;
-			if (!g->left && g->ping) {
+			if (g->left)
+				continue;
+			g->frames++;
+			if (g->ping) {
 				g->ping = false;
 				*v = WSGUARD_PING;
 				return i;
@@ -58,7 +61,10 @@ size_t wsguard_scan(struct wsguard *g, const uint8_t *p, size_t len, enum wsguar
 		}
 		if (g->need && g->hlen == g->need) {
 			header_done(g);
-			if (!g->left && g->ping) {
+			if (g->left)
+				continue;
+			g->frames++; /* no payload */
+			if (g->ping) {
 				g->ping = false;
 				*v = WSGUARD_PING;
 				return i;

@@ -22,6 +22,7 @@ struct wsguard {
 	uint64_t left;   /* payload bytes of the current frame still to come */
 	bool ping;       /* the current frame is a Ping */
 	bool failed;     /* an unmasked frame was seen: nothing more passes */
+	uint64_t frames; /* frames passed whole (their last byte returned) */
 };
 
 enum wsguard_verdict {

@@ -453,7 +453,24 @@ async def run(env):
     pings = got.count(b"\x89\x00")
     h.log(f"silent client: {pings} pings unanswered, closed after {time.monotonic() - t0:.1f}s")
     assert closed and time.monotonic() - t0 < 8
+    assert pings >= 1, f"no Ping seen before the hang-up: {got[-64:]!r}"
     case("idle client that ignores pings", 1, 0, "closed")
+
+    # A client that answers the pings (as browsers do, with empty Pongs)
+    # stays however long it is idle, and still gets its records. lws 4.1.6
+    # reports no empty Pong: until the router counted every whole frame from
+    # the client itself (recvhook), every idle client was hung up after two
+    # intervals (60 s by default).
+    answering = h.Collector(rping.ws_url, "answers-pings", framed=True)
+    await answering.connect()
+    await h.warm_up(env, [answering])
+    await asyncio.sleep(3.5)
+    env.produce("deliveries", ["answers-pings"], 3, tag="after-idle")
+    await h.wait_until(lambda: len(answering.records("after-idle")) == 3, 20,
+                       "records after 3.5 idle intervals")
+    assert answering.close_code is None and answering.connections == 1, answering.close_code
+    h.log("client answering pings: still connected after 3.5 s idle at --ping-interval-s 1, "
+          "then got its 3 records")
 
     auth = ["Authorization: Bearer " + token("attacker")]
     st, code = raw_session(r.port, auth, frame(0x2, b"x" * 4096))

@@ -76,6 +76,7 @@ START_TEST(many_frames_any_chunks)
 		ck_assert_int_eq(unmasked, 0);
 		ck_assert_uint_eq(g.left, 0);
 		ck_assert_uint_eq(g.hlen, 0);
+		ck_assert_uint_eq(g.frames, 304);
 	}
 }
 END_TEST
@@ -97,9 +98,27 @@ START_TEST(one_ping_per_read)
 	ck_assert_uint_eq(feed(&g2, b, n, sizeof b, &pings, &unmasked), n);
 	ck_assert_int_eq(pings, 10);
 	ck_assert_int_eq(unmasked, 0);
+	ck_assert_uint_eq(g2.frames, 12);
 	struct wsguard g3 = { 0 };
 	ck_assert_uint_eq(feed(&g3, b, n, 5, &pings, &unmasked), n);
 	ck_assert_int_eq(pings, 10);
+}
+END_TEST
+
+/* A frame counts once its last byte passed: the keepalive takes it as a
+ * sign of life (an empty Pong is 6 bytes of header alone). */
+START_TEST(frames_counted_at_their_end)
+{
+	uint8_t b[64];
+	size_t pong = put(b, 0, 0xA, 0, 1);
+	size_t n = put(b, pong, 2, 10, 1);
+	struct wsguard g = { 0 };
+	enum wsguard_verdict v;
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_uint_eq(wsguard_scan(&g, b + i, 1, &v), 1);
+		ck_assert_int_eq(v, WSGUARD_GO);
+		ck_assert_uint_eq(g.frames, i + 1 < pong ? 0 : i + 1 < n ? 1 : 2);
+	}
 }
 END_TEST
 
@@ -136,6 +155,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, many_frames_any_chunks);
 	tcase_add_test(tc, one_ping_per_read);
+	tcase_add_test(tc, frames_counted_at_their_end);
 	tcase_add_test(tc, unmasked_refused);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
