@@ -6,10 +6,21 @@ import os
 TARGETS = {
     "mem_ratio": 1.3, "e2e_ratio": 0.5, "ws_ratio": 0.8, "syscalls": 1.2,
     "hop_p99_ms": 1.0, "hop_p999_ms": 5.0,
+    "idle_cpu_ratio": 1.2,  # issue 13 item 1: CPU per record, most sessions / fewest
 }
 # Issue 13 item 2: the router+link hop (edge, link, router, WebSocket)'s p99 target by rate (records/s); the
 # rates not listed are judged against TARGETS["hop_p99_ms"].
 HOP_P99_MS_AT = {1000: 1.0, 5000: 2.0}
+
+
+def keepalive_window(records):
+    """What section a's busy window of `records` at 1,000/s holds of the
+    router's keepalive (a ping to each session every 30 s by default)."""
+    if records >= 30000:
+        return "over %d s, one keepalive interval: every session is pinged once" % (
+            records // 1000)
+    return ("over %d s, less than a keepalive interval: the pings of some sessions fall "
+            "in it, and at some session counts none" % (records // 1000))
 
 
 def hop_target(tgt, rate):
@@ -153,6 +164,17 @@ def summary_rows(res):
         r = mem["router"][-1]
         w = mem["wsfloor"][-1] if len(mem["wsfloor"]) == len(mem["router"]) else {}
         rb, wb = r["busy"], (w.get("busy") or {})
+        first = (mem["router"][0].get("busy") or {}).get("cpu_us_per_record")
+        if first and len(mem["router"]) > 1:
+            ratio = rb["cpu_us_per_record"] / first
+            rows.append(("CPU per record at 1,000 records/s, %d sessions connected against %d "
+                         "(router, %d records: %s)"
+                         % (r["sessions"], mem["router"][0]["sessions"], rb["records"],
+                            keepalive_window(rb["records"])),
+                         "%.0f µs" % rb["cpu_us_per_record"],
+                         "%.0f µs (%d sessions)" % (first, mem["router"][0]["sessions"]),
+                         "%.2fx" % ratio, "≤ %.1fx" % TARGETS["idle_cpu_ratio"],
+                         yes(ratio <= TARGETS["idle_cpu_ratio"])))
         rows.append(("CPU per record at 1,000 records/s with %d sessions connected"
                      % r["sessions"], "%.0f µs" % rb["cpu_us_per_record"],
                      f(wb.get("cpu_us_per_record"), "%.0f µs (wsfloor)"),
@@ -315,10 +337,14 @@ def section_memory(res, add):
                f(e["per_session_kb"] if e else None, "%.2f KiB")))
     if any(r.get("busy") for r in mem["router"]):
         add("")
-        add("The cost of a record with these sessions connected: 5,000 records at 1,000/s "
-            "(router: keyed over 1,000 of the sessions, through Kafka and the edge; wsfloor: "
-            "made by its 1 ms timer, round-robin over all its sessions). CPU of the router "
-            "(all threads) or wsfloor process, and its syscalls, per record:")
+        rrec = (mem["router"][0].get("busy") or {}).get("records")
+        wrec = (mem["wsfloor"][0].get("busy") or {}).get("records") if mem["wsfloor"] else None
+        add("The cost of a record with these sessions connected: %s records at 1,000/s on the "
+            "router (keyed over 1,000 of the sessions, through Kafka and the edge; %s), "
+            "%s on wsfloor (made by its 1 ms "
+            "timer, round-robin over all its sessions). CPU of the router (all threads) or "
+            "wsfloor process, and its syscalls, per record:"
+            % (f(rrec, "%d"), keepalive_window(rrec or 0), f(wrec, "%d")))
         add("")
         add("| sessions | router CPU per record | router syscalls per record | wsfloor CPU per "
             "record | wsfloor syscalls per record | ratio (CPU) |")

@@ -62,9 +62,15 @@ TARGETS = {
 # under this, and the producer kept its schedule.
 P99_LIMIT_MS = 1000
 # Section a also measures the cost of a record with N sessions connected:
-# BUSY_RECORDS records at BUSY_RATE/s.
+# BUSY_RECORDS records at BUSY_RATE/s. On the router they take one whole
+# keepalive interval (its default --ping-interval-s, 30 s), so every session
+# is pinged once in the window at every session count: a shorter window
+# caught the ping wave of some sessions at one count and none at another
+# (0.95x-1.25x of the same build). wsfloor pings no one: WSFLOOR_BUSY_RECORDS.
 BUSY_RATE = 1000
-BUSY_RECORDS = 5000
+PING_INTERVAL_S = 30
+BUSY_RECORDS = BUSY_RATE * PING_INTERVAL_S
+WSFLOOR_BUSY_RECORDS = 5000
 # "Unmoved partitions do not pause": their clients' longest gap while an edge
 # joins is at most this much over their longest gap in a control window.
 PAUSE_SLACK_MS = 100
@@ -712,28 +718,28 @@ class Bench:
 
     def busy_wsfloor(self, n):
         """The same for wsfloor: a fresh one holding n sessions makes
-        BUSY_RECORDS records at BUSY_RATE/s, round-robin over them."""
+        WSFLOOR_BUSY_RECORDS records at BUSY_RATE/s, round-robin over them."""
         w = self.start_wsfloor("wsfloor-busy-%d" % n,
-                               ["--rate", BUSY_RATE, "--total", BUSY_RECORDS, "--size", 100,
+                               ["--rate", BUSY_RATE, "--total", WSFLOOR_BUSY_RECORDS, "--size", 100,
                                 "--start-sessions", n, "--start-delay-ms", 1500])
         # Slower than the usual 5,000 connects/s: bare lws handshakes through
         # its small header pool, and loadgen's retries of handshakes that
         # time out leave wsfloor holding orphans until it runs out of files.
         lg = self.loadgen("lg-busy-%d" % n, w.ws_url, n, 0,
                           ["--duration-s", 300, "--connect-rate", 1000])
-        res = {"records": BUSY_RECORDS, "cpu_s": None, "cpu_us_per_record": None,
+        res = {"records": WSFLOOR_BUSY_RECORDS, "cpu_s": None, "cpu_us_per_record": None,
                "syscalls_per_record": None}
         try:
             w.wait_for(r"^START", 90)
             sc = SyscallCounter(self, w.pid, self.sc_tool)
             sc.start()
             c0 = cpu_s(w.pid)
-            w.wait_for(r"^DONE", BUSY_RECORDS / BUSY_RATE + 60)
+            w.wait_for(r"^DONE", WSFLOOR_BUSY_RECORDS / BUSY_RATE + 60)
             time.sleep(1.0)
             c1 = cpu_s(w.pid)
             scr = sc.stop()
-            res.update(cpu_s=c1 - c0, cpu_us_per_record=(c1 - c0) / BUSY_RECORDS * 1e6,
-                       syscalls_per_record=scr["total"] / BUSY_RECORDS if scr else None)
+            res.update(cpu_s=c1 - c0, cpu_us_per_record=(c1 - c0) / WSFLOOR_BUSY_RECORDS * 1e6,
+                       syscalls_per_record=scr["total"] / WSFLOOR_BUSY_RECORDS if scr else None)
         except RuntimeError as e:
             say("  wsfloor busy: %s" % e)
         lg.stop(signal.SIGTERM, 20)
