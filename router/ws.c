@@ -169,6 +169,33 @@ static void client_frame_seen(void *arg)
 		ka_touch(router_of(c->wsi), c);
 }
 
+/* Writes an empty Ping straight to a direct session's socket, as ws_flush
+ * writes records, when no frame (ours or lws's) is cut on the wire; returns
+ * whether it went (or the connection failed). Through lws (POLLOUT on, the
+ * writeable callback, lws_write, POLLOUT off) a Ping and its Pong cost the
+ * router about 7 system calls and 30 µs (bench section a, 18,000 sessions
+ * pinged once each in its window). */
+static bool ping_direct(struct conn *c)
+{
+	struct lws *wsi = c->wsi;
+	if (!c->direct || !c->s || c->s->qsent || c->close_code || c->ka_hangup ||
+	    c->write_failed || lws_partial_buffered(wsi) || lws_get_close_length(wsi) > 0)
+		return false;
+	static const unsigned char ping[2] = { 0x80 | WSFRAME_PING, 0 };
+	struct iovec iov = { (void *)ping, sizeof ping };
+	ssize_t n = ws_sock_writev(c, &iov, 1);
+	if (n == 1) { /* the send buffer took one byte: the other now, or fail */
+		iov.iov_base = (void *)(ping + 1);
+		iov.iov_len = 1;
+		if (ws_sock_writev(c, &iov, 1) != 1) {
+			c->write_failed = true; /* half a Ping is on the wire */
+			lws_callback_on_writable(wsi);
+		}
+		return true;
+	}
+	return n == 2;
+}
+
 void ws_keepalive_tick(struct router *r, int64_t now_ms)
 {
 	int64_t iv = r->cfg->ping_interval_s * 1000;
@@ -178,6 +205,8 @@ void ws_keepalive_tick(struct router *r, int64_t now_ms)
 	while ((c = r->ka_idle.head) && now_ms - c->ka_alive_ms >= iv) {
 		list_unlink(c);
 		list_append(&r->ka_pinged, c);
+		if (ping_direct(c))
+			continue;
 		c->ka_ping_due = true;
 		lws_callback_on_writable(c->wsi);
 	}

@@ -14,6 +14,7 @@
 #define WSFRAME_TEXT 0x1
 #define WSFRAME_BINARY 0x2
 #define WSFRAME_CLOSE 0x8 /* payload: code (2 bytes, big-endian), reason; at most 125 */
+#define WSFRAME_PING 0x9
 /* The longest header wsframe_header writes. */
 #define WSFRAME_MAX_HEADER 10
 
